@@ -1,0 +1,1 @@
+"""Allervers composition root: settings, database, runtime, web app, command line."""

@@ -1,0 +1,7 @@
+"""Imports every model module so that Base.metadata knows all tables (Alembic, tests)."""
+
+from allervers.database import Base
+from conversations import models as conversations_models  # noqa: F401
+from handoff import models as handoff_models  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,66 @@
+"""Settings: the only module that reads the environment (prefix ALLERVERS_)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALLERVERS_", env_file=".env", extra="ignore")
+
+    # Storage and infrastructure
+    database_url: str = "sqlite+aiosqlite:///./var/allervers.db"
+    redis_url: str | None = None
+    media_dir: Path = Path("./var/media")
+
+    # Web
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
+    secure_cookies: bool = False
+
+    # Organisation that receives contacts when a channel does not name one
+    default_organisation: str = "demo"
+    seed_demo: bool = True
+    demo_worker_email: str = "camille@demo.allervers.fr"
+    demo_worker_password: str = "allervers-demo"
+    demo_admin_email: str = "admin@demo.allervers.fr"
+
+    # Privacy
+    retention_days: int = 180
+
+    # Telegram
+    telegram_bot_token: str | None = None
+    telegram_webhook_secret: str | None = None
+    telegram_api_base: str = "https://api.telegram.org"
+
+    # WhatsApp Cloud API
+    whatsapp_app_secret: str | None = None
+    whatsapp_verify_token: str | None = None
+    whatsapp_access_token: str | None = None
+    whatsapp_graph_api_base: str = "https://graph.facebook.com/v21.0"
+    whatsapp_phone_number_id: str | None = None
+
+    # Delivery
+    delivery_max_attempts: int = 6
+    delivery_base_backoff: float = 0.5
+
+    # Rights estimator: "openfisca" (real) or "off"
+    rights_backend: str = "openfisca"
+    rights_batch_window_ms: int = 30
+
+    # Directory
+    directory_autoload: bool = True
+
+    # Limits
+    max_text_length: int = 4096
+    max_media_bytes: int = 16 * 1024 * 1024
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Channel adapters: translate platform HTTP to and from InboundMessage / OutboundMessage. No database."""

@@ -1,0 +1,1 @@
+"""Contacts, conversations, messages and events; the inbound and outbound paths."""

@@ -1,0 +1,1 @@
+"""Handoff to a named human worker: organisations, workers, routing, transitions, inbox."""
