@@ -1,0 +1,306 @@
+"""The flow engine: pure functions (flows, state, input) -> Turn(events, new state).
+
+No database, no HTTP. Slow or outside knowledge (OpenFisca, the directory) is asked for with an
+ActionRequested event; the runtime runs the action and calls `resume_action` with its result.
+Synchronous lookups that are pure enough (commune names) are injected as `resolvers`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from flows.definition import SANDBOX, Flow, Step
+from flows.inputs import match_choice, parse_number, parse_yes_no
+
+MAX_STEPS_PER_TURN = 200
+MAX_REASKS = 3
+
+
+# Events of a turn (past tense, like the stored events they become).
+@dataclass(frozen=True)
+class Said:
+    text: str
+    choices: tuple[tuple[str, str], ...] = ()
+    request_location: bool = False
+
+
+@dataclass(frozen=True)
+class AnswerSaved:
+    key: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class ActionRequested:
+    name: str
+    args: dict
+
+
+@dataclass(frozen=True)
+class HandoffRequested:
+    reason: str
+
+
+@dataclass(frozen=True)
+class FlowEnded:
+    flow: str
+
+
+@dataclass(frozen=True)
+class FlowStarted:
+    flow: str
+
+
+@dataclass
+class Turn:
+    events: list = field(default_factory=list)
+    state: dict = field(default_factory=dict)
+
+    def said(self) -> list[Said]:
+        return [event for event in self.events if isinstance(event, Said)]
+
+
+@dataclass(frozen=True)
+class Input:
+    """What the person sent, reduced to what flows understand."""
+
+    text: str | None = None
+    choice: str | None = None
+    location: tuple[float, float] | None = None
+
+
+# A resolver turns free text into candidates: list of {"value": ..., "label": ...} dicts.
+Resolver = Callable[[str], list[dict]]
+LocationResolver = Callable[[float, float], dict | None]
+
+
+def render(text, answers: dict, locale: str = "fr", extra: dict | None = None) -> str:
+    if isinstance(text, dict):
+        text = text.get(locale) or text["fr"]
+    context = {"answers": answers, **answers, **(extra or {})}
+    return SANDBOX.from_string(text).render(context).strip()
+
+
+def evaluate(expression: str, answers: dict) -> Any:
+    return SANDBOX.compile_expression(expression, undefined_to_none=True)(answers=answers, **answers)
+
+
+class Engine:
+    def __init__(
+        self,
+        flows: dict[str, Flow],
+        resolvers: dict[str, Resolver] | None = None,
+        locate: LocationResolver | None = None,
+    ):
+        self.flows = flows
+        self.resolvers = resolvers or {}
+        self.locate = locate
+
+    # Entry points -----------------------------------------------------------------------------
+    def start(self, flow_id: str, answers: dict | None = None, locale: str = "fr",
+              context: dict | None = None) -> Turn:
+        """Start a flow. `context` holds constants the texts may show (organisation, retention)."""
+        state = {"flow": flow_id, "step": self.flows[flow_id].start, "answers": dict(answers or {}),
+                 "waiting": None, "choices": [], "reasks": 0, "locale": locale, "context": context or {}}
+        turn = Turn(events=[FlowStarted(flow_id)], state=state)
+        self._run(turn)
+        return turn
+
+    def resume(self, state: dict, given: Input) -> Turn:
+        """Continue a flow waiting for an answer with what the person sent."""
+        turn = Turn(state=copy.deepcopy(state))
+        if turn.state.get("waiting") != "input":
+            return turn
+        step = self._step(turn.state)
+        accepted = self._accept(turn, step, given)
+        if accepted:
+            turn.state["waiting"] = None
+            turn.state["reasks"] = 0
+            self._follow(turn, step, accepted[0])
+            self._run(turn)
+        return turn
+
+    def resume_action(self, state: dict, result: Any) -> Turn:
+        """Continue a flow after the runtime ran the action it asked for."""
+        turn = Turn(state=copy.deepcopy(state))
+        if turn.state.get("waiting") != "action":
+            return turn
+        step = self._step(turn.state)
+        turn.state["waiting"] = None
+        if step.save:
+            self._save(turn, step.save, result)
+        self._follow(turn, step, None)
+        self._run(turn)
+        return turn
+
+    def current_choices(self, state: dict) -> list[tuple[str, str]]:
+        return [tuple(choice) for choice in state.get("choices") or []]
+
+    # Internals --------------------------------------------------------------------------------
+    def _step(self, state: dict) -> Step:
+        return self.flows[state["flow"]].steps[state["step"]]
+
+    def _say(self, turn: Turn, text, *, choices=(), request_location=False) -> None:
+        rendered = render(text, turn.state["answers"], turn.state.get("locale", "fr"), turn.state.get("context"))
+        if rendered or choices:
+            turn.events.append(Said(rendered, tuple(choices), request_location))
+
+    def _save(self, turn: Turn, key: str, value: Any) -> None:
+        turn.state["answers"][key] = value
+        turn.events.append(AnswerSaved(key, value))
+
+    def _goto(self, turn: Turn, target: str) -> None:
+        if target.startswith("@"):
+            flow_id = target[1:]
+            turn.state["flow"] = flow_id
+            turn.state["step"] = self.flows[flow_id].start
+            turn.events.append(FlowStarted(flow_id))
+        else:
+            turn.state["step"] = target
+
+    def _follow(self, turn: Turn, step: Step, answer_value: Any) -> None:
+        target = step.next
+        if isinstance(target, dict):
+            key = str(answer_value).lower() if isinstance(answer_value, bool) else str(answer_value)
+            key = {"true": "oui", "false": "non"}.get(key, key)
+            target = target.get(key) or target.get("default")
+        if target is None:
+            turn.state["step"] = None
+            turn.state["waiting"] = "done"
+            turn.events.append(FlowEnded(turn.state["flow"]))
+            return
+        self._goto(turn, target)
+
+    def _run(self, turn: Turn) -> None:
+        for _ in range(MAX_STEPS_PER_TURN):
+            if turn.state.get("waiting") or turn.state.get("step") is None:
+                return
+            step = self._step(turn.state)
+            answers = turn.state["answers"]
+            if step.when and not evaluate(step.when, answers):
+                self._goto(turn, step.skip or (step.next if isinstance(step.next, str) else step.else_))
+                continue
+            kind = step.kind
+            if kind == "say":
+                self._say(turn, step.say)
+                self._goto(turn, step.next)
+            elif kind == "set":
+                for key, expression in step.set.items():
+                    value = evaluate(expression, answers) if isinstance(expression, str) else expression
+                    self._save(turn, key, value)
+                self._goto(turn, step.next)
+            elif kind == "branch":
+                target = next((case.next for case in step.branch if evaluate(case.when, answers)), step.else_)
+                self._goto(turn, target)
+            elif kind == "ask":
+                self._ask(turn, step)
+                return
+            elif kind == "call":
+                if step.message:
+                    self._say(turn, step.message)
+                args = {k: evaluate(v, answers) if isinstance(v, str) else v for k, v in step.args.items()}
+                turn.state["waiting"] = "action"
+                turn.events.append(ActionRequested(step.call, args))
+                return
+            elif kind == "handoff":
+                if step.message:
+                    self._say(turn, step.message)
+                turn.events.append(HandoffRequested(step.handoff))
+                turn.state["waiting"] = "done"
+                turn.events.append(FlowEnded(turn.state["flow"]))
+                return
+            elif kind == "end":
+                self._say(turn, step.end)
+                turn.state["waiting"] = "done"
+                turn.events.append(FlowEnded(turn.state["flow"]))
+                return
+        raise RuntimeError(f"flow {turn.state['flow']!r} ran {MAX_STEPS_PER_TURN} steps without waiting")
+
+    def _ask(self, turn: Turn, step: Step, choices: list[tuple[str, str]] | None = None, text=None) -> None:
+        locale = turn.state.get("locale", "fr")
+        answers = turn.state["answers"]
+        if choices is None:
+            choices = [(b.value, render(b.label, answers, locale, turn.state.get("context"))) for b in step.buttons]
+        turn.state["choices"] = [list(c) for c in choices]
+        turn.state["waiting"] = "input"
+        self._say(turn, text if text is not None else step.ask, choices=choices,
+                  request_location=step.input in ("location", "place"))
+
+    def _reask(self, turn: Turn, step: Step, problem: str | None = None) -> None:
+        """Say kindly what is expected and ask again (keeping the same choices)."""
+        turn.state["reasks"] = turn.state.get("reasks", 0) + 1
+        locale = turn.state.get("locale", "fr")
+        message = render(step.error, turn.state["answers"], locale) if step.error else problem
+        choices = self.current_choices(turn.state)
+        if turn.state["reasks"] > MAX_REASKS and choices:
+            message = (message or "") + "\n👉 Touchez un des boutons ci-dessous."
+        turn.events.append(Said((message or "Je n'ai pas compris.").strip(), tuple(choices),
+                                step.input in ("location", "place")))
+
+    def _accept(self, turn: Turn, step: Step, given: Input) -> tuple[Any] | None:
+        """Validate and save an answer; re-ask and return None when it does not fit."""
+        kind = step.input
+        choices = self.current_choices(turn.state)
+        value: Any = None
+        if kind in ("buttons", "yesno") or (choices and kind in ("commune", "place") and turn.state.get("candidates")):
+            if given.choice is not None and any(given.choice == c[0] for c in choices):
+                value = given.choice
+            elif given.text:
+                value = match_choice(given.text, choices)
+                if value is None and kind == "yesno":
+                    yes_no = parse_yes_no(given.text)
+                    value = None if yes_no is None else ("oui" if yes_no else "non")
+            if value is None and kind in ("commune", "place") and given.text:
+                turn.state.pop("candidates", None)  # another commune typed: resolve it afresh
+                return self._accept(turn, step, given)
+            if value is None:
+                self._reask(turn, step, "Choisissez une réponse avec les boutons 👇")
+                return None
+            if kind in ("commune", "place"):
+                value = next(c for c in turn.state["candidates"] if c["value"] == value)
+                turn.state.pop("candidates", None)
+            self._save(turn, step.save, value)
+            return (value if not isinstance(value, dict) else value.get("value"),)
+        if kind == "text":
+            if not given.text:
+                self._reask(turn, step, "Écrivez votre réponse en quelques mots ✍️")
+                return None
+            value = given.text.strip()
+        elif kind == "number":
+            number = parse_number(given.text or given.choice or "")
+            if number is None:
+                self._reask(turn, step, "J'attends un nombre, par exemple 450 🔢")
+                return None
+            if (step.min is not None and number < step.min) or (step.max is not None and number > step.max):
+                self._reask(turn, step, "Ce nombre me semble impossible. Pouvez-vous vérifier ? 🔢")
+                return None
+            value = int(number) if float(number).is_integer() else number
+        elif kind in ("commune", "place", "location"):
+            if given.location is not None:
+                place = self.locate(*given.location) if self.locate else None
+                if place is None and kind != "location":
+                    self._reask(turn, step, "Je ne trouve pas de commune près de cette position. "
+                                            "Écrivez votre code postal ou le nom de votre commune 📍")
+                    return None
+                value = place or {"value": "position", "label": "votre position"}
+                value = {**value, "latitude": given.location[0], "longitude": given.location[1]}
+            elif given.text and "commune" in self.resolvers:
+                candidates = self.resolvers["commune"](given.text)
+                if not candidates:
+                    self._reask(turn, step, "Je ne connais pas cette commune. Écrivez le code postal, "
+                                            "par exemple 44400 📍")
+                    return None
+                if len(candidates) > 1:
+                    turn.state["candidates"] = candidates
+                    turn.state["reasks"] = 0
+                    self._ask(turn, step, choices=[(c["value"], c["label"]) for c in candidates[:10]],
+                              text="Laquelle de ces communes ? 👇")
+                    return None
+                value = candidates[0]
+            else:
+                self._reask(turn, step, "Écrivez votre code postal ou le nom de votre commune 📍")
+                return None
+        self._save(turn, step.save, value)
+        return (value.get("value") if isinstance(value, dict) else value,)

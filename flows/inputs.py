@@ -1,0 +1,64 @@
+"""Understanding what a person typed: normalising, numbers, yes/no, button titles. Pure functions."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from rapidfuzz import fuzz, process
+
+
+def normalise(text: str) -> str:
+    """Lower case, no accents, punctuation as spaces, single spaces: 'Rezé !' -> 'reze'."""
+    text = unicodedata.normalize("NFKD", text.casefold())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = re.sub(r"[^\w/]+", " ", text)
+    return " ".join(text.split())
+
+
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
+
+
+def parse_number(text: str) -> float | None:
+    """'1 200 €', '1200,50', '500e', '-3' -> a number; None when there is none or several."""
+    compact = re.sub(r"(?<=\d)[\s\u202f\u00a0.](?=\d{3}\b)", "", text.strip())
+    found = _NUMBER.findall(compact)
+    if len(found) != 1:
+        return None
+    return float(found[0].replace(",", "."))
+
+
+YES = {"oui", "o", "ouais", "yes", "y", "ok", "d accord", "daccord", "bien sur", "exact", "si"}
+NO = {"non", "n", "no", "nan", "pas du tout", "jamais", "aucun", "aucune"}
+
+
+def parse_yes_no(text: str) -> bool | None:
+    norm = normalise(text)
+    if norm in YES:
+        return True
+    if norm in NO:
+        return False
+    return None
+
+
+def strip_emoji(text: str) -> str:
+    return "".join(c for c in text if unicodedata.category(c)[0] in "LNZP" or c in "'-").strip()
+
+
+def match_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
+    """The value of the choice a person meant: its number, its value, or its title (typos tolerated)."""
+    norm = normalise(text)
+    if not norm or not choices:
+        return None
+    if norm.isdigit() and 1 <= int(norm) <= len(choices):
+        return choices[int(norm) - 1][0]
+    titles = {normalise(strip_emoji(title)): value for value, title in choices}
+    values = {normalise(value): value for value, _ in choices}
+    if norm in titles:
+        return titles[norm]
+    if norm in values:
+        return values[norm]
+    best = process.extractOne(norm, list(titles), scorer=fuzz.WRatio, score_cutoff=86)
+    if best is not None:
+        return titles[best[0]]
+    return None

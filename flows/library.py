@@ -1,0 +1,80 @@
+"""The set of flows in use: loaded from YAML files, validated as a whole, swapped atomically.
+
+An invalid file is refused with an error naming the file, the step and the problem; the previous
+valid set stays in use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flows.definition import Flow, FlowError, check_flow, load_flow_file
+
+DEFINITIONS = Path(__file__).parent / "definitions"
+REQUIRED = ("welcome", "menu", "talk")
+
+
+@dataclass
+class FlowLibrary:
+    flows: dict[str, Flow] = field(default_factory=dict)
+    revision: str = ""
+    actions: set[str] = field(default_factory=set)
+
+    def load(self, directory: Path = DEFINITIONS) -> list[str]:
+        """(Re)load every *.yaml of `directory`. Returns errors; on any error nothing changes."""
+        paths = sorted(directory.glob("*.yaml"))
+        flows, errors = load_set(paths, self.actions or None)
+        if errors:
+            return errors
+        self.flows = flows
+        self.revision = hashlib.sha256(
+            b"".join(p.read_bytes() for p in paths)
+        ).hexdigest()[:12]
+        return []
+
+    def menu_flows(self) -> list[Flow]:
+        return [flow for flow in self.flows.values() if flow.menu_label]
+
+
+def load_set(paths: list[Path], actions: set[str] | None = None) -> tuple[dict[str, Flow], list[str]]:
+    flows: dict[str, Flow] = {}
+    files: dict[str, str] = {}
+    errors: list[str] = []
+    for path in paths:
+        try:
+            flow = load_flow_file(path)
+        except FlowError as error:
+            errors.append(str(error))
+            continue
+        if flow.flow in flows:
+            errors.append(f"{path.name}: flow id {flow.flow!r} is already used by {files[flow.flow]}")
+            continue
+        flows[flow.flow] = flow
+        files[flow.flow] = path.name
+    if errors:
+        return flows, errors
+    errors = [f"the flow {name!r} is required but missing" for name in REQUIRED if name not in flows]
+    for flow_id, flow in flows.items():
+        try:
+            check_flow(flow, set(flows), actions)
+        except FlowError as error:
+            errors.append(f"{files[flow_id]}: {error}")
+    return flows, errors
+
+
+def check_files(files: list[str]) -> int:
+    """`allervers check-flows [FILE...]`: print problems, exit 1 if any."""
+    if files:
+        paths = [Path(f) for f in files]
+        shipped = [p for p in sorted(DEFINITIONS.glob("*.yaml")) if p.name not in {q.name for q in paths}]
+        paths = shipped + paths
+    else:
+        paths = sorted(DEFINITIONS.glob("*.yaml"))
+    _, errors = load_set(paths)
+    for error in errors:
+        print(f"error: {error}")
+    if not errors:
+        print(f"{len(paths)} flow files are valid")
+    return 1 if errors else 0
