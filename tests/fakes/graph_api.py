@@ -1,0 +1,327 @@
+"""A fake WhatsApp Cloud (Graph) API on loopback HTTP, for tests that never reach Meta.
+
+    with FakeGraphApi(access_token="tok") as graph:          # or: async with FakeGraphApi() as graph:
+        channel = WhatsAppChannel(..., graph_base=graph.base_url, phone_number_id=graph.PHONE_NUMBER_ID)
+        ...
+        await graph.wait_for(lambda g: len(g.requests_for("33639980001")) == 1)
+
+Routes (under /v21.0, like the real base URL):
+    POST /{phone_number_id}/messages   records the JSON body; answers a wamid.<n> (or an injected failure)
+    POST /{phone_number_id}/media      multipart upload (messaging_product, type, file); answers an id
+    GET  /{media_id}                   media metadata with a download url pointing back to this fake
+    GET  /media-download/{media_id}    (outside /v21.0, like Meta's lookaside host) the bytes
+Bodies are checked against Meta's documented limits (3 buttons of 20 characters, 10 list rows of 24,
+1024-character interactive bodies, 4096-character texts): a violation answers 400 with code 131009.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+VERSION = "v21.0"
+
+
+def sign(body: bytes, app_secret: str) -> str:
+    """The X-Hub-Signature-256 header value Meta would send for this raw body."""
+    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def graph_error(code: int, message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": {
+                "message": message,
+                "type": "OAuthException",
+                "code": code,
+                "error_data": {"messaging_product": "whatsapp", "details": message},
+                "fbtrace_id": "AFakeTraceId",
+            }
+        },
+        status_code=status,
+    )
+
+
+FAILURES: dict[str | int, tuple[int, int | None, str]] = {
+    # kind -> (HTTP status, Graph error code, message)
+    429: (429, 130429, "(#130429) Rate limit hit"),
+    500: (500, 131000, "(#131000) Something went wrong"),
+    131047: (400, 131047, "(#131047) Re-engagement message"),
+    130429: (400, 130429, "(#130429) Rate limit hit"),
+    131056: (400, 131056, "(#131056) (Business Account, Consumer Account) pair rate limit hit"),
+    131026: (400, 131026, "(#131026) Message undeliverable"),
+}
+
+
+@dataclass
+class Recorded:
+    phone_number_id: str
+    body: dict[str, Any]
+    at: float  # time.monotonic() when received
+    authorization: str | None
+
+
+@dataclass
+class Upload:
+    phone_number_id: str
+    media_id: str
+    content_type: str
+    filename: str
+    content: bytes
+    form: dict[str, str] = field(default_factory=dict)
+
+
+class FakeGraphApi:
+    PHONE_NUMBER_ID = "100000000000001"
+    OTHER_PHONE_NUMBER_ID = "100000000000002"
+
+    def __init__(self, access_token: str | None = "test-access-token"):
+        self.access_token = access_token
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.reset()
+        self.app = self._build_app()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # ---- state and helpers -------------------------------------------------------------------
+
+    def reset(self) -> None:
+        with self._lock:
+            self.messages: list[Recorded] = []  # accepted /messages calls
+            self.uploads: list[Upload] = []
+            self.media: dict[str, tuple[bytes, str]] = {}  # media id -> (content, mime type)
+            self.attempts = 0  # every /messages call, failed ones included
+            self._failures: deque[tuple[str, str | int, float | None]] = deque()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{VERSION}"
+
+    def fail_next(
+        self, kind: str | int, times: int = 1, *, retry_after: float | None = None, endpoint: str = "messages"
+    ) -> None:
+        """The next `times` calls to `endpoint` ("messages", "media", "fetch") fail with `kind`:
+        429, 500, 131047, 130429, 131056 or 131026 (see FAILURES)."""
+        assert kind in FAILURES, kind
+        with self._lock:
+            self._failures.extend([(endpoint, kind, retry_after)] * times)
+
+    def add_media(self, content: bytes, mime_type: str = "audio/ogg; codecs=opus") -> str:
+        """Store media a person 'sent', to be fetched by id; returns the media id."""
+        media_id = f"{next(self._ids)}000000000001"
+        with self._lock:
+            self.media[media_id] = (content, mime_type)
+        return media_id
+
+    def requests_for(self, phone: str) -> list[dict[str, Any]]:
+        """JSON bodies of accepted /messages calls addressed to `phone`, oldest first."""
+        with self._lock:
+            return [r.body for r in self.messages if r.body.get("to") == phone]
+
+    def sent_from(self, phone_number_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r.body for r in self.messages if r.phone_number_id == phone_number_id]
+
+    async def wait_for(self, predicate: Callable[[FakeGraphApi], bool], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            if time.monotonic() > deadline:
+                raise TimeoutError("fake Graph API: condition not met in time")
+            await asyncio.sleep(0.01)
+
+    def wait_for_sync(self, predicate: Callable[[FakeGraphApi], bool], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            if time.monotonic() > deadline:
+                raise TimeoutError("fake Graph API: condition not met in time")
+            time.sleep(0.01)
+
+    # ---- the HTTP app ------------------------------------------------------------------------
+
+    def _take_failure(self, endpoint: str) -> JSONResponse | None:
+        with self._lock:
+            if not self._failures or self._failures[0][0] != endpoint:
+                return None
+            _, kind, retry_after = self._failures.popleft()
+        status, code, message = FAILURES[kind]
+        response = graph_error(code, message, status)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    def _authorized(self, request: Request) -> bool:
+        return self.access_token is None or request.headers.get("authorization") == f"Bearer {self.access_token}"
+
+    def _build_app(self) -> FastAPI:
+        app = FastAPI()
+        unauthorized = lambda: graph_error(190, "Invalid OAuth access token", 401)  # noqa: E731
+
+        @app.post(f"/{VERSION}/{{phone_number_id}}/messages")
+        async def messages(phone_number_id: str, request: Request):
+            with self._lock:
+                self.attempts += 1
+            if not self._authorized(request):
+                return unauthorized()
+            if failure := self._take_failure("messages"):
+                return failure
+            try:
+                body = await request.json()
+            except ValueError:
+                return graph_error(100, "Invalid JSON")
+            if problem := check_message(body):
+                return graph_error(131009, f"(#131009) Parameter value is not valid: {problem}")
+            with self._lock:
+                self.messages.append(
+                    Recorded(phone_number_id, body, time.monotonic(), request.headers.get("authorization"))
+                )
+                wamid = f"wamid.{next(self._ids)}"
+            return {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "messages": [{"id": wamid}],
+            }
+
+        @app.post(f"/{VERSION}/{{phone_number_id}}/media")
+        async def upload(phone_number_id: str, request: Request):
+            if not self._authorized(request):
+                return unauthorized()
+            if failure := self._take_failure("media"):
+                return failure
+            form = await request.form()
+            file = form.get("file")
+            if form.get("messaging_product") != "whatsapp" or file is None or isinstance(file, str):
+                return graph_error(100, "(#100) The parameter messaging_product and file are required")
+            content = await file.read()
+            content_type = str(form.get("type") or file.content_type)
+            media_id = f"{next(self._ids)}000000000001"
+            with self._lock:
+                self.media[media_id] = (content, content_type)
+                self.uploads.append(
+                    Upload(
+                        phone_number_id, media_id, content_type, file.filename or "", content,
+                        {k: v for k, v in form.items() if isinstance(v, str)},
+                    )
+                )
+            return {"id": media_id}
+
+        @app.get("/media-download/{media_id}")
+        async def download(media_id: str, request: Request):
+            if not self._authorized(request):
+                return Response(status_code=401)
+            if failure := self._take_failure("download"):
+                return failure
+            if media_id not in self.media:
+                return Response(status_code=404)
+            content, mime_type = self.media[media_id]
+            return Response(content, media_type=mime_type.split(";")[0])
+
+        @app.get(f"/{VERSION}/{{media_id}}")
+        async def media_info(media_id: str, request: Request):
+            if not self._authorized(request):
+                return unauthorized()
+            if failure := self._take_failure("fetch"):
+                return failure
+            if media_id not in self.media:
+                return graph_error(100, "(#100) Unsupported get request", 400)
+            content, mime_type = self.media[media_id]
+            return {
+                "messaging_product": "whatsapp",
+                "url": f"http://127.0.0.1:{self.port}/media-download/{media_id}",
+                "mime_type": mime_type,
+                "sha256": hashlib.sha256(content).hexdigest(),
+                "file_size": len(content),
+                "id": media_id,
+            }
+
+        return app
+
+    # ---- running: background thread (sync or async context manager) ---------------------------
+
+    def start(self) -> FakeGraphApi:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", loop="asyncio")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("fake Graph API did not start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeGraphApi:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> FakeGraphApi:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.stop)
+
+
+def check_message(body: Any) -> str | None:
+    """What Meta would refuse in a /messages body (a subset of its documented limits)."""
+    if not isinstance(body, dict) or body.get("messaging_product") != "whatsapp" or not body.get("to"):
+        return "messaging_product and to are required"
+    kind = body.get("type", "text")
+    part = body.get(kind)
+    if not isinstance(part, dict):
+        return f"{kind} object missing"
+    if kind == "text":
+        text = part.get("body")
+        return None if isinstance(text, str) and 0 < len(text) <= 4096 else "text.body empty or over 4096"
+    if kind == "template":
+        return None if part.get("name") and part.get("language", {}).get("code") else "template name/language"
+    if kind in ("audio", "image", "document", "video", "sticker"):
+        return None if part.get("id") or part.get("link") else "media id or link required"
+    if kind != "interactive":
+        return f"unexpected type {kind}"
+    body_text = part.get("body", {}).get("text", "")
+    if not 0 < len(body_text) <= 1024:
+        return "interactive body over 1024"
+    action = part.get("action", {})
+    if part.get("type") == "button":
+        buttons = action.get("buttons", [])
+        titles = [b["reply"]["title"] for b in buttons]
+        if not 1 <= len(buttons) <= 3 or any(not 0 < len(t) <= 20 for t in titles) or len(set(titles)) < len(titles):
+            return "1-3 buttons with unique titles of at most 20 characters"
+    elif part.get("type") == "list":
+        rows = [r for s in action.get("sections", []) for r in s.get("rows", [])]
+        if not 1 <= len(rows) <= 10 or not 0 < len(action.get("button", "")) <= 20:
+            return "1-10 rows and a button label of at most 20 characters"
+        if any(not 0 < len(r["title"]) <= 24 or len(r.get("description", "")) > 72 for r in rows):
+            return "row titles at most 24, descriptions at most 72 characters"
+    elif part.get("type") == "location_request_message":
+        if action.get("name") != "send_location":
+            return "location request action must be send_location"
+    else:
+        return f"unexpected interactive type {part.get('type')}"
+    return None
