@@ -408,7 +408,12 @@ class WhatsAppChannel:
 
     async def fetch_media(self, media_id: str, max_bytes: int) -> tuple[bytes, str]:
         """Download a person's media (voice note, image...): its bytes and content type."""
-        meta = (await self._request("GET", f"{self.graph_base}/{media_id}")).json()
+        try:
+            meta = (await self._request("GET", f"{self.graph_base}/{media_id}")).json()
+        except ValueError:
+            meta = None
+        if not isinstance(meta, dict):
+            raise DeliveryError("media metadata is not a JSON object", retryable=True)
         url, content_type = meta.get("url"), meta.get("mime_type") or "application/octet-stream"
         if not isinstance(url, str):
             raise DeliveryError("media without url", retryable=False)
