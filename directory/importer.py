@@ -1,0 +1,398 @@
+"""Import data·inclusion v1 structures and services (JSON, JSON Lines, CSV; optionally gzipped).
+
+Every file is read and every record validated with the data-inclusion-schema package before
+anything is written; then everything goes to the database in one transaction. A file that cannot
+be read (not JSON, missing columns, corrupt gzip) raises ImportFileError and nothing is written.
+A record that does not validate is rejected with its id, field and message; the others are kept.
+Re-importing a record (same data·inclusion id) updates it.
+
+Records with a `structure_id` are services, the others structures. In CSV, list fields
+(thematiques, publics, reseaux_porteurs, ...) hold values separated by "|" (or by "," when the
+cell has no "|"). Only ids, field names and validation messages are reported: never field values,
+which may be contact details.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import sys
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from directory.models import (
+    ORIGIN_ADMIN,
+    ORIGIN_OPEN_DATA,
+    SERVICE_FIELDS,
+    STRUCTURE_FIELDS,
+    Service,
+    Structure,
+)
+
+DATA = Path(__file__).parent / "data"
+SHIPPED_FILES = [DATA / "structures_di-v1.jsonl.gz", DATA / "services_di-v1.jsonl.gz"]
+
+LIST_FIELDS = {
+    "reseaux_porteurs",
+    "thematiques",
+    "publics",
+    "modes_accueil",
+    "zone_eligibilite",
+    "modes_mobilisation",
+    "mobilisable_par",
+}
+REQUIRED_STRUCTURE_COLUMNS = {"source", "id", "nom", "date_maj"}
+REQUIRED_SERVICE_COLUMNS = {"source", "id", "structure_id", "nom", "description", "date_maj"}
+WRITE_BATCH = 2000
+
+
+class ImportFileError(Exception):
+    """A file that cannot be read as a whole: nothing is imported."""
+
+
+@dataclass(slots=True)
+class Rejection:
+    file: str
+    record: str  # data·inclusion id, or "ligne N" / "enregistrement N" when the id is missing
+    errors: list[tuple[str, str]]  # (field, message)
+
+    def __str__(self) -> str:
+        reasons = "; ".join(f"{name or '-'} : {message}" for name, message in self.errors)
+        return f"{self.file} {self.record} — {reasons}"
+
+
+@dataclass(slots=True)
+class ImportReport:
+    files: list[str] = field(default_factory=list)
+    structures_created: int = 0
+    structures_updated: int = 0
+    services_created: int = 0
+    services_updated: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return self.structures_created + self.structures_updated + self.services_created + self.services_updated
+
+    def summary_lines(self) -> list[str]:
+        lines = [
+            f"structures : {self.structures_created} créées, {self.structures_updated} mises à jour",
+            f"services : {self.services_created} créés, {self.services_updated} mis à jour",
+            f"rejetés : {len(self.rejected)}",
+        ]
+        lines += [f"  {rejection}" for rejection in self.rejected]
+        lines += [f"attention : {warning}" for warning in self.warnings]
+        return lines
+
+
+@dataclass(slots=True)
+class _Parsed:
+    structures: dict[str, dict] = field(default_factory=dict)
+    services: dict[str, dict] = field(default_factory=dict)
+
+
+# -- reading files ---------------------------------------------------------------------------
+
+
+def read_records(path: Path, warnings: list[str] | None = None) -> list[tuple[str, dict]]:
+    """All records of one file as (location, record) pairs; ImportFileError if unreadable.
+    Notes for the admin (ignored CSV columns) are appended to `warnings`."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ImportFileError(f"{path.name} : fichier illisible ({error.strerror})") from None
+    name = path.name.lower()
+    if name.endswith(".gz") or raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error):
+            raise ImportFileError(f"{path.name} : archive gzip corrompue") from None
+        name = name.removesuffix(".gz")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImportFileError(f"{path.name} : le fichier n'est pas en UTF-8") from None
+
+    if name.endswith(".csv"):
+        return _read_csv(path.name, text, warnings if warnings is not None else [])
+    if name.endswith((".jsonl", ".ndjson")):
+        return _read_json_lines(path.name, text)
+    if name.endswith(".json"):
+        return _read_json(path.name, text)
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        return _read_json(path.name, text)
+    if stripped.startswith("{"):
+        return _read_json_lines(path.name, text)
+    raise ImportFileError(f"{path.name} : format inconnu (attendu : .json, .jsonl, .csv, éventuellement .gz)")
+
+
+def _read_json(file: str, text: str) -> list[tuple[str, dict]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ImportFileError(f"{file} : JSON invalide (ligne {error.lineno})") from None
+    if isinstance(data, dict) and ("structures" in data or "services" in data):
+        records = list(data.get("structures") or []) + list(data.get("services") or [])
+    elif isinstance(data, dict):
+        records = [data]
+    elif isinstance(data, list):
+        records = data
+    else:
+        raise ImportFileError(f"{file} : un tableau JSON d'enregistrements est attendu")
+    return [(f"enregistrement {number}", record) for number, record in enumerate(records, start=1)]
+
+
+def _read_json_lines(file: str, text: str) -> list[tuple[str, dict]]:
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append((f"ligne {number}", json.loads(line)))
+        except json.JSONDecodeError:
+            raise ImportFileError(f"{file} : JSON invalide à la ligne {number}") from None
+    return records
+
+
+def _read_csv(file: str, text: str, warnings: list[str]) -> list[tuple[str, dict]]:
+    first_line = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=first_line.count)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    columns = [column.strip() for column in (reader.fieldnames or [])]
+    if not columns:
+        raise ImportFileError(f"{file} : fichier CSV vide")
+    reader.fieldnames = columns
+    required = REQUIRED_SERVICE_COLUMNS if "structure_id" in columns else REQUIRED_STRUCTURE_COLUMNS
+    missing = sorted(required - set(columns))
+    if missing:
+        raise ImportFileError(f"{file} : colonnes manquantes : {', '.join(missing)}")
+    ignored = unknown_csv_columns(columns)
+    if ignored:
+        warnings.append(f"{file} : colonnes ignorées : {', '.join(ignored)}")
+    records = []
+    try:
+        for row in reader:
+            if None in row:
+                raise ImportFileError(f"{file} : ligne {reader.line_num} : plus de cellules que de colonnes")
+            record = {}
+            for column, value in row.items():
+                value = (value or "").strip()
+                if not value:
+                    continue
+                if column in LIST_FIELDS:
+                    separator = "|" if "|" in value else ","
+                    record[column] = [item.strip() for item in value.split(separator) if item.strip()]
+                else:
+                    record[column] = value
+            if record:
+                records.append((f"ligne {reader.line_num}", record))
+    except csv.Error as error:
+        raise ImportFileError(f"{file} : CSV illisible ({error})") from None
+    return records
+
+
+def unknown_csv_columns(columns: Iterable[str]) -> list[str]:
+    known = set(STRUCTURE_FIELDS) | set(SERVICE_FIELDS)
+    return sorted(set(columns) - known)
+
+
+# -- validating ------------------------------------------------------------------------------
+
+
+def _row(model, fields: list[str]) -> dict:
+    dumped = model.model_dump(mode="json")
+    row = {name: dumped.get(name) for name in fields}
+    for name in LIST_FIELDS & row.keys():
+        row[name] = sorted(row[name] or [])
+    row["date_maj"] = date.fromisoformat(row["date_maj"])
+    return row
+
+
+def _check_coordinates(row: dict) -> list[tuple[str, str]]:
+    errors = []
+    if row.get("latitude") is not None and not -90 <= row["latitude"] <= 90:
+        errors.append(("latitude", "hors limites (-90 à 90)"))
+    if row.get("longitude") is not None and not -180 <= row["longitude"] <= 180:
+        errors.append(("longitude", "hors limites (-180 à 180)"))
+    if (row.get("latitude") is None) != (row.get("longitude") is None):
+        errors.append(("latitude", "latitude et longitude vont ensemble"))
+    return errors
+
+
+def _trusted_row(record: dict, fields: list[str]) -> dict:
+    row = {name: record.get(name) for name in fields}
+    for name in LIST_FIELDS & row.keys():
+        row[name] = sorted(row[name] or [])
+    row["date_maj"] = date.fromisoformat(row["date_maj"])
+    return row
+
+
+def validate(
+    file: str, records: list[tuple[str, dict]], parsed: _Parsed, report: ImportReport, bar=None, trusted: bool = False
+) -> None:
+    """Validate records with data-inclusion-schema; good ones go to `parsed`, bad ones to the report.
+
+    `trusted` skips the schema (the shipped files, validated by the test suite) to keep the
+    first run fast."""
+    from pydantic import ValidationError
+
+    from data_inclusion.schema import v1
+
+    for location, record in records:
+        if bar is not None:
+            bar.update(1)
+        if not isinstance(record, dict):
+            report.rejected.append(Rejection(file, location, [("", "un objet JSON est attendu")]))
+            continue
+        is_service = "structure_id" in record
+        record_id = record.get("id")
+        label = str(record_id) if isinstance(record_id, str) and record_id else location
+        fields = SERVICE_FIELDS if is_service else STRUCTURE_FIELDS
+        if trusted:
+            row = _trusted_row(record, fields)
+        else:
+            try:
+                model = (v1.Service if is_service else v1.Structure).model_validate(record)
+            except ValidationError as error:
+                errors = [(".".join(str(part) for part in item["loc"]), item["msg"]) for item in error.errors()]
+                report.rejected.append(Rejection(file, label, errors))
+                continue
+            row = _row(model, fields)
+        errors = _check_coordinates(row)
+        if errors:
+            report.rejected.append(Rejection(file, label, errors))
+            continue
+        target = parsed.services if is_service else parsed.structures
+        if row["id"] in target:
+            report.rejected.append(Rejection(file, label, [("id", "en double dans l'import")]))
+            continue
+        target[row["id"]] = row
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def _upsert(dialect_name: str, table, rows: list[dict]):
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table)
+    updated = {
+        column.name: statement.excluded[column.name]
+        for column in table.columns
+        if column.name not in ("id", "created_at")
+    }
+    return statement.on_conflict_do_update(index_elements=["id"], set_=updated)
+
+
+async def _existing_ids(session, model) -> set[str]:
+    return set((await session.scalars(select(model.id))).all())
+
+
+async def import_files(
+    sessionmaker,
+    paths: Iterable[Path | str],
+    *,
+    origin: str = ORIGIN_OPEN_DATA,
+    progress: bool | None = None,
+    trusted: bool = False,
+) -> ImportReport:
+    """Read, validate and write data·inclusion records; ImportFileError writes nothing.
+
+    `progress`: a progress bar on stderr (None: only when stderr is a terminal)."""
+    from tqdm import tqdm
+
+    from allervers.database import utcnow
+
+    report = ImportReport()
+    parsed = _Parsed()
+    files = [(Path(path), read_records(Path(path), report.warnings)) for path in paths]  # all parsed first
+    show = progress if progress is not None else sys.stderr.isatty()
+    total = sum(len(records) for _, records in files)
+    with tqdm(total=total, desc="validation", unit=" enr.", disable=not show, file=sys.stderr) as bar:
+        for path, records in files:
+            report.files.append(path.name)
+            validate(path.name, records, parsed, report, bar, trusted=trusted)
+
+    async with sessionmaker() as session, session.begin():
+        known_structures = await _existing_ids(session, Structure)
+        known_services = await _existing_ids(session, Service)
+        for service_id, row in list(parsed.services.items()):
+            if row["structure_id"] not in parsed.structures and row["structure_id"] not in known_structures:
+                del parsed.services[service_id]
+                report.rejected.append(Rejection("", service_id, [("structure_id", "structure inconnue")]))
+
+        now = utcnow()
+        dialect = session.bind.dialect.name
+        for model, rows, known in (
+            (Structure, list(parsed.structures.values()), known_structures),
+            (Service, list(parsed.services.values()), known_services),
+        ):
+            for row in rows:
+                row.update(origin=origin, created_at=now, updated_at=now)
+            created = sum(1 for row in rows if row["id"] not in known)
+            if model is Structure:
+                report.structures_created, report.structures_updated = created, len(rows) - created
+            else:
+                report.services_created, report.services_updated = created, len(rows) - created
+            with tqdm(total=len(rows), desc=f"écriture {model.__tablename__}", disable=not show, file=sys.stderr) as bar:
+                for start in range(0, len(rows), WRITE_BATCH):
+                    batch = rows[start : start + WRITE_BATCH]
+                    await session.execute(_upsert(dialect, model.__table__, batch), batch)
+                    bar.update(len(batch))
+
+    _warn_about_hours(parsed, report)
+    return report
+
+
+def _warn_about_hours(parsed: _Parsed, report: ImportReport) -> None:
+    from opening_hours import validate as is_valid_hours
+
+    unreadable = sum(
+        1
+        for row in list(parsed.structures.values()) + list(parsed.services.values())
+        if row.get("horaires_accueil") and not is_valid_hours(row["horaires_accueil"])
+    )
+    if unreadable:
+        report.warnings.append(
+            f"{unreadable} horaires ne suivent pas le format OpenStreetMap : affichés « horaires non connus »"
+        )
+
+
+async def count_places(sessionmaker) -> tuple[int, int]:
+    async with sessionmaker() as session:
+        structures = await session.scalar(select(func.count()).select_from(Structure))
+        services = await session.scalar(select(func.count()).select_from(Service))
+    return structures, services
+
+
+async def ensure_loaded(sessionmaker, *, progress: bool | None = False) -> ImportReport | None:
+    """First run: import the shipped open data when the places tables are empty."""
+    structures, _ = await count_places(sessionmaker)
+    if structures:
+        return None
+    return await import_files(sessionmaker, SHIPPED_FILES, origin=ORIGIN_OPEN_DATA, progress=progress, trusted=True)
+
+
+__all__ = [
+    "ORIGIN_ADMIN",
+    "ORIGIN_OPEN_DATA",
+    "ImportFileError",
+    "ImportReport",
+    "Rejection",
+    "count_places",
+    "ensure_loaded",
+    "import_files",
+    "read_records",
+]
