@@ -1,0 +1,92 @@
+"""create_app(): the FastAPI application (web chat, inbox, webhooks) around one Runtime."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.sessions import SessionMiddleware
+
+from allervers.auth import LoginRequired
+from allervers.runtime import Runtime, build_runtime, start_background
+from allervers.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, channels: dict | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        rt: Runtime = await build_runtime(settings, channels=channels)
+        app.state.rt = rt
+        if settings.seed_demo:
+            from allervers.seed import seed_demo
+
+            await seed_demo(rt)
+        await start_plugins(rt)
+        await start_background(rt)
+        try:
+            yield
+        finally:
+            await rt.close()
+
+    app = FastAPI(title="Allervers", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="allervers_session",
+                       same_site="lax", https_only=settings.secure_cookies, max_age=12 * 3600)
+    app.state.settings = settings
+    app.state.templates = Jinja2Templates(directory=str(ROOT / "templates"))
+    app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
+
+    from conversations.webhooks import router as webhooks
+    from handoff.inbox import router as inbox
+
+    app.include_router(webhooks)
+    app.include_router(inbox)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired):
+        if request.headers.get("hx-request") or request.url.path.endswith("/stream"):
+            return HTMLResponse("login required", status_code=401)
+        return RedirectResponse("/inbox/login", status_code=303)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home(request: Request):
+        return app.state.templates.TemplateResponse(request, "home.html", {})
+
+    @app.get("/chat", response_class=HTMLResponse)
+    async def chat(request: Request):
+        return app.state.templates.TemplateResponse(request, "webchat.html", {})
+
+    @app.get("/healthz")
+    async def health(request: Request):
+        rt = request.app.state.rt
+        return {"ok": True, "rights_ready": bool(getattr(rt.rights, "ready", False))}
+
+    return app
+
+
+async def start_plugins(rt: Runtime) -> None:
+    """Outside knowledge: the rights estimator (loads OpenFisca in the background) and the directory."""
+    if rt.settings.rights_backend == "openfisca":
+        try:
+            from rights.estimator import RightsEstimator
+
+            rt.rights = RightsEstimator()
+            rt.rights.start_loading()
+        except ImportError:
+            log.warning("rights estimator unavailable")
+    if rt.settings.directory_autoload:
+        try:
+            from directory.flow import open_directory
+
+            rt.directory = await open_directory(rt.sessionmaker)
+        except ImportError:
+            log.warning("directory unavailable")

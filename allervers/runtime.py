@@ -1,0 +1,209 @@
+"""The Runtime: everything built once from Settings and passed explicitly (no module globals)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from allervers.database import make_engine, make_sessionmaker
+from allervers.live import MemoryNotifier, RedisNotifier
+from allervers.locks import MemoryLocks, RedisLocks
+from allervers.migrate import upgrade
+from allervers.settings import Settings
+from bots.base import OutboundMessage
+from conversations.store import Pending, Thread
+from flows.engine import Engine
+from flows.library import FlowLibrary
+from handoff.models import Organisation
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_LOCALES = ("fr",)
+
+# An action runs outside any transaction: (runtime, conversation id, args, answers) -> result.
+Action = Callable[["Runtime", int, dict, dict], Awaitable[Any]]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker
+    library: FlowLibrary
+    flow_engine: Engine
+    notifier: MemoryNotifier
+    locks: MemoryLocks
+    redis: Any = None
+    channels: dict = field(default_factory=dict)
+    actions: dict[str, Action] = field(default_factory=dict)
+    outbox: Any = None
+    rights: Any = None
+    directory: Any = None
+    tasks: set = field(default_factory=set)
+    _default_org: int | None = None
+
+    # Helpers used by the inbound path ---------------------------------------------------------
+    async def default_organisation_id(self, session: AsyncSession) -> int:
+        if self._default_org is None:
+            self._default_org = (await session.execute(
+                select(Organisation.id).where(Organisation.slug == self.settings.default_organisation))).scalar()
+            if self._default_org is None:
+                organisation = Organisation(slug=self.settings.default_organisation,
+                                            name=self.settings.default_organisation.capitalize())
+                session.add(organisation)
+                await session.flush()
+                self._default_org = organisation.id
+        return self._default_org
+
+    def locale_for(self, language_code: str | None) -> str:
+        code = (language_code or "fr")[:2].lower()
+        return code if code in SUPPORTED_LOCALES else "fr"
+
+    async def flow_context(self, session: AsyncSession, thread: Thread) -> dict:
+        organisation = await session.get(Organisation, thread.conversation.organisation_id)
+        return {"organisation": organisation.name, "retention_days": self.settings.retention_days,
+                "channel": thread.address.channel}
+
+    async def prepare_outbound(self, channel: str, message: OutboundMessage, context: dict) -> OutboundMessage:
+        """Channel rules applied at send time (WhatsApp's 24-hour window plugs in here)."""
+        prepare = getattr(self.channels.get(channel), "prepare", None)
+        if prepare is None:
+            return message
+        return await prepare(message, context)
+
+    def spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def after_commit(self, pending: Pending) -> None:
+        """Deliver, notify and start actions once the transaction that produced them is committed."""
+        from conversations.actions import run_action
+
+        if pending.outbound:
+            await self.outbox.kick_messages(pending.outbound)
+        seen = set()
+        for topic, payload in pending.notify:
+            key = (topic, payload.get("event"))
+            if key in seen:
+                continue
+            seen.add(key)
+            await self.notifier.publish(topic, payload)
+        for conversation_id in pending.actions:
+            self.spawn(run_action(self, conversation_id))
+        if pending.farewell:
+            self.spawn(self._farewell(*pending.farewell))
+        for path in pending.files_to_delete:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+    async def _farewell(self, channel: str, user_id: str, account: str | None, text: str) -> None:
+        """The one message sent without a row: its recipient no longer exists in the database."""
+        sender = self.channels.get(channel)
+        if sender is None:
+            return
+        for attempt in range(3):
+            try:
+                await sender.send(user_id, OutboundMessage(text), account=account)
+                return
+            except Exception:
+                await asyncio.sleep(0.5 * (attempt + 1))
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until background work (actions, deliveries) is done. For tests and shutdown."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            tasks = [t for t in self.tasks if not t.done()]
+            if tasks:
+                await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+            await self.outbox.drain(max(0.0, deadline - loop.time()))
+            if not [t for t in self.tasks if not t.done()]:
+                return
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        if self.outbox:
+            await self.outbox.close()
+        for channel in self.channels.values():
+            await channel.close()
+        await self.notifier.close()
+        if self.rights is not None and hasattr(self.rights, "close"):
+            self.rights.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+
+
+async def build_runtime(settings: Settings, *, migrate: bool = True, channels: dict | None = None) -> Runtime:
+    from conversations.actions import ACTIONS
+    from conversations.deliver import Outbox
+
+    engine = make_engine(settings.database_url)
+    if migrate:
+        await upgrade(engine)
+    redis = None
+    if settings.redis_url:
+        import redis.asyncio as aioredis
+
+        redis = aioredis.from_url(settings.redis_url)
+        notifier = RedisNotifier(redis)
+        locks = RedisLocks(redis)
+    else:
+        notifier, locks = MemoryNotifier(), MemoryLocks()
+    await notifier.start()
+    library = FlowLibrary(actions=set(ACTIONS))
+    errors = library.load()
+    if errors:
+        raise RuntimeError("invalid flows: " + "; ".join(errors))
+    rt = Runtime(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine), library=library,
+                 flow_engine=Engine(library.flows), notifier=notifier, locks=locks, redis=redis,
+                 actions=dict(ACTIONS))
+    rt.outbox = Outbox(rt)
+    rt.channels = channels if channels is not None else build_channels(settings, notifier)
+    return rt
+
+
+def build_channels(settings: Settings, notifier) -> dict:
+    from bots.webchat import WebChatChannel
+
+    channels: dict = {"webchat": WebChatChannel(notifier)}
+    if settings.telegram_bot_token:
+        from bots.telegram import TelegramChannel  # imports aiogram (slow): only when configured
+
+        channels["telegram"] = TelegramChannel(
+            token=settings.telegram_bot_token, webhook_secret=settings.telegram_webhook_secret,
+            api_base=settings.telegram_api_base)
+    if settings.whatsapp_access_token:
+        from bots.whatsapp import WhatsAppChannel
+
+        channels["whatsapp"] = WhatsAppChannel.from_settings(settings)
+    return channels
+
+
+async def start_background(rt: Runtime) -> None:
+    """After start-up: resume what a crash interrupted, then freeze the start-up heap (faster GC)."""
+    from conversations.actions import sweep_actions
+    from conversations.receive import handle_stored
+    from conversations.models import INBOUND, Message
+
+    await rt.outbox.sweep()
+    await sweep_actions(rt)
+    async with rt.sessionmaker() as session:
+        unhandled = (await session.execute(select(Message.id).where(
+            Message.direction == INBOUND, Message.handled_at.is_(None)).order_by(Message.id))).scalars().all()
+    for message_id in unhandled:
+        await handle_stored(rt, message_id)
+    gc.collect()
+    gc.freeze()

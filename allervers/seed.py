@@ -1,0 +1,37 @@
+"""The demo organisation, its team and one demo worker (embedded defaults)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from allervers.auth import hash_password
+from handoff.models import Organisation, Team, Worker
+
+
+async def seed_demo(rt) -> None:
+    settings = rt.settings
+    async with rt.sessionmaker() as session, session.begin():
+        organisation = (await session.execute(select(Organisation).where(
+            Organisation.slug == settings.default_organisation))).scalar()
+        if organisation is None:
+            organisation = Organisation(slug=settings.default_organisation, name="France services Démo",
+                                        whatsapp_phone_number_id=settings.whatsapp_phone_number_id)
+            session.add(organisation)
+            await session.flush()
+        team = (await session.execute(select(Team).where(Team.organisation_id == organisation.id))).scalar()
+        if team is None:
+            team = Team(organisation_id=organisation.id, name="Accueil")
+            session.add(team)
+            await session.flush()
+        worker = (await session.execute(select(Worker).where(Worker.email == settings.demo_worker_email))).scalar()
+        if worker is None:
+            session.add(Worker(organisation_id=organisation.id, team_id=team.id, email=settings.demo_worker_email,
+                               password_hash=hash_password(settings.demo_worker_password), first_name="Camille",
+                               job_title="conseillère numérique", structure="France services Démo",
+                               is_online=True))
+        admin = (await session.execute(select(Worker).where(Worker.email == settings.demo_admin_email))).scalar()
+        if admin is None:
+            session.add(Worker(organisation_id=organisation.id, team_id=team.id, email=settings.demo_admin_email,
+                               password_hash=hash_password(settings.demo_worker_password), first_name="Sam",
+                               job_title="coordinateur", structure="France services Démo", is_admin=True,
+                               is_online=False))

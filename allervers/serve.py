@@ -1,0 +1,57 @@
+"""`allervers serve`: uvicorn (uvloop + httptools when installed) on the embedded defaults."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import uvicorn
+
+from allervers.settings import Settings
+
+
+def serve(telegram_polling: bool = False, host: str | None = None, port: int | None = None) -> int:
+    settings = Settings()
+    host = host or settings.host
+    port = port or settings.port
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from allervers.app import create_app
+
+    app = create_app(settings)
+    base = f"http://{host}:{port}"
+    print("\nAllervers is starting:")
+    print(f"  web chat (the public):  {base}/chat")
+    print(f"  worker inbox:           {base}/inbox")
+    if settings.seed_demo:
+        print(f"  demo worker login:      {settings.demo_worker_email} / {settings.demo_worker_password}")
+    print(f"  database:               {settings.database_url}")
+    print(f"  live updates:           {'Redis ' + settings.redis_url if settings.redis_url else 'in-process'}\n")
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)
+    server = uvicorn.Server(config)
+    if not telegram_polling:
+        server.run()
+        return 0
+
+    async def run_with_polling() -> None:
+        stop = asyncio.Event()
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.05)
+        channel = app.state.rt.channels.get("telegram")
+        if channel is None:
+            raise SystemExit("--telegram-polling needs ALLERVERS_TELEGRAM_BOT_TOKEN")
+        from conversations.receive import receive
+
+        async def handle(body: bytes) -> None:
+            for inbound in channel.parse(body):
+                await receive(app.state.rt, inbound)
+                if inbound.callback_id:
+                    await channel.answer_callback(inbound.callback_id)
+
+        polling = asyncio.create_task(channel.poll(handle, stop))
+        await serving
+        stop.set()
+        await polling
+
+    asyncio.run(run_with_polling())
+    return 0

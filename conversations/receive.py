@@ -1,0 +1,328 @@
+"""receive(): the only inbound entry point. Store first, then let the bot (or the worker) handle it.
+
+Under a per-address lock, one transaction: find or create the contact and its open conversation,
+insert the message (a unique (channel, external_id) makes platform retries no-ops), append
+message_received, and run the bot's turn (commands, flow step, handoff), queueing replies as rows.
+After commit: deliver queued rows, publish live updates, start slow actions (OpenFisca).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allervers.database import utcnow
+from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
+from conversations.models import ASSIGNED, BOT, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
+from conversations.store import (
+    Pending,
+    Thread,
+    add_event,
+    create_thread,
+    find_thread,
+    insert_inbound,
+    load_thread,
+    queue_message,
+)
+from flows.engine import (
+    ActionRequested,
+    AnswerSaved,
+    FlowEnded,
+    FlowStarted,
+    HandoffRequested,
+    Input,
+    Said,
+    Turn,
+)
+from flows.inputs import match_choice, parse_yes_no
+from flows.intents import command_of, intent_of
+from handoff import transitions
+from handoff.models import Organisation
+
+log = logging.getLogger(__name__)
+
+ERASE_YES, ERASE_NO = "erase_yes", "erase_no"
+NOT_UNDERSTOOD = ("🤔 Je n'ai pas bien compris. Je suis un robot : je peux vous aider à connaître vos droits, "
+                  "trouver de l'aide près de chez vous, ou vous mettre en lien avec une personne.")
+
+
+@dataclass
+class Received:
+    duplicate: bool
+    message_id: int | None = None
+    conversation_id: int | None = None
+
+
+def inbound_values(inbound: InboundMessage) -> dict:
+    payload: dict = {}
+    if inbound.choice is not None:
+        payload["choice"] = inbound.choice
+    if inbound.location is not None:
+        payload["location"] = [inbound.location.latitude, inbound.location.longitude]
+    if inbound.attachment is not None:
+        a = inbound.attachment
+        payload["attachment"] = {"kind": a.kind, "content_type": a.content_type, "platform_id": a.platform_id,
+                                 "size": a.size, "duration_seconds": a.duration_seconds, "filename": a.filename}
+    if inbound.callback_id:
+        payload["callback_id"] = inbound.callback_id
+    return {"channel": inbound.channel, "external_id": inbound.external_id, "kind": inbound.kind,
+            "text": inbound.text, "payload": payload}
+
+
+def inbound_from_row(message: Message, user_id: str, account: str | None) -> InboundMessage:
+    """Rebuild what the person sent from a stored row (to handle it again after a crash)."""
+    payload = message.payload or {}
+    location = Location(*payload["location"]) if payload.get("location") else None
+    attachment = Attachment(**{k: v for k, v in payload["attachment"].items()}) if payload.get("attachment") else None
+    return InboundMessage(channel=message.channel, user_id=user_id, external_id=message.external_id or "",
+                          text=message.text, choice=payload.get("choice"), location=location,
+                          attachment=attachment, account=account)
+
+
+async def organisation_for(session: AsyncSession, rt, inbound: InboundMessage) -> int:
+    """The organisation a new contact belongs to: the one owning the receiving account, else the default."""
+    if inbound.account:
+        org = (await session.execute(select(Organisation.id).where(
+            Organisation.whatsapp_phone_number_id == inbound.account))).scalar()
+        if org:
+            return org
+    return await rt.default_organisation_id(session)
+
+
+async def receive(rt, inbound: InboundMessage) -> Received:
+    """Store and handle one inbound message. Returns once it is committed."""
+    async with rt.locks.hold(inbound.address):
+        pending = Pending.empty()
+        try:
+            async with rt.sessionmaker() as session, session.begin():
+                result, thread = await _store(session, rt, inbound, handled=True)
+                if result.duplicate:
+                    return result
+                await handle(rt, session, thread, inbound, pending)
+        except Exception:
+            # The bot failed on this message: keep it (unhandled) so nothing is lost; a sweep retries.
+            log.exception("handling failed; storing the message unhandled (update %s)", inbound.external_id)
+            pending = Pending.empty()
+            async with rt.sessionmaker() as session, session.begin():
+                result, _ = await _store(session, rt, inbound, handled=False)
+    await rt.after_commit(pending)
+    return result
+
+
+async def _store(session: AsyncSession, rt, inbound: InboundMessage, handled: bool) -> tuple[Received, Thread]:
+    thread = await find_thread(session, inbound.channel, inbound.user_id)
+    if thread is None:
+        organisation_id = await organisation_for(session, rt, inbound)
+        thread = await create_thread(session, organisation_id, inbound.channel, inbound.user_id, inbound.account,
+                                     rt.locale_for(inbound.locale))
+    values = inbound_values(inbound)
+    if handled:
+        values["handled_at"] = utcnow()
+    message_id = await insert_inbound(session, thread, values)
+    if message_id is None:
+        return Received(duplicate=True, conversation_id=thread.conversation.id), thread
+    thread.contact.last_inbound_at = utcnow()
+    if inbound.account and thread.address.account != inbound.account:
+        thread.address.account = inbound.account
+    add_event(session, thread.conversation, "message_received", {"message_id": message_id, "kind": inbound.kind})
+    return Received(duplicate=False, message_id=message_id, conversation_id=thread.conversation.id), thread
+
+
+async def say(session: AsyncSession, thread: Thread, pending: Pending, text: str,
+              choices: tuple[tuple[str, str], ...] = (), request_location: bool = False) -> None:
+    await queue_message(session, thread, OutboundMessage(
+        text, tuple(Choice(v, t) for v, t in choices), request_location), pending)
+
+
+async def handle(rt, session: AsyncSession, thread: Thread, inbound: InboundMessage, pending: Pending) -> None:
+    """The bot's part: commands in every state, then the relay to a worker or the flow."""
+    conversation, contact = thread.conversation, thread.contact
+    state = dict(conversation.flow_state or {})
+    command = command_of(inbound.text) if inbound.choice is None else None
+    pending.notify.append((f"org:{conversation.organisation_id}", {"event": "message_received",
+                                                                  "conversation": conversation.id}))
+    pending.notify.append((f"conversation:{conversation.id}", {"event": "message_received",
+                                                              "conversation": conversation.id}))
+
+    if state.get("confirm_erase"):
+        answer = inbound.choice or ""
+        yes = answer == ERASE_YES or (inbound.text is not None and parse_yes_no(inbound.text) is True)
+        state.pop("confirm_erase")
+        conversation.flow_state = state
+        if yes:
+            await erase_contact(rt, session, thread, pending)
+            return
+        await say(session, thread, pending, "👍 D'accord, rien n'est supprimé.")
+        if command is None:
+            return
+
+    if command == "erase":
+        conversation.flow_state = {**state, "confirm_erase": True}
+        await say(session, thread, pending,
+                  "🗑️ Voulez-vous vraiment supprimer toutes vos données ? Nos échanges et vos réponses seront "
+                  "effacés. Cela ne peut pas être annulé.",
+                  ((ERASE_YES, "🗑️ Oui, tout supprimer"), (ERASE_NO, "↩️ Non, garder")))
+        return
+
+    if command == "stop":
+        await stop_contact(session, thread, pending)
+        return
+
+    if contact.stopped_at is not None:
+        if command != "menu":
+            return  # "stop" is honoured: the bot stays silent until the person restarts
+        contact.stopped_at = None
+        add_event(session, conversation, "contact_restarted", pending=pending)
+
+    if conversation.status in (WAITING, ASSIGNED):
+        # A human is on: the bot is silent; the message is relayed to the inbox (live update above).
+        if conversation.assignee_id:
+            pending.notify.append((f"worker:{conversation.assignee_id}", {"event": "message_received",
+                                                                          "conversation": conversation.id}))
+        return
+
+    await run_bot(rt, session, thread, inbound, command, state, pending)
+
+
+async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMessage, command: str | None,
+                  state: dict, pending: Pending) -> None:
+    engine = rt.flow_engine
+    contact = thread.contact
+    context = await rt.flow_context(session, thread)
+    locale = contact.locale or "fr"
+    answers = state.get("answers", {})
+    waiting = state.get("waiting")
+
+    def start(flow_id: str) -> Turn:
+        return engine.start(flow_id, answers={k: v for k, v in answers.items() if k == "consent"},
+                            locale=locale, context=context)
+
+    if command == "human":
+        await apply_turn(rt, session, thread, Turn(events=[HandoffRequested("command")],
+                                                   state={**state, "waiting": "done"}), pending)
+        return
+    if command == "menu":
+        await apply_turn(rt, session, thread, start("welcome" if contact.consent is None else "menu"), pending)
+        return
+    if waiting == "action":
+        await say(session, thread, pending, "⏳ Un instant, je cherche encore…")
+        return
+    if inbound.attachment is not None and "media" in engine.flows:
+        await apply_turn(rt, session, thread, start("media"), pending)
+        return
+    if waiting == "input" and state.get("flow") in engine.flows and state.get("step") in engine.flows[state["flow"]].steps:
+        step = engine.flows[state["flow"]].steps[state["step"]]
+        switch = None
+        if inbound.text and step.input in ("buttons", "yesno") and state.get("choices"):
+            if match_choice(inbound.text, [tuple(c) for c in state["choices"]]) is None:
+                switch = intent_of(inbound.text, engine.flows)
+        if switch is None:
+            location = (inbound.location.latitude, inbound.location.longitude) if inbound.location else None
+            turn = engine.resume(state, Input(text=inbound.text, choice=inbound.choice, location=location))
+            await apply_turn(rt, session, thread, turn, pending)
+            return
+        intent = switch
+    else:
+        intent = intent_of(inbound.text, engine.flows) if inbound.text else None
+
+    if contact.consent is None and (intent is None or intent.kind != "human"):
+        await apply_turn(rt, session, thread, start("welcome"), pending)
+    elif intent is not None and intent.kind == "human":
+        await apply_turn(rt, session, thread, Turn(events=[HandoffRequested("free_text")],
+                                                   state={**state, "waiting": "done"}), pending)
+    elif intent is not None and intent.kind == "flow":
+        await apply_turn(rt, session, thread, start(intent.flow), pending)
+    else:
+        if intent is None:
+            await say(session, thread, pending, NOT_UNDERSTOOD)
+        await apply_turn(rt, session, thread, start("menu"), pending)
+
+
+async def apply_turn(rt, session: AsyncSession, thread: Thread, turn: Turn, pending: Pending) -> None:
+    """Turn engine events into rows: outbound messages, answers, events, handoff."""
+    conversation, contact = thread.conversation, thread.contact
+    summary = dict(conversation.summary or {})
+    for event in turn.events:
+        if isinstance(event, Said):
+            await say(session, thread, pending, event.text, event.choices, event.request_location)
+        elif isinstance(event, AnswerSaved):
+            if event.key == "consent":
+                contact.consent = bool(event.value)
+                contact.consent_at = utcnow()
+                add_event(session, conversation, "consent_given" if contact.consent else "consent_refused",
+                          pending=pending)
+            else:
+                add_event(session, conversation, "answer_saved", {"key": event.key, "value": event.value})
+                if isinstance(event.value, dict) and event.value.get("summary_key"):
+                    summary[event.value["summary_key"]] = event.value
+        elif isinstance(event, ActionRequested):
+            turn.state["action"] = {"name": event.name, "args": event.args}
+            add_event(session, conversation, "action_requested", {"name": event.name})
+            pending.actions.append(conversation.id)
+        elif isinstance(event, HandoffRequested):
+            conversation.flow_state = turn.state
+            await transitions.request_handoff(session, thread, event.reason, pending)
+        elif isinstance(event, FlowStarted):
+            add_event(session, conversation, "flow_started", {"flow": event.flow})
+        elif isinstance(event, FlowEnded):
+            add_event(session, conversation, "flow_ended", {"flow": event.flow})
+    answers = {k: v for k, v in (turn.state.get("answers") or {}).items()
+               if not (isinstance(v, dict) and v.get("summary_key"))}
+    summary["answers"] = answers
+    conversation.summary = summary
+    conversation.flow_state = turn.state
+    conversation.updated_at = utcnow()
+
+
+async def stop_contact(session: AsyncSession, thread: Thread, pending: Pending) -> None:
+    contact = thread.contact
+    already = contact.stopped_at is not None
+    contact.stopped_at = utcnow()
+    await session.execute(
+        update(Message).where(Message.contact_id == contact.id, Message.direction == OUTBOUND,
+                              Message.status == QUEUED).values(status=FAILED, error="stopped by the person")
+    )
+    add_event(session, thread.conversation, "contact_stopped", pending=pending)
+    if thread.conversation.status in (WAITING, ASSIGNED):
+        await transitions.close(session, thread, None, "stopped by the person", pending, tell_person=False)
+    if not already:  # said once
+        await say(session, thread, pending,
+                  "🛑 C'est noté : vous ne recevrez plus de message de notre part.\n"
+                  "Si vous changez d'avis, écrivez « menu ». Pour effacer vos données : « supprimer mes données ».")
+
+
+async def erase_contact(rt, session: AsyncSession, thread: Thread, pending: Pending) -> None:
+    """Erase everything about the person (all tables, stored files). A last message confirms it."""
+    contact_id = thread.contact.id
+    paths = (await session.execute(select(Media.path).where(Media.contact_id == contact_id))).scalars().all()
+    pending.notify.append((f"org:{thread.conversation.organisation_id}", {"event": "contact_erased"}))
+    pending.farewell = (thread.address.channel, thread.address.external_id, thread.address.account,
+                        "🗑️ C'est fait : vos données sont supprimées. Au revoir, et à bientôt si besoin. 👋")
+    pending.files_to_delete = list(paths)
+    pending.outbound.clear()
+    await session.execute(delete(Contact).where(Contact.id == contact_id))
+    log.info("contact erased on request")
+
+
+async def handle_stored(rt, message_id: int) -> None:
+    """Handle an inbound message stored unhandled (after a crash or a failure)."""
+    async with rt.sessionmaker() as session:
+        message = await session.get(Message, message_id)
+        if message is None or message.handled_at is not None:
+            return
+        thread = await load_thread(session, message.conversation_id)
+        key = f"{thread.address.channel}:{thread.address.external_id}"
+    async with rt.locks.hold(key):
+        pending = Pending.empty()
+        async with rt.sessionmaker() as session, session.begin():
+            message = await session.get(Message, message_id)
+            if message is None or message.handled_at is not None:
+                return
+            thread = await load_thread(session, message.conversation_id)
+            message.handled_at = utcnow()
+            inbound = inbound_from_row(message, thread.address.external_id, thread.address.account)
+            await handle(rt, session, thread, inbound, pending)
+        await rt.after_commit(pending)

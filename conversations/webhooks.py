@@ -1,0 +1,181 @@
+"""HTTP entry points of the channels: Telegram and WhatsApp webhooks, the web chat's API.
+
+Each route authenticates, parses into InboundMessage (bots/), then calls receive(). A 200 means
+the update is stored. Bad input gets a clear 4xx and changes nothing; bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from sqlalchemy import select
+
+from bots.base import BadPayload
+from conversations.deliver import record_status
+from conversations.models import INBOUND, OUTBOUND, Address, Message
+from conversations.receive import receive
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+MAX_BODY = 256 * 1024
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, "body too large")
+    body = await request.body()
+    if len(body) > limit:
+        raise HTTPException(413, "body too large")
+    return body
+
+
+def channel_or_404(request: Request, name: str):
+    channel = request.app.state.rt.channels.get(name)
+    if channel is None:
+        raise HTTPException(404, f"the {name} channel is not configured")
+    return channel
+
+
+def auth_error(error: Exception) -> HTTPException:
+    status = getattr(error, "status_code", None) or (403 if "wrong" in str(error).lower() else 401)
+    return HTTPException(status, "unauthorized webhook")
+
+
+@router.post("/bots/telegram/webhook")
+async def telegram_webhook(request: Request):
+    rt = request.app.state.rt
+    channel = channel_or_404(request, "telegram")
+    try:
+        channel.verify(request.headers)
+    except PermissionError as error:
+        raise auth_error(error) from None
+    body = await read_body(request)
+    try:
+        messages = channel.parse(body)
+    except BadPayload as error:
+        log.info("telegram update refused: %s", error)
+        raise HTTPException(400, f"bad update: {error}") from None
+    if not messages:
+        log.info("telegram update skipped (unsupported type)")
+    for inbound in messages:
+        await receive(rt, inbound)
+        if inbound.callback_id:
+            rt.spawn(channel.answer_callback(inbound.callback_id))
+    return {"ok": True}
+
+
+@router.get("/bots/whatsapp/webhook")
+async def whatsapp_handshake(request: Request):
+    channel = channel_or_404(request, "whatsapp")
+    try:
+        return PlainTextResponse(channel.verify_handshake(request.query_params))
+    except PermissionError:
+        raise HTTPException(403, "verification refused") from None
+
+
+@router.post("/bots/whatsapp/webhook")
+async def whatsapp_webhook(request: Request):
+    rt = request.app.state.rt
+    channel = channel_or_404(request, "whatsapp")
+    body = await read_body(request, 2 * 1024 * 1024)
+    try:
+        channel.verify_signature(body, request.headers.get("x-hub-signature-256"))
+    except PermissionError:
+        raise HTTPException(401, "invalid signature") from None
+    try:
+        messages, statuses = channel.parse(body)
+    except BadPayload as error:
+        log.info("whatsapp payload refused: %s", error)
+        raise HTTPException(400, f"bad payload: {error}") from None
+    for inbound in messages:
+        await receive(rt, inbound)
+    for status in statuses:
+        await record_status(rt, status)
+    return {"ok": True}
+
+
+# Web chat ------------------------------------------------------------------------------------
+@router.post("/chat/api/messages")
+async def webchat_message(request: Request):
+    rt = request.app.state.rt
+    channel = channel_or_404(request, "webchat")
+    body = await read_body(request, 64 * 1024)
+    try:
+        inbound = channel.parse(json.loads(body))
+    except (ValueError, UnicodeDecodeError) as error:
+        message = str(error) if isinstance(error, BadPayload) else "body is not valid JSON"
+        return JSONResponse({"ok": False, "error": message}, status_code=400)
+    received = await receive(rt, inbound)
+    return {"ok": True, "duplicate": received.duplicate}
+
+
+def _valid_uid(uid: str | None) -> str:
+    if not uid or not 8 <= len(uid) <= 64:
+        raise HTTPException(400, "missing or invalid uid")
+    return uid
+
+
+@router.get("/chat/api/history")
+async def webchat_history(request: Request, uid: str | None = None):
+    rt = request.app.state.rt
+    uid = _valid_uid(uid)
+    async with rt.sessionmaker() as session:
+        address = (await session.execute(select(Address).where(
+            Address.channel == "webchat", Address.external_id == uid))).scalar()
+        if address is None:
+            return {"messages": []}
+        rows = (await session.execute(
+            select(Message).where(Message.contact_id == address.contact_id).order_by(Message.id).limit(200)
+        )).scalars().all()
+    shown = []
+    for row in rows:
+        if row.direction == INBOUND:
+            shown.append({"id": f"in-{row.id}", "from": "me", "text": row.text or _inbound_label(row)})
+        elif row.direction == OUTBOUND and row.platform_message_id:
+            payload = row.payload or {}
+            shown.append({"id": row.platform_message_id, "from": "bot", "text": row.text,
+                          "choices": payload.get("choices", []),
+                          "request_location": payload.get("request_location", False)})
+    return {"messages": shown}
+
+
+def _inbound_label(row: Message) -> str:
+    payload = row.payload or {}
+    if payload.get("location"):
+        return "📍 Position partagée"
+    if payload.get("attachment"):
+        return "🎤 Message vocal" if payload["attachment"].get("kind") in ("voice", "audio") else "📎 Fichier"
+    return payload.get("choice", "")
+
+
+@router.get("/chat/api/stream")
+async def webchat_stream(request: Request, uid: str | None = None):
+    rt = request.app.state.rt
+    uid = _valid_uid(uid)
+    return StreamingResponse(sse_events(request, rt.notifier, [f"webchat:{uid}"], lambda p: ("message", p)),
+                             media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+async def sse_events(request: Request, notifier, topics: list[str], shape, keepalive: float = 15.0):
+    """Server-sent events for `topics`; `shape(payload) -> (event name, data)` or None to skip."""
+    async with notifier.subscribe(*topics) as subscription:
+        yield ": connected\n\n"
+        while True:
+            payload = await subscription.get(timeout=keepalive)
+            if await request.is_disconnected():
+                return
+            if payload is None:
+                yield ": keepalive\n\n"
+                continue
+            shaped = shape(payload)
+            if shaped is None:
+                continue
+            event, data = shaped
+            yield f"event: {event}\ndata: {json.dumps(data) if not isinstance(data, str) else data}\n\n"
+            await asyncio.sleep(0)

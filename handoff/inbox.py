@@ -1,0 +1,312 @@
+"""The workers' inbox: login, conversation lists, a conversation page, replies and transitions, live updates.
+
+Workers see only their organisation's conversations (403 otherwise). Every POST checks CSRF.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import func, select
+
+from allervers.auth import authenticate, check_csrf, csrf_token, current_worker
+from allervers.database import utcnow
+from conversations.models import ASSIGNED, CLOSED, INBOUND, WAITING, Address, Contact, Conversation, Event, Message
+from conversations.store import Pending, Thread, load_thread
+from conversations.webhooks import sse_events
+from handoff import transitions
+from handoff.models import Organisation, Worker
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/inbox")
+
+MAX_REPLY = 4000
+HIDDEN_EVENTS = {"message_received", "message_sent", "worker_replied", "flow_started", "flow_ended",
+                 "action_requested"}
+
+
+def templates(request: Request):
+    return request.app.state.templates
+
+
+def page(request: Request, name: str, **context) -> HTMLResponse:
+    context.setdefault("csrf", csrf_token(request))
+    return templates(request).TemplateResponse(request, name, context)
+
+
+async def conversation_for(request: Request, worker: Worker, conversation_id: int) -> Thread:
+    """The conversation if it belongs to the worker's organisation; 404 / 403 otherwise."""
+    async with request.app.state.rt.sessionmaker() as session:
+        conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise HTTPException(404, "no such conversation")
+    if conversation.organisation_id != worker.organisation_id:
+        raise HTTPException(403, "this conversation belongs to another organisation")
+    return conversation
+
+
+# Login ----------------------------------------------------------------------------------------
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request):
+    return page(request, "inbox/login.html", error=None)
+
+
+@router.post("/login")
+async def login(request: Request, email: str = Form(...), password: str = Form(...),
+                csrf_token_: str = Form(None, alias="csrf_token")):
+    check_csrf(request, csrf_token_)
+    rt = request.app.state.rt
+    async with rt.sessionmaker() as session, session.begin():
+        worker = await authenticate(session, email, password)
+        if worker is not None:
+            worker.is_online = True
+            worker.last_seen_at = utcnow()
+    if worker is None:
+        log.info("inbox login refused")
+        response = page(request, "inbox/login.html", error="E-mail ou mot de passe incorrect.")
+        response.status_code = 401
+        return response
+    request.session.clear()
+    request.session["worker_id"] = worker.id
+    csrf_token(request)
+    return RedirectResponse("/inbox", status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request, worker: Worker = Depends(current_worker), csrf_token_: str = Form(None, alias="csrf_token")):
+    check_csrf(request, csrf_token_)
+    async with request.app.state.rt.sessionmaker() as session, session.begin():
+        row = await session.get(Worker, worker.id)
+        row.is_online = False
+    request.session.clear()
+    return RedirectResponse("/inbox/login", status_code=303)
+
+
+@router.post("/presence")
+async def presence(request: Request, worker: Worker = Depends(current_worker),
+                   online: str = Form(...), csrf_token_: str = Form(None, alias="csrf_token")):
+    check_csrf(request, csrf_token_)
+    async with request.app.state.rt.sessionmaker() as session, session.begin():
+        row = await session.get(Worker, worker.id)
+        row.is_online = online == "1"
+    return RedirectResponse("/inbox", status_code=303)
+
+
+# Lists ----------------------------------------------------------------------------------------
+async def lists(request: Request, worker: Worker) -> dict:
+    async with request.app.state.rt.sessionmaker() as session:
+        rows = (await session.execute(
+            select(Conversation, Address.channel, func.max(Message.created_at))
+            .join(Address, Address.id == Conversation.address_id)
+            .join(Message, Message.conversation_id == Conversation.id, isouter=True)
+            .where(Conversation.organisation_id == worker.organisation_id,
+                   Conversation.status.in_((WAITING, ASSIGNED)))
+            .group_by(Conversation.id, Address.channel)
+            .order_by(Conversation.updated_at.desc())
+        )).all()
+        workers = dict((await session.execute(select(Worker.id, Worker.first_name).where(
+            Worker.organisation_id == worker.organisation_id))).all())
+    items = [{"conversation": c, "channel": channel, "last_at": last, "assignee": workers.get(c.assignee_id),
+              "topic": (c.summary or {}).get("answers", {}).get("topic")} for c, channel, last in rows]
+    return {
+        "waiting": [i for i in items if i["conversation"].status == WAITING],
+        "mine": [i for i in items if i["conversation"].status == ASSIGNED and i["conversation"].assignee_id == worker.id],
+        "others": [i for i in items if i["conversation"].status == ASSIGNED and i["conversation"].assignee_id != worker.id],
+    }
+
+
+@router.get("", response_class=HTMLResponse)
+async def inbox(request: Request, worker: Worker = Depends(current_worker)):
+    async with request.app.state.rt.sessionmaker() as session:
+        organisation = await session.get(Organisation, worker.organisation_id)
+    return page(request, "inbox/index.html", worker=worker, organisation=organisation, **await lists(request, worker))
+
+
+@router.get("/partials/lists", response_class=HTMLResponse)
+async def lists_partial(request: Request, worker: Worker = Depends(current_worker)):
+    return page(request, "inbox/_lists.html", worker=worker, **await lists(request, worker))
+
+
+@router.get("/stream")
+async def stream(request: Request, conversation: int | None = None, worker: Worker = Depends(current_worker)):
+    topics = [f"org:{worker.organisation_id}", f"worker:{worker.id}"]
+    if conversation is not None:
+        await conversation_for(request, worker, conversation)
+        topics.append(f"conversation:{conversation}")
+
+    def shape(payload: dict):
+        if payload.get("topic", "").startswith("conversation:"):
+            return "timeline", str(payload.get("conversation"))
+        return "lists", payload.get("event", "update")
+
+    return StreamingResponse(sse_events(request, request.app.state.rt.notifier, topics, shape),
+                             media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+# A conversation -------------------------------------------------------------------------------
+async def timeline(request: Request, conversation: Conversation) -> list[dict]:
+    async with request.app.state.rt.sessionmaker() as session:
+        messages = (await session.execute(select(Message).where(Message.conversation_id == conversation.id)
+                                          .order_by(Message.id))).scalars().all()
+        events = (await session.execute(select(Event).where(Event.conversation_id == conversation.id)
+                                        .order_by(Event.id))).scalars().all()
+    items = [{"at": m.created_at, "kind": "message", "message": m} for m in messages]
+    items += [{"at": e.created_at, "kind": "event", "event": e} for e in events if e.type not in HIDDEN_EVENTS]
+    items.sort(key=lambda item: (item["at"] or datetime.min, 0 if item["kind"] == "message" else 1))
+    return items
+
+
+async def conversation_context(request: Request, worker: Worker, conversation: Conversation) -> dict:
+    rt = request.app.state.rt
+    async with rt.sessionmaker() as session:
+        contact = await session.get(Contact, conversation.contact_id)
+        address = await session.get(Address, conversation.address_id)
+        assignee = await session.get(Worker, conversation.assignee_id) if conversation.assignee_id else None
+        colleagues = (await session.execute(select(Worker).where(
+            Worker.organisation_id == worker.organisation_id, Worker.is_active.is_(True), Worker.id != worker.id)
+        )).scalars().all()
+    window = None
+    channel = rt.channels.get(address.channel)
+    if hasattr(channel, "window_open"):
+        window = channel.window_open(contact.last_inbound_at, utcnow())
+    return {"worker": worker, "conversation": conversation, "contact": contact, "address": address,
+            "assignee": assignee, "colleagues": colleagues, "items": await timeline(request, conversation),
+            "summary": conversation.summary or {}, "window_open": window}
+
+
+@router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
+async def conversation_page(request: Request, conversation_id: int, worker: Worker = Depends(current_worker)):
+    conversation = await conversation_for(request, worker, conversation_id)
+    return page(request, "inbox/conversation.html", **await conversation_context(request, worker, conversation))
+
+
+@router.get("/conversations/{conversation_id}/timeline", response_class=HTMLResponse)
+async def timeline_partial(request: Request, conversation_id: int, worker: Worker = Depends(current_worker)):
+    conversation = await conversation_for(request, worker, conversation_id)
+    return page(request, "inbox/_timeline.html", **await conversation_context(request, worker, conversation))
+
+
+async def act(request: Request, worker: Worker, conversation_id: int, csrf: str | None, change) -> Response:
+    """Run one transition on a conversation of the worker's organisation, then deliver and notify."""
+    check_csrf(request, csrf)
+    await conversation_for(request, worker, conversation_id)
+    rt = request.app.state.rt
+    pending = Pending.empty()
+    async with rt.sessionmaker() as session:
+        thread = await load_thread(session, conversation_id)
+        key = f"{thread.address.channel}:{thread.address.external_id}"
+    async with rt.locks.hold(key):
+        async with rt.sessionmaker() as session, session.begin():
+            thread = await load_thread(session, conversation_id)
+            me = await session.get(Worker, worker.id)
+            await change(session, thread, me, pending)
+    await rt.after_commit(pending)
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Trigger": "refresh-timeline"})
+    return RedirectResponse(f"/inbox/conversations/{conversation_id}", status_code=303)
+
+
+def _open(thread: Thread) -> None:
+    if thread.conversation.status == CLOSED:
+        raise HTTPException(409, "this conversation is closed")
+
+
+@router.post("/conversations/{conversation_id}/reply")
+async def reply(request: Request, conversation_id: int, text: str = Form(...),
+                csrf_token_: str = Form(None, alias="csrf_token"), worker: Worker = Depends(current_worker)):
+    text = text.strip()
+    if not text:
+        raise HTTPException(400, "empty reply")
+    if len(text) > MAX_REPLY:
+        raise HTTPException(413, f"a reply holds at most {MAX_REPLY} characters")
+
+    async def change(session, thread, me, pending):
+        _open(thread)
+        await transitions.reply(session, thread, me, text, pending)
+
+    return await act(request, worker, conversation_id, csrf_token_, change)
+
+
+@router.post("/conversations/{conversation_id}/take")
+async def take(request: Request, conversation_id: int, csrf_token_: str = Form(None, alias="csrf_token"),
+               worker: Worker = Depends(current_worker)):
+    async def change(session, thread, me, pending):
+        _open(thread)
+        if thread.conversation.assignee_id != me.id:
+            await transitions.assign(session, thread, me, me, pending)
+
+    return await act(request, worker, conversation_id, csrf_token_, change)
+
+
+@router.post("/conversations/{conversation_id}/transfer")
+async def transfer(request: Request, conversation_id: int, to: int = Form(...),
+                   csrf_token_: str = Form(None, alias="csrf_token"), worker: Worker = Depends(current_worker)):
+    async def change(session, thread, me, pending):
+        _open(thread)
+        target = await session.get(Worker, to)
+        if target is None or target.organisation_id != me.organisation_id or not target.is_active:
+            raise HTTPException(400, "unknown colleague")
+        await transitions.assign(session, thread, target, me, pending)
+
+    return await act(request, worker, conversation_id, csrf_token_, change)
+
+
+@router.post("/conversations/{conversation_id}/note")
+async def note(request: Request, conversation_id: int, text: str = Form(...),
+               csrf_token_: str = Form(None, alias="csrf_token"), worker: Worker = Depends(current_worker)):
+    text = text.strip()
+    if not text or len(text) > MAX_REPLY:
+        raise HTTPException(400, "a note holds 1 to 4000 characters")
+
+    async def change(session, thread, me, pending):
+        await transitions.add_note(session, thread, me, text, pending)
+
+    return await act(request, worker, conversation_id, csrf_token_, change)
+
+
+OUTCOMES = {
+    "answered": "Question répondue",
+    "oriented": "Orientée vers une structure",
+    "appointment": "Rendez-vous pris",
+    "claim_started": "Demande d'aide commencée",
+    "no_answer": "Sans réponse de la personne",
+    "other": "Autre",
+}
+
+
+@router.post("/conversations/{conversation_id}/close")
+async def close(request: Request, conversation_id: int, outcome: str = Form(...), detail: str = Form(""),
+                csrf_token_: str = Form(None, alias="csrf_token"), worker: Worker = Depends(current_worker)):
+    if outcome not in OUTCOMES:
+        raise HTTPException(400, "unknown outcome")
+    label = OUTCOMES[outcome] + (f" — {detail.strip()[:150]}" if detail.strip() else "")
+
+    async def change(session, thread, me, pending):
+        _open(thread)
+        await transitions.close(session, thread, me, label, pending)
+
+    return await act(request, worker, conversation_id, csrf_token_, change)
+
+
+@router.post("/conversations/{conversation_id}/return-to-bot")
+async def return_to_bot(request: Request, conversation_id: int, csrf_token_: str = Form(None, alias="csrf_token"),
+                        worker: Worker = Depends(current_worker)):
+    rt = request.app.state.rt
+
+    async def change(session, thread, me, pending):
+        from conversations.receive import apply_turn
+
+        _open(thread)
+        await transitions.return_to_bot(session, thread, me, pending)
+        context = await rt.flow_context(session, thread)
+        turn = rt.flow_engine.start("menu", answers={"consent": thread.contact.consent},
+                                    locale=thread.contact.locale, context=context)
+        await apply_turn(rt, session, thread, turn, pending)
+
+    return await act(request, worker, conversation_id, csrf_token_, change)
+
+
+__all__ = ["router", "OUTCOMES", "INBOUND"]

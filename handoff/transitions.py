@@ -1,0 +1,127 @@
+"""The only writer of conversation status besides conversations.receive.
+
+Every transition runs inside the caller's transaction, appends its past-tense event, and queues
+what the person must be told. Nothing is sent here: the caller delivers after commit.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allervers.database import utcnow
+from bots.base import OutboundMessage
+from conversations.models import ASSIGNED, BOT, CLOSED, WAITING, Event, Message
+from conversations.store import Pending, Thread, add_event, queue_message
+from handoff.models import Organisation, Team, Worker
+from handoff.routing import pick_worker, queue_team
+
+
+def introduction(worker: Worker, soon: bool = True) -> str:
+    where = f" à {worker.structure}" if worker.structure else ""
+    when = "Elle ou il vous répond ici dans quelques minutes." if soon else "Réponse ici dès que possible."
+    return f"🙋 {worker.first_name}, {worker.job_title}{where}, va s'occuper de votre demande.\n{when}"
+
+
+def signed(worker: Worker, text: str) -> str:
+    return f"{text}\n— {worker.first_name}"
+
+
+def _set_status(thread: Thread, status: str, assignee_id: int | None) -> None:
+    thread.conversation.status = status
+    thread.conversation.assignee_id = assignee_id
+    thread.conversation.updated_at = utcnow()
+
+
+async def request_handoff(session: AsyncSession, thread: Thread, reason: str, pending: Pending) -> Worker | None:
+    """Hand the conversation to a named worker (or the team queue) and tell the person who and when."""
+    conversation = thread.conversation
+    if conversation.status in (WAITING, ASSIGNED):
+        return None
+    add_event(session, conversation, "handoff_requested", {"reason": reason}, pending=pending)
+    worker = await pick_worker(session, conversation.organisation_id)
+    if worker is not None:
+        _set_status(thread, ASSIGNED, worker.id)
+        add_event(session, conversation, "conversation_assigned",
+                  {"worker": worker.first_name, "worker_id": worker.id, "by": "routing"}, pending=pending)
+        await queue_message(session, thread, OutboundMessage(introduction(worker)), pending)
+        pending.notify.append((f"worker:{worker.id}", {"event": "conversation_assigned",
+                                                      "conversation": conversation.id}))
+        return worker
+    team = await queue_team(session, conversation.organisation_id)
+    organisation = await session.get(Organisation, conversation.organisation_id)
+    _set_status(thread, WAITING, None)
+    conversation.team_id = team.id if team else None
+    add_event(session, conversation, "conversation_queued", {"team": team.name if team else None}, pending=pending)
+    who = f"l'équipe {team.name}" if team else f"l'équipe de {organisation.name}"
+    await queue_message(session, thread, OutboundMessage(
+        f"🙋 Personne n'est disponible tout de suite. Je transmets votre demande à {who}.\n"
+        f"Une personne vous répondra ici, {organisation.opening_hours_text}, et vous dira son prénom."
+    ), pending)
+    return None
+
+
+async def assign(session: AsyncSession, thread: Thread, worker: Worker, by: Worker | None, pending: Pending) -> None:
+    """A worker takes the conversation (from the queue, or by transfer): the person is told who."""
+    previous = thread.conversation.assignee_id
+    _set_status(thread, ASSIGNED, worker.id)
+    kind = "conversation_transferred" if previous and previous != worker.id else "conversation_assigned"
+    add_event(session, thread.conversation, kind,
+              {"worker": worker.first_name, "worker_id": worker.id, "from_worker_id": previous,
+               "by": by.first_name if by else "routing"},
+              worker_id=by.id if by else None, pending=pending)
+    await queue_message(session, thread, OutboundMessage(introduction(worker)), pending)
+    pending.notify.append((f"worker:{worker.id}", {"event": kind, "conversation": thread.conversation.id}))
+
+
+async def reply(session: AsyncSession, thread: Thread, worker: Worker, text: str, pending: Pending,
+                attachment_path: str | None = None) -> Message:
+    """A worker's reply: a row signed with their first name, sent after commit."""
+    if thread.conversation.status != ASSIGNED or thread.conversation.assignee_id != worker.id:
+        await assign(session, thread, worker, worker, pending)
+    message = await queue_message(session, thread, OutboundMessage(signed(worker, text),
+                                                                   attachment_path=attachment_path),
+                                  pending, worker_id=worker.id)
+    add_event(session, thread.conversation, "worker_replied", {"message_id": message.id, "worker": worker.first_name},
+              worker_id=worker.id, pending=pending)
+    return message
+
+
+async def add_note(session: AsyncSession, thread: Thread, worker: Worker, text: str, pending: Pending) -> None:
+    add_event(session, thread.conversation, "note_added", {"text": text, "worker": worker.first_name},
+              worker_id=worker.id, pending=pending)
+
+
+async def close(session: AsyncSession, thread: Thread, worker: Worker | None, outcome: str, pending: Pending,
+                tell_person: bool = True) -> None:
+    conversation = thread.conversation
+    _set_status(thread, CLOSED, conversation.assignee_id)
+    conversation.outcome = outcome
+    conversation.closed_at = utcnow()
+    add_event(session, conversation, "conversation_closed",
+              {"outcome": outcome, "worker": worker.first_name if worker else None},
+              worker_id=worker.id if worker else None, pending=pending)
+    if tell_person:
+        who = worker.first_name if worker else "L'équipe"
+        await queue_message(session, thread, OutboundMessage(
+            f"✅ {who} a terminé la conversation. Écrivez-nous quand vous voulez : « menu » pour recommencer."
+        ), pending)
+    if thread.contact.consent is False:
+        # Consent refused: nothing is kept beyond the conversation (sent messages are purged later).
+        conversation.summary = {}
+        conversation.flow_state = {}
+        await session.execute(delete(Event).where(Event.conversation_id == conversation.id,
+                                                  Event.type.in_(("answer_saved", "note_added"))))
+        await session.execute(delete(Message).where(Message.conversation_id == conversation.id,
+                                                    Message.status.notin_(("queued", "sending"))))
+
+
+async def return_to_bot(session: AsyncSession, thread: Thread, worker: Worker, pending: Pending) -> None:
+    _set_status(thread, BOT, None)
+    thread.conversation.flow_state = {}
+    add_event(session, thread.conversation, "conversation_returned_to_bot", {"worker": worker.first_name},
+              worker_id=worker.id, pending=pending)
+
+
+async def team_of(session: AsyncSession, worker: Worker) -> Team | None:
+    return await session.get(Team, worker.team_id) if worker.team_id else None
