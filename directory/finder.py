@@ -1,0 +1,246 @@
+"""The answer to "find help near me": where -> commune, need -> nearest places, with hours and numbers.
+
+`Directory` bundles the communes and the places index (built once, rebuilt after an import);
+`find_places` is what the chat flow calls; `directory.render.render_answer` turns the answer into
+short French messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+
+from directory.communes import Commune, CommuneIndex
+from directory.emergency import EmergencyNumber, numbers_for
+from directory.hours import describe
+from directory.needs import Need, resolve_need
+from directory.places import RADII_KM, Place, PlaceIndex, load_places
+
+MAX_LIMIT = 10
+POSITION_MAX_KM = 25.0  # farther than this from every commune centre: "too far" (sea, abroad)
+
+
+@dataclass(slots=True)
+class PlaceCard:
+    id: str
+    name: str
+    distance_km: float
+    address: str | None
+    phone: str | None
+    hours_text: str
+    open_now: bool | None
+    map_link: str
+    approximate_location: bool = False
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(slots=True)
+class PlacesAnswer:
+    """status: "places" (possibly an empty list: nothing within the largest radius),
+    "choose_commune" (offer `candidates` as buttons, value "insee:<code>"),
+    "unknown_place" (`message` says so kindly)."""
+
+    status: str
+    need: str | None = None
+    need_label: str | None = None
+    commune: Commune | None = None
+    candidates: list[Commune] = field(default_factory=list)
+    from_position: bool = False
+    emergency_numbers: list[EmergencyNumber] = field(default_factory=list)
+    places: list[PlaceCard] = field(default_factory=list)
+    radius_km: float | None = None
+    widened: bool = False
+    has_more: bool = False
+    offset: int = 0
+    next_offset: int | None = None
+    message: str | None = None
+
+    @property
+    def buttons(self) -> list[tuple[str, str]]:
+        """(label, value) pairs for the commune choice."""
+        return [(commune.label, f"insee:{commune.code_insee}") for commune in self.candidates]
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "need": self.need,
+            "need_label": self.need_label,
+            "commune": self.commune.to_dict() if self.commune else None,
+            "candidates": [commune.to_dict() for commune in self.candidates],
+            "from_position": self.from_position,
+            "emergency_numbers": [entry.to_dict() for entry in self.emergency_numbers],
+            "places": [place.to_dict() for place in self.places],
+            "radius_km": self.radius_km,
+            "widened": self.widened,
+            "has_more": self.has_more,
+            "offset": self.offset,
+            "next_offset": self.next_offset,
+            "message": self.message,
+        }
+
+
+@lru_cache(maxsize=1)
+def shipped_communes() -> CommuneIndex:
+    return CommuneIndex.load()
+
+
+class Directory:
+    """Communes + places index. Build with `await Directory.load(sessionmaker)`."""
+
+    def __init__(self, communes: CommuneIndex, places: PlaceIndex, left_out: int = 0):
+        self.communes = communes
+        self.places = places
+        self.left_out = left_out  # places without any usable position
+
+    @classmethod
+    def from_places(cls, places: list[Place], communes: CommuneIndex | None = None) -> "Directory":
+        return cls(communes or shipped_communes(), PlaceIndex(places))
+
+    @classmethod
+    async def load(cls, sessionmaker, *, autoload: bool = True) -> "Directory":
+        """Import the shipped data on first run (when `autoload`), then index the places."""
+        if autoload:
+            from directory.importer import ensure_loaded
+
+            await ensure_loaded(sessionmaker)
+        communes = shipped_communes()
+        places, left_out = await load_places(sessionmaker, communes)
+        return cls(communes, PlaceIndex(places), left_out)
+
+    async def reload(self, sessionmaker) -> None:
+        """Rebuild the places index from the database (after an import)."""
+        places, left_out = await load_places(sessionmaker, self.communes)
+        self.places, self.left_out = PlaceIndex(places), left_out
+
+    def find(self, where, need: str | None = None, offset: int = 0, limit: int = 5, now: datetime | None = None):
+        return find_places(self, where, need, offset=offset, limit=limit, now=now)
+
+
+def map_link(latitude: float, longitude: float) -> str:
+    lat, lon = f"{latitude:.5f}", f"{longitude:.5f}"
+    return f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=17/{lat}/{lon}"
+
+
+def _card(place: Place, distance: float, now: datetime | None) -> PlaceCard:
+    hours = describe(place.hours, now)
+    return PlaceCard(
+        id=place.id,
+        name=place.name,
+        distance_km=round(distance, 2),
+        address=place.address,
+        phone=place.phone,
+        hours_text=hours.text,
+        open_now=hours.open_now,
+        map_link=map_link(place.latitude, place.longitude),
+        approximate_location=place.approximate,
+    )
+
+
+def _position(where) -> tuple[float, float] | None:
+    if isinstance(where, dict) and "latitude" in where and "longitude" in where:
+        return float(where["latitude"]), float(where["longitude"])
+    if isinstance(where, (tuple, list)) and len(where) == 2:
+        return float(where[0]), float(where[1])
+    if isinstance(where, str):
+        parts = where.replace(";", ",").split(",")
+        if len(parts) == 2:
+            try:
+                return float(parts[0]), float(parts[1])
+            except ValueError:
+                return None
+    return None
+
+
+UNKNOWN_PLACE = (
+    "Je ne trouve pas cette commune. Pouvez-vous m'écrire votre code postal (5 chiffres) "
+    "ou le nom de votre commune ?"
+)
+FAR_POSITION = (
+    "Cette position semble loin de toute commune française. Pouvez-vous m'écrire votre code postal "
+    "ou le nom de votre commune ?"
+)
+# Open data has no food aid and no emergency housing: admins add them (docs/directory.md).
+NEEDS_MISSING_FROM_OPEN_DATA = {"se-nourrir", "dormir-ce-soir", "se-loger", "s-equiper"}
+MISSING_FROM_OPEN_DATA = (
+    "L'aide alimentaire et l'hébergement d'urgence manquent encore dans notre annuaire : "
+    "une personne de l'équipe peut chercher avec vous."
+)
+NO_POSITION = "Je n'ai pas la position de cette commune. Pouvez-vous m'écrire une commune voisine ?"
+
+
+def find_places(
+    directory: Directory,
+    where,
+    need: str | None = None,
+    offset: int = 0,
+    limit: int = 5,
+    now: datetime | None = None,
+) -> PlacesAnswer:
+    """`where`: free text ("44400", "Rezé", "st nazaire"), "insee:44143" (a chosen button),
+    a (latitude, longitude) pair or {"latitude", "longitude"} (a shared location), or "47.17,-1.55".
+    `need`: a need id (directory.needs), a data·inclusion catégorie or thématique, or None.
+    Raises directory.needs.UnknownNeed for anything else."""
+    resolved_need: Need | None = resolve_need(need)
+    limit = min(max(int(limit), 1), MAX_LIMIT)
+    offset = max(int(offset), 0)
+    answer = PlacesAnswer(
+        status="places",
+        need=resolved_need.id if resolved_need else None,
+        need_label=resolved_need.label if resolved_need else None,
+        offset=offset,
+    )
+    if resolved_need is not None and resolved_need.emergency:
+        answer.emergency_numbers = numbers_for(resolved_need.id)
+
+    position = _position(where)
+    if position is not None:
+        answer.from_position = True
+        nearest = directory.communes.nearest(*position, max_km=POSITION_MAX_KM)
+        if nearest is None:
+            answer.status, answer.message = "unknown_place", FAR_POSITION
+            return answer
+        answer.commune = nearest[0]
+        latitude, longitude = position
+    else:
+        text = str(where or "")
+        if text.startswith("insee:"):
+            commune = directory.communes.get(text.removeprefix("insee:").strip())
+            resolution_commune, candidates = commune, [commune] if commune else []
+        else:
+            resolution = directory.communes.resolve(text)
+            resolution_commune, candidates = resolution.commune, resolution.candidates
+        if resolution_commune is None:
+            if candidates:
+                answer.status, answer.candidates = "choose_commune", candidates
+                answer.message = "Plusieurs communes correspondent. Laquelle est la vôtre ?"
+            else:
+                answer.status, answer.message = "unknown_place", UNKNOWN_PLACE
+            return answer
+        answer.commune = resolution_commune
+        answer.candidates = [c for c in candidates if c is not resolution_commune]
+        if not resolution_commune.has_position:
+            answer.status, answer.message = "unknown_place", NO_POSITION
+            return answer
+        latitude, longitude = resolution_commune.latitude, resolution_commune.longitude
+
+    result = directory.places.nearest(latitude, longitude, resolved_need, limit=limit, offset=offset)
+    answer.places = [_card(place, distance, now) for place, distance in result.hits]
+    answer.radius_km = result.radius_km
+    answer.widened = result.widened
+    answer.has_more = result.has_more
+    answer.next_offset = offset + limit if result.has_more else None
+    if not answer.places:
+        answer.message = (
+            f"Je n'ai trouvé aucun lieu à moins de {result.radius_km:g} km pour ce besoin."
+            if offset == 0
+            else "Il n'y a pas d'autres lieux à proposer."
+        )
+        if offset == 0 and answer.need in NEEDS_MISSING_FROM_OPEN_DATA:
+            answer.message += " " + MISSING_FROM_OPEN_DATA
+    return answer
+
+
+__all__ = ["RADII_KM", "Directory", "PlaceCard", "PlacesAnswer", "find_places", "map_link", "shipped_communes"]

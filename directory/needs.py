@@ -1,0 +1,107 @@
+"""The needs a person picks with buttons, each mapped to data·inclusion v1 thématiques.
+
+A need can also be given as a data·inclusion catégorie ("numerique") or thématique value
+("sante--acces-aux-soins"): `resolve_need` accepts all three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    id: str
+    label: str  # button text, plain French
+    thematiques: tuple[str, ...]  # data·inclusion values; a catégorie stands for all its thématiques
+    emergency: bool = False  # show the national emergency numbers first
+
+
+NEEDS: tuple[Need, ...] = (
+    Need("se-nourrir", "Se nourrir", ("equipement-et-alimentation--alimentation",)),
+    Need(
+        "dormir-ce-soir",
+        "Dormir ce soir",
+        ("logement-hebergement--rechercher-une-solution-dhebergement-temporaire",),
+        emergency=True,
+    ),
+    Need("se-loger", "Se loger", ("logement-hebergement",)),
+    Need("sante", "Santé", ("sante",)),
+    Need("demarches-et-droits", "Démarches et droits", ("difficultes-administratives-ou-juridiques",)),
+    Need("numerique", "Numérique", ("numerique",)),
+    Need("emploi", "Emploi, formation", ("trouver-un-emploi", "preparer-sa-candidature", "choisir-un-metier", "se-former")),
+    Need("famille", "Famille, enfants", ("famille",)),
+    Need("argent", "Argent, dettes", ("difficultes-financieres",)),
+    Need(
+        "violences",
+        "Violences, danger",
+        (
+            "famille--surmonter-conflits-separation-violence",
+            "difficultes-administratives-ou-juridiques--prendre-en-compte-une-problematique-judiciaire",
+        ),
+        emergency=True,
+    ),
+    Need(
+        "s-equiper",
+        "Vêtements, équipement",
+        ("equipement-et-alimentation--habillement", "equipement-et-alimentation--electromenager", "equipement-et-alimentation--aide-menagere"),
+    ),
+    Need("se-deplacer", "Se déplacer", ("mobilite",)),
+    Need("apprendre-le-francais", "Apprendre le français", ("lecture-ecriture-calcul",)),
+    Need("lien-social", "Sortir, rencontrer", ("remobilisation",)),
+)
+
+NEEDS_BY_ID = {need.id: need for need in NEEDS}
+
+
+class UnknownNeed(ValueError):
+    pass
+
+
+@lru_cache(maxsize=1)
+def all_thematiques() -> tuple[str, ...]:
+    """The 69 data·inclusion v1 thématiques, in the schema's order (bit positions in the index)."""
+    from data_inclusion.schema import v1
+
+    return tuple(thematique.value for thematique in v1.Thematique)
+
+
+@lru_cache(maxsize=1)
+def all_categories() -> tuple[str, ...]:
+    from data_inclusion.schema import v1
+
+    return tuple(categorie.value for categorie in v1.Categorie)
+
+
+def expand(values: tuple[str, ...] | list[str]) -> frozenset[str]:
+    """Catégories -> their thématiques; thématiques kept as they are."""
+    thematiques = all_thematiques()
+    found = set()
+    for value in values:
+        if "--" in value:
+            found.add(value)
+        else:
+            found.update(t for t in thematiques if t.startswith(value + "--"))
+    return frozenset(found)
+
+
+def resolve_need(value: str | None) -> Need | None:
+    """A need id, a data·inclusion catégorie or thématique -> Need; None means "any place"."""
+    if value is None or value == "" or value == "tout":
+        return None
+    key = value.strip().lower()
+    if key in NEEDS_BY_ID:
+        return NEEDS_BY_ID[key]
+    if key in all_categories() or key in all_thematiques():
+        from data_inclusion.schema import v1
+
+        label = v1.Categorie(key).label if "--" not in key else v1.Thematique(key).label
+        return Need(key, label, (key,), emergency=key in EMERGENCY_THEMATIQUES)
+    raise UnknownNeed(value)
+
+
+EMERGENCY_THEMATIQUES = {
+    "logement-hebergement--rechercher-une-solution-dhebergement-temporaire",
+    "famille--surmonter-conflits-separation-violence",
+}
