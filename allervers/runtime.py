@@ -182,9 +182,7 @@ def build_channels(settings: Settings, notifier) -> dict:
     if settings.telegram_bot_token:
         from bots.telegram import TelegramChannel  # imports aiogram (slow): only when configured
 
-        channels["telegram"] = TelegramChannel(
-            token=settings.telegram_bot_token, webhook_secret=settings.telegram_webhook_secret,
-            api_base=settings.telegram_api_base)
+        channels["telegram"] = TelegramChannel.from_settings(settings)
     if settings.whatsapp_access_token:
         from bots.whatsapp import WhatsAppChannel
 

@@ -42,19 +42,17 @@ def channel_or_404(request: Request, name: str):
     return channel
 
 
-def auth_error(error: Exception) -> HTTPException:
-    status = getattr(error, "status_code", None) or (403 if "wrong" in str(error).lower() else 401)
-    return HTTPException(status, "unauthorized webhook")
-
-
 @router.post("/bots/telegram/webhook")
 async def telegram_webhook(request: Request):
     rt = request.app.state.rt
     channel = channel_or_404(request, "telegram")
     try:
         channel.verify(request.headers)
-    except PermissionError as error:
-        raise auth_error(error) from None
+    except Exception as error:
+        status = getattr(error, "status_code", None)
+        if status is None:
+            raise
+        raise HTTPException(status, "unauthorized webhook") from None
     body = await read_body(request)
     try:
         messages = channel.parse(body)

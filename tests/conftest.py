@@ -1,0 +1,185 @@
+"""Shared fixtures: settings per backend (SQLite always; PostgreSQL + Redis when configured),
+an in-process app client, and a live server on loopback for end-to-end tests.
+
+Real backends run when ALLERVERS_TEST_POSTGRES_URL / ALLERVERS_TEST_REDIS_URL are set (.ci/run
+sets them); otherwise those runs are skipped and the summary says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import threading
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from allervers.settings import Settings
+
+POSTGRES_URL = os.environ.get("ALLERVERS_TEST_POSTGRES_URL")
+REDIS_URL = os.environ.get("ALLERVERS_TEST_REDIS_URL")
+
+BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
+
+
+def pytest_report_header(config):
+    lines = []
+    lines.append("PostgreSQL runs: " + (f"yes ({POSTGRES_URL})" if POSTGRES_URL else
+                                        "SKIPPED (set ALLERVERS_TEST_POSTGRES_URL to run them)"))
+    lines.append("Redis runs: " + (f"yes ({REDIS_URL})" if REDIS_URL else
+                                   "SKIPPED (set ALLERVERS_TEST_REDIS_URL to run them)"))
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not POSTGRES_URL:
+        terminalreporter.write_line("NOTE: PostgreSQL tests were skipped (ALLERVERS_TEST_POSTGRES_URL not set).")
+    if not REDIS_URL:
+        terminalreporter.write_line("NOTE: Redis tests were skipped (ALLERVERS_TEST_REDIS_URL not set).")
+
+
+def reset_postgres(url: str) -> None:
+    import asyncpg
+
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def run():
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+        finally:
+            await connection.close()
+
+    # Its own thread and loop: callers may already be inside an event loop.
+    worker = threading.Thread(target=lambda: asyncio.run(run()))
+    worker.start()
+    worker.join()
+
+
+def reset_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def settings_for(tmp_path, backend):
+    """Build Settings for the current backend; PostgreSQL runs use Redis too when it is configured."""
+
+    def make(**overrides) -> Settings:
+        values = dict(
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/allervers.db",
+            media_dir=tmp_path / "media",
+            secret_key="test-secret-key",
+            rights_backend="off",
+            directory_autoload=False,
+            delivery_base_backoff=0.05,
+        )
+        if backend == "postgres":
+            reset_postgres(POSTGRES_URL)
+            values["database_url"] = POSTGRES_URL
+            if REDIS_URL:
+                reset_redis(REDIS_URL)
+                values["redis_url"] = REDIS_URL
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return make
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+@asynccontextmanager
+async def app_client(settings: Settings, channels: dict | None = None):
+    """The real app in-process (lifespan run), with an httpx client on it."""
+    from allervers.app import create_app
+
+    app = create_app(settings, channels=channels)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            client.app = app
+            yield client
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
+    page = await client.get("/inbox/login")
+    return await client.post("/inbox/login", data={"email": email, "password": password,
+                                                  "csrf_token": csrf_of(page.text)})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """The app served by uvicorn on loopback in a background thread (its own event loop)."""
+
+    def __init__(self, settings: Settings):
+        from allervers.app import create_app
+
+        self.app = create_app(settings)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
+                                                   log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the live server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+    @property
+    def rt(self):
+        return self.app.state.rt
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+async def eventually(predicate, timeout: float = 10.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await predicate() if asyncio.iscoroutinefunction(predicate) else predicate()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
