@@ -1,0 +1,80 @@
+"""Directory fixtures: a SQLite file loaded once with the shipped data, the Directory built on it,
+and a fresh database per test for import tests (SQLite, plus PostgreSQL when
+ALLERVERS_TEST_POSTGRES_URL is set: the public schema is dropped and recreated)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from allervers.database import make_engine, make_sessionmaker
+from allervers.migrate import upgrade
+
+POSTGRES_URL = os.environ.get("ALLERVERS_TEST_POSTGRES_URL")
+DB_BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
+
+
+async def _reset_postgres(url: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def shipped_database_url(tmp_path_factory) -> str:
+    """A migrated SQLite file with the shipped open data (first-run load), built once."""
+    from directory.importer import ensure_loaded
+
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('directory')}/shipped.db"
+
+    async def build():
+        engine = make_engine(url)
+        try:
+            await upgrade(engine)
+            await ensure_loaded(make_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(build())
+    return url
+
+
+@pytest.fixture(scope="session")
+def shipped_directory(shipped_database_url):
+    from directory.finder import Directory
+
+    async def load():
+        engine = make_engine(shipped_database_url)
+        try:
+            return await Directory.load(make_sessionmaker(engine), autoload=False)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(load())
+
+
+@pytest.fixture(scope="session")
+def communes():
+    from directory.finder import shipped_communes
+
+    return shipped_communes()
+
+
+@pytest.fixture(params=DB_BACKENDS)
+async def sessionmaker(request, tmp_path):
+    """A fresh, migrated database for one test."""
+    if request.param == "postgres":
+        await _reset_postgres(POSTGRES_URL)
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path}/directory.db"
+    engine = make_engine(url)
+    await upgrade(engine)
+    yield make_sessionmaker(engine)
+    await engine.dispose()

@@ -1,0 +1,94 @@
+"""Known answers on the shipped open data."""
+
+from datetime import datetime
+
+from directory.finder import find_places
+from directory.hours import PARIS
+from directory.render import render_answer
+
+MONDAY_MORNING = datetime(2026, 11, 23, 10, 0, tzinfo=PARIS)
+
+
+def test_reze_demarches(shipped_directory):
+    for where in ("44400", "Rezé", "reze"):
+        answer = find_places(shipped_directory, where, "demarches-et-droits", now=MONDAY_MORNING)
+        assert answer.status == "places" and answer.commune.code_insee == "44143"
+        names = [card.name for card in answer.places]
+        assert "France services de Rezé" in names, names
+        assert len(answer.places) == 5 and answer.radius_km == 10 and not answer.widened and answer.has_more
+        distances = [card.distance_km for card in answer.places]
+        assert distances == sorted(distances)
+        card = answer.places[names.index("France services de Rezé")]
+        assert card.id == "france-services--2412" and card.distance_km < 3
+        assert card.phone and "44400 Rezé" in card.address
+        assert card.open_now is True and card.hours_text.startswith("ouvert maintenant")
+        assert card.map_link.startswith("https://www.openstreetmap.org/?mlat=47.18")
+        assert "#map=17/47.18" in card.map_link
+
+
+def test_voir_plus(shipped_directory):
+    first = find_places(shipped_directory, "44400", "demarches-et-droits", now=MONDAY_MORNING)
+    more = find_places(shipped_directory, "44400", "demarches-et-droits", offset=first.next_offset, now=MONDAY_MORNING)
+    assert more.offset == 5 and more.places
+    assert not {c.id for c in first.places} & {c.id for c in more.places}
+    assert more.places[0].distance_km >= first.places[-1].distance_km
+
+
+def test_shared_location(shipped_directory):
+    answer = find_places(shipped_directory, (47.1850, -1.5593), "numerique", now=MONDAY_MORNING)
+    assert answer.from_position and answer.commune.code_insee == "44143"
+    assert answer.places[0].distance_km < 0.5
+    assert find_places(shipped_directory, {"latitude": 47.185, "longitude": -1.559}, None).status == "places"
+
+
+def test_a_location_in_the_sea(shipped_directory):
+    answer = find_places(shipped_directory, (46.5, -3.8), "sante")
+    assert answer.status == "unknown_place" and answer.places == [] and "loin" in answer.message
+
+
+def test_ambiguous_and_unknown_places(shipped_directory):
+    ambiguous = find_places(shipped_directory, "Saint-Denis", "sante")
+    assert ambiguous.status == "choose_commune" and len(ambiguous.candidates) >= 2
+    assert ambiguous.buttons[0] == ("Saint-Denis (974)", "insee:97411")
+    chosen = find_places(shipped_directory, "insee:93066", "demarches-et-droits")
+    assert chosen.status == "places" and chosen.commune.code_insee == "93066" and chosen.places
+    unknown = find_places(shipped_directory, "xyzzy", "sante")
+    assert unknown.status == "unknown_place" and "code postal" in unknown.message
+
+
+def test_emergency_needs_show_the_numbers_first(shipped_directory):
+    answer = find_places(shipped_directory, "Rezé", "dormir-ce-soir", now=MONDAY_MORNING)
+    assert answer.emergency_numbers[0].number == "115" and len(answer.emergency_numbers) == 7
+    assert answer.places == [] and answer.radius_km == 100 and answer.widened  # not in open data
+    messages = render_answer(answer)
+    assert messages[0].startswith("🆘") and "115" in messages[0] and "114" in messages[0]
+    assert "hébergement d'urgence manquent" in messages[0]
+    assert find_places(shipped_directory, "Rezé", "numerique").emergency_numbers == []
+
+
+def test_rendering(shipped_directory):
+    answer = find_places(shipped_directory, "44400", "demarches-et-droits", now=MONDAY_MORNING)
+    messages = render_answer(answer)
+    text = "\n".join(messages)
+    assert all(len(message) <= 4000 for message in messages)
+    assert "près de Rezé" in text and "à moins de 10 km" in text
+    assert "📍" in text and "🕒" in text and "☎️" in text and "voir plus" in text
+    assert "1. " in text and "France services de Rezé" in text
+    small = render_answer(answer, max_chars=300)
+    assert len(small) > 1 and all(len(message) <= 300 for message in small)
+
+
+def test_answer_as_json(shipped_directory):
+    import json
+
+    data = find_places(shipped_directory, "44400", "demarches-et-droits", limit=3).to_dict()
+    json.dumps(data)
+    assert set(data["places"][0]) == {"id", "name", "distance_km", "address", "phone", "hours_text", "open_now",
+                                      "map_link", "approximate_location"}
+    assert data["commune"]["code_insee"] == "44143"
+
+
+def test_places_without_coordinates_use_their_commune(shipped_directory):
+    approximate = [p for p in shipped_directory.places.places if p.approximate]
+    assert len(approximate) > 300  # siao and cd72 records have no coordinates
+    assert shipped_directory.left_out < 50

@@ -1,0 +1,169 @@
+import gzip
+import json
+
+import pytest
+from sqlalchemy import select
+
+from directory.importer import ImportFileError, count_places, ensure_loaded, import_files, read_records
+from directory.models import ORIGIN_ADMIN, ORIGIN_OPEN_DATA, Service, Structure
+
+
+def structure(id_, **fields):
+    record = {"source": "test", "id": f"test--{id_}", "nom": f"Lieu {id_}", "date_maj": "2026-01-15",
+              "latitude": 47.18, "longitude": -1.55, "code_postal": "44400", "commune": "Rezé"}
+    record.update(fields)
+    return record
+
+
+def service(id_, structure_id, **fields):
+    record = {"source": "test", "id": f"test--{id_}", "structure_id": f"test--{structure_id}",
+              "nom": "Aide alimentaire", "description": "Distribution de colis alimentaires.",
+              "date_maj": "2026-01-15", "thematiques": ["equipement-et-alimentation--alimentation"]}
+    record.update(fields)
+    return record
+
+
+def write_jsonl(path, records):
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    return path
+
+
+async def rows(sessionmaker, model):
+    async with sessionmaker() as session:
+        return {row.id: row for row in (await session.scalars(select(model))).all()}
+
+
+async def test_broken_records_are_reported_and_good_ones_kept(sessionmaker, tmp_path):
+    records = [
+        structure(1),
+        structure(2, nom="ab"),  # too short
+        structure(3, code_postal="4440"),
+        structure(4, date_maj="2099-01-01"),  # in the future
+        structure(5, latitude=123.0),  # out of range
+        {"source": "test", "nom": "Sans identifiant", "date_maj": "2026-01-01"},
+        "not an object",
+        service(10, 1),
+        service(11, 1, thematiques=["pas-une-thematique"]),
+        service(12, 999),  # unknown structure
+        structure(1),  # duplicate id
+    ]
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps(records), encoding="utf-8")
+    report = await import_files(sessionmaker, [path], progress=False)
+
+    assert (report.structures_created, report.services_created) == (1, 1)
+    reasons = {(r.record, name) for r in report.rejected for name, _ in r.errors}
+    assert ("test--2", "nom") in reasons and ("test--3", "code_postal") in reasons
+    assert ("test--4", "date_maj") in reasons and ("test--5", "latitude") in reasons
+    assert ("enregistrement 6", "id") in reasons and ("enregistrement 7", "") in reasons
+    assert ("test--11", "thematiques.0") in reasons
+    assert ("test--12", "structure_id") in reasons and ("test--1", "id") in reasons
+    assert len(report.rejected) == 9
+    assert set(await rows(sessionmaker, Structure)) == {"test--1"}
+    assert set(await rows(sessionmaker, Service)) == {"test--10"}
+    assert all("Rezé" not in str(r) for r in report.rejected)  # reasons carry no field values
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("broken.json", b'[{"source": "test", "id": "test--1",'),
+        ("broken.jsonl", b'{"source": "test", "id": "test--1", "nom": "Lieu 1", "date_maj": "2026-01-15"}\nnot json\n'),
+        ("broken.jsonl.gz", b"\x1f\x8b\x08\x00garbage-not-a-gzip-stream"),
+        ("columns.csv", "identifiant,nom,date\nx,Lieu,2026-01-01\n".encode()),
+        ("cells.csv", "source,id,nom,date_maj\ntest,test--1,Lieu 1,2026-01-15,extra\n".encode()),
+        ("latin1.csv", "source,id,nom,date_maj\ntest,test--1,Lieu é,2026-01-15\n".encode("latin-1")),
+        ("unknown.txt", b"hello"),
+    ],
+)
+async def test_a_broken_file_changes_nothing(sessionmaker, tmp_path, name, content):
+    good = write_jsonl(tmp_path / "good.jsonl", [structure(1), structure(2)])
+    await import_files(sessionmaker, [good], progress=False)
+    before = await rows(sessionmaker, Structure)
+
+    broken = tmp_path / name
+    broken.write_bytes(content)
+    new = write_jsonl(tmp_path / "new.jsonl", [structure(3), structure(1, nom="Nom changé")])
+    with pytest.raises(ImportFileError):
+        await import_files(sessionmaker, [new, broken], progress=False)
+    after = await rows(sessionmaker, Structure)
+    assert set(after) == set(before) == {"test--1", "test--2"}
+    assert after["test--1"].nom == "Lieu 1"
+
+
+async def test_reimport_updates_without_duplicating(sessionmaker, tmp_path):
+    path = write_jsonl(tmp_path / "places.jsonl", [structure(1), structure(2), service(10, 1)])
+    first = await import_files(sessionmaker, [path], progress=False)
+    assert (first.structures_created, first.services_created) == (2, 1)
+    created_at = (await rows(sessionmaker, Structure))["test--1"].created_at
+
+    write_jsonl(path, [structure(1, nom="France services de Rezé", telephone="02 40 00 00 00"), structure(2),
+                       service(10, 1, thematiques=["sante--acces-aux-soins", "sante--sante-mentale"])])
+    second = await import_files(sessionmaker, [path], progress=False)
+    assert (second.structures_created, second.structures_updated) == (0, 2)
+    assert (second.services_created, second.services_updated) == (0, 1)
+    assert await count_places(sessionmaker) == (2, 1)
+    updated = await rows(sessionmaker, Structure)
+    assert updated["test--1"].nom == "France services de Rezé"
+    assert updated["test--1"].telephone == "02 40 00 00 00"
+    assert updated["test--1"].created_at == created_at
+    assert updated["test--1"].updated_at >= created_at
+    assert (await rows(sessionmaker, Service))["test--10"].thematiques == ["sante--acces-aux-soins", "sante--sante-mentale"]
+
+
+async def test_admin_csv_with_list_separators(sessionmaker, tmp_path):
+    structures = tmp_path / "structures.csv"
+    structures.write_text(
+        "source,id,nom,date_maj,adresse,code_postal,commune,latitude,longitude,telephone,horaires_accueil,reseaux_porteurs,colonne_perso\n"
+        'asso-locale,asso-locale--1,Restos du Cœur de Rezé,2026-10-01,"3 rue de la Paix",44400,Rezé,47.18,-1.55,02 40 11 22 33,"Tu,Th 09:00-12:00",restos-du-coeur,x\n'
+        "asso-locale,asso-locale--2,Accueil de nuit,2026-10-01,,44400,Rezé,,,,,,\n",
+        encoding="utf-8",
+    )
+    services = tmp_path / "services.csv"
+    services.write_text(
+        "source;id;structure_id;nom;description;date_maj;thematiques;publics;frais\n"
+        "asso-locale;asso-locale--1--colis;asso-locale--1;Colis alimentaires;Colis chaque semaine, sur inscription.;2026-10-01;"
+        "equipement-et-alimentation--alimentation|equipement-et-alimentation--habillement;tous-publics;gratuit\n"
+        "asso-locale;asso-locale--2--nuit;asso-locale--2;Hébergement;Quelques lits pour la nuit, appeler le 115.;2026-10-01;"
+        "logement-hebergement--rechercher-une-solution-dhebergement-temporaire;;gratuit\n",
+        encoding="utf-8",
+    )
+    report = await import_files(sessionmaker, [structures, services], origin=ORIGIN_ADMIN, progress=False)
+    assert report.rejected == []
+    assert (report.structures_created, report.services_created) == (2, 2)
+    assert any("colonne_perso" in warning for warning in report.warnings)
+    saved = await rows(sessionmaker, Structure)
+    assert saved["asso-locale--1"].origin == ORIGIN_ADMIN
+    assert saved["asso-locale--1"].horaires_accueil == "Tu,Th 09:00-12:00"  # not a list field: kept whole
+    assert saved["asso-locale--1"].reseaux_porteurs == ["restos-du-coeur"]
+    assert saved["asso-locale--2"].latitude is None
+    colis = (await rows(sessionmaker, Service))["asso-locale--1--colis"]
+    assert colis.thematiques == ["equipement-et-alimentation--alimentation", "equipement-et-alimentation--habillement"]
+    assert colis.publics == ["tous-publics"]
+
+
+async def test_first_run_loads_the_shipped_data_once(sessionmaker):
+    report = await ensure_loaded(sessionmaker)
+    assert report.structures_created == 9039 and report.services_created == 9039 and not report.rejected
+    assert await ensure_loaded(sessionmaker) is None
+    assert await count_places(sessionmaker) == (9039, 9039)
+    async with sessionmaker() as session:
+        origin = await session.scalar(select(Structure.origin).limit(1))
+    assert origin == ORIGIN_OPEN_DATA
+
+
+def test_shipped_files_validate_with_the_schema():
+    """ensure_loaded trusts the shipped files: they must pass the data·inclusion schema."""
+    from directory.importer import SHIPPED_FILES, ImportReport, _Parsed, validate
+
+    parsed, report = _Parsed(), ImportReport()
+    for path in SHIPPED_FILES:
+        validate(path.name, read_records(path), parsed, report)
+    assert report.rejected == []
+    assert len(parsed.structures) == len(parsed.services) == 9039
+
+
+def test_gzip_json_array(tmp_path):
+    path = tmp_path / "places.json.gz"
+    path.write_bytes(gzip.compress(json.dumps([structure(1), structure(2)]).encode()))
+    assert [location for location, _ in read_records(path)] == ["enregistrement 1", "enregistrement 2"]
