@@ -27,6 +27,9 @@ REDIS_URL = os.environ.get("ALLERVERS_TEST_REDIS_URL")
 
 BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
 
+if os.environ.get("ALLERVERS_TEST_REQUIRE_BACKENDS") and not (POSTGRES_URL and REDIS_URL):
+    raise RuntimeError("ALLERVERS_TEST_REQUIRE_BACKENDS is set: PostgreSQL and Redis URLs are mandatory")
+
 
 def pytest_report_header(config):
     lines = []

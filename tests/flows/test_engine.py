@@ -1,0 +1,105 @@
+"""The pure engine: asks, validation and kind re-asks, branches, conditions, jumps, actions."""
+
+from __future__ import annotations
+
+from flows.definition import parse_flow
+from flows.engine import ActionRequested, AnswerSaved, Engine, HandoffRequested, Input, Said
+from flows.inputs import match_choice, parse_number
+from flows.intents import command_of, intent_of
+
+FLOW = parse_flow("""
+flow: demo
+title: Demo
+start: age
+steps:
+  age:
+    ask: "Quel âge avez-vous ?"
+    input: number
+    min: 0
+    max: 120
+    save: age
+    error: "Un âge entre 0 et 120 ans, en chiffres 🔢"
+    next: housing
+  housing:
+    ask: "Votre logement ?"
+    buttons:
+      - {value: locataire, label: "🏠 Locataire"}
+      - {value: heberge, label: "🛏️ Hébergé·e"}
+    save: housing
+    next: rent
+  rent:
+    when: "housing == 'locataire'"
+    ask: "Votre loyer ?"
+    input: number
+    min: 0
+    save: rent
+    next: compute
+  compute:
+    call: check_rights
+    message: "⏳ Je calcule…"
+    save: estimate
+    next: result
+  result:
+    branch:
+      - {when: "estimate.total > 0", next: good}
+    else: human
+  good:
+    say: "Environ {{ estimate.total }} € par mois."
+    next: human
+  human:
+    handoff: rights
+""", "demo.yaml")
+
+
+def engine() -> Engine:
+    return Engine({"demo": FLOW})
+
+
+def test_numbers_are_validated_kindly_and_the_flow_continues():
+    e = engine()
+    turn = e.start("demo")
+    assert turn.said()[-1].text == "Quel âge avez-vous ?"
+    for wrong in ("beaucoup", "140", "-3"):
+        again = e.resume(turn.state, Input(text=wrong))
+        assert again.said()[-1].text.startswith("Un âge entre 0 et 120 ans")
+        assert again.state["step"] == "age"
+    ok = e.resume(turn.state, Input(text="34 ans"))
+    assert AnswerSaved("age", 34) in ok.events
+    assert ok.said()[-1].choices == (("locataire", "🏠 Locataire"), ("heberge", "🛏️ Hébergé·e"))
+
+
+def test_questions_that_do_not_matter_are_skipped_and_actions_resume():
+    e = engine()
+    state = e.resume(e.start("demo").state, Input(text="30")).state
+    hosted = e.resume(state, Input(text="hebergé"))  # typed title, accent and typo tolerated
+    assert hosted.state["answers"]["housing"] == "heberge"
+    assert not any(s.text == "Votre loyer ?" for s in hosted.said())  # no rent question when hosted
+    assert ActionRequested("check_rights", {}) in hosted.events
+    assert hosted.said()[-1].text == "⏳ Je calcule…"
+    done = e.resume_action(hosted.state, {"total": 420})
+    assert done.said()[-1].text == "Environ 420 € par mois."
+    assert HandoffRequested("rights") in done.events
+    nothing = e.resume_action(hosted.state, {"total": 0})
+    assert not nothing.said() and HandoffRequested("rights") in nothing.events
+
+
+def test_tenant_is_asked_the_rent():
+    e = engine()
+    state = e.resume(e.start("demo").state, Input(text="30")).state
+    tenant = e.resume(state, Input(choice="locataire"))
+    assert tenant.said()[-1].text == "Votre loyer ?"
+
+
+def test_small_matchers():
+    assert parse_number("1 200 €") == 1200
+    assert parse_number("450,50") == 450.5
+    assert parse_number("entre 3 et 4") is None
+    assert match_choice("2", [("a", "A"), ("b", "B")]) == "b"
+    assert command_of("STOP") == "stop"
+    assert command_of("Supprimer mes données") == "erase"
+    assert command_of("supprimer mes donées") == "erase"  # small typo
+    assert command_of("parler à quelqu'un") == "human"
+    assert command_of("je stoppe rien") is None
+    assert intent_of("je voudrais parler à quelqu'un svp", {}).kind == "human"
+    assert intent_of("Bonjour", {}).kind == "menu"
+    assert intent_of("xyzzy", {}) is None
