@@ -31,8 +31,9 @@ class Settings(BaseSettings):
     demo_worker_password: str = "allervers-demo"
     demo_admin_email: str = "admin@demo.allervers.fr"
 
-    # Privacy
+    # Privacy: contacts silent for longer are deleted with their files (every purge interval, 0 = never)
     retention_days: int = 180
+    retention_purge_interval: float = 3600.0
 
     # Telegram
     telegram_bot_token: str | None = None
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     whatsapp_access_token: str | None = None
     whatsapp_graph_api_base: str = "https://graph.facebook.com/v21.0"
     whatsapp_phone_number_id: str | None = None
+    # Approved template sent outside the 24-hour window (organisations may name their own)
+    whatsapp_reply_template: str | None = None
+    whatsapp_template_language: str = "fr"
 
     # Delivery
     delivery_max_attempts: int = 6
@@ -60,6 +64,7 @@ class Settings(BaseSettings):
     # Limits
     max_text_length: int = 4096
     max_media_bytes: int = 16 * 1024 * 1024
+    max_media_seconds: int = 300
 
     @property
     def is_sqlite(self) -> bool:
