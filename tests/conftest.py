@@ -22,7 +22,47 @@ import uvicorn
 
 from allervers.settings import Settings
 
-POSTGRES_URL = os.environ.get("ALLERVERS_TEST_POSTGRES_URL")
+def _private_postgres(base_url: str | None) -> str | None:
+    """A database of this test process's own (created from the given server URL), so that
+    concurrent test runs on one server never drop each other's tables."""
+    if not base_url:
+        return None
+    import asyncpg
+
+    name = f"allervers_test_{os.getpid()}"
+    server = base_url.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def create() -> None:
+        connection = await asyncpg.connect(server)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+    return base_url.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_private_postgres(url: str | None, base_url: str | None) -> None:
+    if not url or not base_url:
+        return
+    import asyncpg
+
+    async def drop() -> None:
+        connection = await asyncpg.connect(base_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+    asyncio.run(drop())
+
+
+_BASE_POSTGRES_URL = os.environ.get("ALLERVERS_TEST_POSTGRES_URL")
+POSTGRES_URL = _private_postgres(_BASE_POSTGRES_URL)
+if POSTGRES_URL:
+    os.environ["ALLERVERS_TEST_POSTGRES_URL"] = POSTGRES_URL  # every fixture and subprocess uses it
 REDIS_URL = os.environ.get("ALLERVERS_TEST_REDIS_URL")
 
 BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
@@ -38,6 +78,10 @@ def pytest_report_header(config):
     lines.append("Redis runs: " + (f"yes ({REDIS_URL})" if REDIS_URL else
                                    "SKIPPED (set ALLERVERS_TEST_REDIS_URL to run them)"))
     return lines
+
+
+def pytest_unconfigure(config):
+    _drop_private_postgres(POSTGRES_URL, _BASE_POSTGRES_URL)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
