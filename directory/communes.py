@@ -167,13 +167,13 @@ class CommuneIndex:
         self._postings = {gram: np.array(found, dtype=np.int32) for gram, found in postings.items()}
 
         # Positions: communes (without the three whole cities) and arrondissements.
-        located = [
-            c
-            for c in communes + arrondissements
-            if c.has_position and c.code_insee not in CITIES_WITH_ARRONDISSEMENTS
-        ]
+        located = sorted(
+            (c for c in communes + arrondissements if c.has_position and c.code_insee not in CITIES_WITH_ARRONDISSEMENTS),
+            key=lambda c: c.latitude,
+        )
         self._located = located
-        self._lat = np.radians(np.array([c.latitude for c in located], dtype=np.float64))
+        self._latitudes = np.array([c.latitude for c in located], dtype=np.float64)
+        self._lat = np.radians(self._latitudes)
         self._lon = np.radians(np.array([c.longitude for c in located], dtype=np.float64))
         self._cos_lat = np.cos(self._lat)
 
@@ -239,13 +239,18 @@ class CommuneIndex:
         every centre is farther than `max_km` (a point at sea, abroad)."""
         if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
             return None
+        band = max_km / (EARTH_RADIUS_KM * np.pi / 180)  # only communes within max_km in latitude
+        start, stop = np.searchsorted(self._latitudes, (latitude - band, latitude + band))
+        if start == stop:
+            return None
         lat, lon = np.radians(latitude), np.radians(longitude)
-        distances = _haversine_km(lat, lon, np.cos(lat), self._lat, self._lon, self._cos_lat)
+        window = slice(start, stop)
+        distances = _haversine_km(lat, lon, np.cos(lat), self._lat[window], self._lon[window], self._cos_lat[window])
         best = int(np.argmin(distances))
         distance = float(distances[best])
         if distance > max_km:
             return None
-        return self._located[best], distance
+        return self._located[start + best], distance
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ Measured: p99 well under 1 ms over 100,000 places (bench/bench_directory.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -46,9 +47,15 @@ class NearestResult:
     radii_tried: tuple[float, ...] = field(default_factory=tuple)
 
 
-def thematique_bits(thematiques) -> tuple[int, int]:
+@lru_cache(maxsize=1)
+def _positions() -> dict[str, int]:
+    return {value: index for index, value in enumerate(all_thematiques())}
+
+
+@lru_cache(maxsize=4096)
+def thematique_bits(thematiques: frozenset[str]) -> tuple[int, int]:
     """Thématiques -> two 64-bit words (bit i = i-th thématique of the schema)."""
-    positions = {value: index for index, value in enumerate(all_thematiques())}
+    positions = _positions()
     low = high = 0
     for thematique in thematiques:
         index = positions.get(thematique)
@@ -63,9 +70,10 @@ def thematique_bits(thematiques) -> tuple[int, int]:
 
 class PlaceIndex:
     def __init__(self, places: list[Place]):
-        order = sorted(range(len(places)), key=lambda i: places[i].latitude)
+        latitudes = np.array([p.latitude for p in places], dtype=np.float64)
+        order = np.argsort(latitudes, kind="stable")
         self.places = [places[i] for i in order]
-        self.latitudes = np.array([p.latitude for p in self.places], dtype=np.float64)
+        self.latitudes = latitudes[order]
         self.longitudes = np.array([p.longitude for p in self.places], dtype=np.float64)
         self._lat = np.radians(self.latitudes)
         self._lon = np.radians(self.longitudes)
@@ -86,7 +94,7 @@ class PlaceIndex:
     def _bits(self, need: Need) -> tuple[np.uint64, np.uint64]:
         found = self._need_bits.get(need.id)
         if found is None:
-            low, high = thematique_bits(expand(need.thematiques))
+            low, high = thematique_bits(frozenset(expand(need.thematiques)))
             found = self._need_bits[need.id] = (np.uint64(low), np.uint64(high))
         return found
 
