@@ -15,7 +15,7 @@ import mimetypes
 import re
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ INTERACTIVE_BODY = 1024
 LIST_BUTTON = "Choisir"
 NUMBERED_HINT = "Répondez par le numéro de votre choix."
 
+# What the worker reads when a message cannot go out because the window is closed.
+WINDOW_CLOSED = "fenêtre de 24 h fermée : la personne doit d'abord réécrire"
 OUTSIDE_WINDOW_CODES = {131047}  # re-engagement message: more than 24 h since the person wrote
 RETRYABLE_CODES = {
     1, 2, 4, 80007, 131000,  # temporary / app / account rate limits, "something went wrong"
@@ -74,6 +76,8 @@ class MediaTooLarge(ValueError):
 
 def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:
     """Free-form messages are allowed within 24 h of the person's last message."""
+    if last_inbound_at is not None and last_inbound_at.tzinfo is None:
+        last_inbound_at = last_inbound_at.replace(tzinfo=timezone.utc)
     return last_inbound_at is not None and now - last_inbound_at < WINDOW
 
 
@@ -184,6 +188,7 @@ class WhatsAppChannel:
             graph_base=settings.whatsapp_graph_api_base,
             phone_number_id=settings.whatsapp_phone_number_id,
             max_text_length=settings.max_text_length,
+            template_language=getattr(settings, "whatsapp_template_language", "fr") or "fr",
         )
         return cls(**(options | overrides))
 
@@ -302,6 +307,34 @@ class WhatsAppChannel:
             first = errors[0] if isinstance(errors[0], dict) else {}
             error = " ".join(str(part) for part in (first.get("code"), first.get("title")) if part) or "failed"
         return StatusUpdate(channel=self.name, platform_message_id=_get(raw, "id", str), status=status, error=error)
+
+    # ---- the 24-hour window --------------------------------------------------------------------
+
+    @staticmethod
+    def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:
+        return window_open(last_inbound_at, now)
+
+    async def prepare(self, message: OutboundMessage, context: Mapping[str, Any]) -> OutboundMessage | None:
+        """Apply the 24-hour window at send time (called by the outbox just before `send`).
+
+        Inside the window (or for a template): the message, unchanged. Outside it: the approved
+        template named in context["template"] (params context["template_params"]) that invites the
+        person to answer; the caller keeps the original message held and sends it once the person
+        writes again. None: hold without sending (an invitation already went out and is unanswered).
+        No template configured: OutsideWindow, which the worker sees as a clear failure.
+        context["window_closed"] forces the closed case (the platform said 131047).
+        """
+        now = context.get("now") or datetime.now(timezone.utc)
+        if message.template or (not context.get("window_closed")
+                                and window_open(context.get("last_inbound_at"), now)):
+            return message
+        if context.get("awaiting_answer"):
+            return None
+        template = context.get("template")
+        if not template:
+            raise OutsideWindow(WINDOW_CLOSED)
+        return OutboundMessage(text=message.text, template=template,
+                               template_params=tuple(context.get("template_params") or ()))
 
     # ---- outbound ----------------------------------------------------------------------------
 

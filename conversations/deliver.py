@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from allervers.database import utcnow
-from bots.base import Attachment, Choice, DeliveryError, OutboundMessage
+from bots.base import Attachment, Choice, DeliveryError, OutboundMessage, OutsideWindow
 from conversations.models import (
     FAILED,
     OUTBOUND,
@@ -28,6 +28,7 @@ from conversations.models import (
     Event,
     Message,
 )
+from conversations.window import HELD, WINDOW_CLOSED, window_context, window_failure
 
 log = logging.getLogger(__name__)
 
@@ -139,26 +140,42 @@ class Outbox:
                 now = utcnow()
                 if message.next_attempt_at and message.next_attempt_at > now:
                     return (message.next_attempt_at - now).total_seconds()
+                attempts = message.attempts + 1
                 claimed = await session.execute(
                     update(Message).where(Message.id == message.id, Message.status == QUEUED)
-                    .values(status=SENDING, attempts=Message.attempts + 1)
+                    .values(status=SENDING, attempts=attempts)
+                    .execution_options(synchronize_session=False)
                 )
                 if claimed.rowcount != 1:
                     return 0.0
-                attempts = message.attempts + 1
                 outbound = outbound_of(message)
                 conversation_id, organisation_id = message.conversation_id, contact.organisation_id
                 context = {"last_inbound_at": contact.last_inbound_at, "organisation_id": organisation_id,
                            "worker_id": message.author_worker_id}
+                if address.channel == "whatsapp":
+                    context.update(await window_context(rt, session, message, contact))
             channel = rt.channels.get(address.channel)
             status, error, platform_id, delay = SENT, None, None, None
+            payload_update, template_sent = {}, None
             if channel is None:
                 status, error = FAILED, f"channel {address.channel} is not configured"
             else:
                 try:
-                    outbound = await rt.prepare_outbound(address.channel, outbound, context)
-                    result = await channel.send(address.external_id, outbound, account=address.account)
-                    platform_id = result.platform_message_id
+                    prepared = await rt.prepare_outbound(address.channel, outbound, context)
+                    if prepared is None:  # the 24-hour window: held behind an unanswered invitation
+                        status = HELD
+                    else:
+                        result = await channel.send(address.external_id, prepared, account=address.account)
+                        platform_id = result.platform_message_id
+                        if prepared.template and not outbound.template:  # invitation sent, message held
+                            status, template_sent = HELD, prepared.template
+                            payload_update = {"template": {"name": prepared.template,
+                                                           "platform_message_id": platform_id}}
+                except OutsideWindow:
+                    if context.get("template") and not context.get("window_closed"):
+                        status, delay, payload_update = QUEUED, 0.0, {"window_closed": True}
+                    else:
+                        status, error = FAILED, WINDOW_CLOSED
                 except DeliveryError as failure:
                     error = failure.reason[:300]
                     if failure.retryable and attempts < rt.settings.delivery_max_attempts:
@@ -174,6 +191,12 @@ class Outbox:
                     delay = rt.settings.delivery_base_backoff * (2 ** (attempts - 1))
             async with rt.sessionmaker() as session, session.begin():
                 values = {"status": status, "error": error}
+                if payload_update:
+                    values["payload"] = {**(message.payload or {}), **payload_update}
+                if template_sent:
+                    session.add(Event(conversation_id=conversation_id, type="template_sent",
+                                      data={"message_id": message.id, "template": template_sent},
+                                      created_at=utcnow()))
                 if status == SENT:
                     values.update(sent_at=utcnow(), platform_message_id=platform_id, next_attempt_at=None)
                 elif status == QUEUED:
@@ -184,6 +207,9 @@ class Outbox:
                                       type="message_sent" if status == SENT else "message_failed",
                                       data={"message_id": message.id, **({"error": error} if error else {})},
                                       created_at=utcnow()))
+            if status == HELD:
+                await rt.notifier.publish(f"conversation:{conversation_id}",
+                                          {"event": "message_held", "conversation": conversation_id})
             if status in (SENT, FAILED):
                 payload = {"event": "message_sent" if status == SENT else "message_failed",
                            "conversation": conversation_id}
@@ -206,8 +232,12 @@ async def record_status(rt, update_) -> None:
             Message.direction == OUTBOUND))).scalar()
         if message is None:
             return
-        if update_.status == FAILED:
-            message.status, message.error = FAILED, (update_.error or "failed")[:300]
+        requeued = None
+        if update_.status == FAILED and window_failure(message, update_.error) == "requeue":
+            requeued = message.contact_id  # 131047: the window is closed; try the template path
+        elif update_.status == FAILED:
+            if message.status != FAILED:
+                message.status, message.error = FAILED, (update_.error or "failed")[:300]
             session.add(Event(conversation_id=message.conversation_id, type="message_failed",
                               data={"message_id": message.id, "error": message.error}, created_at=utcnow()))
         elif STATUS_RANK.get(update_.status, 0) > STATUS_RANK.get(message.status, 0):
@@ -215,5 +245,7 @@ async def record_status(rt, update_) -> None:
         else:
             return
         conversation_id = message.conversation_id
+    if requeued is not None:
+        rt.outbox.kick(requeued)
     await rt.notifier.publish(f"conversation:{conversation_id}", {"event": f"message_{update_.status}",
                                                                   "conversation": conversation_id})

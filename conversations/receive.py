@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allervers.database import utcnow
 from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
 from conversations.models import ASSIGNED, BOT, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
+from conversations.followups import after_receive
 from conversations.store import (
     Pending,
     Thread,
@@ -109,6 +110,7 @@ async def receive(rt, inbound: InboundMessage) -> Received:
             async with rt.sessionmaker() as session, session.begin():
                 result, _ = await _store(session, rt, inbound, handled=False)
     await rt.after_commit(pending)
+    await after_receive(rt, inbound, result)  # fetch attached files, release held messages
     return result
 
 
@@ -211,6 +213,7 @@ async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMes
         await say(session, thread, pending, "⏳ Un instant, je cherche encore…")
         return
     if inbound.attachment is not None and "media" in engine.flows:
+        context["attachment"] = inbound.attachment.kind  # the media flow words its answer by kind
         await apply_turn(rt, session, thread, start("media"), pending)
         return
     if waiting == "input" and state.get("flow") in engine.flows and state.get("step") in engine.flows[state["flow"]].steps:

@@ -1,0 +1,210 @@
+"""Audio containers without ffmpeg: Ogg pages, Opus durations, WebM (MediaRecorder) to Ogg remuxing.
+
+Browsers record voice notes as WebM/Opus (Chromium) or Ogg/Opus (Firefox). WhatsApp and Telegram
+want Ogg/Opus for voice notes, so WebM is remuxed to Ogg here: the Opus packets are copied as they
+are, nothing is decoded or re-encoded. Pure functions over bytes; no I/O.
+"""
+
+from __future__ import annotations
+
+import struct
+
+OGG_MAGIC = b"OggS"
+EBML_MAGIC = b"\x1a\x45\xdf\xa3"
+OPUS_RATE = 48_000
+
+# Ogg's CRC-32: polynomial 0x04C11DB7, not reflected, initial value 0, no final xor.
+_CRC_TABLE = []
+for _i in range(256):
+    _r = _i << 24
+    for _ in range(8):
+        _r = ((_r << 1) ^ 0x04C11DB7) if _r & 0x80000000 else (_r << 1)
+    _CRC_TABLE.append(_r & 0xFFFFFFFF)
+
+
+def ogg_crc(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ _CRC_TABLE[((crc >> 24) & 0xFF) ^ byte]
+    return crc
+
+
+def opus_packet_samples(packet: bytes) -> int:
+    """Samples (at 48 kHz) in one Opus packet, from its TOC byte (RFC 6716, section 3.1)."""
+    if not packet:
+        return 0
+    toc = packet[0]
+    config = toc >> 3
+    if config < 12:  # SILK: 10, 20, 40, 60 ms
+        frame = (480, 960, 1920, 2880)[config % 4]
+    elif config < 16:  # hybrid: 10, 20 ms
+        frame = (480, 960)[config % 2]
+    else:  # CELT: 2.5, 5, 10, 20 ms
+        frame = (120, 240, 480, 960)[config % 4]
+    code = toc & 3
+    if code == 0:
+        count = 1
+    elif code in (1, 2):
+        count = 2
+    else:
+        count = packet[1] & 0x3F if len(packet) > 1 else 0
+    return frame * count
+
+
+def opus_head(channels: int = 1, pre_skip: int = 312, input_rate: int = OPUS_RATE) -> bytes:
+    return b"OpusHead" + struct.pack("<BBHIhB", 1, channels, pre_skip, input_rate, 0, 0)
+
+
+def opus_tags(vendor: bytes = b"allervers") -> bytes:
+    return b"OpusTags" + struct.pack("<I", len(vendor)) + vendor + struct.pack("<I", 0)
+
+
+def _page(packets: list[bytes], granule: int, serial: int, sequence: int, flags: int) -> bytes:
+    lacing = bytearray()
+    for packet in packets:
+        lacing += b"\xff" * (len(packet) // 255) + bytes([len(packet) % 255])
+    header = struct.pack("<4sBBqIIIB", OGG_MAGIC, 0, flags, granule, serial, sequence, 0, len(lacing)) + bytes(lacing)
+    page = bytearray(header + b"".join(packets))
+    page[22:26] = struct.pack("<I", ogg_crc(bytes(page)))
+    return bytes(page)
+
+
+def ogg_opus(packets: list[bytes], head: bytes | None = None, serial: int = 0x416C6C76) -> bytes:
+    """An Ogg/Opus file from an OpusHead and Opus packets (copied, not re-encoded)."""
+    head = head or opus_head()
+    pre_skip = struct.unpack_from("<H", head, 10)[0]
+    out = [_page([head], 0, serial, 0, 0x02), _page([opus_tags()], 0, serial, 1, 0)]
+    sequence, granule = 2, pre_skip
+    batch: list[bytes] = []
+    segments = 0
+    packets = [p for p in packets if p]
+    for index, packet in enumerate(packets):
+        needed = len(packet) // 255 + 1
+        if batch and (segments + needed > 255 or len(batch) >= 50):
+            out.append(_page(batch, granule, serial, sequence, 0))
+            sequence, batch, segments = sequence + 1, [], 0
+        batch.append(packet)
+        segments += needed
+        granule += opus_packet_samples(packet)
+    out.append(_page(batch, granule, serial, sequence, 0x04))
+    return b"".join(out)
+
+
+def silent_ogg_opus(seconds: float = 1.0) -> bytes:
+    """A valid Ogg/Opus file of silence (20 ms CELT frames): for tests and demos."""
+    frames = max(1, int(seconds * 50))
+    return ogg_opus([b"\xf8\xff\xfe"] * frames, opus_head(channels=1, pre_skip=312))
+
+
+def ogg_duration(data: bytes) -> float | None:
+    """Duration of an Ogg/Opus or Ogg/Vorbis file in seconds (from the last granule position)."""
+    if not data.startswith(OGG_MAGIC):
+        return None
+    pos, rate, pre_skip, last_granule = 0, None, 0, None
+    while pos + 27 <= len(data):
+        if data[pos : pos + 4] != OGG_MAGIC:
+            found = data.find(OGG_MAGIC, pos + 1)
+            if found < 0:
+                break
+            pos = found
+            continue
+        granule = struct.unpack_from("<q", data, pos + 6)[0]
+        count = data[pos + 26]
+        lacing = data[pos + 27 : pos + 27 + count]
+        body = pos + 27 + count
+        if rate is None:
+            first = data[body : body + 30]
+            if first.startswith(b"OpusHead") and len(first) >= 12:
+                rate, pre_skip = OPUS_RATE, struct.unpack_from("<H", first, 10)[0]
+            elif first.startswith(b"\x01vorbis") and len(first) >= 16:
+                rate = struct.unpack_from("<I", first, 12)[0] or None
+        if granule >= 0 and granule != -1:
+            last_granule = granule
+        pos = body + sum(lacing)
+    if rate is None or last_granule is None:
+        return None
+    return max(0.0, (last_granule - pre_skip) / rate)
+
+
+# ---- WebM (Matroska) -------------------------------------------------------------------------
+
+_MASTERS = {
+    0x18538067,  # Segment
+    0x1F43B675,  # Cluster
+    0x1654AE6B,  # Tracks
+    0xAE,  # TrackEntry
+    0xA0,  # BlockGroup
+    0xE1,  # Audio
+}
+_SIMPLE_BLOCK, _BLOCK, _CODEC_ID, _CODEC_PRIVATE, _CHANNELS, _TRACK_NUMBER = 0xA3, 0xA1, 0x86, 0x63A2, 0x9F, 0xD7
+
+
+def _vint(data: bytes, pos: int, marker: bool) -> tuple[int, int, bool]:
+    """(value, length, unknown size) of an EBML variable-length integer at `pos`."""
+    first = data[pos]
+    length, mask = 1, 0x80
+    while length <= 8 and not first & mask:
+        mask >>= 1
+        length += 1
+    if length > 8 or pos + length > len(data):
+        raise ValueError("bad EBML integer")
+    value = first if marker else first & (mask - 1)
+    for i in range(1, length):
+        value = (value << 8) | data[pos + i]
+    unknown = not marker and value == (1 << (7 * length)) - 1
+    return value, length, unknown
+
+
+def webm_opus_packets(data: bytes) -> tuple[bytes | None, int, list[bytes]]:
+    """(OpusHead from CodecPrivate or None, channels, Opus packets) of a WebM/Opus recording."""
+    if not data.startswith(EBML_MAGIC):
+        raise ValueError("not a WebM file")
+    pos, head, channels, codec = 0, None, 1, None
+    packets: list[bytes] = []
+    while pos < len(data):
+        try:
+            element, id_length, _ = _vint(data, pos, marker=True)
+            size, size_length, unknown = _vint(data, pos + id_length, marker=False)
+        except (ValueError, IndexError):
+            break  # a truncated tail (recording cut short): keep what came before
+        start = pos + id_length + size_length
+        if element in _MASTERS:
+            pos = start  # descend: children follow (sizes may be unknown while recording)
+            continue
+        if unknown or start + size > len(data):
+            break
+        content = data[start : start + size]
+        if element in (_SIMPLE_BLOCK, _BLOCK):
+            _, track_length, _ = _vint(content, 0, marker=False)
+            flags = content[track_length + 2]
+            if (flags >> 1) & 3:
+                raise ValueError("laced WebM blocks are not supported")
+            packets.append(content[track_length + 3 :])
+        elif element == _CODEC_PRIVATE:
+            head = content
+        elif element == _CODEC_ID:
+            codec = content.rstrip(b"\0").decode("ascii", "replace")
+        elif element == _CHANNELS:
+            channels = int.from_bytes(content, "big") or 1
+        pos = start + size
+    if codec is not None and codec != "A_OPUS":
+        raise ValueError(f"WebM codec {codec} is not Opus")
+    return (head if head and head.startswith(b"OpusHead") else None), channels, packets
+
+
+def webm_to_ogg(data: bytes) -> bytes:
+    head, channels, packets = webm_opus_packets(data)
+    if not packets:
+        raise ValueError("no audio in the recording")
+    return ogg_opus(packets, head or opus_head(channels=channels, pre_skip=0))
+
+
+def normalise_audio(data: bytes, content_type: str) -> tuple[bytes, str, float | None]:
+    """Voice notes stored and sent as Ogg/Opus when possible: (bytes, content type, duration)."""
+    base = (content_type or "").split(";")[0].strip().lower()
+    if data.startswith(EBML_MAGIC):
+        data = webm_to_ogg(data)
+        return data, "audio/ogg", ogg_duration(data)
+    if data.startswith(OGG_MAGIC):
+        return data, "audio/ogg", ogg_duration(data)
+    return data, base or "application/octet-stream", None

@@ -1,0 +1,233 @@
+"""Files people and workers exchange (voice notes first): fetched, checked, stored, served, erased.
+
+An inbound attachment is stored as a message by receive() first; its file is fetched from the
+platform afterwards, outside that transaction, by a background task with retries. If the download
+fails the message stays (the inbox says the file could not be fetched) and the person is told.
+Files live under settings.media_dir/<contact id>/ with a Media row: erasing a contact or the
+retention purge deletes both. Names, numbers and contents are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import os
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from allervers.database import utcnow
+from bots.base import DeliveryError, OutboundMessage
+from conversations.audio import normalise_audio
+from conversations.models import INBOUND, Contact, Media, Message
+from conversations.store import Pending, load_thread, queue_message
+
+log = logging.getLogger(__name__)
+
+FETCHED_KINDS = {"voice", "audio", "image", "document", "video"}
+AUDIO_KINDS = {"voice", "audio"}
+FETCH_ATTEMPTS = 5
+EXTENSIONS = {"audio/ogg": ".ogg", "audio/webm": ".webm", "audio/mp4": ".m4a", "audio/mpeg": ".mp3",
+              "audio/aac": ".aac", "audio/amr": ".amr", "image/jpeg": ".jpg", "image/png": ".png",
+              "image/webp": ".webp", "application/pdf": ".pdf", "video/mp4": ".mp4"}
+
+
+def too_large_text(settings) -> str:
+    megabytes = max(1, settings.max_media_bytes // (1024 * 1024))
+    return (f"⚠️ Ce fichier est trop lourd pour moi ({megabytes} Mo au plus) : je n'ai pas pu le garder.\n"
+            "Vous pouvez écrire votre message, ou envoyer un message vocal plus court.")
+
+
+def too_long_text(settings) -> str:
+    minutes = max(1, settings.max_media_seconds // 60)
+    return (f"⚠️ Ce message vocal est trop long ({minutes} minutes au plus) : je n'ai pas pu le garder.\n"
+            "Vous pouvez le redire en plusieurs messages plus courts, ou écrire.")
+
+
+DOWNLOAD_FAILED = ("⚠️ Je n'ai pas pu récupérer votre fichier. Pouvez-vous le renvoyer ? "
+                   "Vous pouvez aussi écrire votre message.")
+REFUSALS = {"too_large": too_large_text, "too_long": too_long_text, "download_failed": lambda s: DOWNLOAD_FAILED}
+
+
+def extension_for(content_type: str) -> str:
+    base = content_type.split(";")[0].strip().lower()
+    return EXTENSIONS.get(base) or mimetypes.guess_extension(base) or ".bin"
+
+
+def media_root(settings) -> Path:
+    return Path(settings.media_dir).resolve()
+
+
+def write_file(settings, contact_id: int, data: bytes, content_type: str) -> Path:
+    directory = media_root(settings) / str(contact_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{uuid.uuid4().hex}{extension_for(content_type)}"
+    path.write_bytes(data)
+    return path
+
+
+def remove_files(paths) -> None:
+    for path in paths:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+def check_audio(settings, data: bytes, content_type: str, kind: str) -> tuple[bytes, str, float | None, str | None]:
+    """(bytes, content type, duration, refusal) — refusal is 'too_large' / 'too_long' or None."""
+    if len(data) > settings.max_media_bytes:
+        return data, content_type, None, "too_large"
+    duration = None
+    if kind in AUDIO_KINDS or content_type.startswith("audio/"):
+        try:
+            data, content_type, duration = normalise_audio(data, content_type)
+        except ValueError:
+            pass  # not a container we know: stored as it came
+    if duration is not None and duration > settings.max_media_seconds:
+        return data, content_type, duration, "too_long"
+    return data, content_type.split(";")[0].strip(), duration, None
+
+
+def media_payload(media: Media) -> dict:
+    return {"media_id": media.id, "media_type": media.content_type,
+            **({"duration_seconds": media.duration_seconds} if media.duration_seconds is not None else {})}
+
+
+async def attach(rt, message_id: int, data: bytes, content_type: str, duration: float | None) -> int | None:
+    """Store `data` for an existing message: file on disk, Media row, payload media_id. None if gone."""
+    async with rt.sessionmaker() as session:
+        message = await session.get(Message, message_id)
+        if message is None:
+            return None
+        contact_id, conversation_id = message.contact_id, message.conversation_id
+    path = await asyncio.to_thread(write_file, rt.settings, contact_id, data, content_type)
+    try:
+        async with rt.sessionmaker() as session, session.begin():
+            message = await session.get(Message, message_id)
+            if message is None:
+                raise LookupError("message erased meanwhile")
+            media = Media(message_id=message_id, contact_id=contact_id, content_type=content_type, size=len(data),
+                          duration_seconds=round(duration) if duration is not None else None, path=str(path),
+                          created_at=utcnow())
+            session.add(media)
+            await session.flush()
+            message.payload = {**(message.payload or {}), **media_payload(media)}
+            media_id = media.id
+    except Exception:
+        remove_files([path])  # never an orphan file of personal data
+        log.info("media not stored for message %s (erased meanwhile?)", message_id)
+        return None
+    await rt.notifier.publish(f"conversation:{conversation_id}", {"event": "media_stored",
+                                                                  "conversation": conversation_id})
+    return media_id
+
+
+async def refuse(rt, message_id: int, reason: str) -> None:
+    """Mark the message's file as not kept and tell the person plainly why (never silence)."""
+    pending = Pending.empty()
+    async with rt.sessionmaker() as session:
+        message = await session.get(Message, message_id)
+        if message is None:
+            return
+        thread = await load_thread(session, message.conversation_id)
+        key = f"{thread.address.channel}:{thread.address.external_id}"
+    async with rt.locks.hold(key):
+        async with rt.sessionmaker() as session, session.begin():
+            message = await session.get(Message, message_id)
+            if message is None:
+                return
+            message.payload = {**(message.payload or {}), "media_error": reason}
+            thread = await load_thread(session, message.conversation_id)
+            if thread is not None and thread.contact.stopped_at is None:
+                await queue_message(session, thread, OutboundMessage(REFUSALS[reason](rt.settings)), pending)
+            pending.notify.append((f"conversation:{message.conversation_id}",
+                                   {"event": "media_refused", "conversation": message.conversation_id}))
+    log.info("media of message %s not kept: %s", message_id, reason)
+    await rt.after_commit(pending)
+
+
+def _too_large(error: BaseException) -> bool:
+    return type(error).__name__ in ("MediaTooLarge", "FileTooLarge")
+
+
+async def fetch_inbound(rt, message_id: int) -> None:
+    """Fetch a person's file from the platform and store it (retried; the message is never lost)."""
+    settings = rt.settings
+    for attempt in range(1, FETCH_ATTEMPTS + 1):
+        async with rt.sessionmaker() as session:
+            message = await session.get(Message, message_id)
+            if message is None:
+                return
+            payload = dict(message.payload or {})
+        attachment = payload.get("attachment") or {}
+        if payload.get("media_id") or payload.get("media_error") or attachment.get("kind") not in FETCHED_KINDS:
+            return
+        if (attachment.get("size") or 0) > settings.max_media_bytes:
+            return await refuse(rt, message_id, "too_large")
+        if attachment.get("kind") in AUDIO_KINDS and (attachment.get("duration_seconds") or 0) > settings.max_media_seconds:
+            return await refuse(rt, message_id, "too_long")
+        channel = rt.channels.get(message.channel)
+        fetch = getattr(channel, "fetch_media", None) or getattr(channel, "fetch_file", None)
+        if fetch is None or not attachment.get("platform_id"):
+            return
+        try:
+            data, content_type = await fetch(attachment["platform_id"], settings.max_media_bytes)
+        except Exception as error:
+            if _too_large(error):
+                return await refuse(rt, message_id, "too_large")
+            retryable = not isinstance(error, DeliveryError) or error.retryable
+            log.warning("media fetch for message %s failed (attempt %s): %s", message_id, attempt, type(error).__name__)
+            if not retryable or attempt == FETCH_ATTEMPTS:
+                return await refuse(rt, message_id, "download_failed")
+            delay = getattr(error, "retry_after", None) or settings.delivery_base_backoff * (2 ** (attempt - 1))
+            await asyncio.sleep(delay)
+            continue
+        content_type = (attachment.get("content_type") or content_type or "application/octet-stream")
+        data, content_type, duration, refusal = check_audio(settings, data, content_type, attachment.get("kind", ""))
+        if refusal:
+            return await refuse(rt, message_id, refusal)
+        if duration is None and attachment.get("duration_seconds") is not None:
+            duration = float(attachment["duration_seconds"])
+        await attach(rt, message_id, data, content_type, duration)
+        log.info("media stored for message %s", message_id)
+        return
+
+
+def schedule_fetch(rt, message_id: int) -> None:
+    rt.spawn(fetch_inbound(rt, message_id))
+
+
+async def sweep_fetches(rt, days: int = 7) -> None:
+    """At start-up: inbound files a crash left unfetched are fetched again."""
+    since = utcnow() - timedelta(days=days)
+    async with rt.sessionmaker() as session:
+        rows = (await session.execute(select(Message.id, Message.payload).where(
+            Message.direction == INBOUND, Message.kind == "attachment", Message.created_at >= since))).all()
+    for message_id, payload in rows:
+        payload = payload or {}
+        if not payload.get("media_id") and not payload.get("media_error") and \
+                (payload.get("attachment") or {}).get("kind") in FETCHED_KINDS:
+            schedule_fetch(rt, message_id)
+
+
+async def media_of_contact(session, contact_id: int) -> list[str]:
+    return list((await session.execute(select(Media.path).where(Media.contact_id == contact_id))).scalars().all())
+
+
+async def contact_of_media(session, media_id: int) -> tuple[Media, Contact] | None:
+    row = (await session.execute(select(Media, Contact).join(Contact, Contact.id == Media.contact_id)
+                                 .where(Media.id == media_id))).first()
+    return (row[0], row[1]) if row else None
+
+
+def servable(settings, media: Media) -> Path | None:
+    """The file of a Media row, only if it lies under media_dir and still exists."""
+    path = Path(media.path).resolve()
+    root = media_root(settings)
+    if root not in path.parents or not path.is_file():
+        return None
+    return path

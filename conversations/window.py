@@ -1,0 +1,78 @@
+"""WhatsApp's 24-hour window, as the outbox sees it: what the channel's `prepare` needs, held messages.
+
+Free-form messages reach a person only within 24 h of their last message. Outside it:
+- if the organisation has an approved template (Organisation.whatsapp_templates["reply"], else
+  settings.whatsapp_reply_template), the template goes out instead, inviting the person to answer,
+  and the worker's message is *held* (status "held", shown in the inbox). When the person writes
+  again, held messages are queued and sent as they were written. One invitation at a time: later
+  messages are held behind it without a second template.
+- otherwise the message fails with a clear explanation for the worker (WINDOW_CLOSED).
+The asynchronous failure 131047 (the platform found the window closed) is handled the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import exists, select
+
+from conversations.models import FAILED, OUTBOUND, QUEUED, Address, Conversation, Message
+from handoff.models import Organisation, Worker
+
+log = logging.getLogger(__name__)
+
+HELD = "held"
+WINDOW_CLOSED = "fenêtre de 24 h fermée : la personne doit d'abord réécrire"
+WINDOW_CODE = "131047"
+
+
+async def window_context(rt, session, message: Message, contact) -> dict:
+    """Template name and parameters, and whether an invitation is already waiting for an answer."""
+    organisation = await session.get(Organisation, contact.organisation_id)
+    templates = (organisation.whatsapp_templates or {}) if organisation else {}
+    template = templates.get("reply") or rt.settings.whatsapp_reply_template
+    worker_id = message.author_worker_id
+    if worker_id is None:
+        worker_id = (await session.execute(select(Conversation.assignee_id).where(
+            Conversation.id == message.conversation_id))).scalar()
+    name = None
+    if worker_id is not None:
+        name = (await session.execute(select(Worker.first_name).where(Worker.id == worker_id))).scalar()
+    name = name or (organisation.name if organisation else None)
+    awaiting = (await session.execute(select(exists().where(
+        Message.contact_id == contact.id, Message.direction == OUTBOUND, Message.status == HELD,
+        Message.id != message.id)))).scalar()
+    return {"template": template, "template_params": (name,) if name else (), "awaiting_answer": bool(awaiting),
+            "window_closed": bool((message.payload or {}).get("window_closed"))}
+
+
+def window_failure(message: Message, error: str | None) -> str | None:
+    """A failed status 131047: 'requeue' (try again through the template path), 'failed', or None."""
+    if WINDOW_CODE not in (error or ""):
+        return None
+    if (message.payload or {}).get("window_closed"):
+        message.status, message.error = FAILED, WINDOW_CLOSED
+        return "failed"
+    message.status, message.error, message.next_attempt_at = QUEUED, None, None
+    message.payload = {**(message.payload or {}), "window_closed": True}
+    return "requeue"
+
+
+async def release_held(rt, channel: str, user_id: str) -> int:
+    """The person wrote again: their held messages go out now (in order). Returns how many."""
+    async with rt.sessionmaker() as session, session.begin():
+        contact_id = (await session.execute(select(Address.contact_id).where(
+            Address.channel == channel, Address.external_id == user_id))).scalar()
+        if contact_id is None:
+            return 0
+        rows = (await session.execute(select(Message).where(
+            Message.contact_id == contact_id, Message.direction == OUTBOUND, Message.status == HELD)
+        )).scalars().all()
+        for row in rows:
+            row.status, row.next_attempt_at, row.error = QUEUED, None, None
+            row.payload = {k: v for k, v in (row.payload or {}).items() if k != "window_closed"}
+        released = len(rows)
+    if released:
+        log.info("%s held message(s) released after the person wrote", released)
+        rt.outbox.kick(contact_id)
+    return released
