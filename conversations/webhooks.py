@@ -134,12 +134,14 @@ async def webchat_history(request: Request, uid: str | None = None):
     shown = []
     for row in rows:
         if row.direction == INBOUND:
-            shown.append({"id": f"in-{row.id}", "from": "me", "text": row.text or _inbound_label(row)})
+            shown.append({"id": f"in-{row.id}", "from": "me", "text": row.text or _inbound_label(row),
+                          "audio": (row.payload or {}).get("media_id")})
         elif row.direction == OUTBOUND and row.platform_message_id:
             payload = row.payload or {}
             shown.append({"id": row.platform_message_id, "from": "bot", "text": row.text,
                           "choices": payload.get("choices", []),
-                          "request_location": payload.get("request_location", False)})
+                          "request_location": payload.get("request_location", False),
+                          "audio": payload.get("media_id")})
     return {"messages": shown}
 
 

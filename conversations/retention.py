@@ -1,0 +1,91 @@
+"""The retention period: contacts silent for longer than settings.retention_days are deleted, with
+every row about them (cascades) and their stored files. Run hourly by the app and by `allervers purge`.
+
+A contact's last activity is its latest message either way (the person's or a worker's), or its
+creation when there is none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+
+from allervers.database import utcnow
+from conversations.media import media_root, remove_files, sweep_fetches
+from conversations.models import Contact, Media, Message
+
+log = logging.getLogger(__name__)
+
+
+async def expired_contacts(session, cutoff: datetime) -> list[int]:
+    recent = select(Message.contact_id).where(Message.created_at >= cutoff)
+    return list((await session.execute(select(Contact.id).where(
+        Contact.created_at < cutoff,
+        func.coalesce(Contact.last_inbound_at, Contact.created_at) < cutoff,
+        Contact.id.not_in(recent),
+    ))).scalars().all())
+
+
+async def purge_expired(rt, now: datetime | None = None, dry_run: bool = False) -> int:
+    """Delete contacts past the retention period and their files. Returns how many contacts."""
+    cutoff = (now or utcnow()) - timedelta(days=rt.settings.retention_days)
+    async with rt.sessionmaker() as session, session.begin():
+        ids = await expired_contacts(session, cutoff)
+        if not ids or dry_run:
+            return len(ids)
+        paths = list((await session.execute(select(Media.path).where(Media.contact_id.in_(ids)))).scalars().all())
+        await session.execute(delete(Contact).where(Contact.id.in_(ids)))
+    remove_files(paths)
+    root = media_root(rt.settings)
+    for contact_id in ids:
+        with contextlib.suppress(OSError):
+            (root / str(contact_id)).rmdir()  # only if empty
+    log.info("retention purge: %s contact(s) and %s file(s) deleted", len(ids), len(paths))
+    return len(ids)
+
+
+async def housekeeping(rt) -> None:
+    """Background loop of the app: refetch files a crash left behind, then purge every interval."""
+    with contextlib.suppress(Exception):
+        await sweep_fetches(rt)
+    interval = rt.settings.retention_purge_interval
+    while interval and interval > 0:
+        try:
+            await purge_expired(rt)
+        except Exception:
+            log.exception("retention purge failed")
+        await asyncio.sleep(interval)
+
+
+def start_housekeeping(rt) -> asyncio.Task:
+    return asyncio.create_task(housekeeping(rt), name="housekeeping")
+
+
+async def stop_housekeeping(task: asyncio.Task) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+def run_cli(dry_run: bool) -> int:
+    """`allervers purge`: one purge now, with the app's settings."""
+    from allervers.runtime import build_runtime
+    from allervers.settings import Settings
+
+    async def run() -> int:
+        rt = await build_runtime(Settings(), channels={})
+        try:
+            return await purge_expired(rt, dry_run=dry_run)
+        finally:
+            await rt.close()
+
+    count = asyncio.run(run())
+    print(f"{count} contact(s) past the retention period" + (" (dry run: nothing deleted)" if dry_run else " deleted"))
+    return 0
+
+
+__all__ = ["purge_expired", "start_housekeeping", "stop_housekeeping", "run_cli"]

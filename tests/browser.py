@@ -1,0 +1,68 @@
+"""A small shared Playwright helper: Debian's chromium (no browser download), phone-size pages.
+
+    from tests.browser import chromium, phone_page   # noqa: F401  (pytest fixtures / helpers)
+
+    def test_x(chromium):
+        page = phone_page(chromium)
+
+The browser is launched once per test module; every page gets its own context (cookies and
+localStorage of its own), a 390x844 viewport, French locale, and a short default timeout so a
+missing element fails fast with a clear message. Tests are skipped (with the reason) when the
+chromium binary or the playwright package is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+PHONE = {"width": 390, "height": 844}
+TIMEOUT_MS = 10_000
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("ALLERVERS_TEST_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless chromium per test module (Playwright's sync API)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    path = chromium_path()
+    if path is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); no browser is downloaded")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def phone_page(browser, **options):
+    """A fresh page in its own context (separate cookies and storage), phone-size, French."""
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
+                                  locale="fr-FR", **options)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.js_errors = errors  # type: ignore[attr-defined]  # checked by tests: no JavaScript error
+    return page
+
+
+def mark_no_reload(page) -> None:
+    """Set a marker on the window: it survives live updates but not a reload or a navigation."""
+    page.evaluate("window.__allerversNoReload = true")
+
+
+def assert_not_reloaded(page) -> None:
+    assert page.evaluate("window.__allerversNoReload === true"), "the page was reloaded or navigated"
