@@ -146,7 +146,7 @@ def _position(where) -> tuple[float, float] | None:
         return float(where[0]), float(where[1])
     if isinstance(where, str):
         parts = where.replace(";", ",").split(",")
-        if len(parts) == 2:
+        if len(parts) == 2 and all("." in part for part in parts):  # "47.18,-1.55", not "44400, Rezé"
             try:
                 return float(parts[0]), float(parts[1])
             except ValueError:

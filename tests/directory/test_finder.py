@@ -92,3 +92,8 @@ def test_places_without_coordinates_use_their_commune(shipped_directory):
     approximate = [p for p in shipped_directory.places.places if p.approximate]
     assert len(approximate) > 300  # siao and cd72 records have no coordinates
     assert shipped_directory.left_out < 50
+
+
+def test_text_positions_need_decimals(shipped_directory):
+    assert find_places(shipped_directory, "47.185,-1.559", None).from_position
+    assert find_places(shipped_directory, "44400, Rezé", None).commune.code_insee == "44143"
