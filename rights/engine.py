@@ -30,7 +30,7 @@ from openfisca_core.reforms import Reform
 from openfisca_core.simulation_builder import SimulationBuilder
 from openfisca_core.variables import Variable
 
-from rights.mapping import NOT_RECEIVED, RESOURCE_VARIABLES, Household, Reference, to_situation_dict, year_value
+from rights.mapping import INDIVIDUAL_BENEFIT_VARIABLES, NOT_RECEIVED, RESOURCE_VARIABLES, Household, Reference, to_situation_dict, year_value
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ OUTPUTS = (
     ("bourse_lycee", "famille", "month"),
     ("aah", "individu", "month"),
     ("caah", "individu", "month"),
+    ("asi", "individu", "month"),
     ("contrat_engagement_jeune", "individu", "month"),
     ("af_nbenf", "famille", "month"),
     ("nb_parents", "famille", "month"),
@@ -61,13 +62,10 @@ OUTPUTS = (
 NEUTRALISED = (
     # unemployment and solidarity allowances needing unasked preconditions
     "ass",
-    "asi",
     "aer",
     "api",
 )
 
-# Individual-level variables of the past-benefits convention (the others are on the famille).
-INDIVIDUAL_CONVENTION_VARIABLES = {"aah", "caah", "contrat_engagement_jeune"}
 
 
 @dataclass
@@ -152,6 +150,39 @@ def compute_naive(systems: Systems, household: Household, reference: Reference) 
     return _read_outputs(systems.base, simulation, [household], reference)[0]
 
 
+def compute_naive_batch(systems: Systems, households: list[Household], reference: Reference) -> list[dict]:
+    """The naive computation of several households at once, for tests.
+
+    The plain situation dicts are merged into one dict (ids prefixed) and built with
+    build_from_entities on the unmodified system. Households are grouped by their past-benefits
+    inputs, because in one simulation an input given for some households would give the default,
+    not the formula, to the others.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for index, household in enumerate(households):
+        groups.setdefault(tuple(sorted(household.not_received)), []).append(index)
+    results: list[dict | None] = [None] * len(households)
+    for indexes in groups.values():
+        merged = {"individus": {}, "familles": {}, "foyers_fiscaux": {}, "menages": {}}
+        for index in indexes:
+            situation = to_situation_dict(households[index], reference)
+            prefix = f"h{index}_"
+            for person_id, person in situation["individus"].items():
+                merged["individus"][prefix + person_id] = person
+            for plural in ("familles", "foyers_fiscaux", "menages"):
+                for entity in situation[plural].values():
+                    renamed = {
+                        key: [prefix + member for member in value] if isinstance(value, list) else value
+                        for key, value in entity.items()
+                    }
+                    merged[plural][f"{prefix}{plural}"] = renamed
+        simulation = SimulationBuilder().build_from_entities(systems.base, merged)
+        group = [households[index] for index in indexes]
+        for index, values in zip(indexes, _read_outputs(systems.base, simulation, group, reference)):
+            results[index] = values
+    return results
+
+
 def compute_fast(systems: Systems, households: list[Household], reference: Reference) -> list[dict]:
     """All households in one vectorised simulation on the fast reform; one dict of raw values each."""
     simulation = build_fast_simulation(systems.fast, households, reference)
@@ -175,7 +206,8 @@ def build_fast_simulation(system, households: list[Household], reference: Refere
     builder.declare_person_entity("individu", person_ids)
     for entity in ("famille", "foyer_fiscal", "menage"):
         population = builder.declare_entity(entity, group_ids)
-        builder.join_with_persons(population, np.array(person_household), roles[entity])
+        # the assignment uses the group ids themselves: join_with_persons sorts both the same way
+        builder.join_with_persons(population, np.array(group_ids)[person_household], roles[entity])
     simulation = builder.build(system)
 
     years = reference.years
@@ -219,7 +251,7 @@ def build_fast_simulation(system, households: list[Household], reference: Refere
     for variables, _, _ in NOT_RECEIVED.values():
         for name in variables:
             received = np.array([name not in household.not_received for household in households])
-            if name in INDIVIDUAL_CONVENTION_VARIABLES:
+            if name in INDIVIDUAL_BENEFIT_VARIABLES:
                 received = received[np.array(person_household, dtype=int)] if persons else received
             masks[name] = received
     simulation.rights_convention = (reference.year * 12 + reference.month - 1, masks)
@@ -251,6 +283,8 @@ def _cuts(households: list[Household]) -> list[str]:
 
     if not anyone(lambda h, i: (value(h, "taux_incapacite", i) or 0) >= 0.5):
         cuts += ["aah", "caah", "mva"]
+    if not anyone(lambda h, i: value(h, "handicap", i) and (value(h, "retraite_nette", i) or 0) > 0):
+        cuts += ["asi"]
     if not anyone(lambda h, i: value(h, "activite", i) == "etudiant" or value(h, "scolarite", i) == "enseignement_superieur"):
         cuts += ["bourse_criteres_sociaux"]
     if not any(age >= 62 for household in households for age in household.ages):

@@ -77,7 +77,10 @@ NOT_RECEIVED: dict[str, tuple[tuple[str, ...], int, int]] = {
     "paje_base": (("paje_base",), 4, 12),
     "aah": (("aah", "caah"), 4, 12),
     "aspa": (("aspa",), 4, 12),
+    "asi": (("asi",), 4, 12),
 }
+# Variables of NOT_RECEIVED defined on persons (the others are on the famille).
+INDIVIDUAL_BENEFIT_VARIABLES = {"aah", "caah", "asi", "contrat_engagement_jeune"}
 
 NATIONALITY_CODES = {"fr": "FR", "eu": "BE", "other": "MA"}
 ACTIVITIES = {
@@ -346,7 +349,7 @@ def to_situation_dict(household: Household, reference: Reference) -> dict:
         menage[variable] = over_window(variable, value)
     for variable, months in household.not_received.items():
         zeros = dict.fromkeys(months, 0)
-        if variable in ("aah", "caah", "contrat_engagement_jeune"):
+        if variable in INDIVIDUAL_BENEFIT_VARIABLES:
             for person in individus.values():
                 person[variable] = dict(zeros)
         else:

@@ -31,6 +31,7 @@ def amounts(raw: dict) -> dict[str, float]:
         "prime_activite": raw["ppa"] * CRDS_KEPT,
         "aah": raw["aah"] + raw["caah"],
         "aspa": raw["aspa"],
+        "asi": raw["asi"],
         "af": raw["af"] * CRDS_KEPT,
         "asf": raw["asf"] * CRDS_KEPT,
         "cf": raw["cf"] * CRDS_KEPT,
@@ -156,6 +157,8 @@ def _why(benefit_id: str, answers: Answers, raw: dict) -> str:
             for adult in adults
         )
         return "income" if eligible else "no_disability"
+    if benefit_id == "asi":
+        return "income" if any(a.disability != "none" and (a.resources.pension or 0) > 0 for a in adults) else "no_invalidity"
     if benefit_id == "aspa":
         return "income" if any(adult.age >= 62 for adult in adults) else "not_old_enough_aspa"
     if benefit_id == "cej":
