@@ -33,9 +33,13 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
             await seed_demo(rt)
         await start_plugins(rt)
         await start_background(rt)
+        from conversations.retention import start_housekeeping, stop_housekeeping
+
+        housekeeping = start_housekeeping(rt)  # refetch missing files, hourly retention purge
         try:
             yield
         finally:
+            await stop_housekeeping(housekeeping)
             await rt.close()
 
     app = FastAPI(title="Allervers", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -50,6 +54,11 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
 
     app.include_router(webhooks)
     app.include_router(inbox)
+    from conversations.media_routes import router as webchat_media
+    from handoff.media_routes import router as inbox_media
+
+    app.include_router(webchat_media)
+    app.include_router(inbox_media)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired):

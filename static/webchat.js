@@ -19,6 +19,14 @@
     row.className = "bubble " + (message.from === "me" ? "me" : "them");
     row.textContent = message.text || "";
     if (message.id) row.dataset.id = message.id;
+    if (message.audio || message.audioUrl) {
+      const audio = document.createElement("audio");
+      audio.controls = true;
+      audio.preload = "metadata";
+      audio.src = message.audioUrl || ("/chat/api/media/" + encodeURIComponent(message.audio) + "?uid=" + encodeURIComponent(uid));
+      row.appendChild(document.createElement("br"));
+      row.appendChild(audio);
+    }
     thread.appendChild(row);
     if (message.choices && message.choices.length) {
       const group = document.createElement("div");
@@ -64,15 +72,60 @@
     }, function () { bubble({ from: "bot", text: "Position non partagée. Écrivez votre code postal 📍" }); });
   });
 
+  // Voice notes: 🎤 starts recording, ⏹️ stops and sends (limit from the page, 5 minutes by default).
+  const record = document.getElementById("record");
+  if (record && window.AllerversVoice && window.AllerversVoice.supported()) {
+    const maxSeconds = Number(document.body.dataset.maxVoice || 300);
+    const recorder = new window.AllerversVoice.Recorder(maxSeconds,
+      function (seconds) { record.textContent = "⏹️"; input.placeholder = "🔴 Enregistrement " + window.AllerversVoice.clock(seconds) + " — touchez ⏹️ pour envoyer"; },
+      async function (blob, filename) {
+        record.textContent = "🎤";
+        input.placeholder = "Écrivez ici…";
+        bubble({ from: "me", text: "🎤 Message vocal", audioUrl: URL.createObjectURL(blob) });
+        const form = new FormData();
+        form.append("uid", uid);
+        form.append("client_id", newId());
+        form.append("audio", blob, filename);
+        try {
+          const response = await fetch("/chat/api/voice", { method: "POST", body: form });
+          if (!response.ok) {
+            let text = "⚠️ Le message vocal n'est pas parti. Réessayez, ou écrivez.";
+            try { text = (await response.json()).error || text; } catch (e) { /* not JSON */ }
+            bubble({ from: "bot", text: text });
+          }
+        } catch (error) {
+          bubble({ from: "bot", text: "⚠️ Le message vocal n'est pas parti. Réessayez dans un instant." });
+        }
+      },
+      function (text) { bubble({ from: "bot", text: "⚠️ " + text + " Vous pouvez aussi écrire." }); });
+    record.addEventListener("click", function () { if (recorder.recording()) recorder.stop(); else recorder.start(); });
+  } else if (record) {
+    record.hidden = true;
+  }
+
+  // Listen first, then load the history: a reply published before the live stream was open would
+  // otherwise be lost (the first /start raced the stream). After a reconnection, the history fills
+  // the gap with the bot's messages missed meanwhile (bubbles are deduplicated by id).
+  let started = false;
+  function load() {
+    return fetch("/chat/api/history?uid=" + encodeURIComponent(uid)).then(r => r.json()).then(function (data) {
+      if (started) {
+        data.messages.filter(m => m.from !== "me").forEach(bubble);
+        return;
+      }
+      started = true;
+      data.messages.forEach(bubble);
+      if (!data.messages.length) send({ text: "/start" }, "👋 Bonjour");
+    });
+  }
+
   function connect() {
     const source = new EventSource("/chat/api/stream?uid=" + encodeURIComponent(uid));
     source.addEventListener("message", function (event) { bubble(JSON.parse(event.data)); });
+    source.addEventListener("open", load);
     source.onerror = function () { /* EventSource reconnects by itself */ };
   }
 
-  fetch("/chat/api/history?uid=" + encodeURIComponent(uid)).then(r => r.json()).then(function (data) {
-    data.messages.forEach(bubble);
-    connect();
-    if (!data.messages.length) send({ text: "/start" }, "👋 Bonjour");
-  });
+  connect();
+  setTimeout(function () { if (!started) load(); }, 5000);  // no live stream (a proxy?): still start
 })();

@@ -1,0 +1,100 @@
+"""Inbox media: play a conversation's files, and answer with a voice note recorded in the browser.
+
+Files are served only to workers of the contact's organisation (403 otherwise). A voice reply is
+stored (Ogg/Opus when the browser recorded WebM/Opus), then queued like a text reply: signed with the
+worker's first name, delivered by the outbox on the person's channel after commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse
+
+from allervers.auth import check_csrf, current_worker
+from allervers.database import utcnow
+from conversations.media import check_audio, contact_of_media, media_payload, remove_files, servable, write_file
+from conversations.models import Media
+from handoff import transitions
+from handoff.inbox import _open, act, conversation_for
+from handoff.models import Worker
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/inbox")
+
+VOICE_TEXT = "🎤 Message vocal"
+REFUSED = {
+    "too_large": "Message vocal trop lourd : {mb} Mo au plus.",
+    "too_long": "Message vocal trop long : {minutes} minutes au plus.",
+}
+
+
+def refusal_text(settings, reason: str) -> str:
+    return REFUSED[reason].format(mb=max(1, settings.max_media_bytes // (1024 * 1024)),
+                                  minutes=max(1, settings.max_media_seconds // 60))
+
+
+async def read_upload(request: Request, upload: UploadFile, limit: int) -> bytes:
+    """The uploaded file's bytes, 413 beyond `limit` (checked on the declared length, then the bytes)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        raise HTTPException(413, refusal_text(request.app.state.rt.settings, "too_large"))
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(413, refusal_text(request.app.state.rt.settings, "too_large"))
+    if not data:
+        raise HTTPException(400, "empty recording")
+    return data
+
+
+@router.get("/media/{media_id}")
+async def inbox_media(request: Request, media_id: int, worker: Worker = Depends(current_worker)):
+    rt = request.app.state.rt
+    async with rt.sessionmaker() as session:
+        found = await contact_of_media(session, media_id)
+    if found is None:
+        raise HTTPException(404, "no such file")
+    media, contact = found
+    if contact.organisation_id != worker.organisation_id:
+        raise HTTPException(403, "this file belongs to another organisation")
+    path = servable(rt.settings, media)
+    if path is None:
+        raise HTTPException(404, "file no longer available")
+    return FileResponse(path, media_type=media.content_type,
+                        headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+
+
+@router.post("/conversations/{conversation_id}/voice")
+async def voice_reply(request: Request, conversation_id: int, audio: UploadFile = File(...),
+                      csrf_token_: str = Form(None, alias="csrf_token"), worker: Worker = Depends(current_worker)):
+    rt = request.app.state.rt
+    settings = rt.settings
+    check_csrf(request, csrf_token_)
+    conversation = await conversation_for(request, worker, conversation_id)
+    data = await read_upload(request, audio, settings.max_media_bytes)
+    data, content_type, duration, refusal = check_audio(settings, data, audio.content_type or "audio/ogg", "voice")
+    if refusal:
+        raise HTTPException(413, refusal_text(settings, refusal))
+    path = await asyncio.to_thread(write_file, settings, conversation.contact_id, data, content_type)
+
+    async def change(session, thread, me, pending):
+        _open(thread)
+        message = await transitions.reply(session, thread, me, VOICE_TEXT, pending, attachment_path=str(path))
+        media = Media(message_id=message.id, contact_id=thread.contact.id, content_type=content_type, size=len(data),
+                      duration_seconds=round(duration) if duration is not None else None, path=str(path),
+                      created_at=utcnow())
+        session.add(media)
+        await session.flush()
+        attachment = {"kind": "voice", "content_type": content_type, "media_id": media.id,
+                      "duration_seconds": media.duration_seconds}
+        message.payload = {**(message.payload or {}), "attachment": attachment, **media_payload(media)}
+
+    try:
+        response = await act(request, worker, conversation_id, csrf_token_, change)
+    except BaseException:
+        remove_files([path])  # nothing queued: no file left behind
+        raise
+    log.info("voice reply queued in conversation %s", conversation_id)
+    return response
