@@ -36,22 +36,30 @@ def serve(telegram_polling: bool = False, host: str | None = None, port: int | N
         stop = asyncio.Event()
         serving = asyncio.create_task(server.serve())
         while not server.started:
+            if serving.done():
+                return
             await asyncio.sleep(0.05)
-        channel = app.state.rt.channels.get("telegram")
-        if channel is None:
-            raise SystemExit("--telegram-polling needs ALLERVERS_TELEGRAM_BOT_TOKEN")
-        from conversations.receive import receive
-
-        async def handle(body: bytes) -> None:
-            for inbound in channel.parse(body):
-                await receive(app.state.rt, inbound)
-                if inbound.callback_id:
-                    await channel.answer_callback(inbound.callback_id)
-
-        polling = asyncio.create_task(channel.poll(handle, stop))
+        polling = asyncio.create_task(poll_telegram(app.state.rt, stop))
         await serving
         stop.set()
         await polling
 
     asyncio.run(run_with_polling())
     return 0
+
+
+async def poll_telegram(rt, stop: asyncio.Event) -> None:
+    """Development mode: long-poll the Bot API; every update takes the webhook's path (receive)."""
+    from conversations.receive import receive
+
+    channel = rt.channels.get("telegram")
+    if channel is None:
+        raise SystemExit("--telegram-polling needs ALLERVERS_TELEGRAM_BOT_TOKEN")
+
+    async def handle(body: bytes) -> None:
+        for inbound in channel.parse(body):
+            await receive(rt, inbound)
+            if inbound.callback_id:
+                await channel.answer_callback(inbound.callback_id)
+
+    await channel.poll(handle, stop)

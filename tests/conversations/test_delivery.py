@@ -101,3 +101,23 @@ async def test_nothing_is_lost_across_a_crash(settings_for):
                 unhandled = (await session.execute(select(Message).where(
                     Message.direction == "in", Message.handled_at.is_(None)))).scalars().all()
             assert pending == [] and unhandled == []
+
+
+async def test_long_polling_mode_takes_the_webhook_path(settings_for):
+    import asyncio
+
+    from allervers.serve import poll_telegram
+
+    with FakeTelegram() as fake:
+        async with app_client(telegram_settings(settings_for, fake)) as client:
+            rt = client.app.state.rt
+            fake.queue_update(json.loads(start_update(41, chat_id=999)))
+            fake.queue_update(json.loads(start_update(42, chat_id=999, text="stop")))
+            stop = asyncio.Event()
+            polling = asyncio.create_task(poll_telegram(rt, stop))
+            await fake.wait_for_async(lambda: len(fake.sent_texts(999)) >= 3, timeout=15)
+            stop.set()
+            await asyncio.wait_for(polling, 10)
+            texts = fake.sent_texts(999)
+            assert texts[0].startswith("👋 Bonjour") and "vous ne recevrez plus" in texts[-1]
+            assert fake.calls("deleteWebhook")
