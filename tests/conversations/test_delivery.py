@@ -112,9 +112,10 @@ async def test_long_polling_mode_takes_the_webhook_path(settings_for):
         async with app_client(telegram_settings(settings_for, fake)) as client:
             rt = client.app.state.rt
             fake.queue_update(json.loads(start_update(41, chat_id=999)))
-            fake.queue_update(json.loads(start_update(42, chat_id=999, text="stop")))
             stop = asyncio.Event()
             polling = asyncio.create_task(poll_telegram(rt, stop))
+            await fake.wait_for_async(lambda: len(fake.sent_texts(999)) >= 2, timeout=15)
+            fake.queue_update(json.loads(start_update(42, chat_id=999, text="stop")))
             await fake.wait_for_async(lambda: len(fake.sent_texts(999)) >= 3, timeout=15)
             stop.set()
             await asyncio.wait_for(polling, 10)
