@@ -92,9 +92,10 @@ class Outbox:
             await asyncio.wait(runners, timeout=max(0.0, deadline - loop.time()))
 
     async def close(self) -> None:
-        for runner in self._runners.values():
+        runners = list(self._runners.values())
+        for runner in runners:
             runner.cancel()
-        for runner in self._runners.values():
+        for runner in runners:
             try:
                 await runner
             except (asyncio.CancelledError, Exception):
