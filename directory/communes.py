@@ -302,7 +302,7 @@ def _bigrams(name: str) -> set[str]:
 
 
 def _max_typos(name: str) -> int:
-    return 1 if len(name) <= 6 else 2
+    return 1 if len(name) <= 8 else 2
 
 
 def _haversine_km(lat, lon, cos_lat, lats, lons, cos_lats):

@@ -1,9 +1,10 @@
 """In-memory index of places for "nearest places by need" searches.
 
-Places are sorted by latitude in numpy arrays; a search takes the latitude band of the largest
-radius with `searchsorted`, keeps the longitude box and the places whose thématiques match
-(two uint64 bit masks per place: 69 thématiques), then computes haversine distances only there.
-Measured: p99 well under 1 ms over 100,000 places (bench/bench_directory.py).
+Places are sorted by latitude in numpy arrays. Each need has its subset of places (found once
+with two uint64 bit masks per place: 69 thématiques), still sorted by latitude. A search takes,
+radius after radius (10, 20, 50, 100 km), the subset's latitude band with `searchsorted`, keeps
+the longitude box and computes haversine distances only there, until a page is full.
+Figures: bench/bench_directory.py.
 """
 
 from __future__ import annotations
@@ -68,35 +69,62 @@ def thematique_bits(thematiques: frozenset[str]) -> tuple[int, int]:
     return low, high
 
 
+class _Subset:
+    """The places matching one need, still sorted by latitude (positions into PlaceIndex.places)."""
+
+    __slots__ = ("positions", "latitudes", "longitudes", "cos_lat")
+
+    def __init__(self, positions, latitudes, longitudes):
+        self.positions = positions.astype(np.int32)
+        self.latitudes = latitudes[positions]
+        self.longitudes = longitudes[positions]
+        self.cos_lat = np.cos(np.radians(self.latitudes))
+
+    @property
+    def nbytes(self) -> int:
+        return self.positions.nbytes + self.latitudes.nbytes + self.longitudes.nbytes + self.cos_lat.nbytes
+
+
 class PlaceIndex:
-    def __init__(self, places: list[Place]):
+    def __init__(self, places: list[Place], prepare=None):
+        """`prepare`: needs whose subsets are built now (default: the flow's needs) rather than
+        at their first search."""
         latitudes = np.array([p.latitude for p in places], dtype=np.float64)
         order = np.argsort(latitudes, kind="stable")
         self.places = [places[i] for i in order]
         self.latitudes = latitudes[order]
         self.longitudes = np.array([p.longitude for p in self.places], dtype=np.float64)
-        self._lat = np.radians(self.latitudes)
-        self._lon = np.radians(self.longitudes)
-        self._cos_lat = np.cos(self._lat)
         bits = [thematique_bits(p.thematiques) for p in self.places]
         self._low = np.array([b[0] for b in bits], dtype=np.uint64)
         self._high = np.array([b[1] for b in bits], dtype=np.uint64)
-        self._need_bits: dict[str, tuple[np.uint64, np.uint64]] = {}
+        self._subsets: dict[tuple[str, ...] | None, _Subset] = {}
+        self._subset(None)
+        if prepare is None:
+            from directory.needs import NEEDS
+
+            prepare = NEEDS
+        for need in prepare:
+            self._subset(need)
 
     def __len__(self) -> int:
         return len(self.places)
 
     @property
     def array_bytes(self) -> int:
-        arrays = (self.latitudes, self.longitudes, self._lat, self._lon, self._cos_lat, self._low, self._high)
-        return sum(array.nbytes for array in arrays)
+        arrays = (self.latitudes, self.longitudes, self._low, self._high)
+        return sum(array.nbytes for array in arrays) + sum(subset.nbytes for subset in self._subsets.values())
 
-    def _bits(self, need: Need) -> tuple[np.uint64, np.uint64]:
-        found = self._need_bits.get(need.id)
-        if found is None:
-            low, high = thematique_bits(frozenset(expand(need.thematiques)))
-            found = self._need_bits[need.id] = (np.uint64(low), np.uint64(high))
-        return found
+    def _subset(self, need: Need | None) -> _Subset:
+        key = None if need is None else tuple(sorted(need.thematiques))
+        subset = self._subsets.get(key)
+        if subset is None:
+            if need is None:
+                positions = np.arange(len(self.places))
+            else:
+                low, high = (np.uint64(word) for word in thematique_bits(frozenset(expand(need.thematiques))))
+                positions = np.flatnonzero(((self._low & low) | (self._high & high)) != 0)
+            subset = self._subsets[key] = _Subset(positions, self.latitudes, self.longitudes)
+        return subset
 
     def nearest(
         self,
@@ -110,57 +138,57 @@ class PlaceIndex:
         """Places by distance, filtered by need, from the smallest radius holding a full page
         (offset + limit places); the largest radius otherwise."""
         limit, offset = max(int(limit), 1), max(int(offset), 0)
-        largest = radii[-1]
-        empty = NearestResult([], largest, len(radii) > 1, False, 0, tuple(radii))
-        if not len(self.places):
-            return empty
-
-        band = largest / KM_PER_DEGREE
-        start, stop = np.searchsorted(self.latitudes, (latitude - band, latitude + band))
-        if start == stop:
-            return empty
-        window = slice(start, stop)
-        keep = np.ones(stop - start, dtype=bool)
-        widest_lat = min(abs(latitude) + band, 89.9)
-        lon_band = band / np.cos(np.radians(widest_lat))
-        if lon_band < 180:
-            delta = np.abs((self.longitudes[window] - longitude + 180.0) % 360.0 - 180.0)
-            keep &= delta <= lon_band
-        if need is not None:
-            low, high = self._bits(need)
-            keep &= ((self._low[window] & low) | (self._high[window] & high)) != 0
-        candidates = np.flatnonzero(keep) + start
-        if not len(candidates):
-            return empty
-
-        lat, lon = np.radians(latitude), np.radians(longitude)
-        half_dlat = np.sin((self._lat[candidates] - lat) * 0.5)
-        half_dlon = np.sin((self._lon[candidates] - lon) * 0.5)
-        a = half_dlat * half_dlat + np.cos(lat) * self._cos_lat[candidates] * half_dlon * half_dlon
-        distances = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
-
         wanted = offset + limit
-        radius = largest
-        for candidate_radius in radii:
-            if np.count_nonzero(distances <= candidate_radius) >= wanted:
-                radius = candidate_radius
+        subset = self._subset(need)
+        lat, lon = np.radians(latitude), np.radians(longitude)
+        cos_lat = np.cos(lat)
+        # Widen step by step: each radius only looks at its own latitude band.
+        for step, radius in enumerate(radii):
+            candidates, distances = self._within(subset, latitude, longitude, lat, lon, cos_lat, radius)
+            if len(candidates) >= wanted or step == len(radii) - 1:
                 break
-        inside = np.flatnonzero(distances <= radius)
-        total_largest = int(np.count_nonzero(distances <= largest))
-        if len(inside) > wanted:
-            top = inside[np.argpartition(distances[inside], wanted - 1)[:wanted]]
+        if len(candidates) > wanted:
+            top = np.argpartition(distances, wanted - 1)[:wanted]
         else:
-            top = inside
+            top = np.arange(len(candidates))
         top = top[np.argsort(distances[top], kind="stable")][offset:wanted]
-        hits = [(self.places[candidates[i]], float(distances[i])) for i in top]
+        hits = [(self.places[subset.positions[candidates[i]]], float(distances[i])) for i in top]
+        if radius == radii[-1]:
+            has_more = len(candidates) > wanted
+        else:
+            has_more = len(candidates) > wanted or bool(
+                len(self._within(subset, latitude, longitude, lat, lon, cos_lat, radii[-1])[0]) > wanted
+            )
         return NearestResult(
             hits=hits,
             radius_km=radius,
             widened=radius > radii[0],
-            has_more=total_largest > wanted,
-            total=len(inside),
+            has_more=has_more,
+            total=len(candidates),
             radii_tried=tuple(r for r in radii if r <= radius),
         )
+
+    @staticmethod
+    def _within(subset: _Subset, latitude, longitude, lat, lon, cos_lat, radius):
+        """(positions in the subset, distances in km) of the places within `radius` km."""
+        band = radius / KM_PER_DEGREE
+        start, stop = np.searchsorted(subset.latitudes, (latitude - band, latitude + band))
+        if start == stop:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        lon_band = band / np.cos(np.radians(min(abs(latitude) + band, 89.9)))
+        longitudes = subset.longitudes[start:stop]
+        if lon_band < 180:
+            delta = np.abs((longitudes - longitude + 180.0) % 360.0 - 180.0)
+            inside = np.flatnonzero(delta <= lon_band)
+        else:
+            inside = np.arange(stop - start)
+        candidates = inside + start
+        half_dlat = np.sin((np.radians(subset.latitudes[candidates]) - lat) * 0.5)
+        half_dlon = np.sin((np.radians(subset.longitudes[candidates]) - lon) * 0.5)
+        a = half_dlat * half_dlat + cos_lat * subset.cos_lat[candidates] * half_dlon * half_dlon
+        distances = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+        close = distances <= radius
+        return candidates[close], distances[close]
 
 
 # -- building from the database --------------------------------------------------------------
