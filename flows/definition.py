@@ -3,9 +3,12 @@
 A flow is a dict of readable step ids. Each step does exactly one thing:
 
     say: text                       then `next`
-    ask: text                       waits for an answer (`input`: buttons, text, number, yesno,
-                                    commune, location), stores it under `save`, then `next`
-                                    (a step id, or a mapping answer -> step id with `default`)
+    ask: text                       waits for an answer (`input`: buttons, text, number, numbers
+                                    (a list like "3, 7, 12"), yesno, commune, location, place),
+                                    stores it under `save`, then `next` (a step id, or a mapping
+                                    answer -> step id with `default`). Buttons may be offered with
+                                    any input (e.g. "❓ Je ne sais pas" on a number): a pressed
+                                    button saves its value.
     branch: [{when: expr, next: id}, ...]   first true condition wins, else `else`
     set: {key: expression}          computes answers, then `next`
     call: action                    asks the runtime to run an action (check_rights, find_places),
@@ -30,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 SPEC_VERSION = 1
 LOCALES = ("fr", "en", "es", "ar", "uk")
-INPUT_KINDS = ("buttons", "text", "number", "yesno", "commune", "location", "place")
+INPUT_KINDS = ("buttons", "text", "number", "numbers", "yesno", "commune", "location", "place")
 
 Text = Union[str, dict[str, str]]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from flows.definition import SANDBOX, Flow, Step
-from flows.inputs import match_choice, parse_number, parse_yes_no
+from flows.inputs import match_choice, parse_number, parse_numbers, parse_yes_no
 
 MAX_STEPS_PER_TURN = 200
 MAX_REASKS = 3
@@ -263,6 +263,14 @@ class Engine:
                 turn.state.pop("candidates", None)
             self._save(turn, step.save, value)
             return (value if not isinstance(value, dict) else value.get("value"),)
+        if kind not in ("buttons", "yesno") and choices and not turn.state.get("candidates"):
+            pressed = given.choice if any(given.choice == c[0] for c in choices) else None
+            if pressed is None and given.text:
+                typed = match_choice(given.text, choices)
+                pressed = typed if typed is not None and parse_number(given.text) is None else None
+            if pressed is not None:
+                self._save(turn, step.save, pressed)
+                return (pressed,)
         if kind == "text":
             if not given.text:
                 self._reask(turn, step, "Écrivez votre réponse en quelques mots ✍️")
@@ -277,6 +285,13 @@ class Engine:
                 self._reask(turn, step, "Ce nombre me semble impossible. Pouvez-vous vérifier ? 🔢")
                 return None
             value = int(number) if float(number).is_integer() else number
+        elif kind == "numbers":
+            numbers = parse_numbers(given.text or "")
+            if numbers is None or any((step.min is not None and n < step.min) or
+                                      (step.max is not None and n > step.max) for n in numbers):
+                self._reask(turn, step, "Écrivez les nombres séparés par des virgules, par exemple : 3, 7, 12 🔢")
+                return None
+            value = [int(n) if float(n).is_integer() else n for n in numbers]
         elif kind in ("commune", "place", "location"):
             if given.location is not None:
                 place = self.locate(*given.location) if self.locate else None

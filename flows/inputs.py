@@ -28,6 +28,14 @@ def parse_number(text: str) -> float | None:
     return float(found[0].replace(",", "."))
 
 
+def parse_numbers(text: str) -> list[float] | None:
+    """'3, 7 et 12' -> [3, 7, 12]; None when there is no number. Decimals use a comma or a dot."""
+    found = re.findall(r"\d+(?:[.,]\d+)?(?=\D|$)", text.replace(", ", " ").replace(" ,", " "))
+    if not found:
+        return None
+    return [float(n.replace(",", ".")) for n in found]
+
+
 YES = {"oui", "o", "ouais", "yes", "y", "ok", "d accord", "daccord", "bien sur", "exact", "si"}
 NO = {"non", "n", "no", "nan", "pas du tout", "jamais", "aucun", "aucune"}
 

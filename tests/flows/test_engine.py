@@ -103,3 +103,36 @@ def test_small_matchers():
     assert intent_of("je voudrais parler à quelqu'un svp", {}).kind == "human"
     assert intent_of("Bonjour", {}).kind == "menu"
     assert intent_of("xyzzy", {}) is None
+
+
+def test_lists_of_numbers_and_buttons_beside_a_number():
+    flow = parse_flow("""
+flow: kids
+title: Kids
+start: ages
+steps:
+  ages:
+    ask: "Quels âges ?"
+    input: numbers
+    min: 0
+    max: 25
+    save: ages
+    next: income
+  income:
+    ask: "Votre salaire net par mois ?"
+    input: number
+    min: 0
+    buttons: [{value: inconnu, label: "❓ Je ne sais pas"}]
+    save: salary
+    next: done
+  done:
+    end: "ok"
+""")
+    e = Engine({"kids": flow})
+    turn = e.start("kids")
+    assert e.resume(turn.state, Input(text="3, 30")).said()[-1].text.startswith("Écrivez les nombres")
+    ok = e.resume(turn.state, Input(text="3, 7 et 12"))
+    assert ok.state["answers"]["ages"] == [3, 7, 12]
+    assert e.resume(ok.state, Input(choice="inconnu")).state["answers"]["salary"] == "inconnu"
+    assert e.resume(ok.state, Input(text="je ne sais pas")).state["answers"]["salary"] == "inconnu"
+    assert e.resume(ok.state, Input(text="1 450 €")).state["answers"]["salary"] == 1450
