@@ -6,7 +6,17 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+# Processes starting together (several replicas) take turns: migrations, then the demo seed.
+STARTUP_LOCK = 0x616C6C76  # "allv"
+
+
+async def startup_lock(connection) -> None:
+    """Hold a PostgreSQL advisory lock until the current transaction ends (no-op on SQLite)."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STARTUP_LOCK})
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -28,4 +38,5 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
     async with engine.begin() as connection:
+        await startup_lock(connection)
         await connection.run_sync(_upgrade)

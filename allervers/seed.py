@@ -5,12 +5,14 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from allervers.auth import hash_password
+from allervers.migrate import startup_lock
 from handoff.models import Organisation, Team, Worker
 
 
 async def seed_demo(rt) -> None:
     settings = rt.settings
     async with rt.sessionmaker() as session, session.begin():
+        await startup_lock(await session.connection())  # another process seeding at the same time waits
         organisation = (await session.execute(select(Organisation).where(
             Organisation.slug == settings.default_organisation))).scalar()
         if organisation is None:
