@@ -43,7 +43,8 @@ def too_large_text(settings) -> str:
 
 def too_long_text(settings) -> str:
     minutes = max(1, settings.max_media_seconds // 60)
-    return (f"⚠️ Ce message vocal est trop long ({minutes} minutes au plus) : je n'ai pas pu le garder.\n"
+    unit = "minute" if minutes == 1 else "minutes"
+    return (f"⚠️ Ce message vocal est trop long ({minutes} {unit} au plus) : je n'ai pas pu le garder.\n"
             "Vous pouvez le redire en plusieurs messages plus courts, ou écrire.")
 
 

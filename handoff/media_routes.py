@@ -27,13 +27,18 @@ router = APIRouter(prefix="/inbox")
 VOICE_TEXT = "🎤 Message vocal"
 REFUSED = {
     "too_large": "Message vocal trop lourd : {mb} Mo au plus.",
-    "too_long": "Message vocal trop long : {minutes} minutes au plus.",
+    "too_long": "Message vocal trop long : {minutes} au plus.",
 }
 
 
 def refusal_text(settings, reason: str) -> str:
     return REFUSED[reason].format(mb=max(1, settings.max_media_bytes // (1024 * 1024)),
-                                  minutes=max(1, settings.max_media_seconds // 60))
+                                  minutes=_minutes(settings.max_media_seconds))
+
+
+def _minutes(seconds: int) -> str:
+    minutes = max(1, seconds // 60)
+    return f"{minutes} minute" + ("s" if minutes > 1 else "")
 
 
 async def read_upload(request: Request, upload: UploadFile, limit: int) -> bytes:

@@ -53,10 +53,15 @@
   }
 
   // The inbox: a record button in the conversation page (re-rendered by htmx: query each time).
-  let inboxRecorder = null;
+  let inboxRecorder = null, shownStatus = "", shownLabel = "";
   function box() { return document.querySelector("[data-voice-url]"); }
-  function say(text) { const b = box(); if (b) b.querySelector("[data-voice-status]").textContent = text; }
-  function label(text) { const b = box(); if (b) b.querySelector("[data-voice-record]").textContent = text; }
+  function say(text) { shownStatus = text; const b = box(); if (b) b.querySelector("[data-voice-status]").textContent = text; }
+  function label(text) { shownLabel = text; const b = box(); if (b) b.querySelector("[data-voice-record]").textContent = text; }
+  // The timeline is re-rendered by htmx on live updates: keep what the worker was told.
+  document.addEventListener("htmx:afterSwap", function () {
+    if (shownStatus) say(shownStatus);
+    if (shownLabel) label(shownLabel);
+  });
 
   async function sendInbox(blob, filename) {
     const b = box();

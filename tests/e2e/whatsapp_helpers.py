@@ -4,6 +4,7 @@ the inbox as a worker sees it, and direct database changes (moving the clock bac
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
 import json
 import re
@@ -131,4 +132,6 @@ def in_db(settings, work):
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    # Its own thread: the caller may be inside an event loop (Playwright's sync API runs one).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()
