@@ -16,7 +16,7 @@ import logging
 
 from sqlalchemy import exists, select
 
-from conversations.models import FAILED, OUTBOUND, QUEUED, Address, Conversation, Message
+from conversations.models import FAILED, OUTBOUND, QUEUED, Address, Contact, Conversation, Message
 from handoff.models import Organisation, Worker
 
 log = logging.getLogger(__name__)
@@ -61,17 +61,22 @@ def window_failure(message: Message, error: str | None) -> str | None:
 async def release_held(rt, channel: str, user_id: str) -> int:
     """The person wrote again: their held messages go out now (in order). Returns how many."""
     async with rt.sessionmaker() as session, session.begin():
-        contact_id = (await session.execute(select(Address.contact_id).where(
-            Address.channel == channel, Address.external_id == user_id))).scalar()
-        if contact_id is None:
+        found = (await session.execute(select(Contact.id, Contact.stopped_at).join(
+            Address, Address.contact_id == Contact.id).where(
+            Address.channel == channel, Address.external_id == user_id))).first()
+        if found is None:
             return 0
+        contact_id, stopped_at = found
         rows = (await session.execute(select(Message).where(
             Message.contact_id == contact_id, Message.direction == OUTBOUND, Message.status == HELD)
         )).scalars().all()
         for row in rows:
+            if stopped_at is not None:  # the person wrote "stop": nothing more is sent
+                row.status, row.error = FAILED, "stopped by the person"
+                continue
             row.status, row.next_attempt_at, row.error = QUEUED, None, None
             row.payload = {k: v for k, v in (row.payload or {}).items() if k != "window_closed"}
-        released = len(rows)
+        released = 0 if stopped_at is not None else len(rows)
     if released:
         log.info("%s held message(s) released after the person wrote", released)
         rt.outbox.kick(contact_id)
