@@ -92,10 +92,11 @@ async def start_plugins(rt: Runtime) -> None:
             rt.rights.start_loading()
         except ImportError:
             log.warning("rights estimator unavailable")
-    if rt.settings.directory_autoload:
-        try:
-            from directory.flow import open_directory
-
-            rt.directory = await open_directory(rt.sessionmaker)
-        except ImportError:
-            log.warning("directory unavailable")
+    try:
+        from directory.flow import start_directory
+    except ImportError:
+        log.warning("directory unavailable")
+    else:
+        # Communes now (the engine's commune resolver and shared positions); places in the background
+        # (first run, when directory_autoload: the shipped open data is imported). docs/directory.md
+        await start_directory(rt)

@@ -14,6 +14,7 @@ which may be contact details.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import gzip
 import io
@@ -317,13 +318,18 @@ async def import_files(
 
     report = ImportReport()
     parsed = _Parsed()
-    files = [(Path(path), read_records(Path(path), report.warnings)) for path in paths]  # all parsed first
     show = progress if progress is not None else sys.stderr.isatty()
-    total = sum(len(records) for _, records in files)
-    with tqdm(total=total, desc="validation", unit=" enr.", disable=not show, file=sys.stderr) as bar:
-        for path, records in files:
-            report.files.append(path.name)
-            validate(path.name, records, parsed, report, bar, trusted=trusted)
+
+    def read_and_validate() -> None:  # CPU-bound: in a worker thread, the event loop stays free
+        files = [(Path(path), read_records(Path(path), report.warnings)) for path in paths]  # all parsed first
+        total = sum(len(records) for _, records in files)
+        with tqdm(total=total, desc="validation", unit=" enr.", disable=not show, file=sys.stderr) as bar:
+            for path, records in files:
+                report.files.append(path.name)
+                validate(path.name, records, parsed, report, bar, trusted=trusted)
+
+    paths = list(paths)
+    await asyncio.to_thread(read_and_validate)
 
     async with sessionmaker() as session, session.begin():
         known_structures = await _existing_ids(session, Structure)
@@ -352,7 +358,7 @@ async def import_files(
                     await session.execute(_upsert(dialect, model.__table__, batch), batch)
                     bar.update(len(batch))
 
-    _warn_about_hours(parsed, report)
+    await asyncio.to_thread(_warn_about_hours, parsed, report)
     return report
 
 

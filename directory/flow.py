@@ -1,0 +1,278 @@
+"""The directory in the conversation: what the flow engine and the `find_places` action need.
+
+* `start_directory(rt)` (app start-up): loads the communes in a worker thread, wires the engine's
+  commune resolver and position lookup, then loads the places in the background (first run: the
+  shipped open data is imported). The app serves meanwhile; a search waits for the places.
+* `commune_resolver(communes)` / `position_locator(communes)`: free text or a shared position ->
+  commune candidates {"value": "insee:44143", "label": "Rezé (44400)", ...} for `input: place`.
+* `places_for_flow(directory, args, answers)`: the `find_places` action. Its JSON-able result holds
+  the texts the flow says (`emergency_text`, `text`) and what the worker sees in the inbox
+  (`summary_key: "places"`: need, commune, places shown with their distance, radius, numbers).
+
+Nothing here logs what a person wrote or where they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from directory.communes import Commune, CommuneIndex
+from directory.finder import Directory, PlacesAnswer, find_places, shipped_communes
+from directory.needs import UnknownNeed
+from directory.render import render_lines
+
+log = logging.getLogger(__name__)
+
+SUMMARY_KEY = "places"
+MAX_CANDIDATES = 8
+LOAD_WAIT_SECONDS = 120.0  # a search waits this long for the places at most (first run imports)
+MAX_SHOWN_KEPT = 50  # places listed in the worker's summary, over all "voir plus" pages
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+async def open_directory(sessionmaker, autoload: bool = True) -> Directory:
+    """`Directory.load` with its CPU-heavy parts (communes CSV, record validation, index) in
+    worker threads, so that the event loop keeps serving while it loads."""
+    from directory.places import PlaceIndex, load_places
+
+    started = time.perf_counter()
+    communes = await asyncio.to_thread(shipped_communes)
+    report = None
+    if autoload:
+        from directory.importer import ensure_loaded
+
+        report = await ensure_loaded(sessionmaker)
+    places, left_out = await load_places(sessionmaker, communes)
+    index = await asyncio.to_thread(PlaceIndex, places)
+    log.info("directory loaded: %d places (%d without position), %s, %.1f s", len(places), left_out,
+             "first-run import" if report is not None else "no import", time.perf_counter() - started)
+    return Directory(communes, index, left_out)
+
+
+class LiveDirectory:
+    """The runtime's handle on the directory: empty until the background load ends."""
+
+    def __init__(self) -> None:
+        self.directory: Directory | None = None
+        self.failed = False
+        self.seconds: float | None = None  # how long the load took
+        self._done = asyncio.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self.directory is not None
+
+    async def load(self, sessionmaker, autoload: bool) -> None:
+        started = time.perf_counter()
+        try:
+            self.directory = await load_directory(sessionmaker, autoload)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.failed = True
+            log.exception("directory load failed")
+        finally:
+            self.seconds = time.perf_counter() - started
+            self._done.set()
+
+    async def get(self, timeout: float = LOAD_WAIT_SECONDS) -> Directory | None:
+        if self.directory is None and not self.failed:
+            try:
+                await asyncio.wait_for(self._done.wait(), timeout)
+            except asyncio.TimeoutError:
+                return None
+        return self.directory
+
+
+# The loader `start_directory` uses (tests replace it to share one loaded Directory).
+load_directory = open_directory
+
+
+async def start_directory(rt) -> LiveDirectory:
+    """Wire the directory into a Runtime: communes now (a few tenths of a second, in a thread),
+    places in the background (first run: ~18,000 records imported, a few seconds)."""
+    live = LiveDirectory()
+    rt.directory = live
+    communes = await asyncio.to_thread(shipped_communes)
+    rt.flow_engine.resolvers["commune"] = commune_resolver(communes)
+    rt.flow_engine.locate = position_locator(communes)
+    rt.spawn(live.load(rt.sessionmaker, rt.settings.directory_autoload))
+    return live
+
+
+async def ready_directory(directory, timeout: float = LOAD_WAIT_SECONDS) -> Directory | None:
+    if directory is None or isinstance(directory, Directory):
+        return directory
+    return await directory.get(timeout)
+
+
+# -- the engine's lookups ---------------------------------------------------------------------
+
+
+def candidate(commune: Commune, postcode: str | None = None) -> dict:
+    """A commune as a choice for the engine: value "insee:<code>", label "Rezé (44400)"."""
+    if postcode not in commune.postcodes:
+        postcode = commune.postcodes[0] if commune.postcodes else commune.departement
+    return {
+        "value": f"insee:{commune.code_insee}",
+        "label": f"{commune.name} ({postcode})",
+        "insee": commune.code_insee,
+        "name": commune.name,
+        "latitude": commune.latitude,
+        "longitude": commune.longitude,
+    }
+
+
+def commune_resolver(communes: CommuneIndex) -> Callable[[str], list[dict]]:
+    """Free text -> [] (unknown), [one commune] (taken), or several (offered as buttons)."""
+    from directory.communes import _POSTCODE
+
+    def resolve(text: str) -> list[dict]:
+        text = (text or "").strip()
+        if text.startswith("insee:"):
+            commune = communes.get(text.removeprefix("insee:").strip())
+            return [candidate(commune)] if commune else []
+        resolution = communes.resolve(text)
+        typed = _POSTCODE.search(text)
+        postcode = typed.group(1) if typed else None
+        if resolution.commune is not None:
+            return [candidate(resolution.commune, postcode)]
+        return [candidate(commune, postcode) for commune in resolution.candidates[:MAX_CANDIDATES]]
+
+    return resolve
+
+
+def position_locator(communes: CommuneIndex, max_km: float | None = None) -> Callable[[float, float], dict | None]:
+    """A shared position -> its commune (None at sea, abroad: the engine asks for a postcode)."""
+    from directory.finder import POSITION_MAX_KM
+
+    def locate(latitude: float, longitude: float) -> dict | None:
+        nearest = communes.nearest(latitude, longitude, max_km=max_km or POSITION_MAX_KM)
+        if nearest is None:
+            return None
+        found = candidate(nearest[0])
+        # The engine puts the person's own position in latitude/longitude.
+        return {**found, "label": f"votre position, {found['name']}", "from_position": True}
+
+    return locate
+
+
+# -- the find_places action ---------------------------------------------------------------------
+
+
+def _where(place) -> object:
+    """The saved `place` answer -> what find_places takes."""
+    if isinstance(place, dict):
+        if place.get("from_position") and place.get("latitude") is not None:
+            return (float(place["latitude"]), float(place["longitude"]))
+        if place.get("insee"):
+            return f"insee:{place['insee']}"
+        if str(place.get("value", "")).startswith("insee:"):
+            return place["value"]
+        if place.get("latitude") is not None and place.get("longitude") is not None:
+            return (float(place["latitude"]), float(place["longitude"]))
+        return place.get("label") or ""
+    return place or ""
+
+
+def _place_line(card: dict) -> dict:
+    return {key: card.get(key) for key in ("id", "name", "distance_km", "address", "phone", "hours_text",
+                                            "open_now", "map_link", "approximate_location")}
+
+
+def flow_result(answer: PlacesAnswer, previous: dict | None = None) -> dict:
+    """A PlacesAnswer as the flow and the inbox use it (JSON-able)."""
+    blocks = render_lines(answer)
+    emergency = blocks[0] if answer.emergency_numbers else ""
+    rest = blocks[1:] if answer.emergency_numbers else blocks
+    places = [_place_line(card.to_dict()) for card in answer.places]
+    shown = []
+    if previous and answer.offset and previous.get("need") == answer.need and \
+            (previous.get("commune") or {}).get("insee") == (answer.commune.code_insee if answer.commune else None):
+        shown = list(previous.get("shown") or [])
+    known = {entry["id"] for entry in shown}
+    shown += [{key: p[key] for key in ("id", "name", "distance_km", "address", "phone", "map_link",
+                                       "approximate_location")} for p in places if p["id"] not in known]
+    commune = None
+    if answer.commune is not None:
+        commune = {"insee": answer.commune.code_insee, "name": answer.commune.name,
+                   "postcodes": list(answer.commune.postcodes[:3]), "departement": answer.commune.departement}
+    where = (commune or {}).get("name") or "?"
+    if answer.status != "places":
+        label = "lieu non trouvé"
+    elif places:
+        label = f"{len(places)} lieu{'x' if len(places) > 1 else ''} proposé{'s' if len(places) > 1 else ''}"
+        label += f" près de {where}" + (f", à moins de {answer.radius_km:g} km" if answer.radius_km else "")
+    else:
+        label = f"aucun lieu à moins de {answer.radius_km:g} km de {where}" if answer.radius_km else "aucun lieu"
+    if answer.need_label:
+        label = f"{answer.need_label} : {label}"
+    return {
+        "summary_key": SUMMARY_KEY,
+        "title": "📍 Lieux proposés",
+        "label": label,  # one readable line for the inbox timeline
+        "ok": True,
+        "status": answer.status,
+        "need": answer.need,
+        "need_label": answer.need_label,
+        "commune": commune,
+        "from_position": answer.from_position,
+        "places": places,
+        "found": bool(places),
+        "shown": shown[:MAX_SHOWN_KEPT],
+        "radius_km": answer.radius_km,
+        "widened": answer.widened,
+        "has_more": answer.has_more,
+        "offset": answer.offset,
+        "next_offset": answer.next_offset,
+        "emergency_numbers": [entry.number for entry in answer.emergency_numbers],
+        "emergency_text": emergency,
+        "text": "\n\n".join(rest),
+        "message": answer.message,
+    }
+
+
+def unavailable(need: str | None = None) -> dict:
+    return {
+        "summary_key": SUMMARY_KEY, "title": "📍 Lieux proposés", "label": "recherche impossible",
+        "ok": False, "status": "unavailable", "need": need, "need_label": None, "commune": None,
+        "places": [], "found": False, "shown": [], "emergency_numbers": [], "emergency_text": "", "text": "",
+        "has_more": False, "offset": 0, "next_offset": None, "radius_km": None, "widened": False,
+    }
+
+
+async def places_for_flow(directory, args: dict, answers: dict) -> dict:
+    """The `find_places` action. args: need, where (the saved `place` answer), offset, limit."""
+    need = args.get("need") if args.get("need") is not None else answers.get("need")
+    where = args.get("where") if args.get("where") is not None else answers.get("place")
+    try:
+        offset = max(int(args.get("offset") or 0), 0)
+        limit = int(args.get("limit") or 5)
+    except (TypeError, ValueError):
+        offset, limit = 0, 5
+    loaded = await ready_directory(directory)
+    if loaded is None:
+        return unavailable(need)
+    try:
+        answer = find_places(loaded, _where(where), need, offset=offset, limit=limit)
+    except UnknownNeed:
+        return unavailable(need)
+    previous = answers.get(args.get("previous") or "places_result")
+    return flow_result(answer, previous if isinstance(previous, dict) else None)
+
+
+__all__ = [
+    "LiveDirectory",
+    "candidate",
+    "commune_resolver",
+    "flow_result",
+    "open_directory",
+    "places_for_flow",
+    "position_locator",
+    "start_directory",
+]
