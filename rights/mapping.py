@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
 from rights.answers import Answers
 
@@ -138,7 +139,7 @@ class Reference:
 
     def months_before(self, first: int, last: int) -> list[str]:
         """'YYYY-MM' of M-first .. M-last."""
-        return [str(self.shifted(-offset)) for offset in range(first, last + 1)]
+        return list(_months_before(self, first, last))
 
     @property
     def years(self) -> list[str]:
@@ -147,6 +148,11 @@ class Reference:
     def birth_date(self, age: int) -> str:
         born = self.shifted(-(age * 12 + 6))
         return f"{born}-01"
+
+
+@lru_cache(maxsize=256)
+def _months_before(reference: Reference, first: int, last: int) -> tuple[str, ...]:
+    return tuple(str(reference.shifted(-offset)) for offset in range(first, last + 1))
 
 
 @dataclass

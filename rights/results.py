@@ -51,6 +51,7 @@ def build_result(
     """The JSON-able estimate of one household."""
     texts = benefit_texts()
     values = amounts(raw)
+    adults = answers.adults()
     benefits, zero_benefits = [], []
     for benefit_id, text in texts.items():
         entry = {
@@ -75,13 +76,13 @@ def build_result(
                 entry["participation"] = cost
                 entry["note"] = f"Avec une participation estimée à {_euros(cost)} par mois pour le foyer."
             else:
-                zero_benefits.append(_zero(benefit_id, text.label, answers, raw))
+                zero_benefits.append(_zero(benefit_id, text.label, answers, adults))
                 continue
             benefits.append(entry)
             continue
         amount = text.rounded(max(values[benefit_id], 0.0))
         if amount <= 0:
-            zero_benefits.append(_zero(benefit_id, text.label, answers, raw))
+            zero_benefits.append(_zero(benefit_id, text.label, answers, adults))
             continue
         if text.period == "an":
             entry["yearly_amount"] = amount
@@ -107,13 +108,12 @@ def _euros(amount: float) -> str:
     return text.removesuffix(",00") + " €"
 
 
-def _zero(benefit_id: str, label: str, answers: Answers, raw: dict) -> dict:
-    return {"id": benefit_id, "label": label, "why": reason(_why(benefit_id, answers, raw))}
+def _zero(benefit_id: str, label: str, answers: Answers, adults: list) -> dict:
+    return {"id": benefit_id, "label": label, "why": reason(_why(benefit_id, answers, adults))}
 
 
-def _why(benefit_id: str, answers: Answers, raw: dict) -> str:
+def _why(benefit_id: str, answers: Answers, adults: list) -> str:
     """The most likely reason key for a benefit at zero (a hint for the person, not a legal ground)."""
-    adults = answers.adults()
     children = answers.children
     ages = [child.age for child in children]
     overseas = answers.depcom.startswith("97")
