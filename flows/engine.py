@@ -8,6 +8,7 @@ Synchronous lookups that are pure enough (commune names) are injected as `resolv
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -76,15 +77,26 @@ Resolver = Callable[[str], list[dict]]
 LocationResolver = Callable[[float, float], dict | None]
 
 
+@functools.lru_cache(maxsize=2048)
+def _template(text: str):
+    """Flow texts are few and fixed: compile each once (compiling costs ~1 ms, rendering ~20 µs)."""
+    return SANDBOX.from_string(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _expression(expression: str):
+    return SANDBOX.compile_expression(expression, undefined_to_none=True)
+
+
 def render(text, answers: dict, locale: str = "fr", extra: dict | None = None) -> str:
     if isinstance(text, dict):
         text = text.get(locale) or text["fr"]
     context = {"answers": answers, **answers, **(extra or {})}
-    return SANDBOX.from_string(text).render(context).strip()
+    return _template(text).render(context).strip()
 
 
 def evaluate(expression: str, answers: dict) -> Any:
-    return SANDBOX.compile_expression(expression, undefined_to_none=True)(answers=answers, **answers)
+    return _expression(expression)(answers=answers, **answers)
 
 
 class Engine:
