@@ -61,15 +61,24 @@ class LiveDirectory:
         self.directory: Directory | None = None
         self.failed = False
         self.seconds: float | None = None  # how long the load took
+        self._communes: CommuneIndex | None = None
         self._done = asyncio.Event()
 
     @property
     def ready(self) -> bool:
         return self.directory is not None
 
+    def communes(self) -> CommuneIndex:
+        """The communes for the engine's (synchronous) lookups. Loaded in the background at start;
+        a person faster than that waits for them once (well under a second)."""
+        if self._communes is None:
+            self._communes = shipped_communes()
+        return self._communes
+
     async def load(self, sessionmaker, autoload: bool) -> None:
         started = time.perf_counter()
         try:
+            self._communes = await asyncio.to_thread(shipped_communes)
             self.directory = await load_directory(sessionmaker, autoload)
         except asyncio.CancelledError:
             raise
@@ -94,13 +103,13 @@ load_directory = open_directory
 
 
 async def start_directory(rt) -> LiveDirectory:
-    """Wire the directory into a Runtime: communes now (a few tenths of a second, in a thread),
-    places in the background (first run: ~18,000 records imported, a few seconds)."""
+    """Wire the directory into a Runtime without delaying start-up: the engine's commune resolver
+    and position lookup at once, the communes then the places loaded in the background (worker
+    threads for the CPU work; first run: ~18,000 records imported, a few seconds)."""
     live = LiveDirectory()
     rt.directory = live
-    communes = await asyncio.to_thread(shipped_communes)
-    rt.flow_engine.resolvers["commune"] = commune_resolver(communes)
-    rt.flow_engine.locate = position_locator(communes)
+    rt.flow_engine.resolvers["commune"] = commune_resolver(live.communes)
+    rt.flow_engine.locate = position_locator(live.communes)
     rt.spawn(live.load(rt.sessionmaker, rt.settings.directory_autoload))
     return live
 
@@ -128,16 +137,25 @@ def candidate(commune: Commune, postcode: str | None = None) -> dict:
     }
 
 
-def commune_resolver(communes: CommuneIndex) -> Callable[[str], list[dict]]:
-    """Free text -> [] (unknown), [one commune] (taken), or several (offered as buttons)."""
+Communes = CommuneIndex | Callable[[], CommuneIndex]
+
+
+def _index(communes: Communes) -> CommuneIndex:
+    return communes if isinstance(communes, CommuneIndex) else communes()
+
+
+def commune_resolver(communes: Communes) -> Callable[[str], list[dict]]:
+    """Free text -> [] (unknown), [one commune] (taken), or several (offered as buttons).
+    `communes`: the index, or a function returning it (loaded later)."""
     from directory.communes import _POSTCODE
 
     def resolve(text: str) -> list[dict]:
+        communes_index = _index(communes)
         text = (text or "").strip()
         if text.startswith("insee:"):
-            commune = communes.get(text.removeprefix("insee:").strip())
+            commune = communes_index.get(text.removeprefix("insee:").strip())
             return [candidate(commune)] if commune else []
-        resolution = communes.resolve(text)
+        resolution = communes_index.resolve(text)
         typed = _POSTCODE.search(text)
         postcode = typed.group(1) if typed else None
         if resolution.commune is not None:
@@ -147,12 +165,12 @@ def commune_resolver(communes: CommuneIndex) -> Callable[[str], list[dict]]:
     return resolve
 
 
-def position_locator(communes: CommuneIndex, max_km: float | None = None) -> Callable[[float, float], dict | None]:
+def position_locator(communes: Communes, max_km: float | None = None) -> Callable[[float, float], dict | None]:
     """A shared position -> its commune (None at sea, abroad: the engine asks for a postcode)."""
     from directory.finder import POSITION_MAX_KM
 
     def locate(latitude: float, longitude: float) -> dict | None:
-        nearest = communes.nearest(latitude, longitude, max_km=max_km or POSITION_MAX_KM)
+        nearest = _index(communes).nearest(latitude, longitude, max_km=max_km or POSITION_MAX_KM)
         if nearest is None:
             return None
         found = candidate(nearest[0])
@@ -190,6 +208,8 @@ def flow_result(answer: PlacesAnswer, previous: dict | None = None) -> dict:
     blocks = render_lines(answer)
     emergency = blocks[0] if answer.emergency_numbers else ""
     rest = blocks[1:] if answer.emergency_numbers else blocks
+    if answer.has_more and len(rest) > 1 and "voir plus" in rest[-1]:
+        rest = rest[:-1]  # the flow offers a "➕ Voir plus" button instead
     places = [_place_line(card.to_dict()) for card in answer.places]
     shown = []
     if previous and answer.offset and previous.get("need") == answer.need and \

@@ -9,6 +9,8 @@ Figures: bench/bench_directory.py.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -217,25 +219,23 @@ async def load_places(sessionmaker, communes=None) -> tuple[list[Place], int]:
 
     A structure's thématiques are its services' thématiques; without coordinates, the place
     falls back to its services' coordinates, then to its commune's centre (marked approximate)."""
-    from sqlalchemy import select
+    from sqlalchemy import Text, select, type_coerce
 
     from directory.models import Service, Structure
 
-    services_by_structure: dict[str, list] = {}
     async with sessionmaker() as session:
         service_rows = await session.execute(
             select(
                 Service.structure_id,
                 Service.nom,
-                Service.thematiques,
+                type_coerce(Service.thematiques, Text).label("thematiques"),  # JSON decoded in the thread
                 Service.latitude,
                 Service.longitude,
                 Service.telephone,
                 Service.horaires_accueil,
             )
         )
-        for row in service_rows:
-            services_by_structure.setdefault(row.structure_id, []).append(row)
+        service_rows = service_rows.all()
         structure_rows = (
             await session.execute(
                 select(
@@ -255,6 +255,18 @@ async def load_places(sessionmaker, communes=None) -> tuple[list[Place], int]:
             )
         ).all()
 
+    # Building the places is CPU work over ~18,000 rows: in a worker thread, the event loop stays free.
+    return await asyncio.to_thread(_build_places, service_rows, structure_rows, communes)
+
+
+def _json_list(value):
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _build_places(service_rows, structure_rows, communes) -> tuple[list[Place], int]:
+    services_by_structure: dict[str, list] = {}
+    for row in service_rows:
+        services_by_structure.setdefault(row.structure_id, []).append(row)
     places, left_out = [], 0
     for row in structure_rows:
         services = services_by_structure.get(row.id, [])
@@ -269,7 +281,7 @@ async def load_places(sessionmaker, communes=None) -> tuple[list[Place], int]:
                     left_out += 1
                     continue
                 (latitude, longitude), approximate = position, True
-        thematiques = frozenset(t for s in services for t in (s.thematiques or ()))
+        thematiques = frozenset(t for s in services for t in (_json_list(s.thematiques) or ()))
         places.append(
             Place(
                 id=row.id,

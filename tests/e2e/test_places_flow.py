@@ -208,7 +208,7 @@ async def test_food_aid_missing_from_open_data_is_said_and_a_worker_offered(shar
         text = text_of(answer)
         assert "Je n'ai trouvé aucun lieu à moins de 100 km" in text
         assert "L'aide alimentaire et l'hébergement d'urgence manquent encore" in text
-        assert "Voulez-vous lui parler" in answer[-1]["text"]
+        assert "Voulez-vous parler à une personne" in answer[-1]["text"]
         assert values(answer[-1]) == ["parler", "ailleurs", "besoin"]
         again = await person.send(choice="besoin")  # another need
         assert "De quoi avez-vous besoin" in again[-1]["text"]
