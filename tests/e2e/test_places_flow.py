@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 import directory.flow
-from tests.conftest import LiveServer, app_client, csrf_of, eventually, login, wait_until
+from tests.conftest import LiveServer, app_client, login, wait_until
 from tests.directory.conftest import shipped_database_url, shipped_directory  # noqa: F401 (fixtures)
 from tests.fakes.telegram_api import FakeTelegram, callback_update, text_update
 
@@ -293,7 +293,7 @@ def _markup(call) -> dict:
     return json.loads(markup) if isinstance(markup, str) else markup
 
 
-def test_telegram_location_gives_places_near_the_position(shared_settings, settings_for):
+def test_telegram_location_gives_places_near_the_position(shared_settings):
     with FakeTelegram() as fake:
         settings = shared_settings.model_copy(update=dict(
             telegram_bot_token=fake.token, telegram_webhook_secret=SECRET, telegram_api_base=fake.base_url))
