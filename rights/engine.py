@@ -64,6 +64,17 @@ NEUTRALISED = (
     "ass",
     "aer",
     "api",
+    # incomes never asked (found with the OpenFisca tracer: computed, always 0, costly)
+    "rente_accident_travail",
+    "rsa_base_ressources_patrimoine_individu",
+    "rpns_auto_entrepreneur_benefice",
+    "indemnites_journalieres",
+    "dedommagement_victime_amiante",
+    "indemnites_stage",
+    "indemnites_chomage_partiel",
+    "revenus_stage_formation_pro",
+    "bourse_recherche",
+    "pensions_alimentaires_versees_individu",
 )
 
 
@@ -289,7 +300,7 @@ def _cuts(households: list[Household]) -> list[str]:
         cuts += ["bourse_criteres_sociaux"]
     if not any(age >= 62 for household in households for age in household.ages):
         cuts += ["aspa"]
-    if not any(16 <= age <= 30 for household in households for age in household.ages):
+    if not anyone(lambda h, i: 16 <= h.ages[i] <= 25 or (16 <= h.ages[i] <= 30 and value(h, "handicap", i))):
         cuts += ["contrat_engagement_jeune"]
     return cuts
 
