@@ -17,9 +17,11 @@ from handoff.models import Organisation, Team, Worker
 from handoff.routing import pick_worker, queue_team
 
 
-def introduction(worker: Worker, soon: bool = True) -> str:
+def introduction(worker: Worker, hours: str | None = None) -> str:
+    """Who answers, their role and structure, and when: the person always knows who is there."""
     where = f" à {worker.structure}" if worker.structure else ""
-    when = "Elle ou il vous répond ici dans quelques minutes." if soon else "Réponse ici dès que possible."
+    when = (f"⏱️ Réponse ici, {hours}." if hours and not worker.is_online
+            else "⏱️ Réponse ici, en général en quelques minutes.")
     return f"🙋 {worker.first_name}, {worker.job_title}{where}, va s'occuper de votre demande.\n{when}"
 
 
@@ -70,7 +72,9 @@ async def assign(session: AsyncSession, thread: Thread, worker: Worker, by: Work
               {"worker": worker.first_name, "worker_id": worker.id, "from_worker_id": previous,
                "by": by.first_name if by else "routing"},
               worker_id=by.id if by else None, pending=pending)
-    await queue_message(session, thread, OutboundMessage(introduction(worker)), pending)
+    organisation = await session.get(Organisation, thread.conversation.organisation_id)
+    await queue_message(session, thread, OutboundMessage(introduction(worker, organisation.opening_hours_text)),
+                        pending)
     pending.notify.append((f"worker:{worker.id}", {"event": kind, "conversation": thread.conversation.id}))
 
 
