@@ -94,12 +94,17 @@ class RightsEstimator:
     # --- estimating --------------------------------------------------------------------------
     async def estimate(self, answers: Answers | dict, month: str | None = None) -> dict:
         """The estimate of one household (see rights.results.build_result for its shape)."""
-        payload = answers.model_dump(mode="json") if isinstance(answers, Answers) else Answers.model_validate(answers).model_dump(mode="json")
+        if not isinstance(answers, Answers):
+            answers = Answers.model_validate(answers)  # invalid answers fail here, before queuing
+        payload = answers.model_dump(mode="json")
         self.start_loading()
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append(_Request(payload, month or self.month, future))
-        if self._dispatcher is None or self._dispatcher.done():
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self._dispatcher is None or self._dispatcher.done() or self._dispatcher.get_loop() is not loop:
+            # (a new event loop, e.g. one per test, gets its own dispatcher)
+            self._pending = [request for request in self._pending if request.future.get_loop() is loop]
             self._dispatcher = asyncio.create_task(self._dispatch())
+        self._pending.append(_Request(payload, month or self.month, future))
         return await future
 
     async def estimate_many(self, answers: list[Answers | dict], month: str | None = None) -> list[dict]:
