@@ -129,7 +129,7 @@ class RightsEstimator:
                 results, simulations = await loop.run_in_executor(
                     self._executor, worker.run_batch, [request.payload for request in batch], month
                 )
-            except concurrent.futures.process.BrokenProcessPool as error:
+            except concurrent.futures.BrokenExecutor:
                 log.error("rights worker process stopped; restarting it")
                 self._restart()
                 for request in batch:

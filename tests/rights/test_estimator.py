@@ -83,3 +83,26 @@ async def test_invalid_answers_are_refused_before_queuing():
     with pytest.raises(ValueError):
         await estimator.estimate({"age": 140, "depcom": "44109"})
     assert estimator._loading is None  # nothing loaded for an invalid request
+
+
+async def test_a_failing_batch_reaches_its_callers_and_the_next_one_works(systems, monkeypatch):
+    from rights import worker
+
+    estimator = RightsEstimator(mode="thread", month=MONTH, warm_up=False)
+    real = worker.run_batch
+    calls = []
+
+    def failing_once(payloads, month):
+        calls.append(len(payloads))
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real(payloads, month)
+
+    monkeypatch.setattr(worker, "run_batch", failing_once)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            await estimator.estimate(HOUSEHOLDS["homeless_paris"])
+        result = await estimator.estimate(HOUSEHOLDS["homeless_paris"])
+        assert {b["id"] for b in result["benefits"]} >= {"rsa", "css"}
+    finally:
+        estimator.close()
