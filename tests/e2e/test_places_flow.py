@@ -212,6 +212,15 @@ async def test_food_aid_missing_from_open_data_is_said_and_a_worker_offered(shar
         assert values(answer[-1]) == ["parler", "ailleurs", "besoin"]
         again = await person.send(choice="besoin")  # another need
         assert "De quoi avez-vous besoin" in again[-1]["text"]
+        await person.send(choice="se-nourrir")
+        await person.send("44000")
+        assert "Camille" in text_of(await person.send(choice="parler"))
+        await login(client, shared_settings.demo_worker_email, shared_settings.demo_worker_password)
+        inbox = await client.get("/inbox")
+        conversation_id = int(inbox.text.split('data-conversation="')[1].split('"')[0])
+        page = (await client.get(f"/inbox/conversations/{conversation_id}")).text
+        assert "Aucun lieu trouvé à moins de 100 km" in page and "Nantes (44000" in page
+        assert "Se nourrir : aucun lieu à moins de 100 km de Nantes" in page
 
 
 async def test_sparse_need_widens_the_radius_and_says_so(shared_settings, shipped_directory):  # noqa: F811
