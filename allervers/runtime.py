@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -48,6 +49,7 @@ class Runtime:
     directory: Any = None
     tasks: set = field(default_factory=set)
     _default_org: int | None = None
+    _organisation_names: dict = field(default_factory=dict)
 
     # Helpers used by the inbound path ---------------------------------------------------------
     async def default_organisation_id(self, session: AsyncSession) -> int:
@@ -67,8 +69,15 @@ class Runtime:
         return code if code in SUPPORTED_LOCALES else "fr"
 
     async def flow_context(self, session: AsyncSession, thread: Thread) -> dict:
-        organisation = await session.get(Organisation, thread.conversation.organisation_id)
-        return {"organisation": organisation.name, "retention_days": self.settings.retention_days,
+        """Constants the flow texts may show. Organisation names are cached for a minute."""
+        organisation_id = thread.conversation.organisation_id
+        cached = self._organisation_names.get(organisation_id)
+        now = time.monotonic()
+        if cached is None or now - cached[1] > 60:
+            organisation = await session.get(Organisation, organisation_id)
+            cached = (organisation.name, now)
+            self._organisation_names[organisation_id] = cached
+        return {"organisation": cached[0], "retention_days": self.settings.retention_days,
                 "channel": thread.address.channel}
 
     async def prepare_outbound(self, channel: str, message: OutboundMessage, context: dict) -> OutboundMessage:
@@ -88,8 +97,8 @@ class Runtime:
         """Deliver, notify and start actions once the transaction that produced them is committed."""
         from conversations.actions import run_action
 
-        if pending.outbound:
-            await self.outbox.kick_messages(pending.outbound)
+        for contact_id in pending.outbound:
+            self.outbox.kick(contact_id)
         seen = set()
         for topic, payload in pending.notify:
             key = (topic, payload.get("event"))

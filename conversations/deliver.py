@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -61,15 +62,6 @@ class Outbox:
             return
         self._runners[contact_id] = asyncio.create_task(self._run(contact_id), name=f"outbox-{contact_id}")
 
-    async def kick_messages(self, message_ids: list[int]) -> None:
-        if not message_ids:
-            return
-        async with self.rt.sessionmaker() as session:
-            contacts = (await session.execute(
-                select(Message.contact_id).where(Message.id.in_(message_ids)).distinct())).scalars().all()
-        for contact_id in contacts:
-            self.kick(contact_id)
-
     async def sweep(self) -> None:
         """At start-up: rows a crash left 'sending' go back to the queue; every queued person is kicked."""
         async with self.rt.sessionmaker() as session, session.begin():
@@ -104,7 +96,7 @@ class Outbox:
     async def _run(self, contact_id: int) -> None:
         try:
             while True:
-                delay = await self._send_next(contact_id)
+                delay = await self._send_burst(contact_id)
                 if delay is None:
                     if contact_id in self._again:
                         self._again.discard(contact_id)
@@ -119,107 +111,174 @@ class Outbox:
         finally:
             self._runners.pop(contact_id, None)
 
-    async def _send_next(self, contact_id: int) -> float | None:
-        """Send the oldest queued message of this person. Returns None when none is left, else a delay."""
+    async def _send_burst(self, contact_id: int) -> float | None:
+        """Send this person's oldest queued messages, in order. None when none is left, else a delay.
+
+        One transaction claims a burst of ready rows, the sends happen outside any transaction, and
+        one transaction records every outcome. A retryable failure stops the burst (order is kept);
+        the unsent rest goes back to the queue untouched.
+        """
         rt = self.rt
         async with rt.locks.hold(f"outbox:{contact_id}"):
+            try:
+                async with rt.sessionmaker() as session, session.begin():
+                    rows = (await session.execute(
+                        select(Message, Address, Contact)
+                        .join(Conversation, Conversation.id == Message.conversation_id)
+                        .join(Address, Address.id == Conversation.address_id)
+                        .join(Contact, Contact.id == Message.contact_id)
+                        .where(Message.contact_id == contact_id, Message.direction == OUTBOUND,
+                               Message.status.in_((QUEUED, SENDING)))
+                        .order_by(Message.id).limit(BURST)
+                    )).all()
+                    if not rows:
+                        return None
+                    now = utcnow()
+                    first = rows[0][0]
+                    if first.status == SENDING:
+                        return 0.2  # another process is sending it; keep the order
+                    if first.next_attempt_at and first.next_attempt_at > now:
+                        return (first.next_attempt_at - now).total_seconds()
+                    batch = []
+                    for message, address, contact in rows:
+                        if message.status != QUEUED or (message.next_attempt_at and message.next_attempt_at > now):
+                            break
+                        batch.append((message, address, contact))
+                        if address.channel == "whatsapp":
+                            break  # the 24-hour window logic looks at one message at a time
+                    claimed = await session.execute(
+                        update(Message).where(Message.id.in_([m.id for m, _, _ in batch]), Message.status == QUEUED)
+                        .values(status=SENDING, attempts=Message.attempts + 1)
+                        .execution_options(synchronize_session=False))
+                    if claimed.rowcount != len(batch):
+                        raise _Contended()
+                    jobs = []
+                    for message, address, contact in batch:
+                        context = {"last_inbound_at": contact.last_inbound_at,
+                                   "organisation_id": contact.organisation_id, "worker_id": message.author_worker_id}
+                        if address.channel == "whatsapp":
+                            context.update(await window_context(rt, session, message, contact))
+                        jobs.append(_Job(message, address, contact.organisation_id, message.attempts + 1,
+                                         outbound_of(message), context))
+            except _Contended:
+                return 0.2
+            outcomes: list[tuple[_Job, _Outcome]] = []
+            for job in jobs:
+                outcome = await self._deliver(job)
+                outcomes.append((job, outcome))
+                if outcome.status == QUEUED:
+                    break
+            unsent = [job.message.id for job in jobs[len(outcomes):]]
             async with rt.sessionmaker() as session, session.begin():
-                row = (await session.execute(
-                    select(Message, Address, Contact)
-                    .join(Conversation, Conversation.id == Message.conversation_id)
-                    .join(Address, Address.id == Conversation.address_id)
-                    .join(Contact, Contact.id == Message.contact_id)
-                    .where(Message.contact_id == contact_id, Message.direction == OUTBOUND,
-                           Message.status.in_((QUEUED, SENDING)))
-                    .order_by(Message.id).limit(1)
-                )).first()
-                if row is None:
-                    return None
-                message, address, contact = row
-                if message.status == SENDING:
-                    return 0.2  # another process is sending it; keep the order
-                now = utcnow()
-                if message.next_attempt_at and message.next_attempt_at > now:
-                    return (message.next_attempt_at - now).total_seconds()
-                attempts = message.attempts + 1
-                claimed = await session.execute(
-                    update(Message).where(Message.id == message.id, Message.status == QUEUED)
-                    .values(status=SENDING, attempts=attempts)
-                    .execution_options(synchronize_session=False)
-                )
-                if claimed.rowcount != 1:
-                    return 0.0
-                outbound = outbound_of(message)
-                conversation_id, organisation_id = message.conversation_id, contact.organisation_id
-                context = {"last_inbound_at": contact.last_inbound_at, "organisation_id": organisation_id,
-                           "worker_id": message.author_worker_id}
-                if address.channel == "whatsapp":
-                    context.update(await window_context(rt, session, message, contact))
-            channel = rt.channels.get(address.channel)
-            status, error, platform_id, delay = SENT, None, None, None
-            payload_update, template_sent = {}, None
-            if channel is None:
-                status, error = FAILED, f"channel {address.channel} is not configured"
-            else:
-                try:
-                    prepared = await rt.prepare_outbound(address.channel, outbound, context)
-                    if prepared is None:  # the 24-hour window: held behind an unanswered invitation
-                        status = HELD
-                    else:
-                        result = await channel.send(address.external_id, prepared, account=address.account)
-                        platform_id = result.platform_message_id
-                        if prepared.template and not outbound.template:  # invitation sent, message held
-                            status, template_sent = HELD, prepared.template
-                            payload_update = {"template": {"name": prepared.template,
-                                                           "platform_message_id": platform_id}}
-                except OutsideWindow:
-                    if context.get("template") and not context.get("window_closed"):
-                        status, delay, payload_update = QUEUED, 0.0, {"window_closed": True}
-                    else:
-                        status, error = FAILED, WINDOW_CLOSED
-                except DeliveryError as failure:
-                    error = failure.reason[:300]
-                    if failure.retryable and attempts < rt.settings.delivery_max_attempts:
-                        status = QUEUED
-                        delay = failure.retry_after if failure.retry_after is not None else \
-                            rt.settings.delivery_base_backoff * (2 ** (attempts - 1))
-                    else:
-                        status = FAILED
-                except Exception as failure:  # a bug in an adapter must not lose the row
-                    log.exception("unexpected delivery error on %s", address.channel)
-                    error = type(failure).__name__
-                    status = QUEUED if attempts < rt.settings.delivery_max_attempts else FAILED
-                    delay = rt.settings.delivery_base_backoff * (2 ** (attempts - 1))
-            async with rt.sessionmaker() as session, session.begin():
-                values = {"status": status, "error": error}
-                if payload_update:
-                    values["payload"] = {**(message.payload or {}), **payload_update}
-                if template_sent:
-                    session.add(Event(conversation_id=conversation_id, type="template_sent",
-                                      data={"message_id": message.id, "template": template_sent},
-                                      created_at=utcnow()))
-                if status == SENT:
-                    values.update(sent_at=utcnow(), platform_message_id=platform_id, next_attempt_at=None)
-                elif status == QUEUED:
-                    values["next_attempt_at"] = utcnow() + timedelta(seconds=delay or 0)
-                await session.execute(update(Message).where(Message.id == message.id).values(**values))
-                if status in (SENT, FAILED):
-                    session.add(Event(conversation_id=conversation_id,
-                                      type="message_sent" if status == SENT else "message_failed",
-                                      data={"message_id": message.id, **({"error": error} if error else {})},
-                                      created_at=utcnow()))
-            if status == HELD:
-                await rt.notifier.publish(f"conversation:{conversation_id}",
-                                          {"event": "message_held", "conversation": conversation_id})
-            if status in (SENT, FAILED):
-                payload = {"event": "message_sent" if status == SENT else "message_failed",
-                           "conversation": conversation_id}
-                await rt.notifier.publish(f"conversation:{conversation_id}", payload)
-                if status == FAILED:
-                    await rt.notifier.publish(f"org:{organisation_id}", payload)
-            if status == FAILED:
-                log.warning("message %s failed after %s attempts", message.id, attempts)
-            return delay or 0.0 if status == QUEUED else 0.0
+                for job, outcome in outcomes:
+                    await self._record(session, job, outcome)
+                if unsent:
+                    await session.execute(update(Message).where(Message.id.in_(unsent))
+                                          .values(status=QUEUED, attempts=Message.attempts - 1)
+                                          .execution_options(synchronize_session=False))
+            await self._announce(outcomes)
+            last = outcomes[-1][1]
+            return (last.delay or 0.0) if last.status == QUEUED else 0.0
+
+    async def _deliver(self, job: "_Job") -> "_Outcome":
+        rt = self.rt
+        channel = rt.channels.get(job.address.channel)
+        if channel is None:
+            return _Outcome(FAILED, error=f"channel {job.address.channel} is not configured")
+        attempts, context = job.attempts, job.context
+        try:
+            prepared = await rt.prepare_outbound(job.address.channel, job.outbound, context)
+            if prepared is None:  # the 24-hour window: held behind an unanswered invitation
+                return _Outcome(HELD)
+            result = await channel.send(job.address.external_id, prepared, account=job.address.account)
+            if prepared.template and not job.outbound.template:  # invitation sent, message held
+                return _Outcome(HELD, platform_id=result.platform_message_id, template_sent=prepared.template,
+                                payload_update={"template": {"name": prepared.template,
+                                                             "platform_message_id": result.platform_message_id}})
+            return _Outcome(SENT, platform_id=result.platform_message_id)
+        except OutsideWindow:
+            if context.get("template") and not context.get("window_closed"):
+                return _Outcome(QUEUED, delay=0.0, payload_update={"window_closed": True})
+            return _Outcome(FAILED, error=WINDOW_CLOSED)
+        except DeliveryError as failure:
+            error = failure.reason[:300]
+            if failure.retryable and attempts < rt.settings.delivery_max_attempts:
+                delay = failure.retry_after if failure.retry_after is not None else \
+                    rt.settings.delivery_base_backoff * (2 ** (attempts - 1))
+                return _Outcome(QUEUED, error=error, delay=delay)
+            return _Outcome(FAILED, error=error)
+        except Exception as failure:  # a bug in an adapter must not lose the row
+            log.exception("unexpected delivery error on %s", job.address.channel)
+            if attempts < rt.settings.delivery_max_attempts:
+                return _Outcome(QUEUED, error=type(failure).__name__,
+                                delay=rt.settings.delivery_base_backoff * (2 ** (attempts - 1)))
+            return _Outcome(FAILED, error=type(failure).__name__)
+
+    @staticmethod
+    async def _record(session, job: "_Job", outcome: "_Outcome") -> None:
+        message = job.message
+        values = {"status": outcome.status, "error": outcome.error}
+        if outcome.payload_update:
+            values["payload"] = {**(message.payload or {}), **outcome.payload_update}
+        if outcome.template_sent:
+            session.add(Event(conversation_id=message.conversation_id, type="template_sent",
+                              data={"message_id": message.id, "template": outcome.template_sent},
+                              created_at=utcnow()))
+        if outcome.status == SENT:
+            values.update(sent_at=utcnow(), platform_message_id=outcome.platform_id, next_attempt_at=None)
+        elif outcome.status == QUEUED:
+            values["next_attempt_at"] = utcnow() + timedelta(seconds=outcome.delay or 0)
+        await session.execute(update(Message).where(Message.id == message.id).values(**values)
+                              .execution_options(synchronize_session=False))
+        if outcome.status in (SENT, FAILED):
+            session.add(Event(conversation_id=message.conversation_id,
+                              type="message_sent" if outcome.status == SENT else "message_failed",
+                              data={"message_id": message.id, **({"error": outcome.error} if outcome.error else {})},
+                              created_at=utcnow()))
+        if outcome.status == FAILED:
+            log.warning("message %s failed after %s attempts", message.id, job.attempts)
+
+    async def _announce(self, outcomes: list) -> None:
+        seen: set[tuple[str, str]] = set()
+        for job, outcome in outcomes:
+            conversation_id = job.message.conversation_id
+            event = {HELD: "message_held", SENT: "message_sent", FAILED: "message_failed"}.get(outcome.status)
+            if event is None:
+                continue
+            topics = [f"conversation:{conversation_id}"]
+            if outcome.status == FAILED:
+                topics.append(f"org:{job.organisation_id}")
+            for topic in topics:
+                if (topic, event) not in seen:
+                    seen.add((topic, event))
+                    await self.rt.notifier.publish(topic, {"event": event, "conversation": conversation_id})
+
+
+BURST = 10
+
+
+class _Contended(Exception):
+    """Another process claimed part of the burst first."""
+
+
+@dataclass
+class _Job:
+    message: Message
+    address: Address
+    organisation_id: int
+    attempts: int
+    outbound: OutboundMessage
+    context: dict
+
+
+@dataclass
+class _Outcome:
+    status: str
+    error: str | None = None
+    platform_id: str | None = None
+    delay: float | None = None
+    payload_update: dict = field(default_factory=dict)
+    template_sent: str | None = None
 
 
 STATUS_RANK = {SENT: 1, "delivered": 2, "read": 3}

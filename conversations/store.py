@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,7 +40,7 @@ class Thread:
 class Pending:
     """Work to do after the transaction commits (never inside it)."""
 
-    outbound: list[int] = field(default_factory=list)
+    outbound: list[int] = field(default_factory=list)  # contacts with messages to deliver
     notify: list[tuple[str, dict]] = field(default_factory=list)
     actions: list[int] = field(default_factory=list)
     # After an erasure: the last message (channel, user id, account, text) and the files to remove.
@@ -64,8 +64,9 @@ def add_event(session: AsyncSession, conversation: Conversation, type_: str, dat
 
 
 async def queue_message(session: AsyncSession, thread: Thread, message: OutboundMessage, pending: Pending,
-                        worker_id: int | None = None) -> Message:
-    """An outbound message is a row before it is a network call."""
+                        worker_id: int | None = None, flush: bool = False) -> Message:
+    """An outbound message is a row before it is a network call (flushed with the transaction,
+    or at once when the caller needs its id)."""
     payload: dict = {}
     if message.choices:
         payload["choices"] = [[c.value, c.title] for c in message.choices]
@@ -89,8 +90,10 @@ async def queue_message(session: AsyncSession, thread: Thread, message: Outbound
         created_at=utcnow(),
     )
     session.add(row)
-    await session.flush()
-    pending.outbound.append(row.id)
+    if flush:
+        await session.flush()
+    if thread.contact.id not in pending.outbound:
+        pending.outbound.append(thread.contact.id)
     pending.notify.append((f"conversation:{thread.conversation.id}", {"event": "message_queued",
                                                                      "conversation": thread.conversation.id}))
     return row
@@ -114,22 +117,19 @@ async def insert_inbound(session: AsyncSession, thread: Thread, values: dict) ->
 
 
 async def find_thread(session: AsyncSession, channel: str, user_id: str) -> Thread | None:
+    """The person behind (channel, user id) and their open conversation, in one query."""
     row = (
         await session.execute(
-            select(Address, Contact).join(Contact, Contact.id == Address.contact_id)
+            select(Address, Contact, Conversation)
+            .join(Contact, Contact.id == Address.contact_id)
+            .outerjoin(Conversation, and_(Conversation.contact_id == Contact.id, Conversation.status != CLOSED))
             .where(Address.channel == channel, Address.external_id == user_id)
+            .order_by(Conversation.id.desc()).limit(1)
         )
     ).first()
     if row is None:
         return None
-    address, contact = row
-    conversation = (
-        await session.execute(
-            select(Conversation)
-            .where(Conversation.contact_id == contact.id, Conversation.status != CLOSED)
-            .order_by(Conversation.id.desc()).limit(1)
-        )
-    ).scalar()
+    address, contact, conversation = row
     if conversation is None:
         conversation = await open_conversation(session, contact, address)
         return Thread(contact, address, conversation, created=True)

@@ -85,7 +85,7 @@ async def reply(session: AsyncSession, thread: Thread, worker: Worker, text: str
         await assign(session, thread, worker, worker, pending)
     message = await queue_message(session, thread, OutboundMessage(signed(worker, text),
                                                                    attachment_path=attachment_path),
-                                  pending, worker_id=worker.id)
+                                  pending, worker_id=worker.id, flush=True)
     add_event(session, thread.conversation, "worker_replied", {"message_id": message.id, "worker": worker.first_name},
               worker_id=worker.id, pending=pending)
     return message
