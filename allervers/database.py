@@ -52,7 +52,9 @@ def make_engine(url: str) -> AsyncEngine:
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    # No autoflush: a transaction writes its rows in one flush at commit (batched INSERTs);
+    # code that needs an id flushes explicitly.
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
 from sqlalchemy import DateTime, TypeDecorator  # noqa: E402

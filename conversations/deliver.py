@@ -29,6 +29,7 @@ from conversations.models import (
     Event,
     Message,
 )
+from conversations.store import log_event
 from conversations.window import HELD, WINDOW_CLOSED, window_context, window_failure
 
 log = logging.getLogger(__name__)
@@ -221,9 +222,8 @@ class Outbox:
         if outcome.payload_update:
             values["payload"] = {**(message.payload or {}), **outcome.payload_update}
         if outcome.template_sent:
-            session.add(Event(conversation_id=message.conversation_id, type="template_sent",
-                              data={"message_id": message.id, "template": outcome.template_sent},
-                              created_at=utcnow()))
+            log_event(session, message.conversation_id, "template_sent",
+                      {"message_id": message.id, "template": outcome.template_sent})
         if outcome.status == SENT:
             values.update(sent_at=utcnow(), platform_message_id=outcome.platform_id, next_attempt_at=None)
         elif outcome.status == QUEUED:
@@ -231,10 +231,9 @@ class Outbox:
         await session.execute(update(Message).where(Message.id == message.id).values(**values)
                               .execution_options(synchronize_session=False))
         if outcome.status in (SENT, FAILED):
-            session.add(Event(conversation_id=message.conversation_id,
-                              type="message_sent" if outcome.status == SENT else "message_failed",
-                              data={"message_id": message.id, **({"error": outcome.error} if outcome.error else {})},
-                              created_at=utcnow()))
+            log_event(session, message.conversation_id,
+                      "message_sent" if outcome.status == SENT else "message_failed",
+                      {"message_id": message.id, **({"error": outcome.error} if outcome.error else {})})
         if outcome.status == FAILED:
             log.warning("message %s failed after %s attempts", message.id, job.attempts)
 
@@ -298,8 +297,8 @@ async def record_status(rt, update_) -> None:
         elif update_.status == FAILED:
             if message.status != FAILED:
                 message.status, message.error = FAILED, (update_.error or "failed")[:300]
-            session.add(Event(conversation_id=message.conversation_id, type="message_failed",
-                              data={"message_id": message.id, "error": message.error}, created_at=utcnow()))
+            log_event(session, message.conversation_id, "message_failed",
+                      {"message_id": message.id, "error": message.error})
         elif STATUS_RANK.get(update_.status, 0) > STATUS_RANK.get(message.status, 0):
             message.status = update_.status
         else:

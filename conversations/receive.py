@@ -19,6 +19,7 @@ from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMess
 from conversations.models import ASSIGNED, BOT, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
 from conversations.followups import after_receive
 from conversations.store import (
+    PENDING_EVENTS,
     Pending,
     Thread,
     add_event,
@@ -306,7 +307,10 @@ async def erase_contact(rt, session: AsyncSession, thread: Thread, pending: Pend
                         "🗑️ C'est fait : vos données sont supprimées. Au revoir, et à bientôt si besoin. 👋")
     pending.files_to_delete = list(paths)
     pending.outbound.clear()
+    await session.flush()
+    session.sync_session.info.pop(PENDING_EVENTS, None)  # nothing of this transaction about them is kept
     await session.execute(delete(Contact).where(Contact.id == contact_id))
+    session.expunge_all()
     log.info("contact erased on request")
 
 

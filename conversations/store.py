@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, event as sa_event, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from allervers.database import utcnow
 from bots.base import OutboundMessage
@@ -53,14 +54,37 @@ class Pending:
 
 
 def add_event(session: AsyncSession, conversation: Conversation, type_: str, data: dict | None = None,
-              worker_id: int | None = None, pending: Pending | None = None) -> Event:
-    event = Event(conversation_id=conversation.id, type=type_, data=data or {}, worker_id=worker_id,
-                  created_at=utcnow())
-    session.add(event)
+              worker_id: int | None = None, pending: Pending | None = None) -> None:
+    """Append a past-tense event. Events of a transaction are written together at commit
+    (one multi-row INSERT: the event log is append-only, nobody needs their ids before)."""
+    log_event(session, conversation.id, type_, data, worker_id)
     if pending is not None:
         pending.notify.append((f"org:{conversation.organisation_id}", {"event": type_, "conversation": conversation.id}))
         pending.notify.append((f"conversation:{conversation.id}", {"event": type_, "conversation": conversation.id}))
-    return event
+
+
+PENDING_EVENTS = "allervers_pending_events"
+
+
+def log_event(session: AsyncSession, conversation_id: int, type_: str, data: dict | None = None,
+              worker_id: int | None = None) -> None:
+    """Queue an event row, written with the transaction's commit."""
+    session.sync_session.info.setdefault(PENDING_EVENTS, []).append(
+        {"conversation_id": conversation_id, "type": type_, "data": data or {}, "worker_id": worker_id,
+         "created_at": utcnow()})
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _write_pending_events(session: Session) -> None:
+    rows = session.info.pop(PENDING_EVENTS, None)
+    if rows:
+        session.flush()
+        session.execute(insert(Event), rows)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_pending_events(session: Session) -> None:
+    session.info.pop(PENDING_EVENTS, None)
 
 
 async def queue_message(session: AsyncSession, thread: Thread, message: OutboundMessage, pending: Pending,
