@@ -2,7 +2,8 @@
 
 A flow is a dict of readable step ids. Each step does exactly one thing:
 
-    say: text                       then `next`
+    say: text                       then `next`; with `each: expr` (a list), the text is said once
+                                    per item (one message each), the item being `item`
     ask: text                       waits for an answer (`input`: buttons, text, number, numbers
                                     (a list like "3, 7, 12"), yesno, commune, location, place),
                                     stores it under `save`, then `next` (a step id, or a mapping
@@ -70,6 +71,8 @@ class Step(BaseModel):
 
     when: str | None = None
     skip: str | None = None
+    # say: one message per item of this expression's list (the text sees `item`)
+    each: str | None = None
     next: str | dict[str, str] | None = None
     # ask
     input: str | None = None
@@ -118,6 +121,8 @@ class Step(BaseModel):
             raise ValueError("an ask step needs `next`")
         if kind == "branch" and not self.else_:
             raise ValueError("a branch needs `else`")
+        if self.each is not None and kind != "say":
+            raise ValueError("only a say step can have `each`")
         if isinstance(self.next, dict) and kind != "ask":
             raise ValueError("only an ask can branch on its answer with a `next` mapping")
         return self
@@ -199,6 +204,7 @@ def check_flow(flow: Flow, known_flows: set[str] | None = None, known_actions: s
                 except TemplateSyntaxError as error:
                     raise FlowError(f"{where}: template error: {error.message}") from None
         expressions = [step.when] if step.when else []
+        expressions += [step.each] if step.each else []
         expressions += [case.when for case in step.branch or []]
         if step.set:
             expressions += [v for v in step.set.values() if isinstance(v, str)]

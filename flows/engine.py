@@ -154,8 +154,11 @@ class Engine:
     def _step(self, state: dict) -> Step:
         return self.flows[state["flow"]].steps[state["step"]]
 
-    def _say(self, turn: Turn, text, *, choices=(), request_location=False) -> None:
-        rendered = render(text, turn.state["answers"], turn.state.get("locale", "fr"), turn.state.get("context"))
+    def _say(self, turn: Turn, text, *, choices=(), request_location=False, extra: dict | None = None) -> None:
+        context = turn.state.get("context")
+        if extra:
+            context = {**(context or {}), **extra}
+        rendered = render(text, turn.state["answers"], turn.state.get("locale", "fr"), context)
         if rendered or choices:
             turn.events.append(Said(rendered, tuple(choices), request_location))
 
@@ -196,7 +199,11 @@ class Engine:
                 continue
             kind = step.kind
             if kind == "say":
-                self._say(turn, step.say)
+                if step.each:
+                    for item in evaluate(step.each, answers) or ():
+                        self._say(turn, step.say, extra={"item": item})
+                else:
+                    self._say(turn, step.say)
                 self._goto(turn, step.next)
             elif kind == "set":
                 for key, expression in step.set.items():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flows.definition import parse_flow
+import pytest
+
+from flows.definition import FlowError, parse_flow
 from flows.engine import ActionRequested, AnswerSaved, Engine, HandoffRequested, Input, Said
 from flows.inputs import match_choice, parse_number
 from flows.intents import command_of, intent_of
@@ -136,3 +138,32 @@ steps:
     assert e.resume(ok.state, Input(choice="inconnu")).state["answers"]["salary"] == "inconnu"
     assert e.resume(ok.state, Input(text="je ne sais pas")).state["answers"]["salary"] == "inconnu"
     assert e.resume(ok.state, Input(text="1 450 €")).state["answers"]["salary"] == 1450
+
+
+def test_say_each_says_one_message_per_item_and_each_is_checked():
+    flow = parse_flow("""
+flow: lines
+title: Lines
+start: compute
+steps:
+  compute:
+    call: check_rights
+    save: result
+    next: listed
+  listed:
+    say: "✅ {{ item }}"
+    each: "result.lines"
+    next: done
+  done:
+    end: "Fin ({{ result.lines | length }})"
+""")
+    e = Engine({"lines": flow})
+    turn = e.start("lines")
+    resumed = e.resume_action(turn.state, {"lines": ["RSA : 640 €", "APL : 300 €"]})
+    assert [said.text for said in resumed.said()] == ["✅ RSA : 640 €", "✅ APL : 300 €", "Fin (2)"]
+    assert [s.text for s in e.resume_action(turn.state, {"lines": []}).said()] == ["Fin (0)"]
+    assert "item" not in resumed.state["answers"] and "item" not in resumed.state["context"]
+    with pytest.raises(FlowError, match="only a say step can have `each`"):
+        parse_flow("flow: x\ntitle: X\nstart: a\nsteps:\n  a:\n    end: bye\n    each: items\n", "x.yaml")
+    with pytest.raises(FlowError, match="expression error"):
+        parse_flow("flow: x\ntitle: X\nstart: a\nsteps:\n  a:\n    say: hi\n    each: 'items +'\n    next: a\n", "x.yaml")
