@@ -98,7 +98,11 @@ class Runtime:
         from conversations.actions import run_action
 
         for contact_id in pending.outbound:
-            self.outbox.kick(contact_id)
+            claimed = pending.direct.get(contact_id)
+            if claimed:
+                self.outbox.send_claimed(contact_id, claimed, *pending.direct_to[contact_id])
+            else:
+                self.outbox.kick(contact_id)
         seen = set()
         for topic, payload in pending.notify:
             key = (topic, payload.get("event"))

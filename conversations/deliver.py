@@ -63,6 +63,20 @@ class Outbox:
             return
         self._runners[contact_id] = asyncio.create_task(self._run(contact_id), name=f"outbox-{contact_id}")
 
+    def can_claim_at_once(self, contact_id: int, channel: str) -> bool:
+        """New rows of this person may be claimed in their own transaction when nothing older can be
+        waiting: no runner for them here (a runner exists while rows wait for a retry). WhatsApp keeps
+        the queued path (its 24-hour window logic looks at one message at a time)."""
+        runner = self._runners.get(contact_id)
+        return channel != "whatsapp" and (runner is None or runner.done())
+
+    def send_claimed(self, contact_id: int, rows: list, address: Address, contact: Contact) -> None:
+        """Send rows claimed (status sending) by a committed transaction, then whatever else is queued."""
+        context = {"last_inbound_at": contact.last_inbound_at, "organisation_id": contact.organisation_id}
+        jobs = [_Job(message, address, contact.organisation_id, 1, outbound_of(message),
+                     {**context, "worker_id": message.author_worker_id}) for message in rows]
+        self._runners[contact_id] = asyncio.create_task(self._run(contact_id, jobs), name=f"outbox-{contact_id}")
+
     async def sweep(self) -> None:
         """At start-up: rows a crash left 'sending' go back to the queue; every queued person is kicked."""
         async with self.rt.sessionmaker() as session, session.begin():
@@ -94,8 +108,14 @@ class Outbox:
             except (asyncio.CancelledError, Exception):
                 pass
 
-    async def _run(self, contact_id: int) -> None:
+    async def _run(self, contact_id: int, claimed: list | None = None) -> None:
         try:
+            if claimed:
+                delay = await self._send_jobs(claimed)
+                if delay is None and contact_id not in self._again:
+                    return  # all sent (or definitely failed), nothing else was queued meanwhile
+                if delay:
+                    await asyncio.sleep(delay)
             while True:
                 delay = await self._send_burst(contact_id)
                 if delay is None:
@@ -163,23 +183,30 @@ class Outbox:
                                          outbound_of(message), context))
             except _Contended:
                 return 0.2
-            outcomes: list[tuple[_Job, _Outcome]] = []
-            for job in jobs:
-                outcome = await self._deliver(job)
-                outcomes.append((job, outcome))
-                if outcome.status == QUEUED:
-                    break
-            unsent = [job.message.id for job in jobs[len(outcomes):]]
-            async with rt.sessionmaker() as session, session.begin():
-                for job, outcome in outcomes:
-                    await self._record(session, job, outcome)
-                if unsent:
-                    await session.execute(update(Message).where(Message.id.in_(unsent))
-                                          .values(status=QUEUED, attempts=Message.attempts - 1)
-                                          .execution_options(synchronize_session=False))
-            await self._announce(outcomes)
-            last = outcomes[-1][1]
-            return (last.delay or 0.0) if last.status == QUEUED else 0.0
+            delay = await self._send_jobs(jobs)
+            return 0.0 if delay is None else delay
+
+    async def _send_jobs(self, jobs: list["_Job"]) -> float:
+        """Send claimed jobs in order, record every outcome in one transaction, announce them."""
+        rt = self.rt
+        outcomes: list[tuple[_Job, _Outcome]] = []
+        for job in jobs:
+            outcome = await self._deliver(job)
+            outcomes.append((job, outcome))
+            if outcome.status == QUEUED:
+                break
+        unsent = [job.message.id for job in jobs[len(outcomes):]]
+        async with rt.sessionmaker() as session, session.begin():
+            await self._record_all(session, outcomes)
+            if unsent:
+                await session.execute(update(Message).where(Message.id.in_(unsent))
+                                      .values(status=QUEUED, attempts=Message.attempts - 1)
+                                      .execution_options(synchronize_session=False))
+        await self._announce(outcomes)
+        last = outcomes[-1][1]
+        if last.status == QUEUED:
+            return last.delay or 0.0
+        return None if not unsent else 0.0
 
     async def _deliver(self, job: "_Job") -> "_Outcome":
         rt = self.rt
@@ -214,6 +241,20 @@ class Outbox:
                 return _Outcome(QUEUED, error=type(failure).__name__,
                                 delay=rt.settings.delivery_base_backoff * (2 ** (attempts - 1)))
             return _Outcome(FAILED, error=type(failure).__name__)
+
+    async def _record_all(self, session, outcomes: list) -> None:
+        """Sent rows in one executemany UPDATE; the rarer outcomes one by one."""
+        sent = [(job, outcome) for job, outcome in outcomes if outcome.status == SENT and not outcome.payload_update]
+        if sent:
+            now = utcnow()
+            await session.execute(update(Message), [
+                {"id": job.message.id, "status": SENT, "error": None, "sent_at": now,
+                 "platform_message_id": outcome.platform_id, "next_attempt_at": None} for job, outcome in sent])
+            for job, _ in sent:
+                log_event(session, job.message.conversation_id, "message_sent", {"message_id": job.message.id})
+        for job, outcome in outcomes:
+            if (job, outcome) not in sent:
+                await self._record(session, job, outcome)
 
     @staticmethod
     async def _record(session, job: "_Job", outcome: "_Outcome") -> None:

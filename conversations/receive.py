@@ -103,6 +103,9 @@ async def receive(rt, inbound: InboundMessage) -> Received:
                 result, thread = await _store(session, rt, inbound, handled=True)
                 if result.duplicate:
                     return result
+                if rt.outbox.can_claim_at_once(thread.contact.id, thread.address.channel):
+                    pending.direct[thread.contact.id] = []
+                    pending.direct_to[thread.contact.id] = (thread.address, thread.contact)
                 await handle(rt, session, thread, inbound, pending)
         except Exception:
             # The bot failed on this message: keep it (unhandled) so nothing is lost; a sweep retries.

@@ -19,6 +19,7 @@ from conversations.models import (
     OUTBOUND,
     QUEUED,
     RECEIVED,
+    SENDING,
     Address,
     Contact,
     Conversation,
@@ -44,6 +45,10 @@ class Pending:
     outbound: list[int] = field(default_factory=list)  # contacts with messages to deliver
     notify: list[tuple[str, dict]] = field(default_factory=list)
     actions: list[int] = field(default_factory=list)
+    # Contacts whose new rows may be claimed in the producing transaction and sent right after
+    # commit (nothing older is waiting for them): contact id -> the rows, in order.
+    direct: dict[int, list] = field(default_factory=dict)
+    direct_to: dict[int, tuple] = field(default_factory=dict)  # contact id -> (address, organisation id)
     # After an erasure: the last message (channel, user id, account, text) and the files to remove.
     farewell: tuple[str, str, str | None, str] | None = None
     files_to_delete: list[str] = field(default_factory=list)
@@ -111,8 +116,13 @@ async def queue_message(session: AsyncSession, thread: Thread, message: Outbound
         payload=payload,
         author_worker_id=worker_id,
         status=QUEUED,
+        attempts=0,
         created_at=utcnow(),
     )
+    direct = pending.direct.get(thread.contact.id)
+    if direct is not None:
+        row.status, row.attempts = SENDING, 1  # claimed now: one transaction less per update
+        direct.append(row)
     session.add(row)
     if flush:
         await session.flush()
