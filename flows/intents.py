@@ -47,10 +47,16 @@ def command_of(text: str | None) -> str | None:
     return None
 
 
+def _exact(norm: str, phrase: str) -> bool:
+    return f" {phrase} " in f" {norm} "
+
+
 def _contains(norm: str, phrase: str) -> bool:
-    if f" {phrase} " in f" {norm} ":
+    """The phrase as words of the text, or (6 letters or more) nearly: typos tolerated. Shorter
+    phrases must be exact ("aides" must not catch "aidez-moi")."""
+    if _exact(norm, phrase):
         return True
-    if len(phrase) >= 5:
+    if len(phrase) >= 6:
         return fuzz.partial_ratio(phrase, norm) >= 88
     return False
 
@@ -68,12 +74,12 @@ def intent_of(text: str | None, flows: dict[str, Flow]) -> Intent | None:
     for name in ("human", "erase"):
         if any(len(p) >= 8 and _contains(norm, p) for p in COMMANDS[name]):
             return Intent(name)
-    best: tuple[int, str] | None = None
+    best: tuple[tuple[bool, int], str] | None = None
     for flow in flows.values():
         for trigger in flow.triggers:
             phrase = normalise(trigger)
             if _contains(norm, phrase):
-                score = len(phrase)
+                score = (_exact(norm, phrase), len(phrase))  # exact words beat near matches, then longer
                 if best is None or score > best[0]:
                     best = (score, flow.flow)
     if best:
