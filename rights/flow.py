@@ -237,7 +237,7 @@ def benefit_message(benefit: dict) -> str:
     if benefit.get("already_received"):
         lines[0] += " (vous la touchez déjà)"
     lines.append(benefit["description"])
-    if benefit.get("conditional") and benefit.get("note"):
+    if benefit.get("note") and benefit["id"] != "css":  # the CSS note is its amount text
         lines.append(f"ℹ️ {benefit['note']}")
     lines.append(f"👉 Où la demander : {benefit['link']}")
     return "\n".join(lines)

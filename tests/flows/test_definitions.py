@@ -81,3 +81,18 @@ def test_check_flows_command_reports_errors(tmp_path: Path):
     assert "bad.yaml: step 'a': unknown flow 'nowhere'" in result.stdout
     ok = subprocess.run([sys.executable, "-m", "allervers.cli", "check-flows"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+def test_shipped_texts_fit_whatsapp_limits():
+    """Button titles at most 20 characters, at most 10 choices, questions at most 1,024 characters."""
+    library = FlowLibrary()
+    assert library.load() == []
+    for flow in library.flows.values():
+        for step_id, step in flow.steps.items():
+            labels = [b.label if isinstance(b.label, str) else b.label["fr"] for b in step.buttons]
+            assert all(len(label) <= 20 for label in labels), (flow.flow, step_id, labels)
+            assert len(labels) <= 10, (flow.flow, step_id)
+            ask = step.ask if isinstance(step.ask, str) or step.ask is None else step.ask["fr"]
+            assert ask is None or len(ask) <= 1024, (flow.flow, step_id)
+    menu = library.flows["menu"].steps["choose"]
+    assert [b.value for b in menu.buttons][0] == "droits" and menu.next["droits"] == "@rights"
