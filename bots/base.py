@@ -118,5 +118,30 @@ class Channel(Protocol):
     async def close(self) -> None: ...
 
 
+class Unauthorized(PermissionError):
+    """A webhook request that is not from the platform: answered with `status_code`, changes nothing."""
+
+    def __init__(self, reason: str = "unauthorized", status_code: int = 401):
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+
+
+class Forbidden(Unauthorized):
+    """A refused webhook verification or a wrong secret (403)."""
+
+    def __init__(self, reason: str = "forbidden"):
+        super().__init__(reason, 403)
+
+
+class TooLarge(DeliveryError):
+    """A file larger than the caller accepts (not retried)."""
+
+    def __init__(self, reason: str = "file too large", size: int | None = None, max_bytes: int | None = None):
+        super().__init__(reason, retryable=False)
+        self.size = size
+        self.max_bytes = max_bytes
+
+
 class BadPayload(ValueError):
     """A webhook body that cannot be understood: answered with a clear 4xx, changes nothing."""

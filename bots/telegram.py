@@ -56,6 +56,8 @@ from bots.base import (
     Location,
     OutboundMessage,
     SendResult,
+    TooLarge,
+    Unauthorized,
 )
 
 log = logging.getLogger(__name__)
@@ -75,15 +77,6 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 _RETRYABLE_NETWORK = (TelegramNetworkError, ClientDecodeError, aiohttp.ClientError, asyncio.TimeoutError)
 
 
-class Unauthorized(Exception):
-    """A webhook request without the right secret token: answer `status_code` (401 missing, 403 wrong)."""
-
-    def __init__(self, reason: str, status_code: int):
-        super().__init__(reason)
-        self.reason = reason
-        self.status_code = status_code
-
-
 class RecipientBlocked(DeliveryError):
     """The person blocked the bot (403): not retryable; they will not receive anything any more."""
 
@@ -91,11 +84,8 @@ class RecipientBlocked(DeliveryError):
         super().__init__(reason, retryable=False)
 
 
-class FileTooLarge(DeliveryError):
+class FileTooLarge(TooLarge):
     """fetch_file: the file is larger than the caller accepts."""
-
-    def __init__(self, reason: str = "file too large"):
-        super().__init__(reason, retryable=False)
 
 
 class _RawGetUpdates(GetUpdates):

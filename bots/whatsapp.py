@@ -33,6 +33,9 @@ from bots.base import (
     OutsideWindow,
     SendResult,
     StatusUpdate,
+    Forbidden,
+    TooLarge,
+    Unauthorized,
 )
 
 log = logging.getLogger("allervers.bots.whatsapp")
@@ -59,19 +62,9 @@ STATUSES = {"sent", "delivered", "read", "failed"}
 SKIPPED_TYPES = {"reaction", "system"}  # not something the person expects an answer to
 
 
-class Forbidden(PermissionError):
-    """The verification handshake is refused (route answers 403)."""
-
-
-class Unauthorized(PermissionError):
-    """Missing or wrong X-Hub-Signature-256 (route answers 401, changes nothing)."""
-
-
-class MediaTooLarge(ValueError):
+class MediaTooLarge(TooLarge):
     def __init__(self, size: int | None, max_bytes: int):
-        super().__init__(f"media larger than {max_bytes} bytes")
-        self.size = size
-        self.max_bytes = max_bytes
+        super().__init__(f"media larger than {max_bytes} bytes", size=size, max_bytes=max_bytes)
 
 
 def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:

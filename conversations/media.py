@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from allervers.database import utcnow
-from bots.base import DeliveryError, OutboundMessage
+from bots.base import DeliveryError, OutboundMessage, TooLarge
 from conversations.audio import normalise_audio
 from conversations.models import INBOUND, Contact, Media, Message
 from conversations.store import Pending, load_thread, queue_message
@@ -152,7 +152,7 @@ async def refuse(rt, message_id: int, reason: str) -> None:
 
 
 def _too_large(error: BaseException) -> bool:
-    return type(error).__name__ in ("MediaTooLarge", "FileTooLarge")
+    return isinstance(error, TooLarge)
 
 
 async def fetch_inbound(rt, message_id: int) -> None:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 
-from bots.base import BadPayload
+from bots.base import BadPayload, Unauthorized
 from conversations.deliver import record_status
 from conversations.models import INBOUND, OUTBOUND, Address, Message
 from conversations.receive import receive
@@ -48,11 +48,8 @@ async def telegram_webhook(request: Request):
     channel = channel_or_404(request, "telegram")
     try:
         channel.verify(request.headers)
-    except Exception as error:
-        status = getattr(error, "status_code", None)
-        if status is None:
-            raise
-        raise HTTPException(status, "unauthorized webhook") from None
+    except Unauthorized as error:
+        raise HTTPException(error.status_code, "unauthorized webhook") from None
     body = await read_body(request)
     try:
         messages = channel.parse(body)
@@ -73,7 +70,7 @@ async def whatsapp_handshake(request: Request):
     channel = channel_or_404(request, "whatsapp")
     try:
         return PlainTextResponse(channel.verify_handshake(request.query_params))
-    except PermissionError:
+    except Unauthorized:
         raise HTTPException(403, "verification refused") from None
 
 
@@ -84,7 +81,7 @@ async def whatsapp_webhook(request: Request):
     body = await read_body(request, 2 * 1024 * 1024)
     try:
         channel.verify_signature(body, request.headers.get("x-hub-signature-256"))
-    except PermissionError:
+    except Unauthorized:
         raise HTTPException(401, "invalid signature") from None
     try:
         messages, statuses = channel.parse(body)
