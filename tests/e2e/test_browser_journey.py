@@ -96,11 +96,14 @@ def test_person_on_web_chat_reaches_named_worker_who_replies_live(settings_for, 
         expect(signed).to_contain_text("— Camille")
         expect(worker.locator("#timeline .msg.out").filter(has_text=REPLY)).to_be_visible()
 
-        # The person writes after the handoff: it appears live in the worker's open conversation.
+        # The person writes after the handoff: it appears live in the worker's open conversation,
+        # and the reply the worker is typing meanwhile is kept.
+        worker.locator("#reply-form textarea[name=text]").fill("Brouillon en cours")
         person.get_by_label("Votre message").fill(FOLLOW_UP)
         person.get_by_label("Votre message").press("Enter")
         expect(person.locator(".bubble.me").filter(has_text=FOLLOW_UP)).to_be_visible()
         expect(worker.locator("#timeline .msg.in").filter(has_text=FOLLOW_UP)).to_be_visible()
+        expect(worker.locator("#reply-form textarea[name=text]")).to_have_value("Brouillon en cours")
         # The bot stays silent once a human is on: the last bubble from "them" is still Camille's reply.
         expect(person.locator(".bubble.them").last).to_contain_text(REPLY)
 
