@@ -53,6 +53,11 @@ from rights.answers import Answers, Child
 log = logging.getLogger(__name__)
 
 SUMMARY_KEY = "rights"
+# Flow answers the card shows in readable words (the inbox does not repeat them raw).
+COVERS = ["age", "couple", "partner_age", "partner_activity", "partner_disability", "children_count",
+          "children_ages", "alimony", "single_recent", "housing", "tenant_kind", "rent", "owner_loan", "commune",
+          "activity", "disability", "rsdae", "salary", "unemployment", "pension", "other_income",
+          "benefit_pick", "benefits_received", "rights_next"]
 TITLE = "💶 Estimation des droits"
 ESTIMATE_TIMEOUT_SECONDS = 180.0  # covers a cold start of OpenFisca (~15 s) with a wide margin
 DONT_KNOW = {"nsp", "inconnu", "je ne sais pas", "?"}
@@ -331,7 +336,10 @@ def readable_answers(flat: dict, answers: Answers | None) -> list[list[str]]:
     add("Autres revenus", money("other_income"))
     if "benefits_received" in flat:
         received = [b for b in flat.get("benefits_received") or [] if b not in ("aucune", "fini")]
-        add("Aides déjà reçues", ", ".join(received) if received else "aucune")
+        from rights.benefits import benefit_texts
+
+        texts = benefit_texts()
+        add("Aides déjà reçues", ", ".join(texts[b].label if b in texts else b for b in received) or "aucune")
     return rows
 
 
@@ -339,7 +347,7 @@ def readable_answers(flat: dict, answers: Answers | None) -> list[list[str]]:
 
 
 def unavailable(flat: dict, reason: str) -> dict:
-    return {"summary_key": SUMMARY_KEY, "title": TITLE, "ok": False, "reason": reason,
+    return {"summary_key": SUMMARY_KEY, "title": TITLE, "ok": False, "reason": reason, "covers": COVERS,
             "label": "estimation impossible", "answers_readable": readable_answers(flat, None),
             "messages": [], "why_text": "", "benefits": [], "zero_benefits": [], "assumptions": []}
 
@@ -369,6 +377,7 @@ async def estimate_for_flow(estimator, flat: dict) -> dict:
         "summary_key": SUMMARY_KEY,
         "title": TITLE,
         "ok": True,
+        "covers": COVERS,
         "label": short_label(estimate),  # one line for the inbox timeline
         "messages": chat_messages(estimate, dont_know),
         "found": bool(estimate["benefits"]),

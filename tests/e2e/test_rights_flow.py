@@ -210,6 +210,7 @@ async def test_single_without_resources_tenant_in_nantes_sees_rsa_and_housing_ai
         assert "Aucune aide déclarée comme déjà perçue" in page  # an assumption
         assert "Prime d&#39;activité : il faut avoir des revenus du travail" in page
         assert "summary_key" not in page and "{&#34;" not in page
+        assert "<dt>rent</dt>" not in page and "<dt>Loyer hors charges</dt>" in page  # readable, not repeated raw
         print(f"\nrights estimate in the chat: {latency:.2f} s (action {card['seconds']:.2f} s)")
 
 
@@ -243,6 +244,7 @@ async def test_couple_with_two_children_is_asked_ages_not_alimony(settings_for, 
         assert [c["age"] for c in card["answers"]["children"]] == [4, 9]
         assert card["answers"]["resources"]["salary"] == 1400 and card["answers"]["partner_resources"]["unemployment"] == 900
         assert card["answers"]["benefits_received"] == ["af"] and card["answers"]["depcom"] == "44143"
+        assert ["Aides déjà reçues", "Allocations familiales"] in card["answers_readable"]
         direct = await openfisca.estimate(Answers(
             age=38, activity="employee", resources={"salary": 1400}, couple=True, partner_age=36,
             partner_activity="job_seeker", partner_resources={"unemployment": 900},
