@@ -112,6 +112,10 @@ class Runtime:
             await self.notifier.publish(topic, payload)
         for conversation_id in pending.actions:
             self.spawn(run_action(self, conversation_id))
+        if pending.erase_contact_id is not None:
+            from conversations.receive import erase_now
+
+            pending.files_to_delete.extend(await erase_now(self, pending.erase_contact_id))
         if pending.farewell:
             self.spawn(self._farewell(*pending.farewell))
         for path in pending.files_to_delete:

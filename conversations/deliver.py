@@ -111,7 +111,8 @@ class Outbox:
     async def _run(self, contact_id: int, claimed: list | None = None) -> None:
         try:
             if claimed:
-                delay = await self._send_jobs(claimed)
+                async with self.rt.locks.hold(f"outbox:{contact_id}"):
+                    delay = await self._send_jobs(claimed)
                 if delay is None and contact_id not in self._again:
                     return  # all sent (or definitely failed), nothing else was queued meanwhile
                 if delay:

@@ -19,7 +19,6 @@ from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMess
 from conversations.models import ASSIGNED, BOT, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
 from conversations.followups import after_receive
 from conversations.store import (
-    PENDING_EVENTS,
     Pending,
     Thread,
     add_event,
@@ -302,19 +301,24 @@ async def stop_contact(session: AsyncSession, thread: Thread, pending: Pending) 
 
 
 async def erase_contact(rt, session: AsyncSession, thread: Thread, pending: Pending) -> None:
-    """Erase everything about the person (all tables, stored files). A last message confirms it."""
-    contact_id = thread.contact.id
-    paths = (await session.execute(select(Media.path).where(Media.contact_id == contact_id))).scalars().all()
+    """Erase everything about the person (all tables, stored files), right after this transaction
+    commits (see erase_now). A last message, sent without a row, confirms it."""
+    pending.erase_contact_id = thread.contact.id
     pending.notify.append((f"org:{thread.conversation.organisation_id}", {"event": "contact_erased"}))
     pending.farewell = (thread.address.channel, thread.address.external_id, thread.address.account,
                         "🗑️ C'est fait : vos données sont supprimées. Au revoir, et à bientôt si besoin. 👋")
-    pending.files_to_delete = list(paths)
     pending.outbound.clear()
-    await session.flush()
-    session.sync_session.info.pop(PENDING_EVENTS, None)  # nothing of this transaction about them is kept
-    await session.execute(delete(Contact).where(Contact.id == contact_id))
-    session.expunge_all()
+
+
+async def erase_now(rt, contact_id: int) -> list[str]:
+    """Delete the contact and, by cascade, every row about them; returns their files to remove.
+    Holds the person's outbox lock so that no delivery of theirs is being recorded meanwhile."""
+    async with rt.locks.hold(f"outbox:{contact_id}"):
+        async with rt.sessionmaker() as session, session.begin():
+            paths = (await session.execute(select(Media.path).where(Media.contact_id == contact_id))).scalars().all()
+            await session.execute(delete(Contact).where(Contact.id == contact_id))
     log.info("contact erased on request")
+    return list(paths)
 
 
 async def handle_stored(rt, message_id: int) -> None:

@@ -51,6 +51,7 @@ class Pending:
     direct_to: dict[int, tuple] = field(default_factory=dict)  # contact id -> (address, organisation id)
     # After an erasure: the last message (channel, user id, account, text) and the files to remove.
     farewell: tuple[str, str, str | None, str] | None = None
+    erase_contact_id: int | None = None
     files_to_delete: list[str] = field(default_factory=list)
 
     @classmethod
