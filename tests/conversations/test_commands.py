@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import uuid
 
 from sqlalchemy import func, select, text
@@ -10,33 +9,7 @@ from sqlalchemy import func, select, text
 from allervers.models import metadata
 from conversations.models import Contact, Conversation, Message
 from tests.conftest import app_client
-
-_ids = itertools.count(1)
-
-
-class Person:
-    def __init__(self, client):
-        self.client = client
-        self.uid = uuid.uuid4().hex
-
-    async def send(self, text=None, choice=None):
-        body = {"uid": self.uid, "client_id": f"client-{next(_ids):06d}"}
-        if text is not None:
-            body["text"] = text
-        if choice is not None:
-            body["choice"] = choice
-        response = await self.client.post("/chat/api/messages", json=body)
-        assert response.status_code == 200, response.text
-        await self.client.app.state.rt.drain()
-        return response.json()
-
-    async def bot_lines(self) -> list[dict]:
-        history = (await self.client.get("/chat/api/history", params={"uid": self.uid})).json()["messages"]
-        return [m for m in history if m["from"] == "bot"]
-
-    async def last(self) -> dict:
-        return (await self.bot_lines())[-1]
-
+from tests.webchat import Person
 
 async def consented(client) -> Person:
     person = Person(client)

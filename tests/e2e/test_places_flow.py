@@ -9,13 +9,11 @@ first-run test imports the shipped data into the app's own database and checks t
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import re
 import subprocess
 import sys
-import uuid
 
 import httpx
 import pytest
@@ -24,48 +22,11 @@ import directory.flow
 from tests.conftest import LiveServer, app_client, login, wait_until
 from tests.directory.conftest import shipped_database_url, shipped_directory  # noqa: F401 (fixtures)
 from tests.fakes.telegram_api import FakeTelegram, callback_update, text_update
+from tests.webchat import Person, text_of, values
 
-_ids = itertools.count(1)
 REZE_CENTRE = (47.1917, -1.5696)
 AT_SEA = (46.0, -4.5)  # Bay of Biscay
 NUMBERS = ("115", "3919", "119", "15", "17", "112", "114")
-
-
-class Person:
-    """Someone on the web chat: posts to /chat/api/messages, reads /chat/api/history."""
-
-    def __init__(self, client):
-        self.client = client
-        self.uid = uuid.uuid4().hex
-        self.seen = 0
-
-    async def send(self, text=None, choice=None, location=None) -> list[dict]:
-        """Send, wait for the bot (actions included), return the bot's new messages."""
-        body = {"uid": self.uid, "client_id": f"places-{next(_ids):06d}"}
-        if text is not None:
-            body["text"] = text
-        if choice is not None:
-            body["choice"] = choice
-        if location is not None:
-            body["location"] = list(location)
-        response = await self.client.post("/chat/api/messages", json=body)
-        assert response.status_code == 200, response.text
-        await self.client.app.state.rt.drain(timeout=60)
-        lines = await self.bot_lines()
-        new, self.seen = lines[self.seen:], len(lines)
-        return new
-
-    async def bot_lines(self) -> list[dict]:
-        history = (await self.client.get("/chat/api/history", params={"uid": self.uid})).json()["messages"]
-        return [m for m in history if m["from"] == "bot"]
-
-
-def values(message: dict) -> list[str]:
-    return [choice[0] for choice in message["choices"]]
-
-
-def text_of(messages: list[dict]) -> str:
-    return "\n".join(m["text"] for m in messages)
 
 
 async def at_need_question(client) -> Person:

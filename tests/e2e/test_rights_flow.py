@@ -14,10 +14,8 @@ is measured by tests/rights/test_estimator.py::test_event_loop_stays_responsive_
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 import time
-import uuid
 from contextlib import asynccontextmanager
 
 import pytest
@@ -25,52 +23,9 @@ import pytest
 from rights.answers import Answers
 from rights.flow import euros
 from tests.conftest import app_client, login
+from tests.webchat import Person, text_of, values
 
 MONTH = "2025-11"
-_ids = itertools.count(1)
-
-
-class Person:
-    """Someone on the web chat: posts to /chat/api/messages, reads /chat/api/history."""
-
-    def __init__(self, client):
-        self.client = client
-        self.uid = uuid.uuid4().hex
-        self.seen = 0
-
-    async def post(self, text=None, choice=None):
-        body = {"uid": self.uid, "client_id": f"rights-{next(_ids):06d}"}
-        if text is not None:
-            body["text"] = text
-        if choice is not None:
-            body["choice"] = choice
-        response = await self.client.post("/chat/api/messages", json=body)
-        assert response.status_code == 200, response.text
-
-    async def send(self, text=None, choice=None) -> list[dict]:
-        """Send, wait for the bot (the estimate included), return the bot's new messages."""
-        await self.post(text, choice)
-        await self.client.app.state.rt.drain(timeout=120)
-        return await self.new()
-
-    async def new(self) -> list[dict]:
-        lines = await self.bot_lines()
-        new, self.seen = lines[self.seen:], len(lines)
-        return new
-
-    async def bot_lines(self) -> list[dict]:
-        history = (await self.client.get("/chat/api/history", params={"uid": self.uid})).json()["messages"]
-        return [m for m in history if m["from"] == "bot"]
-
-
-def values(message: dict) -> list[str]:
-    return [choice[0] for choice in message["choices"]]
-
-
-def text_of(messages: list[dict]) -> str:
-    return "\n".join(m["text"] for m in messages)
-
-
 class Lent:
     """The session's estimator lent to one app: the app's shutdown must not close it."""
 
@@ -107,7 +62,7 @@ async def chat_app(settings, estimator):
 
 
 async def at_first_question(client) -> Person:
-    person = Person(client)
+    person = Person(client, drain_timeout=120)
     await person.send("/start")
     menu = await person.send(choice="oui")
     assert values(menu[-1])[0] == "droits" and menu[-1]["choices"][0][1] == "💶 Mes droits"
@@ -391,7 +346,7 @@ async def test_while_an_estimate_runs_other_people_are_answered_at_once(settings
         await asyncio.wait_for(held.asked.wait(), 5)
         assert (await waiting.new())[-1]["text"].startswith("⏳ Je calcule")
 
-        other = Person(client)
+        other = Person(client, drain_timeout=120)
         started = time.perf_counter()
         await other.post("/start")
         for _ in range(100):  # answered while the estimate is still pending
