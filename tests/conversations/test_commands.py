@@ -165,3 +165,19 @@ async def test_retried_messages_are_not_duplicated(settings_for):
             outbound = (await session.execute(select(func.count()).select_from(Message)
                                               .where(Message.direction == "out"))).scalar()
         assert inbound == 1 and outbound == 2
+
+
+async def test_message_bodies_never_reach_the_logs(settings_for, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)  # the level `allervers serve` logs at (DEBUG of drivers shows SQL parameters)
+    secret = "Mon numéro est 0639981234 et j'habite 12 rue Secrète"
+    async with app_client(settings_for()) as client:
+        person = await consented(client)
+        await person.send(secret)
+        await person.send("humain")
+        await person.send(secret + " bis")
+        await client.post("/chat/api/messages", content=b'{"uid": "x", "text": "' + secret.encode() + b'"}',
+                          headers={"Content-Type": "application/json"})
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert caplog.records and "0639981234" not in logged and "Secrète" not in logged
