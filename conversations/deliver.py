@@ -26,7 +26,6 @@ from conversations.models import (
     Address,
     Contact,
     Conversation,
-    Event,
     Message,
 )
 from conversations.store import log_event
@@ -245,7 +244,8 @@ class Outbox:
 
     async def _record_all(self, session, outcomes: list) -> None:
         """Sent rows in one executemany UPDATE; the rarer outcomes one by one."""
-        sent = [(job, outcome) for job, outcome in outcomes if outcome.status == SENT and not outcome.payload_update]
+        plain = [outcome.status == SENT and not outcome.payload_update for _, outcome in outcomes]
+        sent = [pair for pair, is_plain in zip(outcomes, plain) if is_plain]
         if sent:
             now = utcnow()
             await session.execute(update(Message), [
@@ -253,8 +253,8 @@ class Outbox:
                  "platform_message_id": outcome.platform_id, "next_attempt_at": None} for job, outcome in sent])
             for job, _ in sent:
                 log_event(session, job.message.conversation_id, "message_sent", {"message_id": job.message.id})
-        for job, outcome in outcomes:
-            if (job, outcome) not in sent:
+        for (job, outcome), is_plain in zip(outcomes, plain):
+            if not is_plain:
                 await self._record(session, job, outcome)
 
     @staticmethod

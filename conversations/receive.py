@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allervers.database import utcnow
 from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
-from conversations.models import ASSIGNED, BOT, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
+from conversations.models import ASSIGNED, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
 from conversations.followups import after_receive
 from conversations.store import (
     Pending,

@@ -25,7 +25,7 @@ see the answers; a text is a string (French) or a mapping locale -> string.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 import yaml
 from jinja2 import TemplateSyntaxError
