@@ -45,6 +45,7 @@ class Runtime:
     channels: dict = field(default_factory=dict)
     actions: dict[str, Action] = field(default_factory=dict)
     outbox: Any = None
+    intake: Any = None
     rights: Any = None
     directory: Any = None
     tasks: set = field(default_factory=set)
@@ -166,6 +167,7 @@ class Runtime:
 async def build_runtime(settings: Settings, *, migrate: bool = True, channels: dict | None = None) -> Runtime:
     from conversations.actions import ACTIONS
     from conversations.deliver import Outbox
+    from conversations.intake import Intake
 
     engine = make_engine(settings.database_url)
     if migrate:
@@ -188,6 +190,8 @@ async def build_runtime(settings: Settings, *, migrate: bool = True, channels: d
                  flow_engine=Engine(library.flows), notifier=notifier, locks=locks, redis=redis,
                  actions=dict(ACTIONS))
     rt.outbox = Outbox(rt)
+    # SQLite has one writer connection: one batch at a time; PostgreSQL writes two at once.
+    rt.intake = Intake(rt, writers=1 if settings.database_url.startswith("sqlite") else 2)
     rt.channels = channels if channels is not None else build_channels(settings, notifier)
     return rt
 

@@ -17,14 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allervers.database import utcnow
 from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
 from conversations.models import ASSIGNED, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
-from conversations.followups import after_receive
 from conversations.store import (
+    NewPerson,
     Pending,
     Thread,
     add_event,
-    create_thread,
-    find_thread,
-    insert_inbound,
+    create_threads,
+    find_threads,
+    insert_inbound_many,
     load_thread,
     queue_message,
 )
@@ -94,46 +94,77 @@ async def organisation_for(session: AsyncSession, rt, inbound: InboundMessage) -
 
 
 async def receive(rt, inbound: InboundMessage) -> Received:
-    """Store and handle one inbound message. Returns once it is committed."""
-    async with rt.locks.hold(inbound.address):
-        pending = Pending.empty()
-        try:
-            async with rt.sessionmaker() as session, session.begin():
-                result, thread = await _store(session, rt, inbound, handled=True)
-                if result.duplicate:
-                    return result
-                if rt.outbox.can_claim_at_once(thread.contact.id, thread.address.channel):
-                    pending.direct[thread.contact.id] = []
-                    pending.direct_to[thread.contact.id] = (thread.address, thread.contact)
-                await handle(rt, session, thread, inbound, pending)
-        except Exception:
-            # The bot failed on this message: keep it (unhandled) so nothing is lost; a sweep retries.
-            log.exception("handling failed; storing the message unhandled (update %s)", inbound.external_id)
+    """Store and handle one inbound message. Returns once it is committed (see conversations.intake:
+    messages arriving together share one transaction)."""
+    return await rt.intake.submit(inbound)
+
+
+async def store_and_handle(rt, inbound: list[InboundMessage]) -> list[tuple[Received, Pending]]:
+    """Store messages of distinct people and run the bot's turn for each, in one transaction
+    (the caller holds their locks). If that fails, each is tried alone; a message whose handling
+    fails is stored unhandled, so nothing is lost (a sweep at start-up handles it again)."""
+    try:
+        return await _store_and_handle_together(rt, inbound)
+    except Exception:
+        if len(inbound) > 1:
+            log.warning("a batch of %d inbound messages failed; handling them one by one", len(inbound))
+            done: list[tuple[Received, Pending]] = []
+            for one in inbound:
+                done.extend(await store_and_handle(rt, [one]))
+            return done
+        log.exception("handling failed; storing the message unhandled (update %s)", inbound[0].external_id)
+        async with rt.sessionmaker() as session, session.begin():
+            stored = await _store(session, rt, inbound, handled=False)
+        return [(received, Pending.empty()) for received, _ in stored]
+
+
+async def _store_and_handle_together(rt, inbound: list[InboundMessage]) -> list[tuple[Received, Pending]]:
+    done: list[tuple[Received, Pending]] = []
+    async with rt.sessionmaker() as session, session.begin():
+        stored = await _store(session, rt, inbound, handled=True)
+        for message, (received, thread) in zip(inbound, stored):
             pending = Pending.empty()
-            async with rt.sessionmaker() as session, session.begin():
-                result, _ = await _store(session, rt, inbound, handled=False)
-    await rt.after_commit(pending)
-    await after_receive(rt, inbound, result)  # fetch attached files, release held messages
-    return result
+            done.append((received, pending))
+            if received.duplicate:
+                continue
+            if rt.outbox.can_claim_at_once(thread.contact.id, thread.address.channel):
+                pending.direct[thread.contact.id] = []
+                pending.direct_to[thread.contact.id] = (thread.address, thread.contact)
+            await handle(rt, session, thread, message, pending)
+    return done
 
 
-async def _store(session: AsyncSession, rt, inbound: InboundMessage, handled: bool) -> tuple[Received, Thread]:
-    thread = await find_thread(session, inbound.channel, inbound.user_id)
-    if thread is None:
-        organisation_id = await organisation_for(session, rt, inbound)
-        thread = await create_thread(session, organisation_id, inbound.channel, inbound.user_id, inbound.account,
-                                     rt.locale_for(inbound.locale))
-    values = inbound_values(inbound)
-    if handled:
-        values["handled_at"] = utcnow()
-    message_id = await insert_inbound(session, thread, values)
-    if message_id is None:
-        return Received(duplicate=True, conversation_id=thread.conversation.id), thread
-    thread.contact.last_inbound_at = utcnow()
-    if inbound.account and thread.address.account != inbound.account:
-        thread.address.account = inbound.account
-    add_event(session, thread.conversation, "message_received", {"message_id": message_id, "kind": inbound.kind})
-    return Received(duplicate=False, message_id=message_id, conversation_id=thread.conversation.id), thread
+async def _store(session: AsyncSession, rt, inbound: list[InboundMessage],
+                 handled: bool) -> list[tuple[Received, Thread]]:
+    """Find or create each person's thread, insert the messages (retries skipped): a few statements
+    for the whole list. The messages must come from distinct people."""
+    threads = await find_threads(session, [(m.channel, m.user_id) for m in inbound])
+    unknown = [m for m in inbound if (m.channel, m.user_id) not in threads]
+    if unknown:
+        threads.update(await create_threads(session, [
+            NewPerson(await organisation_for(session, rt, m), m.channel, m.user_id, m.account,
+                      rt.locale_for(m.locale)) for m in unknown]))
+    now = utcnow()
+    rows = []
+    for message in inbound:
+        values = inbound_values(message)
+        if handled:
+            values["handled_at"] = now
+        rows.append((threads[(message.channel, message.user_id)], values))
+    inserted = await insert_inbound_many(session, rows)
+    stored = []
+    for message, (thread, _) in zip(inbound, rows):
+        message_id = inserted.get((message.channel, message.external_id))
+        if message_id is None:
+            stored.append((Received(duplicate=True, conversation_id=thread.conversation.id), thread))
+            continue
+        thread.contact.last_inbound_at = now
+        if message.account and thread.address.account != message.account:
+            thread.address.account = message.account
+        add_event(session, thread.conversation, "message_received", {"message_id": message_id, "kind": message.kind})
+        stored.append((Received(duplicate=False, message_id=message_id, conversation_id=thread.conversation.id),
+                       thread))
+    return stored
 
 
 async def say(session: AsyncSession, thread: Thread, pending: Pending, text: str,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, event as sa_event, insert, select
+from sqlalchemy import and_, event as sa_event, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -138,59 +138,80 @@ def _insert(session: AsyncSession):
     return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
 
 
-async def insert_inbound(session: AsyncSession, thread: Thread, values: dict) -> int | None:
-    """Insert an inbound message; None if (channel, external_id) was already stored (a retry)."""
+async def insert_inbound_many(session: AsyncSession, rows: list[tuple[Thread, dict]]) -> dict[tuple[str, str], int]:
+    """Insert inbound messages in one statement; returns {(channel, external id): new id}. A message whose
+    (channel, external_id) is already stored (a platform retry) is skipped, so absent from the result."""
     insert = _insert(session)
+    now = utcnow()
     statement = (
         insert(Message)
-        .values(conversation_id=thread.conversation.id, contact_id=thread.contact.id, direction=INBOUND,
-                status=RECEIVED, created_at=utcnow(), attempts=0, **values)
+        .values([dict(conversation_id=thread.conversation.id, contact_id=thread.contact.id, direction=INBOUND,
+                      status=RECEIVED, created_at=now, attempts=0, **values) for thread, values in rows])
         .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        .returning(Message.id)
+        .returning(Message.id, Message.channel, Message.external_id)
     )
-    return (await session.execute(statement)).scalar()
+    return {(channel, external_id): id_ for id_, channel, external_id in (await session.execute(statement)).all()}
 
 
-async def find_thread(session: AsyncSession, channel: str, user_id: str) -> Thread | None:
-    """The person behind (channel, user id) and their open conversation, in one query."""
-    row = (
+async def find_threads(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Thread]:
+    """The people behind (channel, user id) keys and their open conversations, in one query.
+    Someone known without an open conversation gets a new one (written in one flush)."""
+    by_channel: dict[str, list[str]] = {}
+    for channel, user_id in keys:
+        by_channel.setdefault(channel, []).append(user_id)
+    rows = (
         await session.execute(
             select(Address, Contact, Conversation)
             .join(Contact, Contact.id == Address.contact_id)
             .outerjoin(Conversation, and_(Conversation.contact_id == Contact.id, Conversation.status != CLOSED))
-            .where(Address.channel == channel, Address.external_id == user_id)
-            .order_by(Conversation.id.desc()).limit(1)
+            .where(or_(*(and_(Address.channel == channel, Address.external_id.in_(user_ids))
+                         for channel, user_ids in by_channel.items())))
+            .order_by(Conversation.id)
         )
-    ).first()
-    if row is None:
-        return None
-    address, contact, conversation = row
-    if conversation is None:
-        conversation = await open_conversation(session, contact, address)
-        return Thread(contact, address, conversation, created=True)
-    return Thread(contact, address, conversation)
+    ).all()
+    threads: dict[tuple[str, str], Thread] = {}
+    for address, contact, conversation in rows:  # the newest open conversation wins
+        threads[(address.channel, address.external_id)] = Thread(contact, address, conversation)
+    unopened = [thread for thread in threads.values() if thread.conversation is None]
+    for thread in unopened:
+        thread.conversation = _new_conversation(thread.contact, thread.address)
+        thread.created = True
+        session.add(thread.conversation)
+    if unopened:
+        await session.flush()
+    return threads
 
 
-async def open_conversation(session: AsyncSession, contact: Contact, address: Address) -> Conversation:
+def _new_conversation(contact: Contact, address: Address) -> Conversation:
     now = utcnow()
-    conversation = Conversation(organisation_id=contact.organisation_id, contact_id=contact.id, address_id=address.id,
-                                status=BOT, flow_state={}, summary={}, created_at=now, updated_at=now)
-    session.add(conversation)
-    await session.flush()
-    return conversation
+    return Conversation(organisation_id=contact.organisation_id, contact_id=contact.id, address_id=address.id,
+                        status=BOT, flow_state={}, summary={}, created_at=now, updated_at=now)
 
 
-async def create_thread(session: AsyncSession, organisation_id: int, channel: str, user_id: str,
-                        account: str | None, locale: str) -> Thread:
+@dataclass
+class NewPerson:
+    organisation_id: int
+    channel: str
+    user_id: str
+    account: str | None
+    locale: str
+
+
+async def create_threads(session: AsyncSession, people: list[NewPerson]) -> dict[tuple[str, str], Thread]:
+    """Contacts, addresses and conversations for people never seen: three INSERTs, whatever their number."""
     now: datetime = utcnow()
-    contact = Contact(organisation_id=organisation_id, locale=locale, created_at=now)
-    session.add(contact)
+    contacts = [Contact(organisation_id=p.organisation_id, locale=p.locale, created_at=now) for p in people]
+    session.add_all(contacts)
     await session.flush()
-    address = Address(contact_id=contact.id, channel=channel, external_id=user_id, account=account)
-    session.add(address)
+    addresses = [Address(contact_id=contact.id, channel=p.channel, external_id=p.user_id, account=p.account)
+                 for p, contact in zip(people, contacts)]
+    session.add_all(addresses)
     await session.flush()
-    conversation = await open_conversation(session, contact, address)
-    return Thread(contact, address, conversation, created=True)
+    conversations = [_new_conversation(contact, address) for contact, address in zip(contacts, addresses)]
+    session.add_all(conversations)
+    await session.flush()
+    return {(p.channel, p.user_id): Thread(contact, address, conversation, created=True)
+            for p, contact, address, conversation in zip(people, contacts, addresses, conversations)}
 
 
 async def load_thread(session: AsyncSession, conversation_id: int) -> Thread | None:

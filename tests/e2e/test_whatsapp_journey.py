@@ -175,7 +175,8 @@ def test_whatsapp_journey_window_and_statuses(settings_for, graph):
         reply(client, conversation_id, "Bonne journée.")
         wait_sent(graph, "Bonne journée")
         assert graph.attempts == attempts + 3
-        assert any(r[1] == "sent" and "Bonne journée" in (r[2] or "") for r in outbound_rows(settings))
+        # Recorded once the send has returned: wait for the row, not only for the request.
+        wait_until(lambda: any(r[1] == "sent" and "Bonne journée" in (r[2] or "") for r in outbound_rows(settings)))
 
 
 def test_whatsapp_second_number_and_numbered_choices(settings_for, graph, tmp_path):

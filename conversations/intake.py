@@ -1,0 +1,94 @@
+"""Group commit: inbound messages that arrive together are stored and handled in one transaction.
+
+Under load, the cost of an update is mostly its SQL round trips and commit, not the bot's work.
+The intake takes every message waiting at that moment (at most one per person, at most
+`MAX_BATCH`), holds those people's locks (sorted, so two processes never wait on each other in a
+circle), and hands them to `store_and_handle`: one query finds every person, one INSERT stores
+every message (platform retries skipped), one flush writes every reply and state change, one
+commit. When the server is idle a message is a batch of one and goes through at once: there is no
+timer, batches only grow while the previous one is being written.
+
+`receive()` (conversations.receive) stays the one entry point: it submits here and returns when the
+message is committed, so a webhook still answers 200 only once its update is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from contextlib import AsyncExitStack
+
+from bots.base import InboundMessage
+from conversations.followups import after_receive
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 32
+
+
+class Intake:
+    def __init__(self, rt, max_batch: int = MAX_BATCH, writers: int = 1) -> None:
+        self.rt = rt
+        self.max_batch = max_batch
+        self.writers = writers  # batches written at the same time (1 on SQLite: one writer anyway)
+        self._waiting: deque[tuple[InboundMessage, asyncio.Future]] = deque()
+        self._busy: set[str] = set()  # people whose message is in a batch being written
+        self._workers: set[asyncio.Task] = set()
+
+    async def submit(self, inbound: InboundMessage):
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((inbound, future))
+        if len(self._workers) < self.writers:
+            worker = asyncio.create_task(self._work(), name="intake")
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
+        return await asyncio.shield(future)  # a client that goes away does not cancel the write
+
+    def _next_batch(self) -> list[tuple[InboundMessage, asyncio.Future]]:
+        """The oldest waiting message of each person not being written, in arrival order."""
+        batch, later, people = [], deque(), set()
+        while self._waiting:
+            item = self._waiting.popleft()
+            person = item[0].address
+            if len(batch) < self.max_batch and person not in people and person not in self._busy:
+                batch.append(item)
+                people.add(person)
+            else:
+                later.append(item)
+        self._waiting = later
+        return batch
+
+    async def _work(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if not batch:
+                return
+            people = {inbound.address for inbound, _ in batch}
+            self._busy |= people
+            try:
+                await self._write(batch)
+            except BaseException as error:  # noqa: BLE001 - every waiter must hear of it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error if isinstance(error, Exception) else RuntimeError("stopped"))
+                if not isinstance(error, Exception):
+                    raise
+            finally:
+                self._busy -= people
+
+    async def _write(self, batch: list[tuple[InboundMessage, asyncio.Future]]) -> None:
+        from conversations.receive import store_and_handle
+
+        rt = self.rt
+        messages = [inbound for inbound, _ in batch]
+        async with AsyncExitStack() as locks:
+            for person in sorted({m.address for m in messages}):
+                await locks.enter_async_context(rt.locks.hold(person))
+            done = await store_and_handle(rt, messages)
+        for inbound, (received, pending) in zip(messages, done):
+            await rt.after_commit(pending)
+        for (inbound, future), (received, _) in zip(batch, done):
+            await after_receive(rt, inbound, received)  # fetch attached files, release held messages
+            if not future.done():
+                future.set_result(received)
