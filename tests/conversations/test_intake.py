@@ -1,0 +1,129 @@
+"""Group commit (conversations/intake.py): messages arriving together share one transaction,
+through the web chat's real HTTP API; a failing message does not take the others down with it."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+
+from sqlalchemy import event, select, update
+
+from conversations.models import Address, Conversation, Message
+from tests.conftest import app_client
+from tests.webchat import Person
+
+
+class InboundInserts:
+    """Counts the statements that insert inbound messages (one per transaction of the intake)."""
+
+    def __init__(self, engine) -> None:
+        self.count = 0
+        self.engine = engine.sync_engine
+
+    def __enter__(self) -> "InboundInserts":
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.startswith("INSERT INTO messages") and "ON CONFLICT" in statement:
+            self.count += 1
+
+
+async def post_while_held(client, people: list[Person], text: str) -> tuple[int, list[dict]]:
+    """Hold the locks of as many people as the intake has writers (as a worker's reply holds one),
+    post for them, then for everyone else at once: the writers wait on those locks while the others
+    pile up, so the others form the next batch. Returns (number held, the answers)."""
+    rt = client.app.state.rt
+    held, others = people[:rt.intake.writers], people[rt.intake.writers:]
+    async with AsyncExitStack() as locks:
+        for person in held:
+            await locks.enter_async_context(rt.locks.hold(f"webchat:{person.uid}"))
+        first = []
+        for person in held:
+            first.append(asyncio.create_task(person.post(text)))
+            await asyncio.sleep(0.05)
+        rest = [asyncio.create_task(person.post(text)) for person in others]
+        await asyncio.sleep(0.05)
+        assert not any(task.done() for task in first + rest)  # nothing stored yet
+    return len(held), await asyncio.gather(*first, *rest)
+
+
+async def test_messages_arriving_together_share_one_transaction(settings_for):
+    async with app_client(settings_for()) as client:
+        rt = client.app.state.rt
+        people = [Person(client) for _ in range(6)]
+        with InboundInserts(rt.engine) as inserts:
+            held, answers = await post_while_held(client, people, "bonjour")
+        await rt.drain(timeout=15)
+        assert [a["duplicate"] for a in answers] == [False] * 6
+        assert inserts.count == held + 1  # each held person alone, then the others together
+        for person in people:  # each new person got their own welcome and consent question
+            lines = await person.bot_lines()
+            assert "Bonjour" in lines[0]["text"] and [c[0] for c in lines[1]["choices"]] == ["oui", "non"]
+        async with rt.sessionmaker() as session:
+            handled = (await session.execute(select(Message.handled_at).where(Message.direction == "in"))).all()
+            conversations = (await session.execute(select(Conversation.id))).all()
+        assert len(handled) == 6 and all(h is not None for (h,) in handled)
+        assert len(conversations) == 6
+
+
+async def test_a_failing_message_is_kept_unhandled_and_the_others_are_answered(settings_for):
+    async with app_client(settings_for()) as client:
+        rt = client.app.state.rt
+        people = [Person(client) for _ in range(4)]
+        for person in people:
+            await person.send("/start")
+            await person.send(choice="oui")
+        broken = people[-1]
+        async with rt.sessionmaker() as session, session.begin():  # a state the bot cannot read
+            contact_id = (await session.execute(select(Address.contact_id).where(
+                Address.external_id == broken.uid))).scalar_one()
+            await session.execute(update(Conversation).where(Conversation.contact_id == contact_id)
+                                  .values(flow_state={"answers": ["not", "a", "mapping"]}))
+        with InboundInserts(rt.engine) as inserts:
+            held, _ = await post_while_held(client, people, "menu")
+        await rt.drain(timeout=15)
+        # each held one; the batch of the others (rolled back); each of them alone; the failing one
+        # stored again, unhandled
+        others = len(people) - held
+        assert inserts.count == held + 1 + others + 1
+        for person in people:
+            last = await person.last()
+            if person is broken:
+                assert last["text"] == "Que voulez-vous faire ? 👇"  # from before: nothing new
+                assert len(await person.bot_lines()) == 3
+            else:
+                assert last["text"] == "Que voulez-vous faire ? 👇" and len(await person.bot_lines()) == 4
+        async with rt.sessionmaker() as session:
+            rows = (await session.execute(select(Message.contact_id, Message.handled_at).where(
+                Message.direction == "in", Message.text == "menu"))).all()
+        assert len(rows) == 4  # every message stored once
+        assert [c for c, h in rows if h is None] == [contact_id]  # only the failing one left unhandled
+
+
+async def test_a_retry_inside_a_batch_is_not_stored_twice(settings_for):
+    async with app_client(settings_for()) as client:
+        rt = client.app.state.rt
+        people = [Person(client) for _ in range(3)]
+        body = {"uid": people[1].uid, "client_id": "same-id-twice", "text": "bonjour"}
+        assert (await client.post("/chat/api/messages", json=body)).json()["duplicate"] is False
+        async with rt.locks.hold(f"webchat:{people[0].uid}"), rt.locks.hold(f"webchat:{people[2].uid}"):
+            first = [asyncio.create_task(people[0].post("bonjour"))]
+            await asyncio.sleep(0.05)
+            if rt.intake.writers > 1:
+                first.append(asyncio.create_task(people[2].post("bonjour")))
+                await asyncio.sleep(0.05)
+            retry = asyncio.create_task(client.post("/chat/api/messages", json=body))
+            other = asyncio.create_task(people[2].post("bonjour again"))
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*first)
+        assert (await retry).json()["duplicate"] is True
+        assert (await other)["duplicate"] is False
+        await rt.drain(timeout=15)
+        async with rt.sessionmaker() as session:
+            stored = (await session.execute(select(Message.id).where(
+                Message.external_id == f"{people[1].uid}:same-id-twice"))).all()
+        assert len(stored) == 1
