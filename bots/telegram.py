@@ -31,7 +31,7 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.methods import GetUpdates
+from aiogram.methods import AnswerCallbackQuery, GetUpdates
 from aiogram.methods.base import Response
 from aiogram.types import (
     CallbackQuery,
@@ -269,6 +269,14 @@ class TelegramChannel:
         if kind == "video":
             return await self._bot.send_video(chat_id, file, **common)
         return await self._bot.send_document(chat_id, file, **common)
+
+    @staticmethod
+    def callback_answer_reply(callback_id: str) -> dict:
+        """answerCallbackQuery as a webhook's response body: Telegram runs a method given in the
+        reply to its webhook call, which saves a Bot API request per button press (its result is not
+        known, which does not matter here: it only stops the button's spinner)."""
+        method = AnswerCallbackQuery(callback_query_id=callback_id)
+        return {"method": method.__api_method__, **method.model_dump(exclude_none=True, mode="json")}
 
     async def answer_callback(self, callback_id: str) -> None:
         """Stop the button's spinner. Failures do not matter (the query may have expired)."""

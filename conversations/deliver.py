@@ -53,6 +53,7 @@ class Outbox:
         self.rt = rt
         self._runners: dict[int, asyncio.Task] = {}
         self._again: set[int] = set()
+        self._recorder = _Recorder(rt, self._record_all)
 
     def kick(self, contact_id: int) -> None:
         """Make sure queued messages of this person get sent (one runner per person, in order)."""
@@ -106,6 +107,7 @@ class Outbox:
                 await runner
             except (asyncio.CancelledError, Exception):
                 pass
+        await self._recorder.finish()  # what was sent gets recorded (else it would be sent again)
 
     async def _run(self, contact_id: int, claimed: list | None = None) -> None:
         try:
@@ -196,12 +198,7 @@ class Outbox:
             if outcome.status == QUEUED:
                 break
         unsent = [job.message.id for job in jobs[len(outcomes):]]
-        async with rt.sessionmaker() as session, session.begin():
-            await self._record_all(session, outcomes)
-            if unsent:
-                await session.execute(update(Message).where(Message.id.in_(unsent))
-                                      .values(status=QUEUED, attempts=Message.attempts - 1)
-                                      .execution_options(synchronize_session=False))
+        await self._recorder.record(outcomes, unsent)
         await self._announce(outcomes)
         last = outcomes[-1][1]
         if last.status == QUEUED:
@@ -293,6 +290,49 @@ class Outbox:
                 if (topic, event) not in seen:
                     seen.add((topic, event))
                     await self.rt.notifier.publish(topic, {"event": event, "conversation": conversation_id})
+
+
+class _Recorder:
+    """Writes the outcomes of every runner's sends together: whatever waits when the previous
+    write ends goes into one transaction (no timer; alone, a runner's outcomes are written at once).
+    A runner goes on only once its outcomes are committed, so its order and retries are kept."""
+
+    def __init__(self, rt, record_all) -> None:
+        self.rt = rt
+        self.record_all = record_all
+        self._waiting: list[tuple[list, list[int], asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def record(self, outcomes: list, unsent: list[int]) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((outcomes, unsent, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="outbox-recorder")
+        await asyncio.shield(future)
+
+    async def finish(self, timeout: float = 10.0) -> None:
+        if self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer], timeout=timeout)
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                async with self.rt.sessionmaker() as session, session.begin():
+                    await self.record_all(session, [pair for outcomes, _, _ in batch for pair in outcomes])
+                    unsent = [message_id for _, ids, _ in batch for message_id in ids]
+                    if unsent:
+                        await session.execute(update(Message).where(Message.id.in_(unsent))
+                                              .values(status=QUEUED, attempts=Message.attempts - 1)
+                                              .execution_options(synchronize_session=False))
+            except Exception as error:  # noqa: BLE001 - each runner hears of it (rows stay 'sending')
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_result(None)
 
 
 BURST = 10

@@ -58,11 +58,12 @@ async def telegram_webhook(request: Request):
         raise HTTPException(400, f"bad update: {error}") from None
     if not messages:
         log.info("telegram update skipped (unsupported type)")
+    reply: dict = {"ok": True}
     for inbound in messages:
         await receive(rt, inbound)
-        if inbound.callback_id:
-            rt.spawn(channel.answer_callback(inbound.callback_id))
-    return {"ok": True}
+        if inbound.callback_id:  # stop the button's spinner, in the webhook's own response
+            reply = channel.callback_answer_reply(inbound.callback_id)
+    return reply
 
 
 @router.get("/bots/whatsapp/webhook")
