@@ -139,18 +139,20 @@ def _insert(session: AsyncSession):
 
 
 async def insert_inbound_many(session: AsyncSession, rows: list[tuple[Thread, dict]]) -> dict[tuple[str, str], int]:
-    """Insert inbound messages in one statement; returns {(channel, external id): new id}. A message whose
-    (channel, external_id) is already stored (a platform retry) is skipped, so absent from the result."""
+    """Insert inbound messages in one statement (SQLAlchemy's "insertmanyvalues": one cached
+    statement whatever the number of rows); returns {(channel, external id): new id}. A message
+    whose (channel, external_id) is already stored (a platform retry) is skipped, so absent here."""
     insert = _insert(session)
     now = utcnow()
     statement = (
-        insert(Message)
-        .values([dict(conversation_id=thread.conversation.id, contact_id=thread.contact.id, direction=INBOUND,
-                      status=RECEIVED, created_at=now, attempts=0, **values) for thread, values in rows])
+        insert(Message.__table__)
         .on_conflict_do_nothing(index_elements=["channel", "external_id"])
         .returning(Message.id, Message.channel, Message.external_id)
     )
-    return {(channel, external_id): id_ for id_, channel, external_id in (await session.execute(statement)).all()}
+    params = [dict(conversation_id=thread.conversation.id, contact_id=thread.contact.id, direction=INBOUND,
+                   status=RECEIVED, created_at=now, attempts=0, **values) for thread, values in rows]
+    result = await session.execute(statement, params)
+    return {(channel, external_id): id_ for id_, channel, external_id in result.all()}
 
 
 async def find_threads(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Thread]:
