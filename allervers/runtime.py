@@ -190,8 +190,9 @@ async def build_runtime(settings: Settings, *, migrate: bool = True, channels: d
                  flow_engine=Engine(library.flows), notifier=notifier, locks=locks, redis=redis,
                  actions=dict(ACTIONS))
     rt.outbox = Outbox(rt)
-    # SQLite has one writer connection: one batch at a time; PostgreSQL writes two at once.
-    rt.intake = Intake(rt, writers=1 if settings.database_url.startswith("sqlite") else 2)
+    # One batch written at a time: the next one grows meanwhile (measured on PostgreSQL: 177 updates/s
+    # with two writers, 310 with one; on SQLite there is one writer connection anyway).
+    rt.intake = Intake(rt)
     rt.channels = channels if channels is not None else build_channels(settings, notifier)
     return rt
 
