@@ -85,7 +85,7 @@ def _write_pending_events(session: Session) -> None:
     rows = session.info.pop(PENDING_EVENTS, None)
     if rows:
         session.flush()
-        session.execute(insert(Event), rows)
+        session.execute(insert(Event.__table__), rows)  # Core executemany: no ORM bookkeeping, no RETURNING
 
 
 @sa_event.listens_for(Session, "after_rollback")
