@@ -49,6 +49,10 @@ class MemoryNotifier:
     async def publish(self, topic: str, payload: dict) -> None:
         self._deliver(topic, payload)
 
+    async def publish_many(self, updates: list[tuple[str, dict]]) -> None:
+        for topic, payload in updates:
+            self._deliver(topic, payload)
+
     def _deliver(self, topic: str, payload: dict) -> None:
         for subscription in list(self._subscribers.get(topic, ())):
             subscription.put({"topic": topic, **payload})
@@ -97,6 +101,15 @@ class RedisNotifier(MemoryNotifier):
 
     async def publish(self, topic: str, payload: dict) -> None:
         await self.redis.publish(self.CHANNEL_PREFIX + topic, json.dumps(payload))
+
+    async def publish_many(self, updates: list[tuple[str, dict]]) -> None:
+        """Several updates in one round trip (a pipeline without MULTI: order kept, no transaction)."""
+        if not updates:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for topic, payload in updates:
+                pipe.publish(self.CHANNEL_PREFIX + topic, json.dumps(payload))
+            await pipe.execute()
 
     async def _listen(self) -> None:
         while True:

@@ -94,36 +94,39 @@ class Runtime:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    async def after_commit(self, pending: Pending) -> None:
-        """Deliver, notify and start actions once the transaction that produced them is committed."""
+    async def after_commit(self, *pendings: Pending) -> None:
+        """Deliver, notify and start actions once the transaction that produced them is committed
+        (several at once after a batch: their live updates go out in one round trip)."""
         from conversations.actions import run_action
 
-        for contact_id in pending.outbound:
-            claimed = pending.direct.get(contact_id)
-            if claimed:
-                self.outbox.send_claimed(contact_id, claimed, *pending.direct_to[contact_id])
-            else:
-                self.outbox.kick(contact_id)
-        seen = set()
-        for topic, payload in pending.notify:
-            key = (topic, payload.get("event"))
-            if key in seen:
-                continue
-            seen.add(key)
-            await self.notifier.publish(topic, payload)
-        for conversation_id in pending.actions:
-            self.spawn(run_action(self, conversation_id))
-        if pending.erase_contact_id is not None:
-            from conversations.receive import erase_now
+        updates, seen = [], set()
+        for pending in pendings:
+            for contact_id in pending.outbound:
+                claimed = pending.direct.get(contact_id)
+                if claimed:
+                    self.outbox.send_claimed(contact_id, claimed, *pending.direct_to[contact_id])
+                else:
+                    self.outbox.kick(contact_id)
+            for topic, payload in pending.notify:
+                key = (topic, payload.get("event"), payload.get("conversation"))
+                if key not in seen:
+                    seen.add(key)
+                    updates.append((topic, payload))
+        await self.notifier.publish_many(updates)
+        for pending in pendings:
+            for conversation_id in pending.actions:
+                self.spawn(run_action(self, conversation_id))
+            if pending.erase_contact_id is not None:
+                from conversations.receive import erase_now
 
-            pending.files_to_delete.extend(await erase_now(self, pending.erase_contact_id))
-        if pending.farewell:
-            self.spawn(self._farewell(*pending.farewell))
-        for path in pending.files_to_delete:
-            try:
-                os.remove(path)
-            except OSError:
-                pass
+                pending.files_to_delete.extend(await erase_now(self, pending.erase_contact_id))
+            if pending.farewell:
+                self.spawn(self._farewell(*pending.farewell))
+            for path in pending.files_to_delete:
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
 
     async def _farewell(self, channel: str, user_id: str, account: str | None, text: str) -> None:
         """The one message sent without a row: its recipient no longer exists in the database."""

@@ -277,7 +277,7 @@ class Outbox:
             log.warning("message %s failed after %s attempts", message.id, job.attempts)
 
     async def _announce(self, outcomes: list) -> None:
-        seen: set[tuple[str, str]] = set()
+        updates, seen = [], set()
         for job, outcome in outcomes:
             conversation_id = job.message.conversation_id
             event = {HELD: "message_held", SENT: "message_sent", FAILED: "message_failed"}.get(outcome.status)
@@ -289,7 +289,8 @@ class Outbox:
             for topic in topics:
                 if (topic, event) not in seen:
                     seen.add((topic, event))
-                    await self.rt.notifier.publish(topic, {"event": event, "conversation": conversation_id})
+                    updates.append((topic, {"event": event, "conversation": conversation_id}))
+        await self.rt.notifier.publish_many(updates)
 
 
 class _Recorder:

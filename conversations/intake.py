@@ -86,8 +86,7 @@ class Intake:
             for person in sorted({m.address for m in messages}):
                 await locks.enter_async_context(rt.locks.hold(person))
             done = await store_and_handle(rt, messages)
-        for inbound, (received, pending) in zip(messages, done):
-            await rt.after_commit(pending)
+        await rt.after_commit(*(pending for _, pending in done))
         for (inbound, future), (received, _) in zip(batch, done):
             await after_receive(rt, inbound, received)  # fetch attached files, release held messages
             if not future.done():
