@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from contextlib import AsyncExitStack
 
 from bots.base import InboundMessage
 from conversations.followups import after_receive
@@ -82,9 +81,7 @@ class Intake:
 
         rt = self.rt
         messages = [inbound for inbound, _ in batch]
-        async with AsyncExitStack() as locks:
-            for person in sorted({m.address for m in messages}):
-                await locks.enter_async_context(rt.locks.hold(person))
+        async with rt.locks.hold_many(m.address for m in messages):  # sorted; one round trip on Redis
             done = await store_and_handle(rt, messages)
         await rt.after_commit(*(pending for _, pending in done))
         for (inbound, future), (received, _) in zip(batch, done):
