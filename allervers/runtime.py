@@ -112,7 +112,10 @@ class Runtime:
                 if key not in seen:
                     seen.add(key)
                     updates.append((topic, payload))
-        await self.notifier.publish_many(updates)
+        try:
+            await self.notifier.publish_many(updates)
+        except Exception:  # live updates are a courtesy (pages refresh from the database): go on
+            log.exception("live updates not published")
         for pending in pendings:
             for conversation_id in pending.actions:
                 self.spawn(run_action(self, conversation_id))

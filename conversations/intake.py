@@ -83,8 +83,15 @@ class Intake:
         messages = [inbound for inbound, _ in batch]
         async with rt.locks.hold_many(m.address for m in messages):  # sorted; one round trip on Redis
             done = await store_and_handle(rt, messages)
-        await rt.after_commit(*(pending for _, pending in done))
+        # Committed: from here on every waiter gets its answer, whatever fails after.
+        try:
+            await rt.after_commit(*(pending for _, pending in done))
+        except Exception:
+            log.exception("after-commit work of a batch failed (its rows are stored; start-up sweeps resume them)")
         for (inbound, future), (received, _) in zip(batch, done):
-            await after_receive(rt, inbound, received)  # fetch attached files, release held messages
+            try:
+                await after_receive(rt, inbound, received)  # fetch attached files, release held messages
+            except Exception:
+                log.exception("follow-up of an inbound message failed (message %s)", received.message_id)
             if not future.done():
                 future.set_result(received)
