@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, func, select
+from collections import Counter
+
+from sqlalchemy import and_, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.models import ASSIGNED, Conversation
@@ -10,6 +12,8 @@ from handoff.models import Team, Worker
 
 
 async def open_load(session: AsyncSession, worker_ids: list[int]) -> dict[int, int]:
+    """Open conversations per worker: what the database holds, plus what this transaction changed
+    and has not written yet (a batch of the intake hands several people over in one transaction)."""
     if not worker_ids:
         return {}
     rows = await session.execute(
@@ -17,7 +21,37 @@ async def open_load(session: AsyncSession, worker_ids: list[int]) -> dict[int, i
         .where(Conversation.assignee_id.in_(worker_ids), Conversation.status == ASSIGNED)
         .group_by(Conversation.assignee_id)
     )
-    return dict(rows.all())
+    load = Counter(dict(rows.all()))
+    load.update(_unwritten_load(session))
+    return {worker_id: load[worker_id] for worker_id in worker_ids}
+
+
+def _unwritten_load(session: AsyncSession) -> Counter:
+    """+1 / -1 per worker for conversations assigned / unassigned in this session, not flushed yet."""
+    delta: Counter = Counter()
+    for obj in (*session.new, *session.dirty):
+        if not isinstance(obj, Conversation):
+            continue
+        state = inspect(obj)
+        before = (_written(state, "status"), _written(state, "assignee_id"))
+        after = (obj.status, obj.assignee_id)
+        if before == after:
+            continue
+        if before[0] == ASSIGNED and before[1] is not None:
+            delta[before[1]] -= 1
+        if after[0] == ASSIGNED and after[1] is not None:
+            delta[after[1]] += 1
+    return delta
+
+
+def _written(state, key: str):
+    """The value as the database holds it (None for a row not written yet)."""
+    if state.pending or state.transient:
+        return None
+    history = state.attrs[key].history
+    if history.deleted:
+        return history.deleted[0]
+    return history.unchanged[0] if history.unchanged else getattr(state.obj(), key)
 
 
 async def pick_worker(session: AsyncSession, organisation_id: int, exclude: int | None = None) -> Worker | None:

@@ -4,6 +4,7 @@ through the web chat's real HTTP API; a failing message does not take the others
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from contextlib import AsyncExitStack
 
 from sqlalchemy import event, select, update
@@ -127,3 +128,26 @@ async def test_a_retry_inside_a_batch_is_not_stored_twice(settings_for):
             stored = (await session.execute(select(Message.id).where(
                 Message.external_id == f"{people[1].uid}:same-id-twice"))).all()
         assert len(stored) == 1
+
+
+async def test_handoffs_in_one_batch_are_spread_over_the_workers(settings_for):
+    from handoff.models import Worker
+    from tests.handoff.test_inbox import add_worker
+
+    async with app_client(settings_for()) as client:
+        rt = client.app.state.rt
+        await add_worker(rt, "dominique@demo.allervers.fr", "Dominique", online=True)
+        people = [Person(client) for _ in range(5)]
+        for person in people:
+            await person.send("/start")
+            await person.send(choice="oui")
+            await person.send(choice="parler")  # "C'est à quel sujet ?"
+        with InboundInserts(rt.engine) as inserts:
+            held, _ = await post_while_held(client, people, "logement")
+        assert inserts.count == held + 1  # the others were handed over in one transaction
+        await rt.drain(timeout=15)
+        async with rt.sessionmaker() as session:
+            rows = (await session.execute(select(Worker.first_name, Conversation.id).join(
+                Conversation, Conversation.assignee_id == Worker.id).where(Conversation.status == "assigned"))).all()
+        per_worker = sorted(Counter(name for name, _ in rows).values())
+        assert len(rows) == 5 and per_worker == [2, 3]  # the least busy each time, not all to the same
