@@ -72,22 +72,22 @@ class MemoryNotifier:
 
 
 class RedisNotifier(MemoryNotifier):
-    """Cross-process notifier: publishes on Redis; one listener per process fans out locally."""
+    """Cross-process notifier: every process subscribes to one Redis channel; each message on it
+    carries a list of (topic, payload) — all the updates of a batch in one PUBLISH — and the
+    listener of each process hands them to its local subscribers."""
 
-    CHANNEL_PREFIX = "allervers:live:"
+    CHANNEL = "allervers:live"
 
     def __init__(self, redis) -> None:
         super().__init__()
         self.redis = redis
         self._pubsub = None
         self._listener: asyncio.Task | None = None
-        self._ready = asyncio.Event()
 
     async def start(self) -> None:
         self._pubsub = self.redis.pubsub()
-        await self._pubsub.psubscribe(self.CHANNEL_PREFIX + "*")
+        await self._pubsub.subscribe(self.CHANNEL)
         self._listener = asyncio.create_task(self._listen(), name="redis-live-listener")
-        self._ready.set()
 
     async def close(self) -> None:
         if self._listener:
@@ -100,16 +100,11 @@ class RedisNotifier(MemoryNotifier):
             await self._pubsub.aclose()
 
     async def publish(self, topic: str, payload: dict) -> None:
-        await self.redis.publish(self.CHANNEL_PREFIX + topic, json.dumps(payload))
+        await self.publish_many([(topic, payload)])
 
     async def publish_many(self, updates: list[tuple[str, dict]]) -> None:
-        """Several updates in one round trip (a pipeline without MULTI: order kept, no transaction)."""
-        if not updates:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for topic, payload in updates:
-                pipe.publish(self.CHANNEL_PREFIX + topic, json.dumps(payload))
-            await pipe.execute()
+        if updates:
+            await self.redis.publish(self.CHANNEL, json.dumps(updates))
 
     async def _listen(self) -> None:
         while True:
@@ -121,14 +116,11 @@ class RedisNotifier(MemoryNotifier):
                 log.exception("redis live listener error")
                 await asyncio.sleep(0.5)
                 continue
-            if not message or message.get("type") != "pmessage":
+            if not message or message.get("type") != "message":
                 continue
-            channel = message["channel"]
-            if isinstance(channel, bytes):
-                channel = channel.decode()
-            data = message["data"]
             try:
-                payload = json.loads(data)
+                updates = json.loads(message["data"])
+                for topic, payload in updates:
+                    self._deliver(topic, payload)
             except (TypeError, ValueError):
-                continue
-            self._deliver(channel.removeprefix(self.CHANNEL_PREFIX), payload)
+                log.warning("unreadable live update skipped")
