@@ -91,6 +91,20 @@ def _write_pending_events(session: Session) -> None:
 @sa_event.listens_for(Session, "after_rollback")
 def _forget_pending_events(session: Session) -> None:
     session.info.pop(PENDING_EVENTS, None)
+    session.info.pop(TRANSACTION_MEMO, None)
+
+
+TRANSACTION_MEMO = "allervers_transaction_memo"
+
+
+def transaction_memo(session: AsyncSession) -> dict:
+    """A dict that lives as long as the session's transaction (what a batch looks up once)."""
+    return session.sync_session.info.setdefault(TRANSACTION_MEMO, {})
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _forget_transaction_memo(session: Session) -> None:
+    session.info.pop(TRANSACTION_MEMO, None)
 
 
 async def queue_message(session: AsyncSession, thread: Thread, message: OutboundMessage, pending: Pending,

@@ -8,6 +8,7 @@ from sqlalchemy import and_, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.models import ASSIGNED, Conversation
+from conversations.store import transaction_memo
 from handoff.models import Team, Worker
 
 
@@ -56,14 +57,17 @@ def _written(state, key: str):
 
 async def pick_worker(session: AsyncSession, organisation_id: int, exclude: int | None = None) -> Worker | None:
     """The available (online, active) worker with the fewest open conversations, under capacity."""
-    workers = (
-        await session.execute(
-            select(Worker).where(and_(Worker.organisation_id == organisation_id, Worker.is_active.is_(True),
-                                      Worker.is_online.is_(True)))
-            .order_by(Worker.id)
-        )
-    ).scalars().all()
-    workers = [w for w in workers if w.id != exclude]
+    memo = transaction_memo(session)  # one query per transaction (a batch hands several people over)
+    key = ("available_workers", organisation_id)
+    if key not in memo:
+        memo[key] = (
+            await session.execute(
+                select(Worker).where(and_(Worker.organisation_id == organisation_id, Worker.is_active.is_(True),
+                                          Worker.is_online.is_(True)))
+                .order_by(Worker.id)
+            )
+        ).scalars().all()
+    workers = [w for w in memo[key] if w.id != exclude]
     load = await open_load(session, [w.id for w in workers])
     candidates = [w for w in workers if load.get(w.id, 0) < w.capacity]
     if not candidates:
@@ -72,6 +76,9 @@ async def pick_worker(session: AsyncSession, organisation_id: int, exclude: int 
 
 
 async def queue_team(session: AsyncSession, organisation_id: int) -> Team | None:
-    return (
-        await session.execute(select(Team).where(Team.organisation_id == organisation_id).order_by(Team.id).limit(1))
-    ).scalar()
+    memo = transaction_memo(session)
+    key = ("queue_team", organisation_id)
+    if key not in memo:
+        memo[key] = (await session.execute(
+            select(Team).where(Team.organisation_id == organisation_id).order_by(Team.id).limit(1))).scalar()
+    return memo[key]
