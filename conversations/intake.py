@@ -24,25 +24,32 @@ from conversations.followups import after_receive
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 32
+LOCK_PATIENCE = 1.0  # seconds a batch waits for its people's locks before splitting up
 
 
 class Intake:
-    def __init__(self, rt, max_batch: int = MAX_BATCH, writers: int = 1) -> None:
+    def __init__(self, rt, max_batch: int = MAX_BATCH, writers: int = 1,
+                 lock_patience: float = LOCK_PATIENCE) -> None:
         self.rt = rt
         self.max_batch = max_batch
-        self.writers = writers  # batches written at the same time (1 on SQLite: one writer anyway)
+        self.writers = writers  # batches written at the same time
+        self.lock_patience = lock_patience
         self._waiting: deque[tuple[InboundMessage, asyncio.Future]] = deque()
-        self._busy: set[str] = set()  # people whose message is in a batch being written
+        self._busy: set[str] = set()  # people whose message is being written
         self._workers: set[asyncio.Task] = set()
+        self._alone: set[asyncio.Task] = set()  # messages of a split batch, written one by one
 
     async def submit(self, inbound: InboundMessage):
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((inbound, future))
-        if len(self._workers) < self.writers:
+        self._ensure_worker()
+        return await asyncio.shield(future)  # a client that goes away does not cancel the write
+
+    def _ensure_worker(self) -> None:
+        if self._waiting and len(self._workers) < self.writers:
             worker = asyncio.create_task(self._work(), name="intake")
             self._workers.add(worker)
             worker.add_done_callback(self._workers.discard)
-        return await asyncio.shield(future)  # a client that goes away does not cancel the write
 
     def _next_batch(self) -> list[tuple[InboundMessage, asyncio.Future]]:
         """The oldest waiting message of each person not being written, in arrival order."""
@@ -65,25 +72,63 @@ class Intake:
                 return
             people = {inbound.address for inbound, _ in batch}
             self._busy |= people
+            split = False
             try:
-                await self._write(batch)
-            except BaseException as error:  # noqa: BLE001 - every waiter must hear of it
+                split = not await self._write(batch)
+            except BaseException as error:  # every waiter must hear of it
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error if isinstance(error, Exception) else RuntimeError("stopped"))
                 if not isinstance(error, Exception):
                     raise
             finally:
-                self._busy -= people
+                if not split:
+                    self._busy -= people
 
-    async def _write(self, batch: list[tuple[InboundMessage, asyncio.Future]]) -> None:
+    async def _write(self, batch: list[tuple[InboundMessage, asyncio.Future]]) -> bool:
+        """Write a batch; False if it was split up instead: a lock held for long (by another process,
+        perhaps one that died: Redis locks expire after 30 s) must not hold up everyone else, so
+        each message of the batch then waits for its own person's lock, apart, as if alone."""
         from conversations.receive import store_and_handle
 
         rt = self.rt
         messages = [inbound for inbound, _ in batch]
-        async with rt.locks.hold_many(m.address for m in messages):  # sorted; one round trip on Redis
+        locks = rt.locks.hold_many(m.address for m in messages)  # sorted; one round trip on Redis
+        try:
+            async with asyncio.timeout(self.lock_patience):
+                await locks.__aenter__()
+        except TimeoutError:
+            log.warning("a person's lock is held for long; %d messages are written one by one", len(batch))
+            for item in batch:
+                task = asyncio.create_task(self._write_alone(item), name="intake-alone")
+                self._alone.add(task)
+                task.add_done_callback(self._alone.discard)
+            return False
+        try:
             done = await store_and_handle(rt, messages)
-        # Committed: from here on every waiter gets its answer, whatever fails after.
+        finally:
+            await locks.__aexit__(None, None, None)
+        await self._answer(batch, done)
+        return True
+
+    async def _write_alone(self, item: tuple[InboundMessage, asyncio.Future]) -> None:
+        from conversations.receive import store_and_handle
+
+        inbound, future = item
+        try:
+            async with self.rt.locks.hold(inbound.address):
+                done = await store_and_handle(self.rt, [inbound])
+            await self._answer([item], done)
+        except Exception as error:  # the waiter hears of it (a webhook then answers 500)
+            if not future.done():
+                future.set_exception(error)
+        finally:
+            self._busy.discard(inbound.address)
+            self._ensure_worker()  # this person's next messages may be waiting
+
+    async def _answer(self, batch: list[tuple[InboundMessage, asyncio.Future]], done: list) -> None:
+        """Committed: from here on every waiter gets its answer, whatever fails after."""
+        rt = self.rt
         try:
             await rt.after_commit(*(pending for _, pending in done))
         except Exception:

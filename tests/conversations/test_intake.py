@@ -151,3 +151,30 @@ async def test_handoffs_in_one_batch_are_spread_over_the_workers(settings_for):
                 Conversation, Conversation.assignee_id == Worker.id).where(Conversation.status == "assigned"))).all()
         per_worker = sorted(Counter(name for name, _ in rows).values())
         assert len(rows) == 5 and per_worker == [2, 3]  # the least busy each time, not all to the same
+
+
+async def test_a_lock_held_for_long_holds_up_only_that_person(settings_for):
+    async with app_client(settings_for()) as client:
+        rt = client.app.state.rt
+        stuck, others = Person(client), [Person(client) for _ in range(3)]
+        async with rt.locks.hold(f"webchat:{stuck.uid}"):  # say, by a process that died holding it
+            waiting = asyncio.create_task(stuck.post("bonjour"))
+            await asyncio.sleep(0.05)
+            started = asyncio.get_running_loop().time()
+            answered = await asyncio.wait_for(asyncio.gather(*(p.post("bonjour") for p in others)), timeout=10)
+            elapsed = asyncio.get_running_loop().time() - started
+            assert [a["duplicate"] for a in answered] == [False] * 3
+            assert elapsed < rt.intake.lock_patience + 2  # the batch split up; nobody waited for the lock
+            assert not waiting.done()  # the stuck person's message waits for their lock only
+            follow_up = asyncio.create_task(stuck.post("menu"))  # their next one waits behind it
+            await asyncio.sleep(0.1)
+            assert not follow_up.done()
+        assert (await waiting)["duplicate"] is False
+        assert (await follow_up)["duplicate"] is False
+        await rt.drain(timeout=15)
+        lines = await stuck.bot_lines()
+        assert "Bonjour" in lines[0]["text"] and len(lines) >= 2
+        async with rt.sessionmaker() as session:
+            texts = (await session.execute(select(Message.text).where(Message.direction == "in")
+                                           .order_by(Message.id))).scalars().all()
+        assert texts.count("bonjour") == 4 and texts[-1] == "menu"  # in order, nothing lost
