@@ -215,7 +215,7 @@ def main() -> int:
         resolution = communes.resolve(text)
         outcomes["one" if resolution.commune else "choice" if resolution.candidates else "unknown"] += 1
     measure("commune resolution from free text", [(communes.resolve, (text,), {}) for text in inputs])
-    print(f"  inputs: postcodes, names, without accents, St/Ste, one typo, 'postcode name', 'je suis à ...', junk")
+    print("  inputs: postcodes, names, without accents, St/Ste, one typo, 'postcode name', 'je suis à ...', junk")
     print(f"  outcomes: {outcomes}")
     positions = []
     for _ in range(2000):

@@ -189,8 +189,7 @@ class Outbox:
             return 0.0 if delay is None else delay
 
     async def _send_jobs(self, jobs: list["_Job"]) -> float:
-        """Send claimed jobs in order, record every outcome in one transaction, announce them."""
-        rt = self.rt
+        """Send claimed jobs in order, record their outcomes (with other runners', see _Recorder), announce them."""
         outcomes: list[tuple[_Job, _Outcome]] = []
         for job in jobs:
             outcome = await self._deliver(job)

@@ -28,7 +28,6 @@ from tests.e2e.whatsapp_helpers import (
     PERSON,
     body_text,
     button,
-    first_conversation,
     in_db,
     login,
     post,
