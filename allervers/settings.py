@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # Directory
     directory_autoload: bool = True
 
+    # Flow actions (call steps): their waiting message is said only if the action is still running
+    # after this many seconds (0: at once)
+    action_notice_after_seconds: float = Field(default=1.5, ge=0)
+
     # Limits
     max_text_length: int = 4096
     max_media_bytes: int = 16 * 1024 * 1024

@@ -2,11 +2,13 @@
 
 An action gets (runtime, conversation id, args, answers) and returns a JSON-able result that the
 flow saves under the step's `save` name. A failing action returns {"ok": False}: flows offer a
-human instead. Conversations left waiting for an action by a crash are resumed at start-up.
+human instead. The step's waiting message is said only if the action is slow. Conversations left
+waiting for an action by a crash are resumed at start-up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from sqlalchemy import select
@@ -33,37 +35,85 @@ ACTIONS = {"check_rights": check_rights, "find_places": find_places}
 
 
 async def run_action(rt, conversation_id: int) -> None:
-    from conversations.receive import apply_turn
-
+    """Run the action the conversation waits for, then resume its flow with the result. The call
+    step's waiting message ("⏳ Je calcule…") is said only if the action is still running after
+    `action_notice_after_seconds` (at once when 0), so always before the results."""
     async with rt.sessionmaker() as session:
-        conversation = await session.get(Conversation, conversation_id)
-        if conversation is None or (conversation.flow_state or {}).get("waiting") != "action":
+        thread = await load_thread(session, conversation_id)
+        if thread is None or (thread.conversation.flow_state or {}).get("waiting") != "action":
             return
-        state = conversation.flow_state
+        state = thread.conversation.flow_state
+        key = f"{thread.address.channel}:{thread.address.external_id}"
     requested = state.get("action") or {}
+    work = asyncio.ensure_future(_perform(rt, conversation_id, requested, state.get("answers") or {}))
+    try:
+        if requested.get("notice") and not requested.get("noticed"):
+            delay = rt.settings.action_notice_after_seconds
+            if delay > 0:
+                await asyncio.wait({work}, timeout=delay)
+            if not work.done():
+                try:
+                    await _say_notice(rt, conversation_id, key, state)
+                except Exception:  # a courtesy: the results matter more
+                    log.exception("waiting message of action %s not queued", requested.get("name"))
+        result = await work
+    finally:
+        work.cancel()  # only does something if run_action itself is cancelled (shutdown)
+    await _resume(rt, conversation_id, key, state, result)
+
+
+async def _perform(rt, conversation_id: int, requested: dict, answers: dict) -> dict:
     action = rt.actions.get(requested.get("name"))
     try:
         if action is None:
             raise LookupError(f"unknown action {requested.get('name')!r}")
-        result = await action(rt, conversation_id, requested.get("args") or {}, state.get("answers") or {})
+        result = await action(rt, conversation_id, requested.get("args") or {}, answers)
         if isinstance(result, dict):
             result.setdefault("ok", True)
+        return result
     except Exception:
         log.exception("action %s failed", requested.get("name"))
-        result = {"ok": False}
+        return {"ok": False}
+
+
+def _still_waiting_for(current: dict, state: dict) -> bool:
+    """Is the conversation still waiting for the action requested in `state`? (The person may have
+    typed "menu" meanwhile, and even reached the same step again: a new request.)"""
+    return (current.get("waiting") == "action" and current.get("flow") == state.get("flow")
+            and current.get("step") == state.get("step")
+            and (current.get("action") or {}).get("id") == (state.get("action") or {}).get("id"))
+
+
+async def _say_notice(rt, conversation_id: int, key: str, state: dict) -> None:
+    """Queue the waiting message in its own short transaction, under the person's lock; mark it
+    said, so that a restart (sweep_actions) does not say it twice."""
+    from conversations.receive import say
+
     pending = Pending.empty()
-    async with rt.sessionmaker() as session:
-        thread = await load_thread(session, conversation_id)
-        if thread is None:
-            return
-        key = f"{thread.address.channel}:{thread.address.external_id}"
+    async with rt.locks.hold(key):
+        async with rt.sessionmaker() as session, session.begin():
+            thread = await load_thread(session, conversation_id)
+            if thread is None or thread.conversation.status != BOT or thread.contact.stopped_at is not None:
+                return
+            current = thread.conversation.flow_state or {}
+            if not _still_waiting_for(current, state):
+                return
+            await say(session, thread, pending, current["action"]["notice"])
+            thread.conversation.flow_state = {**current, "action": {**current["action"], "noticed": True}}
+        await rt.after_commit(pending)
+
+
+async def _resume(rt, conversation_id: int, key: str, state: dict, result) -> None:
+    from conversations.receive import apply_turn
+
+    pending = Pending.empty()
     async with rt.locks.hold(key):
         async with rt.sessionmaker() as session, session.begin():
             thread = await load_thread(session, conversation_id)
             if thread is None or thread.conversation.status != BOT:
                 return
             current = thread.conversation.flow_state or {}
-            if current.get("waiting") != "action" or current.get("step") != state.get("step"):
+            if not _still_waiting_for(current, state):
                 return  # the person moved on (menu, stop...) meanwhile
             turn = rt.flow_engine.resume_action(current, result)
             turn.state.pop("action", None)

@@ -9,6 +9,7 @@ After commit: deliver queued rows, publish live updates, start slow actions (Ope
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
@@ -296,7 +297,11 @@ async def apply_turn(rt, session: AsyncSession, thread: Thread, turn: Turn, pend
                 if isinstance(event.value, dict) and event.value.get("summary_key"):
                     summary[event.value["summary_key"]] = event.value
         elif isinstance(event, ActionRequested):
-            turn.state["action"] = {"name": event.name, "args": event.args}
+            # An id tells this request from a later one at the same step (after "menu", say);
+            # the waiting message is said by run_action only if the action is slow.
+            turn.state["action"] = {"name": event.name, "args": event.args, "id": secrets.token_hex(8)}
+            if event.message:
+                turn.state["action"]["notice"] = event.message
             add_event(session, conversation, "action_requested", {"name": event.name})
             pending.actions.append(conversation.id)
         elif isinstance(event, HandoffRequested):

@@ -83,9 +83,9 @@ class Step(BaseModel):
     error: Text | None = None
     # branch
     else_: str | None = Field(default=None, alias="else")
-    # call: arguments (expressions) and a message said while it runs
+    # call: arguments (expressions)
     args: dict[str, Any] = Field(default_factory=dict)
-    # handoff / call: text said first
+    # handoff: text said first; call: text said only if the action makes the person wait
     message: Text | None = None
 
     @property

@@ -1,7 +1,9 @@
 """The flow engine: pure functions (flows, state, input) -> Turn(events, new state).
 
 No database, no HTTP. Slow or outside knowledge (OpenFisca, the directory) is asked for with an
-ActionRequested event; the runtime runs the action and calls `resume_action` with its result.
+ActionRequested event; the runtime runs the action and calls `resume_action` with its result. The
+call step's waiting message travels with the request (rendered, not said): the runtime says it only
+if the action is slow.
 Synchronous lookups that are pure enough (commune names) are injected as `resolvers`.
 """
 
@@ -37,6 +39,7 @@ class AnswerSaved:
 class ActionRequested:
     name: str
     args: dict
+    message: str | None = None  # to say if the action makes the person wait (the runtime decides)
 
 
 @dataclass(frozen=True)
@@ -154,11 +157,14 @@ class Engine:
     def _step(self, state: dict) -> Step:
         return self.flows[state["flow"]].steps[state["step"]]
 
-    def _say(self, turn: Turn, text, *, choices=(), request_location=False, extra: dict | None = None) -> None:
+    def _render(self, turn: Turn, text, extra: dict | None = None) -> str:
         context = turn.state.get("context")
         if extra:
             context = {**(context or {}), **extra}
-        rendered = render(text, turn.state["answers"], turn.state.get("locale", "fr"), context)
+        return render(text, turn.state["answers"], turn.state.get("locale", "fr"), context)
+
+    def _say(self, turn: Turn, text, *, choices=(), request_location=False, extra: dict | None = None) -> None:
+        rendered = self._render(turn, text, extra)
         if rendered or choices:
             turn.events.append(Said(rendered, tuple(choices), request_location))
 
@@ -217,11 +223,10 @@ class Engine:
                 self._ask(turn, step)
                 return
             elif kind == "call":
-                if step.message:
-                    self._say(turn, step.message)
+                message = self._render(turn, step.message) if step.message else None
                 args = {k: evaluate(v, answers) if isinstance(v, str) else v for k, v in step.args.items()}
                 turn.state["waiting"] = "action"
-                turn.events.append(ActionRequested(step.call, args))
+                turn.events.append(ActionRequested(step.call, args, message or None))
                 return
             elif kind == "handoff":
                 if step.message:

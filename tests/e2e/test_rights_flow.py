@@ -105,7 +105,7 @@ def shown_amount(benefit: dict) -> str:
 @pytest.mark.slow
 async def test_single_without_resources_tenant_in_nantes_sees_rsa_and_housing_aid_then_a_named_worker(
         settings_for, openfisca):
-    settings = settings_for()
+    settings = settings_for(action_notice_after_seconds=0)  # the waiting message always, first
     async with chat_app(settings, Lent(openfisca)) as client:
         person = await at_first_question(client)
         said = await answer(person, [
@@ -171,7 +171,7 @@ async def test_single_without_resources_tenant_in_nantes_sees_rsa_and_housing_ai
 
 @pytest.mark.slow
 async def test_couple_with_two_children_is_asked_ages_not_alimony(settings_for, openfisca):
-    settings = settings_for()
+    settings = settings_for(action_notice_after_seconds=60)  # longer than any estimate, loading included
     async with chat_app(settings, Lent(openfisca)) as client:
         person = await at_first_question(client)
         await answer(person, [
@@ -209,6 +209,7 @@ async def test_couple_with_two_children_is_asked_ages_not_alimony(settings_for, 
             [(b["id"], b["monthly_amount"], b["yearly_amount"]) for b in direct["benefits"]]
         text = text_of(results)
         assert "Allocations familiales" in text and "(vous la touchez déjà)" in text
+        assert "Je calcule" not in text  # answered before the delay: no waiting message
         assert any("Scolarité des enfants déduite de leur âge" in a for a in card["assumptions"])
 
 
@@ -336,7 +337,7 @@ class HeldEstimator:
 
 
 async def test_while_an_estimate_runs_other_people_are_answered_at_once(settings_for):
-    settings = settings_for()
+    settings = settings_for(action_notice_after_seconds=0.2)
     held = HeldEstimator()
     async with chat_app(settings, held) as client:
         rt = client.app.state.rt
@@ -344,7 +345,12 @@ async def test_while_an_estimate_runs_other_people_are_answered_at_once(settings
         await go_to_estimate(waiting)
         await waiting.post(choice="aucune")  # the POST returns: the estimate runs after commit
         await asyncio.wait_for(held.asked.wait(), 5)
-        assert (await waiting.new())[-1]["text"].startswith("⏳ Je calcule")
+        for _ in range(250):  # the estimate is slow: the waiting message comes after the delay
+            said = await waiting.new()
+            if said:
+                break
+            await asyncio.sleep(0.02)
+        assert said and said[-1]["text"].startswith("⏳ Je calcule")
 
         other = Person(client, drain_timeout=120)
         started = time.perf_counter()
