@@ -115,6 +115,9 @@ async def _resume(rt, conversation_id: int, key: str, state: dict, result) -> No
             current = thread.conversation.flow_state or {}
             if not _still_waiting_for(current, state):
                 return  # the person moved on (menu, stop...) meanwhile
+            if thread.contact.stopped_at is not None:  # "stop" said meanwhile: honoured, results dropped
+                thread.conversation.flow_state = {k: v for k, v in current.items() if k not in ("action", "waiting")}
+                return
             turn = rt.flow_engine.resume_action(current, result)
             turn.state.pop("action", None)
             await apply_turn(rt, session, thread, turn, pending)

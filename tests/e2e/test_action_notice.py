@@ -105,6 +105,25 @@ async def test_menu_while_the_action_runs_means_no_waiting_message_afterwards(se
         assert not any("Je calcule" in text or "environ 560 €" in text for text in await bot_texts(person))
 
 
+async def test_stop_while_the_action_runs_means_no_results_afterwards(settings_for):
+    settings = settings_for(action_notice_after_seconds=30)
+    held = HeldEstimator()
+    async with chat_app(settings, held) as client:
+        person = await at_first_question(client)
+        await go_to_estimate(person)
+        await person.post(choice="aucune")
+        await asyncio.wait_for(held.asked.wait(), 5)
+        await person.post("stop")
+        stopped = await poll_new(person)
+        assert len(stopped) == 1 and stopped[0]["text"].startswith("🛑")
+        held.release.set()
+        await client.app.state.rt.drain(timeout=10)
+        assert await person.new() == []  # "stop" is honoured: the estimate is not sent
+        said = await person.send("menu")  # restarting works, from the menu, not from old results
+        assert said[-1]["text"] == "Que voulez-vous faire ? 👇"
+        assert not any("environ 560 €" in text for text in await bot_texts(person))
+
+
 async def test_after_a_restart_the_action_runs_again_and_the_waiting_message_is_not_repeated(settings_for):
     settings = settings_for(action_notice_after_seconds=0)  # one settings: the same database twice
     held = HeldEstimator()
