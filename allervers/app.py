@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
             yield
         finally:
             await stop_housekeeping(housekeeping)
+            await stop_plugins(rt)
             await rt.close()
 
     app = FastAPI(title="Allervers", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -98,5 +99,15 @@ async def start_plugins(rt: Runtime) -> None:
         log.warning("directory unavailable")
     else:
         # Communes now (the engine's commune resolver and shared positions); places in the background
-        # (first run, when directory_autoload: the shipped open data is imported). docs/directory.md
+        # (first run, when directory_autoload: the shipped open data is imported), then a poll every
+        # directory_refresh_seconds reloads them after an import from any process. docs/directory.md
         await start_directory(rt)
+
+
+async def stop_plugins(rt: Runtime) -> None:
+    """Shutdown, before the runtime closes: the directory stops polling for imports."""
+    try:
+        from directory.flow import stop_directory
+    except ImportError:
+        return
+    await stop_directory(rt)

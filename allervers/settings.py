@@ -60,6 +60,9 @@ class Settings(BaseSettings):
 
     # Directory
     directory_autoload: bool = True
+    # Seconds between two checks for an import (from any process): a running server reloads its
+    # places after at most this long (0: never, a restart is needed)
+    directory_refresh_seconds: float = Field(default=60.0, ge=0)
 
     # Flow actions (call steps): their waiting message is said only if the action is still running
     # after this many seconds (0: at once)

@@ -71,6 +71,9 @@ async def _import(args) -> int:
         await engine.dispose()
     for line in report.summary_lines():
         print(line)
+    if report.revision is not None:
+        print(f"annuaire : révision {report.revision} ; les serveurs en marche rechargent les lieux "
+              "d'ici ALLERVERS_DIRECTORY_REFRESH_SECONDS (60 s par défaut)")
     return 0 if not report.rejected else 1
 
 

@@ -90,10 +90,11 @@ def shipped_communes() -> CommuneIndex:
 class Directory:
     """Communes + places index. Build with `await Directory.load(sessionmaker)`."""
 
-    def __init__(self, communes: CommuneIndex, places: PlaceIndex, left_out: int = 0):
+    def __init__(self, communes: CommuneIndex, places: PlaceIndex, left_out: int = 0, revision: int | None = None):
         self.communes = communes
         self.places = places
         self.left_out = left_out  # places without any usable position
+        self.revision = revision  # the directory revision read before the places (None: not noted)
 
     @classmethod
     def from_places(cls, places: list[Place], communes: CommuneIndex | None = None) -> "Directory":

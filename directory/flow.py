@@ -3,6 +3,9 @@
 * `start_directory(rt)` (app start-up): loads the communes in a worker thread, wires the engine's
   commune resolver and position lookup, then loads the places in the background (first run: the
   shipped open data is imported). The app serves meanwhile; a search waits for the places.
+  Then every `directory_refresh_seconds` it polls the directory revision that imports bump
+  (`LiveDirectory.refresh`): when it changed, a new index is built off the request path and
+  swapped in; `stop_directory(rt)` ends the polling at shutdown.
 * `commune_resolver(communes)` / `position_locator(communes)`: free text or a shared position ->
   commune candidates {"value": "insee:44143", "label": "Rezé (44400)", ...} for `input: place`.
 * `places_for_flow(directory, args, answers)`: the `find_places` action. Its JSON-able result holds
@@ -15,6 +18,7 @@ Nothing here logs what a person wrote or where they are.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -37,7 +41,9 @@ MAX_SHOWN_KEPT = 50  # places listed in the worker's summary, over all "voir plu
 
 async def open_directory(sessionmaker, autoload: bool = True) -> Directory:
     """`Directory.load` with its CPU-heavy parts (communes CSV, record validation, index) in
-    worker threads, so that the event loop keeps serving while it loads."""
+    worker threads, so that the event loop keeps serving while it loads. The directory notes the
+    revision read before the places: an import committed after that read is reloaded later."""
+    from directory.importer import read_revision
     from directory.places import PlaceIndex, load_places
 
     started = time.perf_counter()
@@ -47,22 +53,29 @@ async def open_directory(sessionmaker, autoload: bool = True) -> Directory:
         from directory.importer import ensure_loaded
 
         report = await ensure_loaded(sessionmaker)
+    revision = await read_revision(sessionmaker)
     places, left_out = await load_places(sessionmaker, communes)
     index = await asyncio.to_thread(PlaceIndex, places)
-    log.info("directory loaded: %d places (%d without position), %s, %.1f s", len(places), left_out,
-             "first-run import" if report is not None else "no import", time.perf_counter() - started)
-    return Directory(communes, index, left_out)
+    log.info("directory loaded: %d places (%d without position), revision %d, %s, %.1f s", len(places), left_out,
+             revision, "first-run import" if report is not None else "no import", time.perf_counter() - started)
+    return Directory(communes, index, left_out, revision)
 
 
 class LiveDirectory:
-    """The runtime's handle on the directory: empty until the background load ends."""
+    """The runtime's handle on the directory: empty until the background load ends, then
+    replaced as a whole when an import changed the places (`refresh`)."""
 
     def __init__(self) -> None:
         self.directory: Directory | None = None
         self.failed = False
         self.seconds: float | None = None  # how long the load took
+        self.revision: int | None = None  # the directory revision `directory` was read at
+        self.reloads = 0  # reloads done by `refresh`
+        self.reload_seconds: float | None = None  # how long the last one took
         self._communes: CommuneIndex | None = None
         self._done = asyncio.Event()
+        self._autoload = False  # as asked of the first load (a retry after its failure does the same)
+        self.refresher: asyncio.Task | None = None  # the polling task (`start_refresh`)
 
     @property
     def ready(self) -> bool:
@@ -77,9 +90,11 @@ class LiveDirectory:
 
     async def load(self, sessionmaker, autoload: bool) -> None:
         started = time.perf_counter()
+        self._autoload = autoload
         try:
             self._communes = await asyncio.to_thread(shipped_communes)
-            self.directory = await load_directory(sessionmaker, autoload)
+            directory = await load_directory(sessionmaker, autoload)
+            self.directory, self.revision = directory, directory.revision
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -97,6 +112,61 @@ class LiveDirectory:
                 return None
         return self.directory
 
+    # -- seeing imports done by other processes ----------------------------------------------------
+
+    async def refresh_once(self, sessionmaker) -> bool:
+        """Reload the places when the directory revision is not the one they were read at (or when
+        the first load failed). A new Directory is built (database reads, then CPU work in worker
+        threads) and swapped in with one assignment: a search holds the Directory it started with.
+        A failure is logged (its type only: no place data, no personal data) and keeps the
+        previous places; the next poll tries again. True when the places were replaced."""
+        from directory.importer import read_revision
+
+        try:
+            revision = await read_revision(sessionmaker)
+            if self.directory is not None:
+                if self.revision is None:  # a loader that did not note it (tests share one Directory)
+                    self.revision = revision
+                    return False
+                if revision == self.revision:
+                    return False
+            started = time.perf_counter()
+            directory = await open_directory(sessionmaker, autoload=self._autoload and self.directory is None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 (its type only: a message may quote rows)
+            log.warning("directory reload failed (%s): the previous places are kept, retried at the next poll",
+                        type(error).__name__)
+            return False
+        previous, self.revision = self.revision, directory.revision
+        self.directory, self.failed = directory, False  # the swap
+        self.reloads += 1
+        self.reload_seconds = time.perf_counter() - started
+        log.info("directory reloaded: revision %s -> %s, %d places, %.1f s", previous, directory.revision,
+                 len(directory.places), self.reload_seconds)
+        return True
+
+    async def refresh(self, sessionmaker, interval: float) -> None:
+        """Background loop: after the first load, `refresh_once` every `interval` seconds."""
+        await self._done.wait()
+        while True:
+            await asyncio.sleep(interval)
+            await self.refresh_once(sessionmaker)
+
+    def start_refresh(self, sessionmaker, interval: float) -> asyncio.Task | None:
+        """Start polling (not a Runtime task: `rt.drain` must not wait for it). 0 or less: never."""
+        if interval and interval > 0 and self.refresher is None:
+            self.refresher = asyncio.create_task(self.refresh(sessionmaker, interval), name="directory-refresh")
+        return self.refresher
+
+    async def close(self) -> None:
+        """Stop polling; a reload under way is cancelled (the current places stay)."""
+        task, self.refresher = self.refresher, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
 
 # The loader `start_directory` uses (tests replace it to share one loaded Directory).
 load_directory = open_directory
@@ -111,7 +181,14 @@ async def start_directory(rt) -> LiveDirectory:
     rt.flow_engine.resolvers["commune"] = commune_resolver(live.communes)
     rt.flow_engine.locate = position_locator(live.communes)
     rt.spawn(live.load(rt.sessionmaker, rt.settings.directory_autoload))
+    live.start_refresh(rt.sessionmaker, rt.settings.directory_refresh_seconds)
     return live
+
+
+async def stop_directory(rt) -> None:
+    """Shutdown: stop the polling started by `start_directory` (before the engine is disposed)."""
+    if isinstance(rt.directory, LiveDirectory):
+        await rt.directory.close()
 
 
 async def ready_directory(directory, timeout: float = LOAD_WAIT_SECONDS) -> Directory | None:
@@ -295,4 +372,5 @@ __all__ = [
     "places_for_flow",
     "position_locator",
     "start_directory",
+    "stop_directory",
 ]

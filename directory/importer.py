@@ -4,7 +4,8 @@ Every file is read and every record validated with the data-inclusion-schema pac
 anything is written; then everything goes to the database in one transaction. A file that cannot
 be read (not JSON, missing columns, corrupt gzip) raises ImportFileError and nothing is written.
 A record that does not validate is rejected with its id, field and message; the others are kept.
-Re-importing a record (same data·inclusion id) updates it.
+Re-importing a record (same data·inclusion id) updates it. The same transaction bumps the
+directory revision (`bump_revision`): running servers poll it and reload their places index.
 
 Records with a `structure_id` are services, the others structures. In CSV, list fields
 (thematiques, publics, reseaux_porteurs, ...) hold values separated by "|" (or by "," when the
@@ -33,6 +34,7 @@ from directory.models import (
     ORIGIN_OPEN_DATA,
     SERVICE_FIELDS,
     STRUCTURE_FIELDS,
+    DirectoryRevision,
     Service,
     Structure,
 )
@@ -78,6 +80,7 @@ class ImportReport:
     services_updated: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    revision: int | None = None  # the directory revision the import committed (None: nothing written)
 
     @property
     def accepted(self) -> int:
@@ -357,6 +360,8 @@ async def import_files(
                     batch = rows[start : start + WRITE_BATCH]
                     await session.execute(_upsert(dialect, model.__table__, batch), batch)
                     bar.update(len(batch))
+        if parsed.structures or parsed.services:
+            report.revision = await bump_revision(session)
 
     await asyncio.to_thread(_warn_about_hours, parsed, report)
     return report
@@ -374,6 +379,35 @@ def _warn_about_hours(parsed: _Parsed, report: ImportReport) -> None:
         report.warnings.append(
             f"{unreadable} horaires ne suivent pas le format OpenStreetMap : affichés « horaires non connus »"
         )
+
+
+REVISION_ROW = 1
+
+
+async def bump_revision(session) -> int:
+    """Count one more change of the places, in the caller's transaction (commits with the rows it
+    wrote). Returns the new revision. Concurrent imports wait for each other on the row, so no
+    bump is lost (an auto-increment id could commit out of order and be missed by a poller)."""
+    from allervers.database import utcnow
+
+    table = DirectoryRevision.__table__
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    now = utcnow()
+    statement = insert(table).values(id=REVISION_ROW, revision=1, changed_at=now)
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=["id"], set_={"revision": table.c.revision + 1, "changed_at": now}))
+    return await session.scalar(select(table.c.revision).where(table.c.id == REVISION_ROW))
+
+
+async def read_revision(sessionmaker) -> int:
+    """The directory revision now (one primary-key read: cheap enough to poll)."""
+    table = DirectoryRevision.__table__
+    async with sessionmaker() as session:
+        revision = await session.scalar(select(table.c.revision).where(table.c.id == REVISION_ROW))
+    return revision or 0
 
 
 async def count_places(sessionmaker) -> tuple[int, int]:
@@ -397,8 +431,10 @@ __all__ = [
     "ImportFileError",
     "ImportReport",
     "Rejection",
+    "bump_revision",
     "count_places",
     "ensure_loaded",
     "import_files",
     "read_records",
+    "read_revision",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, Float, ForeignKey, String, Text
+from sqlalchemy import Date, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from allervers.database import Base, JSONType, UTCDateTime, utcnow
@@ -87,6 +87,18 @@ class Service(Base):
     origin: Mapped[str] = mapped_column(String(20), default=ORIGIN_OPEN_DATA)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DirectoryRevision(Base):
+    """One row (id 1): a counter bumped by every import in the transaction that writes the places.
+    Running servers poll it (directory.flow.LiveDirectory.refresh) and reload their places index
+    when it changed."""
+
+    __tablename__ = "directory_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # Columns filled from a validated data·inclusion record (everything but our bookkeeping).
