@@ -111,11 +111,6 @@ class Directory:
         places, left_out = await load_places(sessionmaker, communes)
         return cls(communes, PlaceIndex(places), left_out)
 
-    async def reload(self, sessionmaker) -> None:
-        """Rebuild the places index from the database (after an import)."""
-        places, left_out = await load_places(sessionmaker, self.communes)
-        self.places, self.left_out = PlaceIndex(places), left_out
-
     def find(self, where, need: str | None = None, offset: int = 0, limit: int = 5, now: datetime | None = None):
         return find_places(self, where, need, offset=offset, limit=limit, now=now)
 
