@@ -181,3 +181,22 @@ async def test_message_bodies_never_reach_the_logs(settings_for, caplog):
                           headers={"Content-Type": "application/json"})
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert caplog.records and "0639981234" not in logged and "Secrète" not in logged
+
+
+async def test_database_errors_never_carry_the_values_of_their_statement(settings_for):
+    """A failing statement's error (logged with its traceback) names the statement, not its values."""
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from conversations.models import Address
+
+    async with app_client(settings_for()) as client:
+        rt = client.app.state.rt
+        try:
+            async with rt.sessionmaker() as session, session.begin():
+                await session.execute(insert(Address).values(  # no such contact: a foreign key error
+                    contact_id=987654321, channel="webchat", external_id="Mme Secrète 0639981234"))
+        except IntegrityError as error:
+            assert "addresses" in str(error) and "0639981234" not in str(error) and "Secrète" not in str(error)
+        else:
+            raise AssertionError("the foreign key was not enforced")
