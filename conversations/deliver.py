@@ -53,7 +53,7 @@ class Outbox:
         self.rt = rt
         self._runners: dict[int, asyncio.Task] = {}
         self._again: set[int] = set()
-        self._recorder = _Recorder(rt, self._record_all)
+        self._recorder = _Recorder(rt, self._record_all, self._announce)
 
     def kick(self, contact_id: int) -> None:
         """Make sure queued messages of this person get sent (one runner per person, in order)."""
@@ -197,8 +197,7 @@ class Outbox:
             if outcome.status == QUEUED:
                 break
         unsent = [job.message.id for job in jobs[len(outcomes):]]
-        await self._recorder.record(outcomes, unsent)
-        await self._announce(outcomes)
+        await self._recorder.record(outcomes, unsent)  # and announced
         last = outcomes[-1][1]
         if last.status == QUEUED:
             return last.delay or 0.0
@@ -294,12 +293,15 @@ class Outbox:
 
 class _Recorder:
     """Writes the outcomes of every runner's sends together: whatever waits when the previous
-    write ends goes into one transaction (no timer; alone, a runner's outcomes are written at once).
-    A runner goes on only once its outcomes are committed, so its order and retries are kept."""
+    write ends goes into one transaction (no timer; alone, a runner's outcomes are written at once),
+    then announces them in one live update. A runner goes on only once its outcomes are committed,
+    so its order and retries are kept. If the shared transaction fails (say, a person erased
+    meanwhile), each runner's outcomes are written alone, so one cannot fail the others."""
 
-    def __init__(self, rt, record_all) -> None:
+    def __init__(self, rt, record_all, announce) -> None:
         self.rt = rt
         self.record_all = record_all
+        self.announce = announce
         self._waiting: list[tuple[list, list[int], asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
 
@@ -317,22 +319,35 @@ class _Recorder:
     async def _write(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
+            written = await self._write_together(batch)
             try:
-                async with self.rt.sessionmaker() as session, session.begin():
-                    await self.record_all(session, [pair for outcomes, _, _ in batch for pair in outcomes])
-                    unsent = [message_id for _, ids, _ in batch for message_id in ids]
-                    if unsent:
-                        await session.execute(update(Message).where(Message.id.in_(unsent))
-                                              .values(status=QUEUED, attempts=Message.attempts - 1)
-                                              .execution_options(synchronize_session=False))
-            except Exception as error:  # noqa: BLE001 - each runner hears of it (rows stay 'sending')
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for _, _, future in batch:
+                await self.announce([pair for outcomes, _, _ in written for pair in outcomes])
+            except Exception:  # live updates are a courtesy: pages refresh from the database
+                log.exception("delivery outcomes not announced")
+            for _, _, future in written:
                 if not future.done():
                     future.set_result(None)
+
+    async def _write_together(self, batch: list) -> list:
+        """Write the batch in one transaction; returns the entries written (a failing one alone
+        hears of its error; its rows stay 'sending' until the start-up sweep)."""
+        try:
+            async with self.rt.sessionmaker() as session, session.begin():
+                await self.record_all(session, [pair for outcomes, _, _ in batch for pair in outcomes])
+                unsent = [message_id for _, ids, _ in batch for message_id in ids]
+                if unsent:
+                    await session.execute(update(Message).where(Message.id.in_(unsent))
+                                          .values(status=QUEUED, attempts=Message.attempts - 1)
+                                          .execution_options(synchronize_session=False))
+            return batch
+        except Exception as error:
+            if len(batch) > 1:
+                log.warning("delivery outcomes of %d runners failed together; writing them one by one", len(batch))
+                return [entry for one in batch for entry in await self._write_together([one])]
+            future = batch[0][2]
+            if not future.done():
+                future.set_exception(error)
+            return []
 
 
 BURST = 10

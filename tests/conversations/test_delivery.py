@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import sqlite3
 import time
 
 from sqlalchemy import select, update
@@ -122,3 +125,64 @@ async def test_long_polling_mode_takes_the_webhook_path(settings_for):
             texts = fake.sent_texts(999)
             assert texts[0].startswith("👋 Bonjour") and "vous ne recevrez plus" in texts[-1]
             assert fake.calls("deleteWebhook")
+
+
+@contextlib.asynccontextmanager
+async def writes_held(settings):
+    """Another connection blocks writes to the events table (as a long transaction elsewhere would)."""
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        connection = sqlite3.connect(url.split("///", 1)[1], isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            connection.execute("ROLLBACK")
+            connection.close()
+        return
+    import asyncpg
+
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    transaction = connection.transaction()
+    await transaction.start()
+    await connection.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        await transaction.rollback()
+        await connection.close()
+
+
+async def test_a_person_deleted_while_their_message_is_in_flight_does_not_fail_the_others(settings_for):
+    """Outcomes of several runners are written together; a contact deleted meanwhile (the retention
+    purge does not wait for deliveries) makes that write fail, and the others are still recorded.
+    Four people: while their sends are held, two are deleted; the first outcomes to come back are
+    written alone (writes held), the three others wait and are written together."""
+    from sqlalchemy import delete
+
+    from conversations.models import Address
+
+    with FakeTelegram() as fake:
+        settings = telegram_settings(settings_for, fake)
+        async with app_client(settings) as client:
+            rt = client.app.state.rt
+            release = fake.hold("sendMessage")
+            chats = [701, 702, 703, 704]
+            for update_id, chat in enumerate(chats, start=1):
+                assert (await post(client, start_update(update_id, chat_id=chat))).status_code == 200
+            await fake.wait_for_async(lambda: len(fake.calls("sendMessage")) >= 4)
+            async with rt.sessionmaker() as session, session.begin():
+                gone = (await session.execute(select(Address.contact_id).where(
+                    Address.external_id.in_(["701", "703"])))).scalars().all()
+                await session.execute(delete(Contact).where(Contact.id.in_(gone)))
+            async with writes_held(settings):
+                release.set()
+                await fake.wait_for_async(lambda: len(fake.calls("sendMessage")) >= 8)
+                await asyncio.sleep(0.5)  # every runner has sent and waits for its outcomes to be written
+            await rt.drain(timeout=15)
+            async with rt.sessionmaker() as session:
+                rows = (await session.execute(select(Message.contact_id, Message.status).where(
+                    Message.direction == "out"))).all()
+            assert len(rows) == 4 and not any(contact in gone for contact, _ in rows)
+            assert {status for _, status in rows} == {"sent"}  # the others' replies: recorded
+            assert len(fake.sent_texts(702)) == 2 and len(fake.sent_texts(704)) == 2

@@ -114,6 +114,7 @@ class FakeTelegram:
         self._updates: list[dict[str, Any]] = []
         self._files: dict[str, dict[str, Any]] = {}  # file_id -> File object (+ data)
         self._failures: dict[str, list[_Failure]] = {}
+        self._holds: dict[str, threading.Event] = {}
         self._message_ids = itertools.count(1)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -228,6 +229,13 @@ class FakeTelegram:
                 _Failure(status, retry_after, description) for _ in range(times)
             )
 
+    def hold(self, method: str) -> threading.Event:
+        """Calls of `method` are recorded but not answered until the returned event is set."""
+        event = threading.Event()
+        with self._lock:
+            self._holds[self._canonical.get(method.lower(), method)] = event
+        return event
+
     # Inspection ---------------------------------------------------------------------------
 
     def calls(self, method: str | None = None) -> list[Call]:
@@ -282,6 +290,9 @@ class FakeTelegram:
             self._calls.append(call)
             failures = self._failures.get(name)
             failure = failures.pop(0) if failures else None
+        held = self._holds.get(name)
+        while held is not None and not held.is_set():
+            await asyncio.sleep(0.01)
         if request.path_params["token"] != self.token:
             return self._error(call, 401)
         if failure is not None:
