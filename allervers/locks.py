@@ -40,12 +40,15 @@ class MemoryLocks:
             yield
 
 
-# Delete the key only if it still holds our token (an expired lock may belong to someone else now).
+# Delete each key only if it still holds our token (an expired lock may belong to someone else now).
 _RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
+local released = 0
+for _, key in ipairs(KEYS) do
+    if redis.call('get', key) == ARGV[1] then
+        released = released + redis.call('del', key)
+    end
 end
-return 0
+return released
 """
 
 
@@ -82,10 +85,13 @@ class RedisLocks:
     async def _acquire(self, ordered: list[str], token: str) -> list[str]:
         """All locks or an exception. First one round trip for all; if some are taken, keep only the
         sorted prefix obtained, then wait for the rest one by one, in order."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in ordered:
-                pipe.set(self.PREFIX + key, token, nx=True, px=self.timeout_ms)
-            obtained = await pipe.execute()
+        if len(ordered) == 1:
+            obtained = [await self.redis.set(self.PREFIX + ordered[0], token, nx=True, px=self.timeout_ms)]
+        else:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in ordered:
+                    pipe.set(self.PREFIX + key, token, nx=True, px=self.timeout_ms)
+                obtained = await pipe.execute()
         prefix = 0
         while prefix < len(ordered) and obtained[prefix]:
             prefix += 1
@@ -107,10 +113,7 @@ class RedisLocks:
     async def _free(self, keys: list[str], token: str) -> None:
         if not keys:
             return
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    await self._release(keys=[self.PREFIX + key], args=[token], client=pipe)
-                await pipe.execute()
-        except Exception:  # expired meanwhile or Redis gone: the keys expire by themselves
+        try:  # one script call for all the keys: one round trip
+            await self._release(keys=[self.PREFIX + key for key in keys], args=[token])
+        except Exception:  # Redis gone: the keys expire by themselves
             pass
