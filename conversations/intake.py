@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from contextlib import AsyncExitStack
 
 from bots.base import InboundMessage
 from conversations.followups import after_receive
@@ -28,15 +29,13 @@ LOCK_PATIENCE = 1.0  # seconds a batch waits for its people's locks before split
 
 
 class Intake:
-    def __init__(self, rt, max_batch: int = MAX_BATCH, writers: int = 1,
-                 lock_patience: float = LOCK_PATIENCE) -> None:
+    def __init__(self, rt, max_batch: int = MAX_BATCH, lock_patience: float = LOCK_PATIENCE) -> None:
         self.rt = rt
         self.max_batch = max_batch
-        self.writers = writers  # batches written at the same time
         self.lock_patience = lock_patience
         self._waiting: deque[tuple[InboundMessage, asyncio.Future]] = deque()
         self._busy: set[str] = set()  # people whose message is being written
-        self._workers: set[asyncio.Task] = set()
+        self._worker: asyncio.Task | None = None  # one batch written at a time
         self._alone: set[asyncio.Task] = set()  # messages of a split batch, written one by one
 
     async def submit(self, inbound: InboundMessage):
@@ -46,10 +45,8 @@ class Intake:
         return await asyncio.shield(future)  # a client that goes away does not cancel the write
 
     def _ensure_worker(self) -> None:
-        if self._waiting and len(self._workers) < self.writers:
-            worker = asyncio.create_task(self._work(), name="intake")
-            self._workers.add(worker)
-            worker.add_done_callback(self._workers.discard)
+        if self._waiting and (self._worker is None or self._worker.done()):
+            self._worker = asyncio.create_task(self._work(), name="intake")
 
     def _next_batch(self) -> list[tuple[InboundMessage, asyncio.Future]]:
         """The oldest waiting message of each person not being written, in arrival order."""
@@ -93,21 +90,18 @@ class Intake:
 
         rt = self.rt
         messages = [inbound for inbound, _ in batch]
-        locks = rt.locks.hold_many(m.address for m in messages)  # sorted; one round trip on Redis
-        try:
-            async with asyncio.timeout(self.lock_patience):
-                await locks.__aenter__()
-        except TimeoutError:
-            log.warning("a person's lock is held for long; %d messages are written one by one", len(batch))
-            for item in batch:
-                task = asyncio.create_task(self._write_alone(item), name="intake-alone")
-                self._alone.add(task)
-                task.add_done_callback(self._alone.discard)
-            return False
-        try:
+        async with AsyncExitStack() as locks:
+            try:
+                async with asyncio.timeout(self.lock_patience):  # sorted; one round trip on Redis
+                    await locks.enter_async_context(rt.locks.hold_many(m.address for m in messages))
+            except TimeoutError:
+                log.warning("a person's lock is held for long; %d messages are written one by one", len(batch))
+                for item in batch:
+                    task = asyncio.create_task(self._write_alone(item), name="intake-alone")
+                    self._alone.add(task)
+                    task.add_done_callback(self._alone.discard)
+                return False
             done = await store_and_handle(rt, messages)
-        finally:
-            await locks.__aexit__(None, None, None)
         await self._answer(batch, done)
         return True
 

@@ -34,11 +34,11 @@ class InboundInserts:
 
 
 async def post_while_held(client, people: list[Person], text: str) -> tuple[int, list[dict]]:
-    """Hold the locks of as many people as the intake has writers (as a worker's reply holds one),
-    post for them, then for everyone else at once: the writers wait on those locks while the others
+    """Hold the lock of the first person (as a worker's reply holds one), post for them, then for
+    everyone else at once: the intake's one writer waits on that lock while the others
     pile up, so the others form the next batch. Returns (number held, the answers)."""
     rt = client.app.state.rt
-    held, others = people[:rt.intake.writers], people[rt.intake.writers:]
+    held, others = people[:1], people[1:]
     async with AsyncExitStack() as locks:
         for person in held:
             await locks.enter_async_context(rt.locks.hold(f"webchat:{person.uid}"))
@@ -114,9 +114,6 @@ async def test_a_retry_inside_a_batch_is_not_stored_twice(settings_for):
         async with rt.locks.hold(f"webchat:{people[0].uid}"), rt.locks.hold(f"webchat:{people[2].uid}"):
             first = [asyncio.create_task(people[0].post("bonjour"))]
             await asyncio.sleep(0.05)
-            if rt.intake.writers > 1:
-                first.append(asyncio.create_task(people[2].post("bonjour")))
-                await asyncio.sleep(0.05)
             retry = asyncio.create_task(client.post("/chat/api/messages", json=body))
             other = asyncio.create_task(people[2].post("bonjour again"))
             await asyncio.sleep(0.05)
