@@ -60,6 +60,9 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
 
     app.include_router(webchat_media)
     app.include_router(inbox_media)
+    from admin.routes import router as admin
+
+    app.include_router(admin)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired):
