@@ -76,17 +76,18 @@ class RedisNotifier(MemoryNotifier):
     carries a list of (topic, payload) — all the updates of a batch in one PUBLISH — and the
     listener of each process hands them to its local subscribers."""
 
-    CHANNEL = "allervers:live"
-
     def __init__(self, redis) -> None:
         super().__init__()
         self.redis = redis
+        # Pub/sub channels are shared by every database of a Redis server: the channel names the
+        # database, so that deployments (or test runs) on separate databases never hear each other.
+        self.channel = f"allervers:live:{redis.connection_pool.connection_kwargs.get('db', 0)}"
         self._pubsub = None
         self._listener: asyncio.Task | None = None
 
     async def start(self) -> None:
         self._pubsub = self.redis.pubsub()
-        await self._pubsub.subscribe(self.CHANNEL)
+        await self._pubsub.subscribe(self.channel)
         self._listener = asyncio.create_task(self._listen(), name="redis-live-listener")
 
     async def close(self) -> None:
@@ -104,7 +105,7 @@ class RedisNotifier(MemoryNotifier):
 
     async def publish_many(self, updates: list[tuple[str, dict]]) -> None:
         if updates:
-            await self.redis.publish(self.CHANNEL, json.dumps(updates))
+            await self.redis.publish(self.channel, json.dumps(updates))
 
     async def _listen(self) -> None:
         while True:
