@@ -1,9 +1,11 @@
 """A small shared Playwright helper: Debian's chromium (no browser download), phone-size pages.
 
-    from tests.browser import chromium, phone_page   # noqa: F401  (pytest fixtures / helpers)
+    from tests.browser import chromium, phone_page, assert_accessible   # noqa: F401
 
     def test_x(chromium):
         page = phone_page(chromium)
+        ...
+        assert_accessible(page)   # axe-core: no serious or critical violation
 
 The browser is launched once per test module; every page gets its own context (cookies and
 localStorage of its own), a 390x844 viewport, French locale, and a short default timeout so a
@@ -67,3 +69,17 @@ def mark_no_reload(page) -> None:
 
 def assert_not_reloaded(page) -> None:
     assert page.evaluate("window.__allerversNoReload === true"), "the page was reloaded or navigated"
+
+
+def assert_accessible(page, *, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict]:
+    """Run axe-core (bundled by axe-playwright-python) on the page as it is now and fail on any
+    violation of the given impacts, naming the rule and the elements. Returns all violations."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    violations = results.response.get("violations", [])
+    bad = [v for v in violations if v.get("impact") in impacts]
+    assert not bad, "axe-core violations on " + page.url + ":\n" + "\n".join(
+        f"- {v['id']} ({v['impact']}): {v['help']} -> "
+        + ", ".join(str(node.get("target")) for node in v.get("nodes", [])[:5]) for v in bad)
+    return violations
