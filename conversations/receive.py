@@ -16,6 +16,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allervers.database import utcnow
+from allervers.logscrub import opaque
 from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
 from conversations.models import ASSIGNED, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
 from conversations.store import (
@@ -113,7 +114,9 @@ async def store_and_handle(rt, inbound: list[InboundMessage]) -> list[tuple[Rece
             for one in inbound:
                 done.extend(await store_and_handle(rt, [one]))
             return done
-        log.exception("handling failed; storing the message unhandled (update %s)", inbound[0].external_id)
+        # Never the platform ids themselves: a web chat's carries the visitor's identity, WhatsApp's the number.
+        log.exception("handling failed; storing the message unhandled (%s update %s)", inbound[0].channel,
+                      opaque(f"{inbound[0].channel}:{inbound[0].external_id}"))
         async with rt.sessionmaker() as session, session.begin():
             stored = await _store(session, rt, inbound, handled=False)
         return [(received, Pending.empty()) for received, _ in stored]
