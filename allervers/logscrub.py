@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import numbers
 import re
 import secrets
 import traceback
@@ -217,7 +218,7 @@ def _safe(render, value) -> str:
 def _scrub_arg(value: object, library: bool):
     if isinstance(value, BaseException):
         return f"{_name(value)}: {describe(value)}"
-    if not library or value is None or isinstance(value, (bool, int, float)):
+    if not library or value is None or isinstance(value, numbers.Number):  # %d and %f keep working
         return value
     if isinstance(value, str):
         return redact(value)
