@@ -75,8 +75,8 @@ def redact(text: str) -> str:
 
 
 # Exceptions ------------------------------------------------------------------------------
-_SAFE_DB_MESSAGE = re.compile(r"[A-Za-z][A-Za-z ]*(?:: [A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?(?:, [A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)*)?",
-                              re.ASCII)
+_IDENTIFIER = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?"
+_SAFE_DB_MESSAGE = re.compile(rf"[A-Za-z][A-Za-z ]*(?:: {_IDENTIFIER}(?:, {_IDENTIFIER})*)?", re.ASCII)
 _SQL_LITERAL = re.compile(r"'(?:[^']|'')*'")
 _SQL_NUMBER = re.compile(r"\b\d{5,}\b")
 
@@ -179,7 +179,8 @@ def format_exception(error: BaseException, _seen: set[int] | None = None, _inden
         out.append(f"\n{_indent}During handling of the above exception, another exception occurred:\n\n")
     if error.__traceback__ is not None:
         out.append(f"{_indent}Traceback (most recent call last):\n")
-        out.extend(_indent + line.replace("\n", "\n" + _indent).rstrip(" ") for line in traceback.format_tb(error.__traceback__))
+        for frame in traceback.format_tb(error.__traceback__):  # code lines only, never locals
+            out.append(_indent + frame.replace("\n", "\n" + _indent).rstrip(" "))
     message = describe(error)
     out.append(f"{_indent}{_name(error)}: {message}\n" if message else f"{_indent}{_name(error)}\n")
     database = is_database_error(error)
