@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, *, channels: dict | None = None) -> FastAPI:
     settings = settings or Settings()
+    from allervers import logscrub
+
+    logscrub.install(settings.secret_key)  # nothing personal in any log line, whatever its level
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

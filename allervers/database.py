@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,6 +19,8 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+log = logging.getLogger(__name__)
 
 # JSON on SQLite, JSONB on PostgreSQL.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -47,10 +51,28 @@ def make_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=10000")
+            # Deleted rows are overwritten with zeros, not left in free pages (erasure, purge).
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
+
+
+async def checkpoint(engine: AsyncEngine, attempts: int = 5) -> bool:
+    """SQLite: copy the WAL into the database file and truncate it, so that rows just deleted
+    (an erasure, a purge) leave no copy in `-wal`; with secure_delete they are zeroed in the file.
+    True when the WAL is empty afterwards. Nothing to do on PostgreSQL."""
+    if engine.dialect.name != "sqlite":
+        return True
+    for attempt in range(attempts):
+        async with engine.connect() as connection:
+            busy = (await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).first()
+        if busy is None or not busy[0]:
+            return True
+        await asyncio.sleep(0.05 * (attempt + 1))  # a reader of another process: try again shortly
+    log.warning("WAL checkpoint busy after %d attempts: deleted rows stay in the WAL until the next one", attempts)
+    return False
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

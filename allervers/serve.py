@@ -14,6 +14,9 @@ def serve(telegram_polling: bool = False, host: str | None = None, port: int | N
     settings = Settings()
     host = host or settings.host
     port = port or settings.port
+    from allervers import logscrub
+
+    logscrub.install(settings.secret_key)  # before the first record: uvicorn's included
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from allervers.app import create_app
 

@@ -242,7 +242,7 @@ class WhatsAppChannel:
             external_id=_get(raw, "id", str),
             account=account,
         )
-        log.debug("whatsapp inbound %s type=%s", common["external_id"], kind)
+        log.debug("whatsapp inbound type=%s", kind)  # never the wamid: it encodes the phone number
         if kind == "text":
             return InboundMessage(**common, text=self._text(_get(_get(raw, "text", dict), "body", str)))
         if kind == "interactive":
@@ -409,7 +409,7 @@ class WhatsAppChannel:
         except (ValueError, KeyError, IndexError, TypeError):
             # Possibly sent: not retryable, so the person never gets it twice.
             raise DeliveryError("Graph API answered without a message id", retryable=False) from None
-        log.info("whatsapp sent %s type=%s", message_id, payload["type"])
+        log.info("whatsapp sent type=%s", payload["type"])  # never the wamid: it encodes the phone number
         return SendResult(platform_message_id=message_id)
 
     async def upload_media(self, path: str | Path, *, account: str | None = None) -> Attachment:

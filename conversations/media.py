@@ -13,6 +13,7 @@ import asyncio
 import logging
 import mimetypes
 import os
+import shutil
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -78,6 +79,22 @@ def remove_files(paths) -> None:
             pass
 
 
+def remove_contact_files(settings, contact_ids, paths=()) -> None:
+    """Erasure and retention purge: the people's files (listed or not, a fetch's included) and
+    their media/<contact id>/ folders. Run after their rows are deleted."""
+    remove_files(paths)
+    root = media_root(settings)
+    for contact_id in contact_ids:
+        shutil.rmtree(root / str(int(contact_id)), ignore_errors=True)
+
+
+def _remove_empty_folder(path: Path) -> None:
+    try:
+        path.parent.rmdir()  # only if empty: the person is gone (or had no other file)
+    except OSError:
+        pass
+
+
 def check_audio(settings, data: bytes, content_type: str, kind: str) -> tuple[bytes, str, float | None, str | None]:
     """(bytes, content type, duration, refusal) — refusal is 'too_large' / 'too_long' or None."""
     if len(data) > settings.max_media_bytes:
@@ -120,6 +137,7 @@ async def attach(rt, message_id: int, data: bytes, content_type: str, duration: 
             media_id = media.id
     except Exception:
         remove_files([path])  # never an orphan file of personal data
+        _remove_empty_folder(path)  # nor an empty folder named after an erased person
         log.info("media not stored for message %s (erased meanwhile?)", message_id)
         return None
     await rt.notifier.publish(f"conversation:{conversation_id}", {"event": "media_stored",

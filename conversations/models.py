@@ -139,3 +139,15 @@ class Media(Base):
     duration_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
     path: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ErasureTombstone(Base):
+    """What is left of an erased person: a keyed hash of one of their recent inbound messages'
+    (channel, platform message id), so that a platform retrying that update after the erasure gets
+    a duplicate — nobody created again, nobody welcomed again. Nothing personal, no id in clear;
+    kept for the platforms' retry window (conversations/tombstones.py)."""
+
+    __tablename__ = "erasure_tombstones"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

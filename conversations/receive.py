@@ -8,6 +8,7 @@ After commit: deliver queued rows, publish live updates, start slow actions (Ope
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
@@ -15,8 +16,11 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allervers.database import utcnow
+from allervers.database import checkpoint, utcnow
+from allervers.logscrub import opaque
 from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
+from conversations import tombstones
+from conversations.media import remove_contact_files
 from conversations.models import ASSIGNED, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
 from conversations.store import (
     NewPerson,
@@ -113,7 +117,9 @@ async def store_and_handle(rt, inbound: list[InboundMessage]) -> list[tuple[Rece
             for one in inbound:
                 done.extend(await store_and_handle(rt, [one]))
             return done
-        log.exception("handling failed; storing the message unhandled (update %s)", inbound[0].external_id)
+        # Never the platform ids themselves: a web chat's carries the visitor's identity, WhatsApp's the number.
+        log.exception("handling failed; storing the message unhandled (%s update %s)", inbound[0].channel,
+                      opaque(f"{inbound[0].channel}:{inbound[0].external_id}"))
         async with rt.sessionmaker() as session, session.begin():
             stored = await _store(session, rt, inbound, handled=False)
         return [(received, Pending.empty()) for received, _ in stored]
@@ -140,21 +146,34 @@ async def _store(session: AsyncSession, rt, inbound: list[InboundMessage],
     """Find or create each person's thread, insert the messages (retries skipped): a few statements
     for the whole list. The messages must come from distinct people."""
     threads = await find_threads(session, [(m.channel, m.user_id) for m in inbound])
-    unknown = [m for m in inbound if (m.channel, m.user_id) not in threads]
+    now = utcnow()
+    # An update of a person erased within the platforms' retry window is a duplicate: nobody is
+    # created or welcomed again. Such a person is unknown now, or known only since the erasure.
+    suspects = [(m.channel, m.external_id) for m in inbound
+                if (m.channel, m.user_id) not in threads
+                or threads[(m.channel, m.user_id)].contact.created_at >= now - tombstones.RETRY_WINDOW]
+    erased = await tombstones.buried(session, rt.settings.secret_key, suspects) if suspects else set()
+    unknown = [m for m in inbound if (m.channel, m.user_id) not in threads and (m.channel, m.external_id) not in erased]
     if unknown:
         threads.update(await create_threads(session, [
             NewPerson(await organisation_for(session, rt, m), m.channel, m.user_id, m.account,
                       rt.locale_for(m.locale)) for m in unknown]))
-    now = utcnow()
     rows = []
     for message in inbound:
+        if (message.channel, message.external_id) in erased:
+            continue
         values = inbound_values(message)
         if handled:
             values["handled_at"] = now
         rows.append((threads[(message.channel, message.user_id)], values))
-    inserted = await insert_inbound_many(session, rows)
+    inserted = await insert_inbound_many(session, rows) if rows else {}
     stored = []
-    for message, (thread, _) in zip(inbound, rows):
+    kept = iter(rows)
+    for message in inbound:
+        if (message.channel, message.external_id) in erased:
+            stored.append((Received(duplicate=True), None))
+            continue
+        thread, _ = next(kept)
         message_id = inserted.get((message.channel, message.external_id))
         if message_id is None:
             stored.append((Received(duplicate=True, conversation_id=thread.conversation.id), thread))
@@ -347,12 +366,17 @@ async def erase_contact(rt, session: AsyncSession, thread: Thread, pending: Pend
 
 
 async def erase_now(rt, contact_id: int) -> list[str]:
-    """Delete the contact and, by cascade, every row about them; returns their files to remove.
-    Holds the person's outbox lock so that no delivery of theirs is being recorded meanwhile."""
+    """Delete the contact and, by cascade, every row about them, leaving tombstones of their recent
+    updates (conversations.tombstones); remove their files and folder; on SQLite, checkpoint the WAL
+    so that the deleted rows are gone from the files too. Returns the paths of their files (already
+    removed). Holds the person's outbox lock so that no delivery of theirs is being recorded meanwhile."""
     async with rt.locks.hold(f"outbox:{contact_id}"):
         async with rt.sessionmaker() as session, session.begin():
             paths = (await session.execute(select(Media.path).where(Media.contact_id == contact_id))).scalars().all()
+            await tombstones.bury(session, rt.settings.secret_key, [contact_id])
             await session.execute(delete(Contact).where(Contact.id == contact_id))
+    await asyncio.to_thread(remove_contact_files, rt.settings, [contact_id], paths)
+    await checkpoint(rt.engine)
     log.info("contact erased on request")
     return list(paths)
 

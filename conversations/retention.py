@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 
-from allervers.database import utcnow
-from conversations.media import media_root, remove_files, sweep_fetches
+from allervers.database import checkpoint, utcnow
+from conversations import tombstones
+from conversations.media import remove_contact_files, sweep_fetches
 from conversations.models import Contact, Media, Message
 
 log = logging.getLogger(__name__)
@@ -32,19 +33,23 @@ async def expired_contacts(session, cutoff: datetime) -> list[int]:
 
 async def purge_expired(rt, now: datetime | None = None, dry_run: bool = False) -> int:
     """Delete contacts past the retention period and their files. Returns how many contacts."""
-    cutoff = (now or utcnow()) - timedelta(days=rt.settings.retention_days)
+    now = now or utcnow()
+    cutoff = now - timedelta(days=rt.settings.retention_days)
     async with rt.sessionmaker() as session, session.begin():
         ids = await expired_contacts(session, cutoff)
-        if not ids or dry_run:
+        if dry_run:
             return len(ids)
+        forgotten = await tombstones.forget_old(session, now)  # past the platforms' retry window
+        if not ids:
+            return 0
         paths = list((await session.execute(select(Media.path).where(Media.contact_id.in_(ids)))).scalars().all())
+        # A retention shorter than the retry window: their last updates may still be retried.
+        await tombstones.bury(session, rt.settings.secret_key, ids, now)
         await session.execute(delete(Contact).where(Contact.id.in_(ids)))
-    remove_files(paths)
-    root = media_root(rt.settings)
-    for contact_id in ids:
-        with contextlib.suppress(OSError):
-            (root / str(contact_id)).rmdir()  # only if empty
-    log.info("retention purge: %s contact(s) and %s file(s) deleted", len(ids), len(paths))
+    await asyncio.to_thread(remove_contact_files, rt.settings, ids, paths)  # files and folders
+    await checkpoint(rt.engine)  # SQLite: nothing of them left in the WAL
+    log.info("retention purge: %s contact(s) and %s file(s) deleted (%s old tombstone(s) forgotten)",
+             len(ids), len(paths), forgotten)
     return len(ids)
 
 

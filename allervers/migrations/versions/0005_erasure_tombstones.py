@@ -4,7 +4,8 @@ Revision ID: 0005_erasure_tombstones
 Revises: 0004_sessions
 Create Date: 2026-12-01 19:55:00
 
-Owner while wave 2 is built in parallel: logs/erasure helper. Fill upgrade()/downgrade(); keep the revision chain.
+A keyed hash of (channel, platform message id) per recent inbound message of an erased person:
+platform retries after an erasure are duplicates (conversations/tombstones.py).
 """
 import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
@@ -18,8 +19,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table('erasure_tombstones',
+    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('digest', name=op.f('pk_erasure_tombstones'))
+    )
+    with op.batch_alter_table('erasure_tombstones', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_erasure_tombstones_created_at'), ['created_at'], unique=False)
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('erasure_tombstones', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_erasure_tombstones_created_at'))
+    op.drop_table('erasure_tombstones')
