@@ -237,6 +237,43 @@ def _check_coordinates(row: dict) -> list[tuple[str, str]]:
     return errors
 
 
+_FRENCH_ERRORS = {
+    "missing": "champ obligatoire manquant",
+    "string_pattern_mismatch": "format non valide",
+    "string_type": "du texte est attendu",
+    "float_parsing": "un nombre est attendu",
+    "float_type": "un nombre est attendu",
+    "int_parsing": "un nombre entier est attendu",
+    "bool_parsing": "oui ou non est attendu",
+    "list_type": "une liste est attendue",
+    "enum": "valeur inconnue",
+    "literal_error": "valeur inconnue",
+    "date_parsing": "date non valide (AAAA-MM-JJ)",
+    "date_from_datetime_parsing": "date non valide (AAAA-MM-JJ)",
+    "date_type": "date non valide (AAAA-MM-JJ)",
+    "url_parsing": "adresse web non valide (https://…)",
+    "url_scheme": "adresse web non valide (https://…)",
+    "url_type": "adresse web non valide (https://…)",
+    "extra_forbidden": "champ inconnu",
+}
+
+
+def french_error(item: dict) -> str:
+    """A pydantic validation error in French (the admin reads it); data·inclusion's own
+    messages are French already. Never the value."""
+    kind, context = item.get("type", ""), item.get("ctx") or {}
+    if kind == "string_too_short":
+        return f"trop court ({context.get('min_length', '?')} caractères au moins)"
+    if kind == "string_too_long":
+        return f"trop long ({context.get('max_length', '?')} caractères au plus)"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return "valeur hors limites"
+    if kind == "value_error":
+        message = str(item.get("msg", "")).removeprefix("Value error, ")
+        return "adresse e-mail non valide" if "email" in message else message
+    return _FRENCH_ERRORS.get(kind, str(item.get("msg", "valeur non valide")))
+
+
 def _trusted_row(record: dict, fields: list[str]) -> dict:
     row = {name: record.get(name) for name in fields}
     for name in LIST_FIELDS & row.keys():
@@ -288,7 +325,7 @@ def validate(
             try:
                 model = (v1.Service if is_service else v1.Structure).model_validate(record)
             except ValidationError as error:
-                errors = [(".".join(str(part) for part in item["loc"]), item["msg"]) for item in error.errors()]
+                errors = [(".".join(str(part) for part in item["loc"]), french_error(item)) for item in error.errors()]
                 report.rejected.append(Rejection(file, label, errors, location))
                 continue
             row = _row(model, fields)
