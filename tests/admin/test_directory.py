@@ -408,3 +408,23 @@ async def test_every_directory_route_refuses_anonymous_workers_and_missing_csrf(
                                          if path.endswith("import") else None)
             assert response.status_code == 403, path
         assert await counts(rt) == before
+
+
+async def test_a_place_change_reaches_another_process_at_once_through_redis(settings_for, backend):
+    """Two apps on one database and one Redis (as two servers): the polling is off (an hour), yet
+    the second one's finder sees the first one's change within seconds (the announcement)."""
+    from tests.conftest import REDIS_URL
+
+    if backend != "postgres" or not REDIS_URL:
+        pytest.skip("across processes: PostgreSQL + Redis (SQLite runs one process; its servers poll)")
+    settings = settings_for(directory_refresh_seconds=3600)
+    async with app_client(settings) as first, app_client(settings) as second:
+        other = second.app.state.rt
+        await first.app.state.rt.directory.get()
+        await other.directory.get()
+        await asyncio.sleep(0.3)  # both listeners subscribed
+        csrf = await as_admin(first, settings)
+        started = time.perf_counter()
+        assert (await first.post("/admin/directory/save", data=place_form(csrf))).status_code == 303
+        await eventually(lambda: "Restos du Cœur de Rezé" in names(other, "44400", "se-nourrir", "demo"), timeout=10)
+        print(f"\nplace change visible to another process's finder after {time.perf_counter() - started:.2f} s")
