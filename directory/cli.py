@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     importing.add_argument("files", nargs="+", metavar="FILE")
     importing.add_argument("--admin", action="store_true", help="places added by admins (not open data)")
     importing.add_argument("--progress", action="store_true", help="show a progress bar (default: on a terminal)")
+    importing.add_argument("--organisation", metavar="SLUG", default=None,
+                           help="the records become this organisation's own places (as an import from its console)")
 
     near = commands.add_parser("near", help="resolve a commune and list the nearest places for a need")
     near.add_argument("where", metavar="TEXT", help='postcode, commune name, "insee:44143" or "lat,lon"')
@@ -60,12 +62,16 @@ async def _import(args) -> int:
 
     engine, sessionmaker = await _database()
     try:
+        if args.organisation and not await _organisation_exists(sessionmaker, args.organisation):
+            print(f"organisation inconnue : {args.organisation}", file=sys.stderr)
+            return 2
         await ensure_loaded(sessionmaker, progress=args.progress or None)
         report = await import_files(
             sessionmaker,
             args.files,
             origin=ORIGIN_ADMIN if args.admin else ORIGIN_OPEN_DATA,
             progress=True if args.progress else None,
+            owner=args.organisation,
         )
     except ImportFileError as error:
         print(f"rien n'a été importé : {error}", file=sys.stderr)
