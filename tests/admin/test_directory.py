@@ -353,7 +353,7 @@ async def until_finished(client, url: str, timeout: float = 30) -> str:
     raise AssertionError("the import did not finish")
 
 
-async def test_import_json_of_structures_and_services(settings_for):
+async def test_import_json_of_structures_and_services(settings_for, tmp_path):
     settings = settings_for()
     async with app_client(settings) as client:
         rt = client.app.state.rt
@@ -367,6 +367,23 @@ async def test_import_json_of_structures_and_services(settings_for):
         result = await until_finished(client, started.headers["location"] + "/progress")
         assert "2 enregistrements acceptés, 0 refusé" in result
         await eventually(lambda: names(rt, "44400", "se-nourrir", "demo") == ["Médiathèque de Rezé"], timeout=10)
+
+        # The CLI imports for an organisation the same way (one implementation).
+        from directory.models import Structure
+
+        upload = tmp_path / "cli.csv"
+        upload.write_text(CSV_HEADER + "asso,asso--cli,Permanence CLI,2026-10-01,44400,Rezé,47.18,-1.55,\n",
+                          encoding="utf-8")
+        env = dict(os.environ, ALLERVERS_DATABASE_URL=settings.database_url)
+        run = lambda *args: subprocess.run([sys.executable, "-m", "allervers.cli", "places", "import", *args],  # noqa: E731
+                                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        done, unknown = await asyncio.gather(asyncio.to_thread(run, "--organisation", "demo", str(upload)),
+                                             asyncio.to_thread(run, "--organisation", "nulle-part", str(upload)))
+        assert done.returncode == 0, done.stderr
+        assert unknown.returncode == 2 and "organisation inconnue" in unknown.stderr
+        async with rt.sessionmaker() as session:
+            cli_place = await session.get(Structure, "organisation:demo--asso--cli")
+        assert cli_place is not None and cli_place.source == "organisation:demo" and cli_place.origin == "organisation"
 
 
 # -- who may use the room ------------------------------------------------------------------------
