@@ -16,3 +16,8 @@ async def home(request: Request, admin: Worker = Depends(current_admin)):
     async with request.app.state.rt.sessionmaker() as session:
         organisation = await session.get(Organisation, admin.organisation_id)
     return admin_page(request, "admin/home.html", admin, organisation=organisation)
+
+
+from admin.directory import router as directory_router  # noqa: E402 (the rooms after the home)
+
+router.include_router(directory_router)

@@ -26,9 +26,9 @@ async def check_rights(rt, conversation_id: int, args: dict, answers: dict) -> d
 
 
 async def find_places(rt, conversation_id: int, args: dict, answers: dict) -> dict:
-    from directory.flow import places_for_flow
+    from directory.flow import places_for_conversation
 
-    return await places_for_flow(rt.directory, args, answers)
+    return await places_for_conversation(rt, conversation_id, args, answers)  # its organisation's view
 
 
 ACTIONS = {"check_rights": check_rights, "find_places": find_places}

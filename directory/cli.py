@@ -1,4 +1,5 @@
-"""`allervers places import FILE... [--admin] [--progress]` and `allervers places near TEXT --need NEED`.
+"""`allervers places import FILE... [--admin] [--progress]` and
+`allervers places near TEXT --need NEED [--organisation SLUG]`.
 
 Imported for every `allervers` command: only argparse at module level.
 """
@@ -23,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     importing.add_argument("files", nargs="+", metavar="FILE")
     importing.add_argument("--admin", action="store_true", help="places added by admins (not open data)")
     importing.add_argument("--progress", action="store_true", help="show a progress bar (default: on a terminal)")
+    importing.add_argument("--organisation", metavar="SLUG", default=None,
+                           help="the records become this organisation's own places (as an import from its console)")
 
     near = commands.add_parser("near", help="resolve a commune and list the nearest places for a need")
     near.add_argument("where", metavar="TEXT", help='postcode, commune name, "insee:44143" or "lat,lon"')
@@ -31,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     near.add_argument("--offset", type=int, default=0)
     near.add_argument("--json", action="store_true", help="print the answer as JSON")
     near.add_argument("--text", action="store_true", help="print the messages the bot would send")
+    near.add_argument("--organisation", metavar="SLUG", default=None,
+                      help="what this organisation's people see: its own places, its hides and corrections")
 
     commands.add_parser("needs", help="list the needs and their data·inclusion thématiques")
 
@@ -57,12 +62,16 @@ async def _import(args) -> int:
 
     engine, sessionmaker = await _database()
     try:
+        if args.organisation and not await _organisation_exists(sessionmaker, args.organisation):
+            print(f"organisation inconnue : {args.organisation}", file=sys.stderr)
+            return 2
         await ensure_loaded(sessionmaker, progress=args.progress or None)
         report = await import_files(
             sessionmaker,
             args.files,
             origin=ORIGIN_ADMIN if args.admin else ORIGIN_OPEN_DATA,
             progress=True if args.progress else None,
+            owner=args.organisation,
         )
     except ImportFileError as error:
         print(f"rien n'a été importé : {error}", file=sys.stderr)
@@ -88,10 +97,14 @@ async def _near(args) -> int:
         return 2
     engine, sessionmaker = await _database()
     try:
+        if args.organisation and not await _organisation_exists(sessionmaker, args.organisation):
+            print(f"organisation inconnue : {args.organisation}", file=sys.stderr)
+            return 2
         directory = await Directory.load(sessionmaker)
     finally:
         await engine.dispose()
-    answer = directory.find(args.where, args.need, offset=args.offset, limit=args.limit)
+    answer = directory.find(args.where, args.need, offset=args.offset, limit=args.limit,
+                            organisation=args.organisation)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     elif args.text:
@@ -101,6 +114,15 @@ async def _near(args) -> int:
     else:
         _print_answer(answer)
     return 0 if answer.status == "places" else 1
+
+
+async def _organisation_exists(sessionmaker, slug: str) -> bool:
+    from sqlalchemy import select
+
+    from handoff.models import Organisation
+
+    async with sessionmaker() as session:
+        return await session.scalar(select(Organisation.id).where(Organisation.slug == slug)) is not None
 
 
 def _print_answer(answer) -> None:

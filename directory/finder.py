@@ -15,7 +15,7 @@ from directory.communes import Commune, CommuneIndex
 from directory.emergency import EmergencyNumber, numbers_for
 from directory.hours import describe
 from directory.needs import Need, resolve_need
-from directory.places import RADII_KM, Place, PlaceIndex, load_places
+from directory.places import RADII_KM, Place, PlaceIndex, load_overrides, load_places
 
 MAX_LIMIT = 10
 POSITION_MAX_KM = 25.0  # farther than this from every commune centre: "too far" (sea, abroad)
@@ -109,10 +109,13 @@ class Directory:
             await ensure_loaded(sessionmaker)
         communes = shipped_communes()
         places, left_out = await load_places(sessionmaker, communes)
-        return cls(communes, PlaceIndex(places), left_out)
+        index = PlaceIndex(places)
+        index.overrides = await load_overrides(sessionmaker)
+        return cls(communes, index, left_out)
 
-    def find(self, where, need: str | None = None, offset: int = 0, limit: int = 5, now: datetime | None = None):
-        return find_places(self, where, need, offset=offset, limit=limit, now=now)
+    def find(self, where, need: str | None = None, offset: int = 0, limit: int = 5, now: datetime | None = None,
+             organisation: str | None = None):
+        return find_places(self, where, need, offset=offset, limit=limit, now=now, organisation=organisation)
 
 
 def map_link(latitude: float, longitude: float) -> str:
@@ -174,10 +177,13 @@ def find_places(
     offset: int = 0,
     limit: int = 5,
     now: datetime | None = None,
+    organisation: str | None = None,
 ) -> PlacesAnswer:
     """`where`: free text ("44400", "Rezé", "st nazaire"), "insee:44143" (a chosen button),
     a (latitude, longitude) pair or {"latitude", "longitude"} (a shared location), or "47.17,-1.55".
     `need`: a need id (directory.needs), a data·inclusion catégorie or thématique, or None.
+    `organisation`: the slug of the person's organisation: its own places, without the shared
+    places it hid, with its corrections instead of the places they correct.
     Raises directory.needs.UnknownNeed for anything else."""
     resolved_need: Need | None = resolve_need(need)
     limit = min(max(int(limit), 1), MAX_LIMIT)
@@ -222,7 +228,8 @@ def find_places(
             return answer
         latitude, longitude = resolution_commune.latitude, resolution_commune.longitude
 
-    result = directory.places.nearest(latitude, longitude, resolved_need, limit=limit, offset=offset)
+    result = directory.places.nearest(latitude, longitude, resolved_need, limit=limit, offset=offset,
+                                      organisation=organisation)
     answer.places = [_card(place, distance, now) for place, distance in result.hits]
     answer.radius_km = result.radius_km
     answer.widened = result.widened

@@ -44,7 +44,7 @@ async def open_directory(sessionmaker, autoload: bool = True) -> Directory:
     worker threads, so that the event loop keeps serving while it loads. The directory notes the
     revision read before the places: an import committed after that read is reloaded later."""
     from directory.importer import read_revision
-    from directory.places import PlaceIndex, load_places
+    from directory.places import PlaceIndex, load_overrides, load_places
 
     started = time.perf_counter()
     communes = await asyncio.to_thread(shipped_communes)
@@ -56,6 +56,7 @@ async def open_directory(sessionmaker, autoload: bool = True) -> Directory:
     revision = await read_revision(sessionmaker)
     places, left_out = await load_places(sessionmaker, communes)
     index = await asyncio.to_thread(PlaceIndex, places)
+    index.overrides = await load_overrides(sessionmaker)
     log.info("directory loaded: %d places (%d without position), revision %d, %s, %.1f s", len(places), left_out,
              revision, "first-run import" if report is not None else "no import", time.perf_counter() - started)
     return Directory(communes, index, left_out, revision)
@@ -76,6 +77,8 @@ class LiveDirectory:
         self._done = asyncio.Event()
         self._autoload = False  # as asked of the first load (a retry after its failure does the same)
         self.refresher: asyncio.Task | None = None  # the polling task (`start_refresh`)
+        self.listener: asyncio.Task | None = None  # the change announcements task (`start_listening`)
+        self._refreshing = asyncio.Lock()  # a poll and an announcement never build two indexes at once
 
     @property
     def ready(self) -> bool:
@@ -159,13 +162,43 @@ class LiveDirectory:
             self.refresher = asyncio.create_task(self.refresh(sessionmaker, interval), name="directory-refresh")
         return self.refresher
 
+    def start_listening(self, notifier, sessionmaker) -> asyncio.Task | None:
+        """Reload as soon as any process announces a change (`announce_change`: the console's
+        edits), rather than at the next poll. The poll stays the safety net."""
+        if notifier is None or self.listener is not None:
+            return self.listener
+
+        async def listen() -> None:
+            await self._done.wait()
+            async with notifier.subscribe(CHANGES_TOPIC) as subscription:
+                while True:
+                    if await subscription.get() is not None:
+                        await self.refresh_once(sessionmaker)
+
+        self.listener = asyncio.create_task(listen(), name="directory-changes")
+        return self.listener
+
     async def close(self) -> None:
         """Stop polling; a reload under way is cancelled (the current places stay)."""
-        task, self.refresher = self.refresher, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for name in ("refresher", "listener"):
+            task = getattr(self, name)
+            setattr(self, name, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+CHANGES_TOPIC = "directory:changes"
+
+
+async def announce_change(rt, revision: int | None) -> None:
+    """After a commit that bumped the directory revision: every process (this one included)
+    reloads its places now. Best effort: a lost announcement is caught up by the poll."""
+    try:
+        await rt.notifier.publish(CHANGES_TOPIC, {"revision": revision})
+    except Exception as error:  # noqa: BLE001
+        log.warning("directory change not announced (%s): the next poll reloads", type(error).__name__)
 
 
 # The loader `start_directory` uses (tests replace it to share one loaded Directory).
@@ -182,6 +215,7 @@ async def start_directory(rt) -> LiveDirectory:
     rt.flow_engine.locate = position_locator(live.communes)
     rt.spawn(live.load(rt.sessionmaker, rt.settings.directory_autoload))
     live.start_refresh(rt.sessionmaker, rt.settings.directory_refresh_seconds)
+    live.start_listening(getattr(rt, "notifier", None), rt.sessionmaker)
     return live
 
 
@@ -343,8 +377,27 @@ def unavailable(need: str | None = None) -> dict:
     }
 
 
-async def places_for_flow(directory, args: dict, answers: dict) -> dict:
-    """The `find_places` action. args: need, where (the saved `place` answer), offset, limit."""
+async def organisation_of(rt, conversation_id: int) -> str | None:
+    """The slug of the organisation a conversation belongs to (what its places search honours)."""
+    from sqlalchemy import select
+
+    from conversations.models import Conversation
+    from handoff.models import Organisation
+
+    async with rt.sessionmaker() as session:
+        return await session.scalar(select(Organisation.slug).join(
+            Conversation, Conversation.organisation_id == Organisation.id).where(Conversation.id == conversation_id))
+
+
+async def places_for_conversation(rt, conversation_id: int, args: dict, answers: dict) -> dict:
+    """The `find_places` action of one conversation: what its organisation's people see."""
+    organisation = await organisation_of(rt, conversation_id)
+    return await places_for_flow(rt.directory, args, answers, organisation=organisation)
+
+
+async def places_for_flow(directory, args: dict, answers: dict, organisation: str | None = None) -> dict:
+    """The `find_places` action. args: need, where (the saved `place` answer), offset, limit.
+    `organisation`: its slug (its own places, hides and corrections)."""
     need = args.get("need") if args.get("need") is not None else answers.get("need")
     where = args.get("where") if args.get("where") is not None else answers.get("place")
     try:
@@ -356,7 +409,7 @@ async def places_for_flow(directory, args: dict, answers: dict) -> dict:
     if loaded is None:
         return unavailable(need)
     try:
-        answer = find_places(loaded, _where(where), need, offset=offset, limit=limit)
+        answer = find_places(loaded, _where(where), need, offset=offset, limit=limit, organisation=organisation)
     except UnknownNeed:
         return unavailable(need)
     previous = answers.get(args.get("previous") or "places_result")
@@ -365,10 +418,12 @@ async def places_for_flow(directory, args: dict, answers: dict) -> dict:
 
 __all__ = [
     "LiveDirectory",
+    "announce_change",
     "candidate",
     "commune_resolver",
     "flow_result",
     "open_directory",
+    "places_for_conversation",
     "places_for_flow",
     "position_locator",
     "start_directory",

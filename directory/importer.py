@@ -32,11 +32,13 @@ from sqlalchemy import func, select
 from directory.models import (
     ORIGIN_ADMIN,
     ORIGIN_OPEN_DATA,
+    ORIGIN_ORGANISATION,
     SERVICE_FIELDS,
     STRUCTURE_FIELDS,
     DirectoryRevision,
     Service,
     Structure,
+    owner_source,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -65,6 +67,7 @@ class Rejection:
     file: str
     record: str  # data·inclusion id, or "ligne N" / "enregistrement N" when the id is missing
     errors: list[tuple[str, str]]  # (field, message)
+    location: str = ""  # "ligne N" / "enregistrement N" in its file (also when `record` is the id)
 
     def __str__(self) -> str:
         reasons = "; ".join(f"{name or '-'} : {message}" for name, message in self.errors)
@@ -81,6 +84,7 @@ class ImportReport:
     rejected: list[Rejection] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     revision: int | None = None  # the directory revision the import committed (None: nothing written)
+    written_ids: list[str] = field(default_factory=list)  # structures then services written (stored ids)
 
     @property
     def accepted(self) -> int:
@@ -233,6 +237,43 @@ def _check_coordinates(row: dict) -> list[tuple[str, str]]:
     return errors
 
 
+_FRENCH_ERRORS = {
+    "missing": "champ obligatoire manquant",
+    "string_pattern_mismatch": "format non valide",
+    "string_type": "du texte est attendu",
+    "float_parsing": "un nombre est attendu",
+    "float_type": "un nombre est attendu",
+    "int_parsing": "un nombre entier est attendu",
+    "bool_parsing": "oui ou non est attendu",
+    "list_type": "une liste est attendue",
+    "enum": "valeur inconnue",
+    "literal_error": "valeur inconnue",
+    "date_parsing": "date non valide (AAAA-MM-JJ)",
+    "date_from_datetime_parsing": "date non valide (AAAA-MM-JJ)",
+    "date_type": "date non valide (AAAA-MM-JJ)",
+    "url_parsing": "adresse web non valide (https://…)",
+    "url_scheme": "adresse web non valide (https://…)",
+    "url_type": "adresse web non valide (https://…)",
+    "extra_forbidden": "champ inconnu",
+}
+
+
+def french_error(item: dict) -> str:
+    """A pydantic validation error in French (the admin reads it); data·inclusion's own
+    messages are French already. Never the value."""
+    kind, context = item.get("type", ""), item.get("ctx") or {}
+    if kind == "string_too_short":
+        return f"trop court ({context.get('min_length', '?')} caractères au moins)"
+    if kind == "string_too_long":
+        return f"trop long ({context.get('max_length', '?')} caractères au plus)"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return "valeur hors limites"
+    if kind == "value_error":
+        message = str(item.get("msg", "")).removeprefix("Value error, ")
+        return "adresse e-mail non valide" if "email" in message else message
+    return _FRENCH_ERRORS.get(kind, str(item.get("msg", "valeur non valide")))
+
+
 def _trusted_row(record: dict, fields: list[str]) -> dict:
     row = {name: record.get(name) for name in fields}
     for name in LIST_FIELDS & row.keys():
@@ -241,13 +282,29 @@ def _trusted_row(record: dict, fields: list[str]) -> dict:
     return row
 
 
+def owned_id(owner: str, record_id: str) -> str:
+    """An organisation's record id: "organisation:<slug>--<id>" (kept when already so)."""
+    prefix = owner_source(owner) + "--"
+    return record_id if record_id.startswith(prefix) else prefix + record_id
+
+
+def _own(row: dict, owner: str) -> None:
+    """Make a validated row the organisation's: its source, its ids in the organisation's namespace
+    (an organisation's import can never overwrite a shared place or another organisation's)."""
+    row["source"] = owner_source(owner)
+    row["id"] = owned_id(owner, row["id"])
+    if row.get("structure_id"):
+        row["structure_id"] = owned_id(owner, row["structure_id"])
+
+
 def validate(
-    file: str, records: list[tuple[str, dict]], parsed: _Parsed, report: ImportReport, bar=None, trusted: bool = False
+    file: str, records: list[tuple[str, dict]], parsed: _Parsed, report: ImportReport, bar=None, trusted: bool = False,
+    owner: str | None = None,
 ) -> None:
     """Validate records with data-inclusion-schema; good ones go to `parsed`, bad ones to the report.
 
     `trusted` skips the schema (the shipped files, validated by the test suite) to keep the
-    first run fast."""
+    first run fast. `owner`: an organisation's slug, whose records these become (`_own`)."""
     from pydantic import ValidationError
 
     from data_inclusion.schema import v1
@@ -256,7 +313,7 @@ def validate(
         if bar is not None:
             bar.update(1)
         if not isinstance(record, dict):
-            report.rejected.append(Rejection(file, location, [("", "un objet JSON est attendu")]))
+            report.rejected.append(Rejection(file, location, [("", "un objet JSON est attendu")], location))
             continue
         is_service = "structure_id" in record
         record_id = record.get("id")
@@ -268,17 +325,19 @@ def validate(
             try:
                 model = (v1.Service if is_service else v1.Structure).model_validate(record)
             except ValidationError as error:
-                errors = [(".".join(str(part) for part in item["loc"]), item["msg"]) for item in error.errors()]
-                report.rejected.append(Rejection(file, label, errors))
+                errors = [(".".join(str(part) for part in item["loc"]), french_error(item)) for item in error.errors()]
+                report.rejected.append(Rejection(file, label, errors, location))
                 continue
             row = _row(model, fields)
         errors = _check_coordinates(row)
         if errors:
-            report.rejected.append(Rejection(file, label, errors))
+            report.rejected.append(Rejection(file, label, errors, location))
             continue
+        if owner is not None:
+            _own(row, owner)
         target = parsed.services if is_service else parsed.structures
         if row["id"] in target:
-            report.rejected.append(Rejection(file, label, [("id", "en double dans l'import")]))
+            report.rejected.append(Rejection(file, label, [("id", "en double dans l'import")], location))
             continue
         target[row["id"]] = row
 
@@ -304,6 +363,27 @@ async def _existing_ids(session, model) -> set[str]:
     return set((await session.scalars(select(model.id))).all())
 
 
+class _Bar:
+    """tqdm's `update` for a progress callback: progress(phase, done, total)."""
+
+    def __init__(self, callback, phase: str, total: int):
+        self.callback, self.phase, self.total, self.done = callback, phase, total, 0
+        callback(phase, 0, total)
+
+    def update(self, count: int = 1) -> None:
+        self.done += count
+        self.callback(self.phase, self.done, self.total)
+
+
+class _Both:
+    def __init__(self, *bars):
+        self.bars = [bar for bar in bars if bar is not None]
+
+    def update(self, count: int = 1) -> None:
+        for bar in self.bars:
+            bar.update(count)
+
+
 async def import_files(
     sessionmaker,
     paths: Iterable[Path | str],
@@ -311,28 +391,69 @@ async def import_files(
     origin: str = ORIGIN_OPEN_DATA,
     progress: bool | None = None,
     trusted: bool = False,
+    owner: str | None = None,
+    on_progress=None,
+    before_commit=None,
 ) -> ImportReport:
     """Read, validate and write data·inclusion records; ImportFileError writes nothing.
 
-    `progress`: a progress bar on stderr (None: only when stderr is a terminal)."""
+    `progress`: a progress bar on stderr (None: only when stderr is a terminal). The files are
+    read in a worker thread; then `import_records` (see there for `owner`, `on_progress` and
+    `before_commit`)."""
+    paths = [Path(path) for path in paths]
+    warnings: list[str] = []
+
+    def read() -> list[tuple[str, list[tuple[str, dict]]]]:  # CPU-bound: in a worker thread
+        return [(path.name, read_records(path, warnings)) for path in paths]  # all parsed first
+
+    if on_progress is not None:
+        on_progress("lecture", 0, len(paths))
+    files = await asyncio.to_thread(read)
+    return await import_records(sessionmaker, files, origin=origin, progress=progress, trusted=trusted, owner=owner,
+                                on_progress=on_progress, before_commit=before_commit, warnings=warnings)
+
+
+async def import_records(
+    sessionmaker,
+    files: list[tuple[str, list[tuple[str, dict]]]],
+    *,
+    origin: str = ORIGIN_OPEN_DATA,
+    progress: bool | None = None,
+    trusted: bool = False,
+    owner: str | None = None,
+    on_progress=None,
+    before_commit=None,
+    warnings: list[str] | None = None,
+) -> ImportReport:
+    """Validate and write records already read: [(file name, [(location, record), ...]), ...].
+    The one implementation behind the CLI's import, the console's file import and its place form.
+
+    `owner`: an organisation's slug: every record becomes its own (source "organisation:<slug>",
+    ids "organisation:<slug>--<id>", origin "organisation"), shown to its people only.
+    `on_progress(phase, done, total)`: called as records are validated ("validation", from a
+    worker thread) and written ("écriture"). `before_commit(session, report)`: awaited inside the
+    import's transaction before it commits, when something is written (the console's audit entry
+    and overrides: written with the places or not at all)."""
     from tqdm import tqdm
 
     from allervers.database import utcnow
 
+    if owner is not None:
+        origin = ORIGIN_ORGANISATION
     report = ImportReport()
+    report.warnings.extend(warnings or [])
     parsed = _Parsed()
     show = progress if progress is not None else sys.stderr.isatty()
 
-    def read_and_validate() -> None:  # CPU-bound: in a worker thread, the event loop stays free
-        files = [(Path(path), read_records(Path(path), report.warnings)) for path in paths]  # all parsed first
+    def validate_all() -> None:  # CPU-bound: in a worker thread, the event loop stays free
         total = sum(len(records) for _, records in files)
+        callback = _Bar(on_progress, "validation", total) if on_progress is not None else None
         with tqdm(total=total, desc="validation", unit=" enr.", disable=not show, file=sys.stderr) as bar:
-            for path, records in files:
-                report.files.append(path.name)
-                validate(path.name, records, parsed, report, bar, trusted=trusted)
+            for name, records in files:
+                report.files.append(name)
+                validate(name, records, parsed, report, _Both(bar, callback), trusted=trusted, owner=owner)
 
-    paths = list(paths)
-    await asyncio.to_thread(read_and_validate)
+    await asyncio.to_thread(validate_all)
 
     async with sessionmaker() as session, session.begin():
         known_structures = await _existing_ids(session, Structure)
@@ -344,6 +465,8 @@ async def import_files(
 
         now = utcnow()
         dialect = session.bind.dialect.name
+        written = len(parsed.structures) + len(parsed.services)
+        callback = _Bar(on_progress, "écriture", written) if on_progress is not None else None
         for model, rows, known in (
             (Structure, list(parsed.structures.values()), known_structures),
             (Service, list(parsed.services.values()), known_services),
@@ -355,12 +478,15 @@ async def import_files(
                 report.structures_created, report.structures_updated = created, len(rows) - created
             else:
                 report.services_created, report.services_updated = created, len(rows) - created
+            report.written_ids += [row["id"] for row in rows]
             with tqdm(total=len(rows), desc=f"écriture {model.__tablename__}", disable=not show, file=sys.stderr) as bar:
                 for start in range(0, len(rows), WRITE_BATCH):
                     batch = rows[start : start + WRITE_BATCH]
                     await session.execute(_upsert(dialect, model.__table__, batch), batch)
-                    bar.update(len(batch))
+                    _Both(bar, callback).update(len(batch))
         if parsed.structures or parsed.services:
+            if before_commit is not None:
+                await before_commit(session, report)
             report.revision = await bump_revision(session)
 
     await asyncio.to_thread(_warn_about_hours, parsed, report)
@@ -435,6 +561,8 @@ __all__ = [
     "count_places",
     "ensure_loaded",
     "import_files",
+    "import_records",
+    "owned_id",
     "read_records",
     "read_revision",
 ]

@@ -8,13 +8,29 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Date, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from allervers.database import Base, JSONType, UTCDateTime, utcnow
 
 ORIGIN_OPEN_DATA = "open-data"
 ORIGIN_ADMIN = "admin"
+# Places an organisation added from the console (or imported from its page): shown to that
+# organisation's people only. Their `source` is "organisation:<slug>" and their id
+# "organisation:<slug>--<id>" (`owner_source`).
+ORIGIN_ORGANISATION = "organisation"
+OWNER_PREFIX = "organisation:"
+
+
+def owner_source(slug: str) -> str:
+    return f"{OWNER_PREFIX}{slug}"
+
+
+def owner_of(origin: str | None, source: str | None) -> str | None:
+    """The slug of the organisation owning a place (None: shared with everyone)."""
+    if origin == ORIGIN_ORGANISATION and source and source.startswith(OWNER_PREFIX):
+        return source.removeprefix(OWNER_PREFIX)
+    return None
 
 
 class Structure(Base):
@@ -99,6 +115,23 @@ class DirectoryRevision(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     revision: Mapped[int] = mapped_column(Integer, default=0)
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PlaceOverride(Base):
+    """What one organisation changes about a place for its own people, without touching the place:
+    `hidden` (not shown to them) or `replacement_id` (shown instead: the organisation's corrected
+    copy, a structure of its own). Everyone else still sees the place as it is."""
+
+    __tablename__ = "directory_overrides"
+    __table_args__ = (UniqueConstraint("organisation_id", "place_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    place_id: Mapped[str] = mapped_column(ForeignKey("directory_structures.id", ondelete="CASCADE"))
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    replacement_id: Mapped[str | None] = mapped_column(
+        ForeignKey("directory_structures.id", ondelete="CASCADE"), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 # Columns filled from a validated data·inclusion record (everything but our bookkeeping).

@@ -38,6 +38,19 @@ class Place:
     origin: str = "open-data"
     approximate: bool = False  # placed at its commune's centre (no coordinates in the data)
     services: tuple[str, ...] = ()  # service names
+    owner: str | None = None  # slug of the organisation whose people only see it (None: everyone)
+
+
+@dataclass(slots=True)
+class Overrides:
+    """One organisation's view of the shared places: ids it hides, ids its corrections replace."""
+
+    hidden: set[str] = field(default_factory=set)
+    replaced: dict[str, str] = field(default_factory=dict)  # shared id -> the organisation's copy
+
+    @property
+    def excluded(self) -> set[str]:
+        return self.hidden | set(self.replaced)
 
 
 @dataclass(slots=True)
@@ -100,6 +113,8 @@ class PlaceIndex:
         self._low = np.array([b[0] for b in bits], dtype=np.uint64)
         self._high = np.array([b[1] for b in bits], dtype=np.uint64)
         self._subsets: dict[tuple[str, ...] | None, _Subset] = {}
+        self._views: dict[str | None, np.ndarray | None] = {}
+        self.overrides: dict[str, Overrides] = {}  # organisation slug -> what it hides or corrects
         self._subset(None)
         if prepare is None:
             from directory.needs import NEEDS
@@ -128,6 +143,23 @@ class PlaceIndex:
             subset = self._subsets[key] = _Subset(positions, self.latitudes, self.longitudes)
         return subset
 
+    def view(self, organisation: str | None) -> np.ndarray | None:
+        """Which places the people of `organisation` (a slug; None: no organisation) see, as a
+        boolean mask over `places` (None: all of them): the shared places minus those it hides or
+        corrects, plus its own (not another organisation's). Built once per index and organisation."""
+        if organisation in self._views:
+            return self._views[organisation]
+        overrides = self.overrides.get(organisation) if organisation else None
+        excluded = overrides.excluded if overrides else set()
+        visible = np.fromiter(
+            ((place.owner is None or place.owner == organisation) and place.id not in excluded
+             for place in self.places), dtype=bool, count=len(self.places))
+        mask = None if visible.all() else visible
+        if len(self._views) > 256:  # organisations come and go: keep the cache bounded
+            self._views.clear()
+        self._views[organisation] = mask
+        return mask
+
     def nearest(
         self,
         latitude: float,
@@ -136,17 +168,20 @@ class PlaceIndex:
         limit: int = 5,
         offset: int = 0,
         radii: tuple[float, ...] = RADII_KM,
+        organisation: str | None = None,
     ) -> NearestResult:
         """Places by distance, filtered by need, from the smallest radius holding a full page
-        (offset + limit places); the largest radius otherwise."""
+        (offset + limit places); the largest radius otherwise. `organisation`: what its people
+        see (`view`)."""
         limit, offset = max(int(limit), 1), max(int(offset), 0)
         wanted = offset + limit
         subset = self._subset(need)
+        visible = self.view(organisation)
         lat, lon = np.radians(latitude), np.radians(longitude)
         cos_lat = np.cos(lat)
         # Widen step by step: each radius only looks at its own latitude band.
         for step, radius in enumerate(radii):
-            candidates, distances = self._within(subset, latitude, longitude, lat, lon, cos_lat, radius)
+            candidates, distances = self._within(subset, latitude, longitude, lat, lon, cos_lat, radius, visible)
             if len(candidates) >= wanted or step == len(radii) - 1:
                 break
         if len(candidates) > wanted:
@@ -159,7 +194,7 @@ class PlaceIndex:
             has_more = len(candidates) > wanted
         else:
             has_more = len(candidates) > wanted or bool(
-                len(self._within(subset, latitude, longitude, lat, lon, cos_lat, radii[-1])[0]) > wanted
+                len(self._within(subset, latitude, longitude, lat, lon, cos_lat, radii[-1], visible)[0]) > wanted
             )
         return NearestResult(
             hits=hits,
@@ -171,8 +206,8 @@ class PlaceIndex:
         )
 
     @staticmethod
-    def _within(subset: _Subset, latitude, longitude, lat, lon, cos_lat, radius):
-        """(positions in the subset, distances in km) of the places within `radius` km."""
+    def _within(subset: _Subset, latitude, longitude, lat, lon, cos_lat, radius, visible=None):
+        """(positions in the subset, distances in km) of the visible places within `radius` km."""
         band = radius / KM_PER_DEGREE
         start, stop = np.searchsorted(subset.latitudes, (latitude - band, latitude + band))
         if start == stop:
@@ -185,6 +220,8 @@ class PlaceIndex:
         else:
             inside = np.arange(stop - start)
         candidates = inside + start
+        if visible is not None:
+            candidates = candidates[visible[subset.positions[candidates]]]
         half_dlat = np.sin((np.radians(subset.latitudes[candidates]) - lat) * 0.5)
         half_dlon = np.sin((np.radians(subset.longitudes[candidates]) - lon) * 0.5)
         a = half_dlat * half_dlat + cos_lat * subset.cos_lat[candidates] * half_dlon * half_dlon
@@ -251,6 +288,7 @@ async def load_places(sessionmaker, communes=None) -> tuple[list[Place], int]:
                     Structure.telephone,
                     Structure.horaires_accueil,
                     Structure.origin,
+                    Structure.source,
                 )
             )
         ).all()
@@ -264,6 +302,8 @@ def _json_list(value):
 
 
 def _build_places(service_rows, structure_rows, communes) -> tuple[list[Place], int]:
+    from directory.models import owner_of
+
     services_by_structure: dict[str, list] = {}
     for row in service_rows:
         services_by_structure.setdefault(row.structure_id, []).append(row)
@@ -295,6 +335,28 @@ def _build_places(service_rows, structure_rows, communes) -> tuple[list[Place], 
                 origin=row.origin,
                 approximate=approximate,
                 services=tuple(dict.fromkeys(s.nom for s in services)),
+                owner=owner_of(row.origin, row.source),
             )
         )
     return places, left_out
+
+
+async def load_overrides(sessionmaker) -> dict[str, Overrides]:
+    """Every organisation's hides and corrections, by organisation slug."""
+    from sqlalchemy import select
+
+    from directory.models import PlaceOverride
+    from handoff.models import Organisation
+
+    async with sessionmaker() as session:
+        rows = (await session.execute(
+            select(Organisation.slug, PlaceOverride.place_id, PlaceOverride.hidden, PlaceOverride.replacement_id)
+            .join(Organisation, Organisation.id == PlaceOverride.organisation_id))).all()
+    overrides: dict[str, Overrides] = {}
+    for slug, place_id, hidden, replacement_id in rows:
+        entry = overrides.setdefault(slug, Overrides())
+        if hidden:
+            entry.hidden.add(place_id)
+        if replacement_id:
+            entry.replaced[place_id] = replacement_id
+    return overrides
