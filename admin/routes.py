@@ -1,18 +1,55 @@
-"""The console's home and the router that gathers every admin room."""
+"""The console's home and the router that gathers every admin room.
+
+`router` (included by allervers/app.py) holds the console under /admin and the public invitation
+page (/invite/<token>). A room is a module with a `router` (its prefix under /admin); the rooms built
+in parallel (flows, directory) are included when their module exists.
+"""
 
 from __future__ import annotations
 
+import importlib
+import logging
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy import func, select
 
+from admin import audit_log, invite, organisation, people, teams
 from admin.access import admin_page, current_admin
-from handoff.models import Organisation, Worker
+from handoff.models import Organisation, Team, Worker
 
-router = APIRouter(prefix="/admin")
+log = logging.getLogger(__name__)
+console = APIRouter(prefix="/admin")
+OPTIONAL_ROOMS = ("admin.flows", "admin.directory")
 
 
-@router.get("", response_class=HTMLResponse)
+@console.get("", response_class=HTMLResponse)
 async def home(request: Request, admin: Worker = Depends(current_admin)):
     async with request.app.state.rt.sessionmaker() as session:
-        organisation = await session.get(Organisation, admin.organisation_id)
-    return admin_page(request, "admin/home.html", admin, organisation=organisation)
+        organisation_row = await session.get(Organisation, admin.organisation_id)
+        counts = {
+            "workers": (await session.execute(select(func.count()).where(
+                Worker.organisation_id == admin.organisation_id, Worker.is_active.is_(True)))).scalar(),
+            "invited": (await session.execute(select(func.count()).where(
+                Worker.organisation_id == admin.organisation_id, Worker.is_active.is_(False),
+                Worker.deactivated_at.is_(None)))).scalar(),
+            "teams": (await session.execute(select(func.count()).where(
+                Team.organisation_id == admin.organisation_id))).scalar(),
+        }
+    return admin_page(request, "admin/home.html", admin, organisation=organisation_row, counts=counts)
+
+
+for room in (people, teams, organisation, audit_log):
+    console.include_router(room.router)
+router = APIRouter()
+for name in OPTIONAL_ROOMS:
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        continue
+    room_router = getattr(module, "router", None)
+    if isinstance(room_router, APIRouter):
+        # A room's prefix may be relative ("/flows") or whole ("/admin/flows").
+        (router if room_router.prefix.startswith("/admin") else console).include_router(room_router)
+router.include_router(console)
+router.include_router(invite.router)
