@@ -33,6 +33,8 @@ async def expired_contacts(session, cutoff: datetime) -> list[int]:
 async def purge_expired(rt, now: datetime | None = None, dry_run: bool = False) -> int:
     """Delete contacts past the retention period and their files. Returns how many contacts."""
     cutoff = (now or utcnow()) - timedelta(days=rt.settings.retention_days)
+    if not dry_run:
+        await purge_audit_log(rt, now or utcnow())
     async with rt.sessionmaker() as session, session.begin():
         ids = await expired_contacts(session, cutoff)
         if not ids or dry_run:
@@ -46,6 +48,17 @@ async def purge_expired(rt, now: datetime | None = None, dry_run: bool = False) 
             (root / str(contact_id)).rmdir()  # only if empty
     log.info("retention purge: %s contact(s) and %s file(s) deleted", len(ids), len(paths))
     return len(ids)
+
+
+async def purge_audit_log(rt, now: datetime) -> int:
+    """The admin audit log keeps entries for the organisation's retention period (admin/audit.py)."""
+    from admin.audit import purge_audit
+
+    async with rt.sessionmaker() as session, session.begin():
+        deleted = await purge_audit(session, now, rt.settings.retention_days)
+    if deleted:
+        log.info("retention purge: %s audit entr(y/ies) deleted", deleted)
+    return deleted
 
 
 async def housekeeping(rt) -> None:
