@@ -10,11 +10,13 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
 
+from admin import departements
 from admin import hours as weekly
 from admin.access import admin_page, current_admin
 from admin.audit import record
 from admin.forms import FormError, checkbox, owned, read_form, text
 from allervers.database import utcnow
+from directory.communes import normalize_name
 from handoff.models import Team, Territory, Worker
 
 router = APIRouter(prefix="/teams")
@@ -185,22 +187,31 @@ async def preview(request: Request, team_id: int, admin: Worker = Depends(curren
         "message": message or DEFAULT_OUT_OF_HOURS, "length": len(message), "max_message": MAX_MESSAGE})
 
 
+def _departement_choice(index, code: str) -> dict | None:
+    count = departement_counts(index).get(code, 0)
+    return {"kind": "departement", "code": code, "label": departements.label(code), "communes": count} if count else None
+
+
 def _resolve(index, query: str) -> tuple[list[dict], str | None]:
-    """Postcode, commune name or département number -> choices {"kind", "code", "label"}."""
+    """Postcode, commune name, département number or name -> choices {"kind", "code", "label"}.
+    A name that is both a département and communes ("Vienne") offers them all."""
     match = _DEPARTEMENT.match(query.strip())
     if match:
-        code = match.group(1).upper()
-        count = departement_counts(index).get(code, 0)
-        if not count:
-            return [], f"Aucune commune connue dans le département {code}."
-        return [{"kind": "departement", "code": code, "label": f"Département {code}", "communes": count}], None
+        choice = _departement_choice(index, match.group(1).upper())
+        if choice is None:
+            return [], f"Aucune commune connue dans le département {match.group(1).upper()}."
+        return [choice], None
+    named = departements.by_name(query)
+    choices = [c for c in [_departement_choice(index, named)] if c] if named else []
     resolution = index.resolve(query)
-    found = [resolution.commune] if resolution.commune is not None and not resolution.candidates else \
-        (resolution.candidates or ([resolution.commune] if resolution.commune else []))
-    if not found:
+    found = resolution.candidates or ([resolution.commune] if resolution.commune else [])
+    if named:  # only the communes of exactly that name next to the département
+        found = [c for c in found if normalize_name(c.name) == normalize_name(query)]
+    choices += [{"kind": "commune", "code": c.code_insee, "label": f"{c.name} ({c.departement})", "communes": 1}
+                for c in found]
+    if not choices:
         return [], f"« {query[:60]} » : aucune commune trouvée. Essayez un code postal ou un numéro de département."
-    return [{"kind": "commune", "code": c.code_insee, "label": f"{c.name} ({c.departement})", "communes": 1}
-            for c in found], None
+    return choices, None
 
 
 @router.post("/{team_id}/territories", response_class=HTMLResponse)
@@ -216,7 +227,7 @@ async def add_territory(request: Request, team_id: int, admin: Worker = Depends(
     if kind or code:
         choices, problem = [], None
         if kind == "departement" and departement_counts(index).get(code):
-            choices = [{"kind": kind, "code": code, "label": f"Département {code}"}]
+            choices = [_departement_choice(index, code)]
         elif kind == "commune" and index.get(code) is not None:
             commune = index.get(code)
             choices = [{"kind": kind, "code": code, "label": f"{commune.name} ({commune.departement})"}]

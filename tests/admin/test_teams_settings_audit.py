@@ -44,8 +44,12 @@ async def test_team_hours_message_and_territories(settings_for):
         assert several.status_code == 200 and "lequel" in several.text
         unknown = await client.post(f"/admin/teams/{team_id}/territories", data={"q": "Zzzzqx", "csrf_token": csrf})
         assert unknown.status_code == 400 and "aucune commune" in unknown.text
-        dep = await client.post(f"/admin/teams/{team_id}/territories", data={"q": "85", "csrf_token": csrf})
+        dep = await client.post(f"/admin/teams/{team_id}/territories", data={"q": "Vendée", "csrf_token": csrf})
         assert dep.status_code == 303
+        both = await client.post(f"/admin/teams/{team_id}/territories", data={"q": "Vienne", "csrf_token": csrf})
+        assert "Vienne (86)" in both.text and "Vienne (38)" in both.text  # the département and the commune
+        assert (await client.post(f"/admin/teams/{team_id}/territories", data={"q": "dép. 85", "csrf_token": csrf})
+                ).status_code == 303  # already there: nothing added
         again = await client.post(f"/admin/teams/{team_id}/territories", data={"kind": "commune", "code": "44143",
                                                                             "csrf_token": csrf})
         assert again.status_code == 303
@@ -57,7 +61,7 @@ async def test_team_hours_message_and_territories(settings_for):
         assert sorted((t.kind, t.code) for t in territories) == [("commune", "44143"), ("departement", "85")]
         page = await client.get(f"/admin/teams/{team_id}")
         vendee = sum(1 for c in rt.directory.communes().communes if c.departement == "85")
-        assert f"{vendee + 1} communes" in page.text and "Rezé (44)" in page.text
+        assert f"{vendee + 1} communes" in page.text and "Rezé (44)" in page.text and "Vendée (85)" in page.text
         removed = await client.post(f"/admin/teams/{team_id}/territories/{territories[0].id}/delete",
                                     data={"csrf_token": csrf})
         assert removed.status_code == 303
