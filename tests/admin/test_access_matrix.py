@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from allervers.auth import hash_password
 from allervers.database import Base
