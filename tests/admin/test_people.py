@@ -150,6 +150,15 @@ async def test_edit_a_worker_and_the_team_lead_sees_the_team(settings_for):
         async with rt.sessionmaker() as session:
             camille = await session.get(Worker, camille.id)
         assert camille.is_team_lead and camille.capacity == 8 and camille.job_title == "médiatrice numérique"
+        # Sam (same team) answers someone: Camille, team lead, sees it under « Mon équipe »
+        async with rt.sessionmaker() as session, session.begin():
+            await session.execute(update(Worker).where(Worker.id == camille.id).values(is_online=False))
+            await session.execute(update(Worker).where(Worker.id == sam.id).values(is_online=True))
+        person = await consented(client)
+        await person.send("humain")
         client.cookies.clear()
         await login(client, "camille@demo.allervers.fr", "allervers-demo")
-        assert "Mon équipe" in (await client.get("/inbox")).text
+        assert "Mon équipe (1)" in (await client.get("/inbox")).text
+        async with rt.sessionmaker() as session, session.begin():
+            await session.execute(update(Worker).where(Worker.id == camille.id).values(is_team_lead=False))
+        assert "Mon équipe" not in (await client.get("/inbox")).text
