@@ -76,6 +76,7 @@ async def _run(args: argparse.Namespace, settings) -> list[str]:
             if args.admin_command == "bootstrap":
                 organisation = await _organisation(session, args.organisation_slug, args.organisation_name, args.team)
                 return [f"organisation {organisation.slug!r} created (id {organisation.id}, team {args.team!r})",
+                        *_default_hint(settings, organisation.slug),
                         *await _admin(session, settings, organisation, args.email, args.first_name, args.job_title)]
             if args.admin_command == "create-organisation":
                 organisation = await _organisation(session, args.slug, args.name, args.team)
@@ -112,6 +113,13 @@ async def _organisation(session, slug: str, name: str, team_name: str):
     record(session, organisation_id=organisation.id, actor_id=None, action="organisation.created",
            target_type="organisation", target_id=organisation.id, details={"by": "cli"})
     return organisation
+
+
+def _default_hint(settings, slug: str) -> list[str]:
+    if settings.default_organisation == slug:
+        return []
+    return [f"note: set ALLERVERS_DEFAULT_ORGANISATION={slug} so that people writing on a channel that names "
+            f"no organisation reach this one (now: {settings.default_organisation!r})"]
 
 
 async def _find_organisation(session, slug: str):
