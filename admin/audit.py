@@ -38,3 +38,25 @@ def record(session: AsyncSession, *, organisation_id: int, actor_id: int | None,
                        target_type=target_type, target_id=target_id, details=details or {})
     session.add(entry)
     return entry
+
+
+async def purge_audit(session: AsyncSession, now: datetime, default_days: int) -> int:
+    """Delete entries older than their organisation's retention period (its own, or the deployment's)."""
+    from datetime import timedelta
+
+    from sqlalchemy import delete, select
+
+    from handoff.models import Organisation
+
+    own = dict((await session.execute(select(Organisation.id, Organisation.retention_days).where(
+        Organisation.retention_days.is_not(None)))).all())
+    deleted = 0
+    for organisation_id, days in own.items():
+        result = await session.execute(delete(AuditEntry).where(
+            AuditEntry.organisation_id == organisation_id, AuditEntry.created_at < now - timedelta(days=days)))
+        deleted += result.rowcount or 0
+    others = delete(AuditEntry).where(AuditEntry.created_at < now - timedelta(days=default_days))
+    if own:
+        others = others.where(AuditEntry.organisation_id.not_in(list(own)))
+    deleted += (await session.execute(others)).rowcount or 0
+    return deleted

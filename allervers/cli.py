@@ -14,6 +14,7 @@ import sys
 GROUPS = {
     "rights": ("rights.cli", "OpenFisca-France estimates outside the chat"),
     "places": ("directory.cli", "local directory: import places, find the nearest"),
+    "admin": ("admin.cli", "deployment operator: create an organisation and its first admin (one-time link)"),
 }
 
 

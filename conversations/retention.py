@@ -35,6 +35,8 @@ async def purge_expired(rt, now: datetime | None = None, dry_run: bool = False) 
     """Delete contacts past the retention period and their files. Returns how many contacts."""
     now = now or utcnow()
     cutoff = now - timedelta(days=rt.settings.retention_days)
+    if not dry_run:
+        await purge_audit_log(rt, now)
     async with rt.sessionmaker() as session, session.begin():
         ids = await expired_contacts(session, cutoff)
         if dry_run:
@@ -51,6 +53,17 @@ async def purge_expired(rt, now: datetime | None = None, dry_run: bool = False) 
     log.info("retention purge: %s contact(s) and %s file(s) deleted (%s old tombstone(s) forgotten)",
              len(ids), len(paths), forgotten)
     return len(ids)
+
+
+async def purge_audit_log(rt, now: datetime) -> int:
+    """The admin audit log keeps entries for the organisation's retention period (admin/audit.py)."""
+    from admin.audit import purge_audit
+
+    async with rt.sessionmaker() as session, session.begin():
+        deleted = await purge_audit(session, now, rt.settings.retention_days)
+    if deleted:
+        log.info("retention purge: %s audit entr(y/ies) deleted", deleted)
+    return deleted
 
 
 async def housekeeping(rt) -> None:

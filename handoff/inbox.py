@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import func, select
 
+from admin.audit import record as record_audit
 from allervers.auth import authenticate, check_csrf, csrf_token, current_worker
 from allervers.database import utcnow
 from conversations.models import ASSIGNED, CLOSED, INBOUND, WAITING, Address, Contact, Conversation, Event, Message
@@ -107,15 +108,22 @@ async def lists(request: Request, worker: Worker) -> dict:
             .group_by(Conversation.id, Address.channel)
             .order_by(Conversation.updated_at.desc())
         )).all()
-        workers = dict((await session.execute(select(Worker.id, Worker.first_name).where(
-            Worker.organisation_id == worker.organisation_id))).all())
+        rows_of_workers = (await session.execute(select(Worker.id, Worker.first_name, Worker.team_id).where(
+            Worker.organisation_id == worker.organisation_id))).all()
+    workers = {row.id: row.first_name for row in rows_of_workers}
+    team_members = {row.id: row.team_id for row in rows_of_workers}
     items = [{"conversation": c, "channel": channel, "last_at": last, "assignee": workers.get(c.assignee_id),
               "topic": (c.summary or {}).get("answers", {}).get("topic")} for c, channel, last in rows]
-    return {
+    result = {
         "waiting": [i for i in items if i["conversation"].status == WAITING],
         "mine": [i for i in items if i["conversation"].status == ASSIGNED and i["conversation"].assignee_id == worker.id],
         "others": [i for i in items if i["conversation"].status == ASSIGNED and i["conversation"].assignee_id != worker.id],
+        "team": [],
     }
+    if worker.is_team_lead and worker.team_id:  # a team lead also sees their team's conversations together
+        result["team"] = [i for i in result["others"] if i["conversation"].team_id == worker.team_id
+                          or team_members.get(i["conversation"].assignee_id) == worker.team_id]
+    return result
 
 
 @router.get("", response_class=HTMLResponse)
@@ -180,6 +188,9 @@ async def conversation_context(request: Request, worker: Worker, conversation: C
 @router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
 async def conversation_page(request: Request, conversation_id: int, worker: Worker = Depends(current_worker)):
     conversation = await conversation_for(request, worker, conversation_id)
+    async with request.app.state.rt.sessionmaker() as session, session.begin():  # who opened what, when
+        record_audit(session, organisation_id=worker.organisation_id, actor_id=worker.id,
+                     action="conversation.opened", target_type="conversation", target_id=conversation_id)
     return page(request, "inbox/conversation.html", **await conversation_context(request, worker, conversation))
 
 

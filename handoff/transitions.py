@@ -127,5 +127,27 @@ async def return_to_bot(session: AsyncSession, thread: Thread, worker: Worker, p
               worker_id=worker.id, pending=pending)
 
 
+async def return_to_queue(session: AsyncSession, thread: Thread, by: Worker | None, pending: Pending) -> None:
+    """The assigned worker is no longer there (deactivated by an admin): the conversation goes back
+    to the team queue and the person is told that someone else will answer."""
+    conversation = thread.conversation
+    previous = conversation.assignee_id
+    leaving = await session.get(Worker, previous) if previous else None
+    team = await session.get(Team, conversation.team_id) if conversation.team_id else None
+    team = team or await queue_team(session, conversation.organisation_id)
+    organisation = await session.get(Organisation, conversation.organisation_id)
+    _set_status(thread, WAITING, None)
+    conversation.team_id = team.id if team else None
+    add_event(session, conversation, "conversation_requeued",
+              {"from_worker_id": previous, "by": by.first_name if by else None, "team": team.name if team else None},
+              worker_id=by.id if by else None, pending=pending)
+    who = f"l'équipe {team.name}" if team else f"l'équipe de {organisation.name}"
+    name = leaving.first_name if leaving else "La personne qui vous répondait"
+    await queue_message(session, thread, OutboundMessage(
+        f"🙋 {name} n'est plus disponible. Je transmets votre demande à {who}.\n"
+        f"Une personne vous répondra ici, {organisation.opening_hours_text}, et vous dira son prénom."
+    ), pending)
+
+
 async def team_of(session: AsyncSession, worker: Worker) -> Team | None:
     return await session.get(Team, worker.team_id) if worker.team_id else None
