@@ -63,6 +63,9 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
     from admin.routes import router as admin
 
     app.include_router(admin)
+    from admin.flows import router as admin_flows
+
+    app.include_router(admin_flows)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired):

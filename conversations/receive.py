@@ -226,7 +226,7 @@ async def handle(rt, session: AsyncSession, thread: Thread, inbound: InboundMess
 
 async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMessage, command: str | None,
                   state: dict, pending: Pending) -> None:
-    engine = rt.flow_engine
+    engine = rt.engine_for(thread.conversation.organisation_id)  # the organisation's published flows
     contact = thread.contact
     context = await rt.flow_context(session, thread)
     locale = contact.locale or "fr"

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flows.definition import Flow, FlowError, check_flow, load_flow_file
+from flows.definition import Flow, FlowError, check_flow, load_flow_file, parse_flow
 
 DEFINITIONS = Path(__file__).parent / "definitions"
 REQUIRED = ("welcome", "menu", "talk")
@@ -62,6 +62,50 @@ def load_set(paths: list[Path], actions: set[str] | None = None) -> tuple[dict[s
         except FlowError as error:
             errors.append(f"{files[flow_id]}: {error}")
     return flows, errors
+
+
+def shipped_sources(directory: Path = DEFINITIONS) -> dict[str, str]:
+    """The shipped flows' YAML texts by flow id (the defaults of every organisation)."""
+    sources: dict[str, str] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        source = path.read_text(encoding="utf-8")
+        try:
+            sources[parse_flow(source, path.name).flow] = source
+        except FlowError:
+            sources[path.stem] = source  # reported by load_sources
+    return sources
+
+
+def load_sources(sources: dict[str, str], actions: set[str] | None = None) -> tuple[dict[str, Flow], list[str]]:
+    """Like load_set, from YAML texts keyed by a name (a flow id): each parsed and validated, then
+    the whole set checked (required flows, links between flows, actions). Errors name the key."""
+    flows: dict[str, Flow] = {}
+    names: dict[str, str] = {}
+    errors: list[str] = []
+    for name, source in sources.items():
+        try:
+            flow = parse_flow(source, name)
+        except FlowError as error:
+            errors.append(str(error))
+            continue
+        if flow.flow in flows:
+            errors.append(f"{name}: flow id {flow.flow!r} is already used by {names[flow.flow]}")
+            continue
+        flows[flow.flow] = flow
+        names[flow.flow] = name
+    if errors:
+        return flows, errors
+    errors = [f"the flow {name!r} is required but missing" for name in REQUIRED if name not in flows]
+    for flow_id, flow in flows.items():
+        try:
+            check_flow(flow, set(flows), actions)
+        except FlowError as error:
+            errors.append(f"{names[flow_id]}: {error}")
+    return flows, errors
+
+
+def sources_revision(sources: dict[str, str]) -> str:
+    return hashlib.sha256("".join(sources[k] for k in sorted(sources)).encode()).hexdigest()[:12]
 
 
 def check_files(files: list[str]) -> int:

@@ -302,7 +302,7 @@ async def return_to_bot(request: Request, conversation_id: int, csrf_token_: str
         _open(thread)
         await transitions.return_to_bot(session, thread, me, pending)
         context = await rt.flow_context(session, thread)
-        turn = rt.flow_engine.start("menu", answers={"consent": thread.contact.consent},
+        turn = rt.engine_for(thread.conversation.organisation_id).start("menu", answers={"consent": thread.contact.consent},
                                     locale=thread.contact.locale, context=context)
         await apply_turn(rt, session, thread, turn, pending)
 
