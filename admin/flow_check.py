@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import yaml
 from pydantic import ValidationError
 
-from flows.definition import LOCALES, Flow, FlowError, Step, targets
+from flows.definition import LOCALES, SAFE_LOADER, Flow, Step, targets
 from flows.library import load_sources
 
 # What WhatsApp shows (bots/whatsapp.py cuts longer ones): 3 reply buttons of 20 characters, or a
@@ -240,7 +240,7 @@ def check_draft(flow_id: str, source: str, published: dict[str, str], actions: s
     """Validate a draft as the runtime would load it: alone (parse_flow), then in the whole set."""
     report = Report()
     try:
-        data = yaml.safe_load(source)
+        data = yaml.load(source, Loader=SAFE_LOADER)
     except yaml.YAMLError as error:
         report.problems.append(french(f"{flow_id}: not valid YAML: {error}", flow_id))
         return report

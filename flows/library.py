@@ -6,6 +6,7 @@ valid set stays in use.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,13 @@ def shipped_sources(directory: Path = DEFINITIONS) -> dict[str, str]:
     return sources
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(source: str, name: str) -> Flow:
+    """parse_flow, remembered: a set is checked again on every edit of one of its flows, and the
+    others have not changed. Flows are never mutated once validated (the engine only reads them)."""
+    return parse_flow(source, name)
+
+
 def load_sources(sources: dict[str, str], actions: set[str] | None = None) -> tuple[dict[str, Flow], list[str]]:
     """Like load_set, from YAML texts keyed by a name (a flow id): each parsed and validated, then
     the whole set checked (required flows, links between flows, actions). Errors name the key."""
@@ -84,7 +92,7 @@ def load_sources(sources: dict[str, str], actions: set[str] | None = None) -> tu
     errors: list[str] = []
     for name, source in sources.items():
         try:
-            flow = parse_flow(source, name)
+            flow = _parsed(source, name)
         except FlowError as error:
             errors.append(str(error))
             continue
@@ -96,12 +104,22 @@ def load_sources(sources: dict[str, str], actions: set[str] | None = None) -> tu
     if errors:
         return flows, errors
     errors = [f"the flow {name!r} is required but missing" for name in REQUIRED if name not in flows]
-    for flow_id, flow in flows.items():
-        try:
-            check_flow(flow, set(flows), actions)
-        except FlowError as error:
-            errors.append(f"{names[flow_id]}: {error}")
+    known, allowed = frozenset(flows), frozenset(actions) if actions is not None else None
+    for flow_id in flows:
+        problem = _checked(sources[names[flow_id]], names[flow_id], known, allowed)
+        if problem:
+            errors.append(f"{names[flow_id]}: {problem}")
     return flows, errors
+
+
+@functools.lru_cache(maxsize=256)
+def _checked(source: str, name: str, known: frozenset, actions: frozenset | None) -> str | None:
+    """check_flow of a parsed source against a set of flow ids, remembered (None: fine)."""
+    try:
+        check_flow(_parsed(source, name), set(known), set(actions) if actions is not None else None)
+    except FlowError as error:
+        return str(error)
+    return None
 
 
 def sources_revision(sources: dict[str, str]) -> str:
