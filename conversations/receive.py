@@ -251,7 +251,8 @@ async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMes
         context["attachment"] = inbound.attachment.kind  # the media flow words its answer by kind
         await apply_turn(rt, session, thread, start("media"), pending)
         return
-    if waiting == "input" and state.get("flow") in engine.flows and state.get("step") in engine.flows[state["flow"]].steps:
+    if waiting == "input" and state.get("flow") in engine.flows and state.get("step") in engine.flows[state["flow"]].steps \
+            and engine.flows[state["flow"]].steps[state["step"]].ask is not None:  # still a question after a publish
         step = engine.flows[state["flow"]].steps[state["step"]]
         switch = None
         if inbound.text and step.input in ("buttons", "yesno") and state.get("choices"):

@@ -252,3 +252,37 @@ async def test_simulator_runs_the_draft(settings_for):
         text = html.unescape(turn.text)
         assert turn.status_code == 200
         print("simulator per turn (HTTP round trip, ms):", ", ".join(f"{t * 1000:.1f}" for t in timings))
+
+
+async def test_a_person_mid_flow_when_their_step_is_published_away(settings_for):
+    """The person waits on the consent question; a publish renames that step: their answer is not
+    lost in an error, they get the new welcome (nothing stored unhandled)."""
+    from flows.library import shipped_sources
+
+    async with app_client(settings_for()) as client:
+        await admin_client(client)
+        person = Person(client)
+        assert "Êtes-vous d'accord" in text_of(await person.send("bonjour"))
+        renamed = shipped_sources()["welcome"].replace("next: privacy", "next: consent_question") \
+            .replace("  privacy:\n", "  consent_question:\n")
+        listing = await client.get("/admin/flows")
+        imported = await client.post("/admin/flows/import", data={"csrf_token": csrf_of(listing.text)},
+                                     files={"file": ("welcome.yaml", renamed, "application/yaml")})
+        assert imported.status_code == 303, imported.text
+        preview = await client.get("/admin/flows/welcome/publish")
+        assert "Étape « consent_question » ajoutée" in html.unescape(preview.text)
+        assert "Étape « privacy » supprimée" in html.unescape(preview.text)
+        version = re.search(r'name="version" value="(\d+)"', preview.text).group(1)
+        published = await client.post("/admin/flows/welcome/publish",
+                                      data={"csrf_token": csrf_of(preview.text), "version": version})
+        assert published.status_code == 303
+        said = text_of(await person.send(choice="oui"))
+        assert "Êtes-vous d'accord" in said  # asked again, under the new step
+        from sqlalchemy import func, select
+
+        from conversations.models import INBOUND, Message
+
+        async with client.app.state.rt.sessionmaker() as session:
+            unhandled = (await session.execute(select(func.count()).select_from(Message).where(
+                Message.direction == INBOUND, Message.handled_at.is_(None)))).scalar()
+        assert unhandled == 0
