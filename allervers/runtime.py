@@ -280,7 +280,9 @@ async def start_flow_sync(rt: Runtime) -> None:
         log.warning("published flows not loaded; the shipped flows serve everyone")
     ready = asyncio.Event()
     rt.flow_sync = asyncio.create_task(flow_sync_loop(rt, ready), name="flow-sync")
-    await ready.wait()
+    waiting = asyncio.ensure_future(ready.wait())
+    await asyncio.wait({rt.flow_sync, waiting}, return_when=asyncio.FIRST_COMPLETED)  # subscribed (or failed)
+    waiting.cancel()
 
 
 async def flow_sync_loop(rt: Runtime, ready: asyncio.Event) -> None:

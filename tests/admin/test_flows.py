@@ -250,7 +250,16 @@ async def test_simulator_runs_the_draft(settings_for):
         turn = await client.post("/admin/flows/places/simulate", data={**places, "sim_start": "step",
                                                                        "sim_from": "search"})
         text = html.unescape(turn.text)
-        assert turn.status_code == 200
+        assert turn.status_code == 200 and "Action « find_places » : résultat" in text
+        # OpenFisca is off in tests: the estimate is a sample, labelled as such, and the flow goes on.
+        page, rights = await editor(client, "rights")
+        turn = await client.post("/admin/flows/rights/simulate", data={**rights, "sim_start": "step",
+                                                                       "sim_from": "compute"})
+        text = html.unescape(turn.text)
+        assert "Action « check_rights » : résultat d'exemple" in text
+        assert "🧪 Exemple (OpenFisca se charge encore)" in text and "C'est une estimation" in text
+        engine_ms = [float(m.replace(",", ".")) for m in re.findall(r"Moteur : ([\d.]+) ms", text)]
+        assert engine_ms
         print("simulator per turn (HTTP round trip, ms):", ", ".join(f"{t * 1000:.1f}" for t in timings))
 
 
