@@ -156,7 +156,8 @@ async def check(request: Request, flow_id: str, admin: Worker = Depends(current_
         found = await _entry(session, admin, flow_id)
         published = await store.effective_sources(session, admin.organisation_id)
     report = _check(rt, found.flow_id, _source_of(form), published)
-    return admin_page(request, "admin/flows_check.html", admin, report=report, kinds=KIND_NAMES, flow_id=found.flow_id)
+    return admin_page(request, "admin/flows_check.html", admin, report=report, kinds=KIND_NAMES, flow_id=found.flow_id,
+                      oob=True)
 
 
 def _version(form: dict[str, str]) -> int:
