@@ -8,7 +8,6 @@ import html
 import re
 import time
 
-import pytest
 import yaml
 
 from tests.conftest import app_client, csrf_of, login
