@@ -57,6 +57,8 @@ class Runtime:
     flow_engines: dict[int, Engine] = field(default_factory=dict)
     flow_marks: dict[int, int] = field(default_factory=dict)  # organisation -> newest revision id loaded
     flow_sync: Any = None  # the task that hears publishes (allervers/runtime.py: flow_sync_loop)
+    # Reloads take turns: a slower read of an older set never overwrites a newer one.
+    _flow_reload: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     # Flows per organisation ---------------------------------------------------------------------
     def engine_for(self, organisation_id: int | None) -> Engine:
@@ -73,6 +75,10 @@ class Runtime:
         """Rebuild an organisation's engine from the database (shipped files + published revisions)
         and swap it in. An invalid set (never published: the console validates first) is refused
         and the current one stays. Returns whether the engine changed."""
+        async with self._flow_reload:
+            return await self._reload_flows(organisation_id)
+
+    async def _reload_flows(self, organisation_id: int) -> bool:
         from admin.flow_store import effective_sources, revision_marks
         from flows.library import load_sources
 
