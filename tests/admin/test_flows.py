@@ -259,7 +259,8 @@ async def test_simulator_runs_the_draft(settings_for):
         assert "🧪 Exemple (OpenFisca se charge encore)" in text and "C'est une estimation" in text
         engine_ms = [float(m.replace(",", ".")) for m in re.findall(r"Moteur : ([\d.]+) ms", text)]
         assert engine_ms
-        print("simulator per turn (HTTP round trip, ms):", ", ".join(f"{t * 1000:.1f}" for t in timings))
+        print("simulator per turn (HTTP round trip, ms):", ", ".join(f"{t * 1000:.1f}" for t in timings),
+              "| engine for the rights estimate turn (ms):", ", ".join(f"{t:.2f}" for t in engine_ms))
 
 
 async def test_a_person_mid_flow_when_their_step_is_published_away(settings_for):
