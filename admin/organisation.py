@@ -40,24 +40,8 @@ def consent_step(flows: dict):
 
 
 def flows_in_use(rt, organisation_id: int) -> dict:
-    """The flows people get: the flow store's for this organisation when there is one (published
-    revisions, built in parallel: `rt.flows`), else the engine's (the shipped YAML files)."""
-    store = getattr(rt, "flows", None)
-    for name in ("for_organisation", "flows_for", "published"):
-        getter = getattr(store, name, None)
-        if callable(getter):
-            try:
-                found = getter(organisation_id)
-            except Exception:  # noqa: BLE001 (an API still moving: fall back to the files)
-                break
-            if hasattr(found, "close") and hasattr(found, "send"):  # a coroutine: not this API
-                found.close()
-                break
-            if isinstance(found, dict) and found:
-                return found
-    if isinstance(getattr(store, "flows", None), dict) and store.flows:
-        return store.flows
-    return getattr(getattr(rt, "flow_engine", None), "flows", None) or getattr(rt.library, "flows", {}) or {}
+    """The flows people of this organisation get: its published revisions, else the shipped files."""
+    return rt.engine_for(organisation_id).flows
 
 
 def consent_preview(rt, organisation: Organisation) -> dict | None:

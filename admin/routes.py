@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
-from admin import audit_log, directory, invite, organisation, people, teams
+from admin import audit_log, directory, flows, invite, organisation, people, teams
 from admin.access import admin_page, current_admin
 from handoff.models import Organisation, Team, Worker
 
@@ -36,7 +36,7 @@ async def home(request: Request, admin: Worker = Depends(current_admin)):
     return admin_page(request, "admin/home.html", admin, organisation=organisation_row, counts=counts)
 
 
-for room in (people, teams, organisation, audit_log, directory):
+for room in (people, teams, flows, directory, organisation, audit_log):
     console.include_router(room.router)
 router = APIRouter()
 router.include_router(console)

@@ -1,6 +1,7 @@
 """Imports every model module so that Base.metadata knows all tables (Alembic, tests)."""
 
 from admin import audit as admin_audit  # noqa: F401
+from admin import flow_store as admin_flow_store  # noqa: F401
 from allervers.database import Base
 from conversations import models as conversations_models  # noqa: F401
 from directory import models as directory_models  # noqa: F401

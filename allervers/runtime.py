@@ -27,6 +27,7 @@ from handoff.models import Organisation
 log = logging.getLogger(__name__)
 
 SUPPORTED_LOCALES = ("fr",)
+FLOWS_TOPIC = "flows"  # notifier topic: {"event": "flows_published", "organisation": id}
 
 # An action runs outside any transaction: (runtime, conversation id, args, answers) -> result.
 Action = Callable[["Runtime", int, dict, dict], Awaitable[Any]]
@@ -51,6 +52,71 @@ class Runtime:
     tasks: set = field(default_factory=set)
     _default_org: int | None = None
     _organisation_names: dict = field(default_factory=dict)
+    # Flows per organisation: the engines of organisations that published revisions (the others
+    # use `flow_engine`, built from the shipped files); each replaced whole (one assignment).
+    flow_engines: dict[int, Engine] = field(default_factory=dict)
+    flow_marks: dict[int, int] = field(default_factory=dict)  # organisation -> newest revision id loaded
+    flow_sync: Any = None  # the task that hears publishes (allervers/runtime.py: flow_sync_loop)
+    # Reloads take turns: a slower read of an older set never overwrites a newer one.
+    _flow_reload: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    # Flows per organisation ---------------------------------------------------------------------
+    def engine_for(self, organisation_id: int | None) -> Engine:
+        """The engine serving an organisation's people: its published set, else the shipped one.
+        Lookups (commune resolver, positions) are the default engine's, shared."""
+        engine = self.flow_engines.get(organisation_id) if organisation_id is not None else None
+        if engine is None:
+            return self.flow_engine
+        if engine.locate is not self.flow_engine.locate:
+            engine.locate = self.flow_engine.locate
+        return engine
+
+    async def reload_flows(self, organisation_id: int) -> bool:
+        """Rebuild an organisation's engine from the database (shipped files + published revisions)
+        and swap it in. An invalid set (never published: the console validates first) is refused
+        and the current one stays. Returns whether the engine changed."""
+        async with self._flow_reload:
+            return await self._reload_flows(organisation_id)
+
+    async def _reload_flows(self, organisation_id: int) -> bool:
+        from admin.flow_store import effective_sources, revision_marks
+        from flows.library import load_sources
+
+        async with self.sessionmaker() as session:
+            sources = await effective_sources(session, organisation_id)
+            mark = (await revision_marks(session)).get(organisation_id)
+        if mark is None:
+            changed = organisation_id in self.flow_engines
+            self.flow_engines = {k: v for k, v in self.flow_engines.items() if k != organisation_id}
+            return changed
+        flows, errors = load_sources(sources, set(self.actions))
+        if errors:
+            log.error("published flows of organisation %s refused (%d problems)", organisation_id, len(errors))
+            return False
+        engine = Engine(flows, resolvers=self.flow_engine.resolvers, locate=self.flow_engine.locate)
+        self.flow_engines = {**self.flow_engines, organisation_id: engine}
+        self.flow_marks = {**self.flow_marks, organisation_id: mark}
+        return True
+
+    async def check_flow_revisions(self) -> list[int]:
+        """Reload every organisation whose newest revision is not the one loaded. Returns them."""
+        from admin.flow_store import revision_marks
+
+        async with self.sessionmaker() as session:
+            marks = await revision_marks(session)
+        stale = [org for org, mark in marks.items() if self.flow_marks.get(org) != mark]
+        stale += [org for org in self.flow_engines if org not in marks]
+        for organisation_id in stale:
+            await self.reload_flows(organisation_id)
+        return stale
+
+    async def announce_flows(self, organisation_id: int) -> None:
+        """After a publish committed: this process reloads at once, every other one hears it."""
+        await self.reload_flows(organisation_id)
+        try:
+            await self.notifier.publish(FLOWS_TOPIC, {"event": "flows_published", "organisation": organisation_id})
+        except Exception:  # the periodic check catches up (settings.flows_refresh_seconds)
+            log.exception("flows publish not announced")
 
     # Helpers used by the inbound path ---------------------------------------------------------
     async def default_organisation_id(self, session: AsyncSession) -> int:
@@ -156,6 +222,12 @@ class Runtime:
                 return
 
     async def close(self) -> None:
+        if self.flow_sync is not None:
+            self.flow_sync.cancel()
+            try:
+                await self.flow_sync
+            except (asyncio.CancelledError, Exception):
+                pass
         for task in list(self.tasks):
             task.cancel()
         if self.outbox:
@@ -196,11 +268,48 @@ async def build_runtime(settings: Settings, *, migrate: bool = True, channels: d
                  flow_engine=Engine(library.flows), notifier=notifier, locks=locks, redis=redis,
                  actions=dict(ACTIONS))
     rt.outbox = Outbox(rt)
+    await start_flow_sync(rt)
     # One batch written at a time: the next one grows meanwhile (measured on PostgreSQL: 177 updates/s
     # with two writers, 310 with one; on SQLite there is one writer connection anyway).
     rt.intake = Intake(rt)
     rt.channels = channels if channels is not None else build_channels(settings, notifier)
     return rt
+
+
+async def start_flow_sync(rt: Runtime) -> None:
+    """Load every organisation's published flows, then follow publishes: a notifier message on
+    FLOWS_TOPIC (from any process, through Redis when configured) reloads that organisation; a
+    check of the newest revision every `flows_refresh_seconds` catches a missed message."""
+    try:
+        await rt.check_flow_revisions()
+    except Exception:  # no flow tables yet (migrate=False on an old schema): the shipped flows serve
+        log.warning("published flows not loaded; the shipped flows serve everyone")
+    ready = asyncio.Event()
+    rt.flow_sync = asyncio.create_task(flow_sync_loop(rt, ready), name="flow-sync")
+    waiting = asyncio.ensure_future(ready.wait())
+    await asyncio.wait({rt.flow_sync, waiting}, return_when=asyncio.FIRST_COMPLETED)  # subscribed (or failed)
+    waiting.cancel()
+
+
+async def flow_sync_loop(rt: Runtime, ready: asyncio.Event) -> None:
+    interval = rt.settings.flows_refresh_seconds
+    async with rt.notifier.subscribe(FLOWS_TOPIC) as subscription:
+        ready.set()
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + interval
+        while True:
+            timeout = max(0.0, next_check - loop.time()) if interval else None
+            message = await subscription.get(timeout)
+            try:
+                if message and isinstance(message.get("organisation"), int):
+                    await rt.reload_flows(message["organisation"])
+                if interval and loop.time() >= next_check:
+                    next_check = loop.time() + interval
+                    await rt.check_flow_revisions()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("flows reload failed; retried at the next check")
 
 
 def build_channels(settings: Settings, notifier) -> dict:

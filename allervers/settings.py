@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # places after at most this long (0: never, a restart is needed)
     directory_refresh_seconds: float = Field(default=60.0, ge=0)
 
+    # Flows published from the admin console reach every process at once through the notifier;
+    # this is the fallback check of the latest revision, in seconds (0: notifications only)
+    flows_refresh_seconds: float = Field(default=30.0, ge=0)
+
     # Flow actions (call steps): their waiting message is said only if the action is still running
     # after this many seconds (0: at once)
     action_notice_after_seconds: float = Field(default=1.5, ge=0)

@@ -118,7 +118,12 @@ async def _resume(rt, conversation_id: int, key: str, state: dict, result) -> No
             if thread.contact.stopped_at is not None:  # "stop" said meanwhile: honoured, results dropped
                 thread.conversation.flow_state = {k: v for k, v in current.items() if k not in ("action", "waiting")}
                 return
-            turn = rt.flow_engine.resume_action(current, result)
+            engine = rt.engine_for(thread.conversation.organisation_id)
+            if current.get("step") not in getattr(engine.flows.get(current.get("flow")), "steps", {}):
+                # a publish removed the step meanwhile: the result is dropped, the next message starts afresh
+                thread.conversation.flow_state = {k: v for k, v in current.items() if k not in ("action", "waiting")}
+                return
+            turn = engine.resume_action(current, result)
             turn.state.pop("action", None)
             await apply_turn(rt, session, thread, turn, pending)
         await rt.after_commit(pending)

@@ -245,7 +245,7 @@ async def handle(rt, session: AsyncSession, thread: Thread, inbound: InboundMess
 
 async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMessage, command: str | None,
                   state: dict, pending: Pending) -> None:
-    engine = rt.flow_engine
+    engine = rt.engine_for(thread.conversation.organisation_id)  # the organisation's published flows
     contact = thread.contact
     context = await rt.flow_context(session, thread)
     locale = contact.locale or "fr"
@@ -270,7 +270,8 @@ async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMes
         context["attachment"] = inbound.attachment.kind  # the media flow words its answer by kind
         await apply_turn(rt, session, thread, start("media"), pending)
         return
-    if waiting == "input" and state.get("flow") in engine.flows and state.get("step") in engine.flows[state["flow"]].steps:
+    if waiting == "input" and state.get("flow") in engine.flows and state.get("step") in engine.flows[state["flow"]].steps \
+            and engine.flows[state["flow"]].steps[state["step"]].ask is not None:  # still a question after a publish
         step = engine.flows[state["flow"]].steps[state["step"]]
         switch = None
         if inbound.text and step.input in ("buttons", "yesno") and state.get("choices"):

@@ -313,8 +313,9 @@ async def return_to_bot(request: Request, conversation_id: int, csrf_token_: str
         _open(thread)
         await transitions.return_to_bot(session, thread, me, pending)
         context = await rt.flow_context(session, thread)
-        turn = rt.flow_engine.start("menu", answers={"consent": thread.contact.consent},
-                                    locale=thread.contact.locale, context=context)
+        engine = rt.engine_for(thread.conversation.organisation_id)  # the organisation's published flows
+        turn = engine.start("menu", answers={"consent": thread.contact.consent},
+                            locale=thread.contact.locale, context=context)
         await apply_turn(rt, session, thread, turn, pending)
 
     return await act(request, worker, conversation_id, csrf_token_, change)
