@@ -252,6 +252,8 @@ async def revision_list(request: Request, flow_id: str, admin: Worker = Depends(
 async def rollback(request: Request, flow_id: str, admin: Worker = Depends(current_admin)):
     form = await _form(request)
     rt = request.app.state.rt
+    async with rt.sessionmaker() as session:
+        await _entry(session, admin, flow_id)  # an unknown flow is a 404 before the form is read
     number = _version({"version": form.get("number", "")})
     try:
         async with rt.sessionmaker() as session, session.begin():
