@@ -1,7 +1,9 @@
 """Imports every model module so that Base.metadata knows all tables (Alembic, tests)."""
 
+from allervers import sessions as sessions_models  # noqa: F401
 from allervers.database import Base
 from conversations import models as conversations_models  # noqa: F401
+from conversations import webchat_identity as webchat_identity_models  # noqa: F401
 from directory import models as directory_models  # noqa: F401
 from handoff import models as handoff_models  # noqa: F401
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allervers.database import utcnow
 from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
 from conversations.models import ASSIGNED, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
+from conversations.webchat_identity import forget_identities
 from conversations.store import (
     NewPerson,
     Pending,
@@ -352,6 +353,7 @@ async def erase_now(rt, contact_id: int) -> list[str]:
     async with rt.locks.hold(f"outbox:{contact_id}"):
         async with rt.sessionmaker() as session, session.begin():
             paths = (await session.execute(select(Media.path).where(Media.contact_id == contact_id))).scalars().all()
+            await forget_identities(session, contact_id)  # the web chat cookie opens nothing any more
             await session.execute(delete(Contact).where(Contact.id == contact_id))
     log.info("contact erased on request")
     return list(paths)
