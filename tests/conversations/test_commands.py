@@ -110,8 +110,9 @@ async def test_erase_after_confirmation_leaves_nothing_of_the_person(settings_fo
         await person.send(choice="erase_no")
         assert "rien n'est supprimé" in (await person.last())["text"]
         await person.send("supprimer mes donnees")
-        await person.send(choice="erase_yes")
+        await person.post(choice="erase_yes")
         rt = client.app.state.rt
+        await rt.drain()
         async with rt.sessionmaker() as session:
             for table in metadata.sorted_tables:
                 columns = {c.name for c in table.columns}

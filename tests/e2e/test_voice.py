@@ -245,19 +245,25 @@ def test_voice_limits_access_and_retention(settings_for, graph, telegram):
         assert not telegram.calls("getFile")
 
         # Web chat: the record button's upload; the person's page may play only its own files.
-        uid, other_uid = "a" * 32, "b" * 32
-        response = client.post("/chat/api/voice", data={"uid": uid, "client_id": "c" * 16},
+        # Who is who: the identity cookie the server issued to each browser (this client's jar).
+        assert client.post("/chat/api/identity", json={}).status_code == 200
+        assert client.post("/chat/api/voice", data={"client_id": "c" * 16},  # no identity: refused
+                           files={"audio": ("voice.ogg", silent_ogg_opus(1.5), "audio/ogg")},
+                           headers={"Cookie": ""}).status_code == 401
+        response = client.post("/chat/api/voice", data={"client_id": "c" * 16},
                                files={"audio": ("voice.ogg", silent_ogg_opus(1.5), "audio/ogg")})
         assert response.status_code == 200 and response.json()["media_id"]
         web_media = response.json()["media_id"]
-        assert client.get(f"/chat/api/media/{web_media}", params={"uid": uid}).content.startswith(b"OggS")
-        assert client.get(f"/chat/api/media/{web_media}", params={"uid": other_uid}).status_code == 404
-        too_long = client.post("/chat/api/voice", data={"uid": uid, "client_id": "d" * 16},
+        assert client.get(f"/chat/api/media/{web_media}").content.startswith(b"OggS")
+        with httpx.Client(base_url=live.url, timeout=30) as other_person:
+            assert other_person.post("/chat/api/identity", json={}).status_code == 200
+            assert other_person.get(f"/chat/api/media/{web_media}").status_code == 404
+        too_long = client.post("/chat/api/voice", data={"client_id": "d" * 16},
                                files={"audio": ("voice.ogg", silent_ogg_opus(61), "audio/ogg")})
         assert too_long.status_code == 413 and "trop long" in too_long.json()["error"]
-        assert client.post("/chat/api/voice", data={"uid": uid, "client_id": "e" * 16},
+        assert client.post("/chat/api/voice", data={"client_id": "e" * 16},
                            files={"audio": ("v.ogg", b"\0" * 250_000, "audio/ogg")}).status_code == 413
-        history = client.get("/chat/api/history", params={"uid": uid}).json()["messages"]
+        history = client.get("/chat/api/history").json()["messages"]
         assert any(m.get("audio") == web_media for m in history)
 
         # The inbox serves files only to workers of the contact's organisation.
