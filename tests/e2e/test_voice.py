@@ -190,7 +190,8 @@ def test_voice_notes_reach_the_inbox_and_worker_voice_replies_reach_the_person(s
             assert audio["audio"] == {"id": upload.media_id}
             assert any(body_text(b).startswith("🎤 Message vocal\n— Camille") for b in graph.requests_for(PERSON))
             # ...and it plays in the inbox too.
-            page.wait_for_function("document.querySelectorAll('#timeline audio').length >= 2")
+            # (no wait_for_function: its string predicate is an eval, which the page's CSP refuses)
+            wait_until(lambda: page.locator("#timeline audio").count() >= 2, timeout=15)
             assert errors == []
         finally:
             browser.close()
