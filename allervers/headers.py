@@ -48,6 +48,7 @@ PERMISSIONS = ("microphone=(self), geolocation=(self), camera=(), payment=(), us
 class SecurityHeadersMiddleware:
     def __init__(self, app, settings) -> None:
         self.app = app
+        self.docs = bool(settings.api_docs)
         self.headers = {
             "content-security-policy": CSP,
             "referrer-policy": "no-referrer",
@@ -63,7 +64,8 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        docs = scope["path"].startswith(DOCS_PATHS)
+        path = scope["path"]
+        docs = self.docs and (path in DOCS_PATHS or path.startswith("/docs/"))
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
