@@ -138,7 +138,7 @@
       started = true;
       data.messages.forEach(bubble);
       if (!data.messages.length) send({ text: "/start" }, "👋 Bonjour");
-    });
+    }).catch(function () { /* the next (re)connection of the stream loads it again */ });
   }
 
   let retries = 0;
