@@ -23,6 +23,7 @@ from allervers.database import utcnow
 from conversations.audio import ogg_duration, silent_ogg_opus
 from conversations.models import Contact, Media, Message
 from handoff.models import Organisation, Worker
+from tests.browser import assert_accessible
 from tests.conftest import LiveServer, app_client, csrf_of, eventually, wait_until
 from tests.e2e.whatsapp_helpers import (
     PERSON,
@@ -165,6 +166,8 @@ def test_voice_notes_reach_the_inbox_and_worker_voice_replies_reach_the_person(s
             page = context.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
+            # Content-Security-Policy violations are console errors: none may happen.
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "Refused to" in m.text else None)
             page.goto("/inbox/login")
             page.fill("input[name=email]", settings.demo_worker_email)
             page.fill("input[name=password]", settings.demo_worker_password)
@@ -189,6 +192,7 @@ def test_voice_notes_reach_the_inbox_and_worker_voice_replies_reach_the_person(s
             audio = [b for b in graph.requests_for(PERSON) if b["type"] == "audio"][-1]
             assert audio["audio"] == {"id": upload.media_id}
             assert any(body_text(b).startswith("🎤 Message vocal\n— Camille") for b in graph.requests_for(PERSON))
+            assert_accessible(page)
             # ...and it plays in the inbox too.
             # (no wait_for_function: its string predicate is an eval, which the page's CSP refuses)
             wait_until(lambda: page.locator("#timeline audio").count() >= 2, timeout=15)
