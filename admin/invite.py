@@ -13,8 +13,7 @@ from sqlalchemy import select
 from admin.audit import record
 from admin.forms import FormError, email, read_form, text
 from admin.invitations import consume, find_valid
-from admin.sessions import end_worker_sessions
-from allervers.auth import csrf_token, hash_password
+from allervers.auth import csrf_token, end_worker_sessions, hash_password_async
 from allervers.database import utcnow
 from handoff.models import Worker
 
@@ -77,7 +76,7 @@ async def accept(request: Request, token: str):
                     raise FormError("E-mail : une personne a déjà un compte avec cette adresse.")
     except FormError as error:
         return _page(request, 400, invitation=invitation, person=worker, error=str(error), needs_email=needs_email)
-    password_hash = hash_password(password)
+    password_hash = await hash_password_async(password)
     async with rt.sessionmaker() as session, session.begin():
         found = await find_valid(session, token, for_update=True)
         if found is None or not await consume(session, found[0]):

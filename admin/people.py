@@ -20,7 +20,7 @@ from admin.access import admin_page, current_admin
 from admin.audit import record
 from admin.forms import LANGUAGES, FormError, checkbox, email, integer, languages, owned, read_form, text, words
 from admin.invitations import invitation_url, issue, revoke_all
-from admin.sessions import end_worker_sessions
+from allervers.auth import end_worker_sessions
 from allervers.database import utcnow
 from conversations.models import ASSIGNED, Conversation
 from conversations.store import Pending, load_thread

@@ -10,10 +10,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.middleware.sessions import SessionMiddleware
 
 from allervers.auth import LoginRequired
+from allervers.headers import SecurityHeadersMiddleware
 from allervers.runtime import Runtime, build_runtime, start_background
+from allervers.sessions import ServerSessionMiddleware
 from allervers.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,9 +47,12 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
             await stop_plugins(rt)
             await rt.close()
 
-    app = FastAPI(title="Allervers", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="allervers_session",
-                       same_site="lax", https_only=settings.secure_cookies, max_age=12 * 3600)
+    docs = settings.api_docs  # /docs, /redoc, /openapi.json: 404 unless enabled
+    app = FastAPI(title="Allervers", lifespan=lifespan, docs_url="/docs" if docs else None,
+                  redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
+    # Workers' sessions in the database (the cookie holds a random id); security headers outermost.
+    app.add_middleware(ServerSessionMiddleware, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(ROOT / "templates"))
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")

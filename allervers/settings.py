@@ -22,7 +22,14 @@ class Settings(BaseSettings):
     port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
     secret_key: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
-    secure_cookies: bool = False
+    # Secure cookies: None (the default) = when public_url is https; true/false forces it
+    secure_cookies: bool | None = None
+    # Workers' sessions (server-side): end after this long without a request, or this long after login
+    session_idle_minutes: float = Field(default=120.0, gt=0)
+    session_max_hours: float = Field(default=12.0, gt=0)
+    password_min_length: int = Field(default=12, ge=8)
+    # /docs, /redoc and /openapi.json (404 unless enabled)
+    api_docs: bool = False
 
     # Organisation that receives contacts when a channel does not name one
     default_organisation: str = "demo"

@@ -7,6 +7,13 @@ import uuid
 from bots.base import BadPayload, Choice, InboundMessage, Location, OutboundMessage, SendResult
 
 MAX_TEXT = 4096
+MAX_CLIENT_ID = 48  # the message's dedupe key "<identity>:<client_id>" fits its 128 characters
+
+
+def valid_client_id(value: object) -> bool:
+    """The page's id of one message (its retry key): 8 to 48 ASCII letters, digits, - or _."""
+    return isinstance(value, str) and 8 <= len(value) <= MAX_CLIENT_ID and value.isascii() \
+        and value.replace("-", "").replace("_", "").isalnum()
 
 
 class WebChatChannel:
@@ -15,14 +22,16 @@ class WebChatChannel:
     def __init__(self, notifier) -> None:
         self.notifier = notifier
 
-    def parse(self, data: object) -> InboundMessage:
-        """One message posted by the page: {uid, client_id, text | choice | location: [lat, lon]}."""
+    def parse(self, data: object, user_id: str) -> InboundMessage:
+        """One message posted by the page: {client_id, text | choice | location: [lat, lon]}.
+        `user_id` is the person's identity, read by the route from the identity cookie (never from
+        the body: a "uid" the body may carry is ignored)."""
         if not isinstance(data, dict):
             raise BadPayload("expected a JSON object")
-        uid, client_id = data.get("uid"), data.get("client_id")
-        for name, value in (("uid", uid), ("client_id", client_id)):
-            if not isinstance(value, str) or not 8 <= len(value) <= 64:
-                raise BadPayload(f"missing or invalid {name}")
+        client_id = data.get("client_id")
+        if not valid_client_id(client_id):
+            raise BadPayload("missing or invalid client_id (8 to 48 letters, digits, - or _)")
+        uid = user_id
         text, choice, location = data.get("text"), data.get("choice"), data.get("location")
         if text is not None and (not isinstance(text, str) or not text.strip()):
             raise BadPayload("text must be a non-empty string")
@@ -66,4 +75,4 @@ def shown(platform_id: str, message: OutboundMessage) -> dict:
     }
 
 
-__all__ = ["WebChatChannel", "Choice", "shown"]
+__all__ = ["WebChatChannel", "Choice", "shown", "valid_client_id"]

@@ -1,18 +1,20 @@
 """Web chat media: the person's record button uploads a voice note; the page plays the files of
-its own conversation (keyed by the person's uid: never another person's file)."""
+its own conversation (keyed by the person's identity cookie: never another person's file)."""
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import select
 
 from bots.base import Attachment, InboundMessage
+from bots.webchat import valid_client_id
 from conversations.media import attach, check_audio, contact_of_media, servable
 from conversations.models import Address
 from conversations.receive import receive
+from conversations.webchat_identity import require_identity
 from conversations.webhooks import channel_or_404
 from handoff.media_routes import refusal_text
 
@@ -20,19 +22,14 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/chat/api")
 
 
-def _valid(name: str, value: str | None) -> str:
-    if not isinstance(value, str) or not 8 <= len(value) <= 64 or not value.replace("-", "").isalnum():
-        raise HTTPException(400, f"missing or invalid {name}")
-    return value
-
-
 @router.post("/voice")
-async def webchat_voice(request: Request, audio: UploadFile = File(...), uid: str = Form(...),
-                        client_id: str = Form(...)):
+async def webchat_voice(request: Request, audio: UploadFile = File(...), client_id: str = Form(...),
+                        uid: str = Depends(require_identity)):
     rt = request.app.state.rt
     settings = rt.settings
     channel_or_404(request, "webchat")
-    uid, client_id = _valid("uid", uid), _valid("client_id", client_id)
+    if not valid_client_id(client_id):
+        raise HTTPException(400, "missing or invalid client_id")
     declared = request.headers.get("content-length")
     too_large = {"ok": False, "error": "⚠️ " + refusal_text(settings, "too_large")}
     if declared and declared.isdigit() and int(declared) > settings.max_media_bytes + 64 * 1024:
@@ -55,9 +52,8 @@ async def webchat_voice(request: Request, audio: UploadFile = File(...), uid: st
 
 
 @router.get("/media/{media_id}")
-async def webchat_media(request: Request, media_id: int, uid: str | None = None):
+async def webchat_media(request: Request, media_id: int, uid: str = Depends(require_identity)):
     rt = request.app.state.rt
-    uid = _valid("uid", uid)
     async with rt.sessionmaker() as session:
         contact_id = (await session.execute(select(Address.contact_id).where(
             Address.channel == "webchat", Address.external_id == uid))).scalar()

@@ -22,6 +22,7 @@ from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMess
 from conversations import tombstones
 from conversations.media import remove_contact_files
 from conversations.models import ASSIGNED, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
+from conversations.webchat_identity import forget_identities
 from conversations.store import (
     NewPerson,
     Pending,
@@ -375,6 +376,7 @@ async def erase_now(rt, contact_id: int) -> list[str]:
         async with rt.sessionmaker() as session, session.begin():
             paths = (await session.execute(select(Media.path).where(Media.contact_id == contact_id))).scalars().all()
             await tombstones.bury(session, rt.settings.secret_key, [contact_id])
+            await forget_identities(session, contact_id)  # the web chat cookie opens nothing any more
             await session.execute(delete(Contact).where(Contact.id == contact_id))
     await asyncio.to_thread(remove_contact_files, rt.settings, [contact_id], paths)
     await checkpoint(rt.engine)

@@ -18,6 +18,7 @@ from bots.base import BadPayload, Unauthorized
 from conversations.deliver import record_status
 from conversations.models import INBOUND, OUTBOUND, Address, Message
 from conversations.receive import receive
+from conversations.webchat_identity import cookie_header, identity_of, new_identity, require_identity
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -97,13 +98,46 @@ async def whatsapp_webhook(request: Request):
 
 
 # Web chat ------------------------------------------------------------------------------------
+# The person is known by the identity cookie only (conversations/webchat_identity.py): never by a
+# value in the body or the query string.
+@router.post("/chat/api/identity")
+async def webchat_identity(request: Request):
+    """The page's first call: keeps a valid identity, issues one otherwise. An old page's uid
+    ({"legacy_uid": ...}) is exchanged once for a cookie, so its conversation continues."""
+    channel_or_404(request, "webchat")
+    body = await read_body(request, 1024)
+    legacy = None
+    if body.strip():
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return JSONResponse({"ok": False, "error": "body is not valid JSON"}, status_code=400)
+        legacy = data.get("legacy_uid") if isinstance(data, dict) else None
+    current = await identity_of(request)
+    if current is not None and legacy is None:
+        return {"ok": True, "issued": False}
+    # A valid identity is kept when an old uid cannot be claimed.
+    token, _, claimed = await new_identity(request, legacy if legacy is None or isinstance(legacy, str) else "",
+                                           fresh_if_refused=current is None)
+    answer = {"ok": True, "issued": token is not None}
+    if legacy is not None:
+        answer["legacy"] = "claimed" if claimed else "refused"
+    if token is None:
+        return answer
+    response = JSONResponse(answer)
+    response.headers.append("set-cookie", cookie_header(request.app.state.settings, token))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @router.post("/chat/api/messages")
 async def webchat_message(request: Request):
     rt = request.app.state.rt
     channel = channel_or_404(request, "webchat")
+    external_id = await require_identity(request)
     body = await read_body(request, 64 * 1024)
     try:
-        inbound = channel.parse(json.loads(body))
+        inbound = channel.parse(json.loads(body), external_id)
     except (ValueError, UnicodeDecodeError) as error:
         message = str(error) if isinstance(error, BadPayload) else "body is not valid JSON"
         return JSONResponse({"ok": False, "error": message}, status_code=400)
@@ -111,16 +145,10 @@ async def webchat_message(request: Request):
     return {"ok": True, "duplicate": received.duplicate}
 
 
-def _valid_uid(uid: str | None) -> str:
-    if not uid or not 8 <= len(uid) <= 64:
-        raise HTTPException(400, "missing or invalid uid")
-    return uid
-
-
 @router.get("/chat/api/history")
-async def webchat_history(request: Request, uid: str | None = None):
+async def webchat_history(request: Request):
     rt = request.app.state.rt
-    uid = _valid_uid(uid)
+    uid = await require_identity(request)
     async with rt.sessionmaker() as session:
         address = (await session.execute(select(Address).where(
             Address.channel == "webchat", Address.external_id == uid))).scalar()
@@ -153,9 +181,9 @@ def _inbound_label(row: Message) -> str:
 
 
 @router.get("/chat/api/stream")
-async def webchat_stream(request: Request, uid: str | None = None):
+async def webchat_stream(request: Request):
     rt = request.app.state.rt
-    uid = _valid_uid(uid)
+    uid = await require_identity(request)
     return StreamingResponse(sse_events(request, rt.notifier, [f"webchat:{uid}"], lambda p: ("message", p)),
                              media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 

@@ -6,6 +6,7 @@ Workers see only their organisation's conversations (403 otherwise). Every POST 
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -13,7 +14,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy import func, select
 
 from admin.audit import record as record_audit
-from allervers.auth import authenticate, check_csrf, csrf_token, current_worker
+from allervers.auth import (
+    MAX_PASSWORD_LENGTH,
+    HashingBusy,
+    authenticate,
+    check_csrf,
+    csrf_token,
+    current_worker,
+    end_worker_sessions,
+    hash_password_async,
+    verify_password_async,
+)
+from allervers.sessions import rotate as rotate_session
 from allervers.database import utcnow
 from conversations.models import ASSIGNED, CLOSED, INBOUND, WAITING, Address, Contact, Conversation, Event, Message
 from conversations.store import Pending, Thread, load_thread
@@ -60,16 +72,22 @@ async def login(request: Request, email: str = Form(...), password: str = Form(.
                 csrf_token_: str = Form(None, alias="csrf_token")):
     check_csrf(request, csrf_token_)
     rt = request.app.state.rt
-    async with rt.sessionmaker() as session, session.begin():
-        worker = await authenticate(session, email, password)
-        if worker is not None:
-            worker.is_online = True
-            worker.last_seen_at = utcnow()
+    try:
+        worker = await authenticate(rt.sessionmaker, email, password)
+    except HashingBusy:
+        response = page(request, "inbox/login.html", error="Trop de connexions en cours. Réessayez dans un instant.")
+        response.status_code = 503
+        return response
     if worker is None:
         log.info("inbox login refused")
         response = page(request, "inbox/login.html", error="E-mail ou mot de passe incorrect.")
         response.status_code = 401
         return response
+    async with rt.sessionmaker() as session, session.begin():
+        row = await session.get(Worker, worker.id)
+        row.is_online = True
+        row.last_seen_at = utcnow()
+    # A new worker in the session: the session middleware gives it a new id (no fixation).
     request.session.clear()
     request.session["worker_id"] = worker.id
     csrf_token(request)
@@ -82,8 +100,53 @@ async def logout(request: Request, worker: Worker = Depends(current_worker), csr
     async with request.app.state.rt.sessionmaker() as session, session.begin():
         row = await session.get(Worker, worker.id)
         row.is_online = False
-    request.session.clear()
+    request.session.clear()  # the server-side session is deleted: a saved cookie opens nothing
     return RedirectResponse("/inbox/login", status_code=303)
+
+
+@router.get("/password", response_class=HTMLResponse)
+async def password_page(request: Request, worker: Worker = Depends(current_worker)):
+    return page(request, "inbox/password.html", worker=worker, error=None, done=False)
+
+
+@router.post("/password", response_class=HTMLResponse)
+async def change_password(request: Request, worker: Worker = Depends(current_worker),
+                          current: str = Form(""), new: str = Form(""), confirm: str = Form(""),
+                          csrf_token_: str = Form(None, alias="csrf_token")):
+    """Change one's own password; every other session of the worker ends (this one gets a new id)."""
+    check_csrf(request, csrf_token_)
+    rt = request.app.state.rt
+    minimum = rt.settings.password_min_length
+
+    def refused(error: str, status: int = 400) -> HTMLResponse:
+        response = page(request, "inbox/password.html", worker=worker, error=error, done=False)
+        response.status_code = status
+        return response
+
+    if len(new) < minimum:
+        return refused(f"Le nouveau mot de passe doit compter au moins {minimum} caractères.")
+    if len(new) > MAX_PASSWORD_LENGTH:
+        return refused(f"Le nouveau mot de passe doit compter au plus {MAX_PASSWORD_LENGTH} caractères.")
+    if new != confirm:
+        return refused("Les deux saisies du nouveau mot de passe sont différentes.")
+    if new == current:
+        return refused("Le nouveau mot de passe doit être différent de l'actuel.")
+    try:
+        if not await verify_password_async(worker.password_hash, current):
+            log.info("password change refused: wrong current password (worker %s)", worker.id)
+            return refused("Le mot de passe actuel est incorrect.", 403)
+        new_hash = await hash_password_async(new)
+    except HashingBusy:
+        return refused("Trop de demandes en cours. Réessayez dans un instant.", 503)
+    async with rt.sessionmaker() as session, session.begin():
+        row = await session.get(Worker, worker.id)
+        row.password_hash = new_hash
+        ended = await end_worker_sessions(session, worker.id)
+    rotate_session(request)  # this one continues under a new id; its old cookie opens nothing
+    request.session["csrf"] = secrets.token_urlsafe(32)
+    log.info("password changed (worker %s): %s session(s) ended", worker.id, ended)
+    return page(request, "inbox/password.html", worker=worker, error=None, done=True,
+                csrf=request.session["csrf"])
 
 
 @router.post("/presence")

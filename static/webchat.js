@@ -5,10 +5,31 @@
   const form = document.getElementById("composer");
   const input = document.getElementById("text");
   const seen = new Set();
-  let uid = localStorage.getItem("allervers-uid");
-  if (!uid) {
-    uid = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2)).replace(/-/g, "");
-    localStorage.setItem("allervers-uid", uid);
+  const LEGACY_KEY = "allervers-uid";
+  // Who the person is: an identity the server issues, in an HttpOnly cookie this script never sees
+  // (never in a URL or a body). A page of the previous version kept a uid in localStorage: it is
+  // exchanged once for the cookie (the conversation continues), then forgotten.
+  async function identify() {
+    let legacy = null;
+    try { legacy = localStorage.getItem(LEGACY_KEY); } catch (e) { /* storage disabled */ }
+    const response = await fetch("/chat/api/identity", {
+      method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(legacy ? { legacy_uid: legacy } : {})
+    });
+    if (!response.ok) throw new Error("identity " + response.status);
+    if (legacy) { try { localStorage.removeItem(LEGACY_KEY); } catch (e) { /* storage disabled */ } }
+  }
+  let identity = identify();
+  // A request refused for want of identity (say it was purged): ask for one once, then retry.
+  async function call(url, options) {
+    await identity;
+    let response = await fetch(url, Object.assign({ credentials: "same-origin" }, options));
+    if (response.status === 401) {
+      identity = identify();
+      await identity;
+      response = await fetch(url, Object.assign({ credentials: "same-origin" }, options));
+    }
+    return response;
   }
   const newId = () => (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).replace(/-/g, "").slice(0, 32);
 
@@ -23,7 +44,7 @@
       const audio = document.createElement("audio");
       audio.controls = true;
       audio.preload = "metadata";
-      audio.src = message.audioUrl || ("/chat/api/media/" + encodeURIComponent(message.audio) + "?uid=" + encodeURIComponent(uid));
+      audio.src = message.audioUrl || ("/chat/api/media/" + encodeURIComponent(message.audio));
       row.appendChild(document.createElement("br"));
       row.appendChild(audio);
     }
@@ -49,12 +70,14 @@
 
   async function send(body, shownText) {
     bubble({ from: "me", text: shownText });
-    body.uid = uid;
     body.client_id = newId();
-    const response = await fetch("/chat/api/messages", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
-    });
-    if (!response.ok) bubble({ from: "bot", text: "⚠️ Le message n'est pas parti. Réessayez dans un instant." });
+    let response = null;
+    try {
+      response = await call("/chat/api/messages", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
+      });
+    } catch (error) { /* network down: said below */ }
+    if (!response || !response.ok) bubble({ from: "bot", text: "⚠️ Le message n'est pas parti. Réessayez dans un instant." });
   }
 
   form.addEventListener("submit", function (event) {
@@ -83,11 +106,10 @@
         input.placeholder = "Écrivez ici…";
         bubble({ from: "me", text: "🎤 Message vocal", audioUrl: URL.createObjectURL(blob) });
         const form = new FormData();
-        form.append("uid", uid);
         form.append("client_id", newId());
         form.append("audio", blob, filename);
         try {
-          const response = await fetch("/chat/api/voice", { method: "POST", body: form });
+          const response = await call("/chat/api/voice", { method: "POST", body: form });
           if (!response.ok) {
             let text = "⚠️ Le message vocal n'est pas parti. Réessayez, ou écrivez.";
             try { text = (await response.json()).error || text; } catch (e) { /* not JSON */ }
@@ -108,7 +130,7 @@
   // the gap with the bot's messages missed meanwhile (bubbles are deduplicated by id).
   let started = false;
   function load() {
-    return fetch("/chat/api/history?uid=" + encodeURIComponent(uid)).then(r => r.json()).then(function (data) {
+    return call("/chat/api/history").then(r => r.json()).then(function (data) {
       if (started) {
         data.messages.filter(m => m.from !== "me").forEach(bubble);
         return;
@@ -116,16 +138,26 @@
       started = true;
       data.messages.forEach(bubble);
       if (!data.messages.length) send({ text: "/start" }, "👋 Bonjour");
-    });
+    }).catch(function () { /* the next (re)connection of the stream loads it again */ });
   }
 
+  let retries = 0;
   function connect() {
-    const source = new EventSource("/chat/api/stream?uid=" + encodeURIComponent(uid));
+    const source = new EventSource("/chat/api/stream", { withCredentials: true });
     source.addEventListener("message", function (event) { bubble(JSON.parse(event.data)); });
-    source.addEventListener("open", load);
-    source.onerror = function () { /* EventSource reconnects by itself */ };
+    source.addEventListener("open", function () { retries = 0; load(); });
+    source.onerror = function () {
+      // EventSource reconnects by itself after a network error, but not after a refusal (no
+      // identity any more): then ask for one and open the stream again, a little later each time.
+      if (source.readyState !== EventSource.CLOSED) return;
+      retries += 1;
+      setTimeout(function () { identity = identify(); identity.then(connect, connect); },
+                 Math.min(30000, 1000 * retries));
+    };
   }
 
-  connect();
+  identity.then(connect, function () {
+    bubble({ from: "bot", text: "⚠️ Le chat n'a pas pu démarrer. Rechargez la page dans un instant." });
+  });
   setTimeout(function () { if (!started) load(); }, 5000);  // no live stream (a proxy?): still start
 })();

@@ -1,6 +1,6 @@
 """A small shared Playwright helper: Debian's chromium (no browser download), phone-size pages.
 
-    from tests.browser import chromium, phone_page, assert_accessible   # noqa: F401
+    from tests.browser import chromium, phone_page, assert_accessible, csp_violations   # noqa: F401
 
     def test_x(chromium):
         page = phone_page(chromium)
@@ -59,7 +59,23 @@ def phone_page(browser, **options):
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.js_errors = errors  # type: ignore[attr-defined]  # checked by tests: no JavaScript error
+    # Console errors, Content-Security-Policy violations among them ("Refused to execute inline
+    # script ...", "Refused to apply inline style ..."): checked by tests, see csp_violations().
+    console: list[str] = []
+    def on_console(message) -> None:
+        if message.type == "error":
+            url = (message.location or {}).get("url", "")
+            if not url.endswith("/favicon.ico"):  # the browser asks for one by itself; there is none
+                console.append(f"{message.text} [{url}]")
+
+    page.on("console", on_console)
+    page.console_errors = console  # type: ignore[attr-defined]
     return page
+
+
+def csp_violations(page) -> list[str]:
+    """The console errors of this page that report a Content-Security-Policy violation."""
+    return [text for text in page.console_errors if "Content Security Policy" in text or "Refused to" in text]
 
 
 def mark_no_reload(page) -> None:

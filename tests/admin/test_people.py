@@ -23,7 +23,7 @@ async def actions(rt) -> list[str]:
 
 
 async def test_invite_then_the_invitee_activates_and_is_logged_in(settings_for):
-    async with app_client(settings_for(public_url="https://allervers.example")) as client:
+    async with app_client(settings_for(public_url="https://allervers.example", secure_cookies=False)) as client:
         rt = client.app.state.rt
         csrf = await as_admin(client)
         page = await client.get("/admin/people/new")

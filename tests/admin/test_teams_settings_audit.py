@@ -72,7 +72,8 @@ async def test_team_hours_message_and_territories(settings_for):
 
 
 async def test_settings_consent_preview_channels(settings_for):
-    async with app_client(settings_for(public_url="https://a.example", telegram_webhook_secret="s")) as client:
+    async with app_client(settings_for(public_url="https://a.example", telegram_webhook_secret="s",
+                                      secure_cookies=False)) as client:
         rt = client.app.state.rt
         csrf = await as_admin(client)
         page = await client.get("/admin/settings")

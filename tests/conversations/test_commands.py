@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import func, select, text
 
 from allervers.models import metadata
@@ -112,8 +110,9 @@ async def test_erase_after_confirmation_leaves_nothing_of_the_person(settings_fo
         await person.send(choice="erase_no")
         assert "rien n'est supprimé" in (await person.last())["text"]
         await person.send("supprimer mes donnees")
-        await person.send(choice="erase_yes")
+        await person.post(choice="erase_yes")
         rt = client.app.state.rt
+        await rt.drain()
         async with rt.sessionmaker() as session:
             for table in metadata.sorted_tables:
                 columns = {c.name for c in table.columns}
@@ -122,41 +121,51 @@ async def test_erase_after_confirmation_leaves_nothing_of_the_person(settings_fo
                     continue
                 for column in ("external_id", "text"):
                     if column in columns:
-                        found = (await session.execute(text(
-                            f"SELECT count(*) FROM {table.name} WHERE {column} LIKE :uid"),
-                            {"uid": f"%{person.uid}%"})).scalar()
-                        assert found == 0, f"{table.name}.{column} still holds the person"
+                        for value in (person.uid, person.token):  # the external id; the cookie is never stored
+                            found = (await session.execute(text(
+                                f"SELECT count(*) FROM {table.name} WHERE {column} LIKE :uid"),
+                                {"uid": f"%{value}%"})).scalar()
+                            assert found == 0, f"{table.name}.{column} still holds the person"
             contacts = (await session.execute(select(func.count()).select_from(Contact))).scalar()
             assert contacts == 1  # only the other person
             messages = (await session.execute(select(func.count()).select_from(Message))).scalar()
             assert messages > 0
-        assert await person.bot_lines() == []
+        # The identity went with the person: their cookie opens nothing (the page asks for a new one).
+        assert (await client.get("/chat/api/history", headers=person.headers)).status_code == 401
         assert (await other.last())["text"] == "Que voulez-vous faire ? 👇"
 
 
 async def test_web_chat_bad_input_gets_clear_errors_and_changes_nothing(settings_for):
     async with app_client(settings_for()) as client:
+        person = await Person.joined(client)
         bad = [
             (b"{not json", 400), (b"[]", 400),
-            (b'{"uid": "short", "client_id": "abcdefgh", "text": "x"}', 400),
-            (('{"uid": "%s", "client_id": "abcdefgh", "text": "%s"}' % ("u" * 16, "x" * 5000)).encode(), 400),
-            (b'{"uid": "uuuuuuuuuuuuuuuu", "client_id": "abcdefgh"}', 400),
-            (b'{"uid": "uuuuuuuuuuuuuuuu", "client_id": "abcdefgh", "location": [200, 0]}', 400),
+            (b'{"client_id": "short", "text": "x"}', 400),
+            (b'{"client_id": "abcdefgh\\u0000", "text": "x"}', 400),
+            (('{"client_id": "abcdefgh", "text": "%s"}' % ("x" * 5000)).encode(), 400),
+            (b'{"client_id": "abcdefgh"}', 400),
+            (b'{"client_id": "abcdefgh", "location": [200, 0]}', 400),
         ]
         for body, status in bad:
             response = await client.post("/chat/api/messages", content=body,
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json", **person.headers})
             assert response.status_code == status
             assert "error" in response.json()
+        # Without the identity cookie, or with one the server never issued: refused, whatever the body says.
+        for headers in ({}, {"Cookie": "allervers_chat=" + "x" * 43}):
+            response = await client.post("/chat/api/messages", headers={"Content-Type": "application/json", **headers},
+                                         content=b'{"uid": "uuuuuuuuuuuuuuuu", "client_id": "abcdefgh", "text": "x"}')
+            assert response.status_code == 401 and "identity" in response.json()["detail"]
         async with client.app.state.rt.sessionmaker() as session:
             assert (await session.execute(select(func.count()).select_from(Message))).scalar() == 0
 
 
 async def test_retried_messages_are_not_duplicated(settings_for):
     async with app_client(settings_for()) as client:
-        body = {"uid": uuid.uuid4().hex, "client_id": "same-client-id", "text": "/start"}
-        first = await client.post("/chat/api/messages", json=body)
-        second = await client.post("/chat/api/messages", json=body)
+        person = await Person.joined(client)
+        body = {"client_id": "same-client-id", "text": "/start"}
+        first = await client.post("/chat/api/messages", json=body, headers=person.headers)
+        second = await client.post("/chat/api/messages", json=body, headers=person.headers)
         await client.app.state.rt.drain()
         assert first.json()["duplicate"] is False and second.json()["duplicate"] is True
         async with client.app.state.rt.sessionmaker() as session:
@@ -177,8 +186,8 @@ async def test_message_bodies_never_reach_the_logs(settings_for, caplog):
         await person.send(secret)
         await person.send("humain")
         await person.send(secret + " bis")
-        await client.post("/chat/api/messages", content=b'{"uid": "x", "text": "' + secret.encode() + b'"}',
-                          headers={"Content-Type": "application/json"})
+        await client.post("/chat/api/messages", content=b'{"client_id": "x", "text": "' + secret.encode() + b'"}',
+                          headers={"Content-Type": "application/json", **person.headers})
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert caplog.records and "0639981234" not in logged and "Secrète" not in logged
 

@@ -55,7 +55,7 @@ async def post_while_held(client, people: list[Person], text: str) -> tuple[int,
 async def test_messages_arriving_together_share_one_transaction(settings_for):
     async with app_client(settings_for()) as client:
         rt = client.app.state.rt
-        people = [Person(client) for _ in range(6)]
+        people = [await Person.joined(client) for _ in range(6)]
         with InboundInserts(rt.engine) as inserts:
             held, answers = await post_while_held(client, people, "bonjour")
         await rt.drain(timeout=15)
@@ -74,7 +74,7 @@ async def test_messages_arriving_together_share_one_transaction(settings_for):
 async def test_a_failing_message_is_kept_unhandled_and_the_others_are_answered(settings_for):
     async with app_client(settings_for()) as client:
         rt = client.app.state.rt
-        people = [Person(client) for _ in range(4)]
+        people = [await Person.joined(client) for _ in range(4)]
         for person in people:
             await person.send("/start")
             await person.send(choice="oui")
@@ -108,13 +108,13 @@ async def test_a_failing_message_is_kept_unhandled_and_the_others_are_answered(s
 async def test_a_retry_inside_a_batch_is_not_stored_twice(settings_for):
     async with app_client(settings_for()) as client:
         rt = client.app.state.rt
-        people = [Person(client) for _ in range(3)]
-        body = {"uid": people[1].uid, "client_id": "same-id-twice", "text": "bonjour"}
-        assert (await client.post("/chat/api/messages", json=body)).json()["duplicate"] is False
+        people = [await Person.joined(client) for _ in range(3)]
+        body = {"client_id": "same-id-twice", "text": "bonjour"}
+        assert (await client.post("/chat/api/messages", json=body, headers=people[1].headers)).json()["duplicate"] is False
         async with rt.locks.hold(f"webchat:{people[0].uid}"), rt.locks.hold(f"webchat:{people[2].uid}"):
             first = [asyncio.create_task(people[0].post("bonjour"))]
             await asyncio.sleep(0.05)
-            retry = asyncio.create_task(client.post("/chat/api/messages", json=body))
+            retry = asyncio.create_task(client.post("/chat/api/messages", json=body, headers=people[1].headers))
             other = asyncio.create_task(people[2].post("bonjour again"))
             await asyncio.sleep(0.05)
         await asyncio.gather(*first)
@@ -134,7 +134,7 @@ async def test_handoffs_in_one_batch_are_spread_over_the_workers(settings_for):
     async with app_client(settings_for()) as client:
         rt = client.app.state.rt
         await add_worker(rt, "dominique@demo.allervers.fr", "Dominique", online=True)
-        people = [Person(client) for _ in range(5)]
+        people = [await Person.joined(client) for _ in range(5)]
         for person in people:
             await person.send("/start")
             await person.send(choice="oui")
@@ -153,7 +153,7 @@ async def test_handoffs_in_one_batch_are_spread_over_the_workers(settings_for):
 async def test_a_lock_held_for_long_holds_up_only_that_person(settings_for):
     async with app_client(settings_for()) as client:
         rt = client.app.state.rt
-        stuck, others = Person(client), [Person(client) for _ in range(3)]
+        stuck, others = await Person.joined(client), [await Person.joined(client) for _ in range(3)]
         async with rt.locks.hold(f"webchat:{stuck.uid}"):  # say, by a process that died holding it
             waiting = asyncio.create_task(stuck.post("bonjour"))
             await asyncio.sleep(0.05)

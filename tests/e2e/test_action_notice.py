@@ -133,12 +133,11 @@ async def test_after_a_restart_the_action_runs_again_and_the_waiting_message_is_
         await person.post(choice="aucune")
         await asyncio.wait_for(held.asked.wait(), 5)
         assert [m["text"] for m in await poll_new(person)] == [NOTICE]
-        uid = person.uid
+        token = person.token
     # The app stopped while the estimate was running (its task cancelled): start it again.
     async with app_client(settings) as client:  # estimator off: the action fails at once
         await client.app.state.rt.drain(timeout=10)
-        again = Person(client)
-        again.uid = uid
+        again = Person(client, token=token)  # the same browser (its identity cookie) on the restarted app
         texts = await bot_texts(again)
         assert texts.count(NOTICE) == 1
         assert texts[-1].startswith(FAILED) and texts.index(NOTICE) < len(texts) - 1

@@ -12,7 +12,14 @@ import re
 
 import pytest
 
-from tests.browser import assert_not_reloaded, chromium, mark_no_reload, phone_page  # noqa: F401
+from tests.browser import (  # noqa: F401
+    assert_accessible,
+    assert_not_reloaded,
+    chromium,
+    csp_violations,
+    mark_no_reload,
+    phone_page,
+)
 from tests.conftest import LiveServer, wait_until
 
 pytestmark = pytest.mark.browser
@@ -45,6 +52,11 @@ def test_person_on_web_chat_reaches_named_worker_who_replies_live(settings_for, 
         agree = person.get_by_role("button", name="✅ D'accord")
         expect(agree).to_be_visible()
         expect(person.get_by_role("button", name="🙅 Non merci")).to_be_visible()
+        assert_accessible(person)
+        # The identity is the server's, in an HttpOnly cookie: nothing in the page's storage.
+        assert person.evaluate("localStorage.length") == 0
+        chat_cookie = [c for c in person.context.cookies() if c["name"] == "allervers_chat"]
+        assert chat_cookie and chat_cookie[0]["httpOnly"] and chat_cookie[0]["sameSite"] == "Strict"
         agree.click()
         expect(agree).to_be_disabled()
         expect(person.locator(".bubble.me").filter(has_text="✅ D'accord")).to_be_visible()
@@ -53,11 +65,13 @@ def test_person_on_web_chat_reaches_named_worker_who_replies_live(settings_for, 
         # The worker logs in through the form and waits on the inbox, before anyone asks for a human.
         worker.goto("/inbox")
         expect(worker).to_have_url(re.compile(r"/inbox/login$"))
+        assert_accessible(worker)
         worker.get_by_label("E-mail").fill(settings.demo_worker_email)
         worker.get_by_label("Mot de passe").fill(settings.demo_worker_password)
         worker.get_by_role("button", name="Se connecter").click()
         expect(worker).to_have_url(re.compile(r"/inbox$"))
         expect(worker.get_by_text("Personne n'attend.")).to_be_visible()
+        assert_accessible(worker)
         cards = worker.locator("a.card[data-conversation]")
         expect(cards).to_have_count(0)
         mark_no_reload(worker)
@@ -85,6 +99,7 @@ def test_person_on_web_chat_reaches_named_worker_who_replies_live(settings_for, 
         expect(summary).to_be_visible()
         expect(summary).to_contain_text("Ce que la personne a dit")
         expect(summary).to_contain_text("logement")
+        assert_accessible(worker)
         mark_no_reload(worker)
         wait_until(lambda: subscribed(live, f"conversation:{conversation_id}"), timeout=10)
 
@@ -110,6 +125,9 @@ def test_person_on_web_chat_reaches_named_worker_who_replies_live(settings_for, 
         assert_not_reloaded(person)
         assert_not_reloaded(worker)
         assert person.js_errors == [] and worker.js_errors == []
+        # The Content-Security-Policy (no inline script or style) broke nothing, and nothing broke it.
+        assert csp_violations(person) == [] and csp_violations(worker) == []
+        assert person.console_errors == [] and worker.console_errors == []
 
         person.screenshot(path=str(tmp_path / "person-webchat.png"), full_page=True)
         worker.screenshot(path=str(tmp_path / "worker-conversation.png"), full_page=True)

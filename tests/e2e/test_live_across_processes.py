@@ -167,17 +167,18 @@ async def listening(client: httpx.AsyncClient, url: str):
             pass
 
 
-async def say(client: httpx.AsyncClient, uid: str, **body) -> None:
-    response = await client.post("/chat/api/messages", json={"uid": uid, "client_id": uuid.uuid4().hex, **body})
+async def say(client: httpx.AsyncClient, **body) -> None:
+    """The person's browser writes (its identity cookie is in the client's jar)."""
+    response = await client.post("/chat/api/messages", json={"client_id": uuid.uuid4().hex, **body})
     assert response.status_code == 200 and response.json()["ok"], response.text
 
 
 async def test_live_updates_cross_processes_through_redis(two_processes):
     a, b = two_processes
-    uid = uuid.uuid4().hex
     timeout = httpx.Timeout(15)
     async with httpx.AsyncClient(base_url=a.url, timeout=timeout) as person, \
             httpx.AsyncClient(base_url=b.url, timeout=timeout) as worker:
+        assert (await person.post("/chat/api/identity", json={})).status_code == 200  # the cookie, from A
         # Both processes seeded the same database once: exactly one demo worker can log in, on B.
         login_page = await worker.get("/inbox/login")
         response = await worker.post("/inbox/login", data={"email": "camille@demo.allervers.fr",
@@ -188,7 +189,7 @@ async def test_live_updates_cross_processes_through_redis(two_processes):
         # The person (on A) reaches Camille; the worker sees the lists change live on B.
         async with listening(worker, "/inbox/stream") as lists:
             for body in ({"text": "/start"}, {"choice": "oui"}, {"choice": "parler"}, {"choice": "logement"}):
-                await say(person, uid, **body)
+                await say(person, **body)
             event, data = await lists.next(lambda e, d: e == "lists" and d == "conversation_assigned")
         inbox = await worker.get("/inbox")
         conversation_id = int(inbox.text.split('data-conversation="')[1].split('"')[0])
@@ -196,7 +197,7 @@ async def test_live_updates_cross_processes_through_redis(two_processes):
         # A → B: the worker is on the conversation page of B; the person writes to A.
         async with listening(worker, f"/inbox/stream?conversation={conversation_id}") as stream:
             started = time.monotonic()
-            await say(person, uid, text="J'ai une question sur mon bail")
+            await say(person, text="J'ai une question sur mon bail")
             event, data = await stream.next(lambda e, d: e == "timeline")
             a_to_b = time.monotonic() - started
             assert data == str(conversation_id)
@@ -207,7 +208,7 @@ async def test_live_updates_cross_processes_through_redis(two_processes):
         assert "J'ai une question sur mon bail" in html.unescape(page.text)
 
         # B → A: the person's web chat stream is on A; the worker replies on B.
-        async with listening(person, f"/chat/api/stream?uid={uid}") as chat:
+        async with listening(person, "/chat/api/stream") as chat:
             started = time.monotonic()
             reply = await worker.post(f"/inbox/conversations/{conversation_id}/reply",
                                       data={"text": "Bonjour, je regarde votre bail.",

@@ -190,7 +190,9 @@ async def test_an_unhandled_error_logged_by_uvicorn_is_scrubbed(settings_for, ba
             assert request("GET", "/__test__/unhandled-database-error", params={"uid": uid}).status_code == 500
             # Through the real web chat route: a lone surrogate in the text (a 4xx once refused).
             body = json.dumps({"uid": uid, "client_id": "client-surrogate", "text": CANARY + " \ud800"})
-            response = request("POST", "/chat/api/messages", content=body, headers={"Content-Type": "application/json"})
+            with httpx.Client(base_url=live.url, timeout=30) as chat:  # a web chat identity first (cookie)
+                assert chat.post("/chat/api/identity").status_code == 200
+                response = chat.post("/chat/api/messages", content=body, headers={"Content-Type": "application/json"})
             assert response.status_code in (200, 400, 422, 500)
             request("GET", "/chat/api/history", params={"uid": uid})
             request("GET", "/healthz")

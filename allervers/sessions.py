@@ -1,0 +1,193 @@
+"""Server-side sessions for workers: the cookie holds only a random id, the data lives in the database.
+
+`request.session` stays the plain dict Starlette's SessionMiddleware gave (worker_id, csrf, ...).
+The cookie carries a random token (256 bits); the table keeps only its SHA-256, so a copy of the
+database opens no session. A session ends:
+- when its dict is emptied (`request.session.clear()`: logout) — the row is deleted at once, so a
+  cookie saved before logout opens nothing afterwards;
+- after `session_idle_minutes` without a request, or `session_max_hours` after it started;
+- when `end_worker_sessions` (allervers.auth) deletes every row of a worker (password change,
+  deactivation by an admin).
+The id changes whenever the session's worker changes (login) or `rotate(request)` is called: no
+fixation. `last_seen_at` is written at most once a minute (no write per request); expired rows are
+deleted lazily, at most every few minutes, when a new session starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from datetime import datetime, timedelta
+
+from sqlalchemy import ForeignKey, Index, String, delete, or_, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+from starlette.datastructures import MutableHeaders
+from starlette.requests import HTTPConnection
+
+from allervers.database import Base, JSONType, UTCDateTime, utcnow
+
+log = logging.getLogger(__name__)
+
+COOKIE = "allervers_session"
+TOUCH_EVERY = timedelta(minutes=1)
+PURGE_EVERY_SECONDS = 300.0
+# Paths that never use a worker session: no lookup for them (static files, the web chat, webhooks).
+SKIPPED_PREFIXES = ("/static/", "/chat", "/bots/", "/healthz")
+_ROTATE = "_allervers_rotate"
+
+
+class WorkerSession(Base):
+    __tablename__ = "worker_sessions"
+    __table_args__ = (Index("ix_worker_sessions_last_seen_at", "last_seen_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # SHA-256 (hex) of the cookie's token; the token itself is never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Null before login (the login form's CSRF token lives in an anonymous session).
+    worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), nullable=True,
+                                                  index=True)
+    data: Mapped[dict] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SessionData(dict):
+    """The dict behind request.session (a dict subclass only to carry the rotation flag)."""
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _plausible(token: str | None) -> bool:
+    return bool(token) and 32 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum() \
+        and token.isascii()
+
+
+def rotate(request) -> None:
+    """Give the current session a new id (and delete the old row) when the response starts."""
+    session = request.scope.get("session")
+    if isinstance(session, SessionData):
+        setattr(session, _ROTATE, True)
+
+
+def secure_cookies(settings) -> bool:
+    """Secure cookies when the public URL is https, unless settings.secure_cookies says otherwise."""
+    if settings.secure_cookies is not None:
+        return bool(settings.secure_cookies)
+    return settings.public_url.lower().startswith("https://")
+
+
+def expired(settings, row: WorkerSession, now: datetime) -> bool:
+    return (now - row.last_seen_at > timedelta(minutes=settings.session_idle_minutes)
+            or now - row.created_at > timedelta(hours=settings.session_max_hours))
+
+
+async def purge_expired_sessions(rt, now: datetime | None = None) -> int:
+    now = now or utcnow()
+    settings = rt.settings
+    async with rt.sessionmaker() as session, session.begin():
+        result = await session.execute(delete(WorkerSession).where(or_(
+            WorkerSession.last_seen_at < now - timedelta(minutes=settings.session_idle_minutes),
+            WorkerSession.created_at < now - timedelta(hours=settings.session_max_hours))))
+    return result.rowcount or 0
+
+
+class ServerSessionMiddleware:
+    """Pure ASGI: loads scope["session"] from the database, saves it when the response starts."""
+
+    def __init__(self, app, settings) -> None:
+        self.app = app
+        self.settings = settings
+        self._next_purge = 0.0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith(SKIPPED_PREFIXES):
+            scope["session"] = {}
+            await self.app(scope, receive, send)
+            return
+        rt = scope["app"].state.rt
+        token = HTTPConnection(scope).cookies.get(COOKIE)
+        row = await self._load(rt, token) if _plausible(token) else None
+        initial = dict(row.data or {}) if row else {}
+        scope["session"] = SessionData(initial)
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                cookie = await self._save(rt, scope["session"], initial, row, token)
+                if cookie is not None:
+                    headers = MutableHeaders(scope=message)
+                    headers.append("set-cookie", cookie)
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+    async def _load(self, rt, token: str) -> WorkerSession | None:
+        async with rt.sessionmaker() as session:
+            row = (await session.execute(select(WorkerSession).where(
+                WorkerSession.token_hash == token_hash(token)))).scalar()
+        if row is None:
+            return None
+        if expired(self.settings, row, utcnow()):
+            async with rt.sessionmaker() as session, session.begin():
+                await session.execute(delete(WorkerSession).where(WorkerSession.id == row.id))
+            return None
+        return row
+
+    async def _save(self, rt, data: SessionData, initial: dict, row: WorkerSession | None,
+                    token: str | None) -> str | None:
+        """Write what changed; return the Set-Cookie value to send, if any."""
+        current = dict(data)
+        rotating = getattr(data, _ROTATE, False) or current.get("worker_id") != initial.get("worker_id")
+        now = utcnow()
+        if not current:
+            if row is not None:
+                async with rt.sessionmaker() as session, session.begin():
+                    await session.execute(delete(WorkerSession).where(WorkerSession.id == row.id))
+            return self._cookie("", expire=True) if token else None
+        if row is None or rotating:
+            new_token = secrets.token_urlsafe(32)
+            async with rt.sessionmaker() as session, session.begin():
+                if row is not None:
+                    await session.execute(delete(WorkerSession).where(WorkerSession.id == row.id))
+                session.add(WorkerSession(token_hash=token_hash(new_token), worker_id=current.get("worker_id"),
+                                          data=current, created_at=now, last_seen_at=now))
+            await self._maybe_purge(rt)
+            return self._cookie(new_token)
+        values: dict = {}
+        if current != initial:
+            values.update(data=current, worker_id=current.get("worker_id"))
+        if values or now - row.last_seen_at >= TOUCH_EVERY:
+            values["last_seen_at"] = now
+            # A row deleted meanwhile (logout elsewhere, password change) stays deleted: no upsert.
+            async with rt.sessionmaker() as session, session.begin():
+                await session.execute(update(WorkerSession).where(WorkerSession.id == row.id).values(**values))
+        return None
+
+    async def _maybe_purge(self, rt) -> None:
+        if time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + PURGE_EVERY_SECONDS
+        try:
+            purged = await purge_expired_sessions(rt)
+        except Exception:  # never fail a login because of housekeeping
+            log.exception("purging expired sessions failed")
+            return
+        if purged:
+            log.info("expired worker sessions purged: %s", purged)
+
+    def _cookie(self, value: str, expire: bool = False) -> str:
+        max_age = 0 if expire else int(self.settings.session_max_hours * 3600)
+        parts = [f"{COOKIE}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly", "SameSite=Lax"]
+        if secure_cookies(self.settings):
+            parts.append("Secure")
+        return "; ".join(parts)
+
+
+__all__ = ["WorkerSession", "ServerSessionMiddleware", "rotate", "secure_cookies", "token_hash",
+           "purge_expired_sessions", "COOKIE"]
