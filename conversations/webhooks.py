@@ -26,13 +26,28 @@ MAX_BODY = 256 * 1024
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, "body too large")
+    """The request's body. Capped while it streamed in (allervers/bodycap.py: 413 past the path's
+    cap, before anything here, the WhatsApp signature check included, sees it); `limit` is a second
+    check for a caller that wants less than its path's cap."""
     body = await request.body()
     if len(body) > limit:
         raise HTTPException(413, "body too large")
     return body
+
+
+def client_address(request: Request) -> str:
+    """The client's address (uvicorn resolves X-Forwarded-For from trusted proxies only)."""
+    return request.client.host if request.client else "unknown"
+
+
+async def limit_new_identity(request: Request, uid: str) -> None:
+    """Rate limit (per client address) of web chat identities never seen before: RateLimited."""
+    rt = request.app.state.rt
+    async with rt.sessionmaker() as session:
+        known = (await session.execute(select(Address.id).where(
+            Address.channel == "webchat", Address.external_id == uid))).first()
+    if known is None:
+        await rt.limiter.hit("webchat_identity_new", client_address(request))
 
 
 def channel_or_404(request: Request, name: str):
@@ -107,6 +122,8 @@ async def webchat_message(request: Request):
     except (ValueError, UnicodeDecodeError) as error:
         message = str(error) if isinstance(error, BadPayload) else "body is not valid JSON"
         return JSONResponse({"ok": False, "error": message}, status_code=400)
+    await rt.limiter.hit("webchat_message", inbound.user_id)
+    await limit_new_identity(request, inbound.user_id)
     received = await receive(rt, inbound)
     return {"ok": True, "duplicate": received.duplicate}
 

@@ -16,7 +16,7 @@ from allervers.auth import authenticate, check_csrf, csrf_token, current_worker
 from allervers.database import utcnow
 from conversations.models import ASSIGNED, CLOSED, INBOUND, WAITING, Address, Contact, Conversation, Event, Message
 from conversations.store import Pending, Thread, load_thread
-from conversations.webhooks import sse_events
+from conversations.webhooks import client_address, sse_events
 from handoff import transitions
 from handoff.models import Organisation, Worker
 
@@ -59,12 +59,18 @@ async def login(request: Request, email: str = Form(...), password: str = Form(.
                 csrf_token_: str = Form(None, alias="csrf_token")):
     check_csrf(request, csrf_token_)
     rt = request.app.state.rt
+    # Rate limits (allervers/ratelimit.py; 429 with the wait): every attempt per address, failures
+    # per account (checked before the password is hashed, counted after a failure).
+    account = email.strip().lower()
+    await rt.limiter.hit("login_address", client_address(request))
+    await rt.limiter.check("login_account", account)
     async with rt.sessionmaker() as session, session.begin():
         worker = await authenticate(session, email, password)
         if worker is not None:
             worker.is_online = True
             worker.last_seen_at = utcnow()
     if worker is None:
+        await rt.limiter.hit("login_account", account)
         log.info("inbox login refused")
         response = page(request, "inbox/login.html", error="E-mail ou mot de passe incorrect.")
         response.status_code = 401
