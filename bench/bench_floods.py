@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import socket
@@ -32,76 +33,11 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.hardening.server import Server, probe_healthz  # noqa: E402
 from tests.hardening.webm import fragmented_webm  # noqa: E402
 
 MIB = 1024 * 1024
 EMAIL, PASSWORD = "camille@demo.allervers.fr", "allervers-demo"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """`python -m uvicorn --factory allervers.app:create_app` on loopback, configured by ALLERVERS_*."""
-
-    def __init__(self, workdir: Path, **env: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.tmp = workdir / "tmp"
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        self.env = {**os.environ, "ALLERVERS_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db",
-                    "ALLERVERS_MEDIA_DIR": str(workdir / "media"), "ALLERVERS_RIGHTS_BACKEND": "off",
-                    "ALLERVERS_DIRECTORY_AUTOLOAD": "false", "ALLERVERS_SEED_DEMO": "true",
-                    "ALLERVERS_SECRET_KEY": "bench-secret-key", "ALLERVERS_WHATSAPP_APP_SECRET": "bench",
-                    "ALLERVERS_WHATSAPP_ACCESS_TOKEN": "bench", "ALLERVERS_WHATSAPP_PHONE_NUMBER_ID": "1",
-                    "ALLERVERS_WHATSAPP_GRAPH_API_BASE": "http://127.0.0.1:9", "TMPDIR": str(self.tmp),
-                    **env}
-
-    def __enter__(self) -> "Server":
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "allervers.app:create_app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env=self.env)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    self.ps = psutil.Process(self.process.pid)
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.process.kill()
-        raise RuntimeError("server did not start")
-
-    def __exit__(self, *exc) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-    def rss(self) -> int:
-        return self.ps.memory_info().rss
-
-    def temp_bytes(self) -> int:
-        """Bytes in the files the server holds open under its TMPDIR (deleted ones included)."""
-        total = 0
-        fd_dir = f"/proc/{self.process.pid}/fd"
-        for name in os.listdir(fd_dir):
-            try:
-                target = os.readlink(f"{fd_dir}/{name}")
-                if target.startswith(str(self.tmp)):
-                    total += os.stat(f"{fd_dir}/{name}").st_size
-            except OSError:
-                pass
-        return total
-
-    def cpu(self) -> float:
-        times = self.ps.cpu_times()
-        return times.user + times.system
 
 
 async def chunks(total: int, size: int = 256 * 1024, prefix: bytes = b"", suffix: bytes = b""):
@@ -123,18 +59,6 @@ async def sample(fn, stop: asyncio.Event, interval: float = 0.01) -> list:
         await asyncio.sleep(interval)
     values.append(fn())
     return values
-
-
-async def probe_healthz(url: str, stop: asyncio.Event, interval: float = 0.01) -> list[float]:
-    """Latencies (ms) of GET /healthz, one at a time every `interval`, until `stop`."""
-    latencies = []
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        while not stop.is_set():
-            started = time.perf_counter()
-            await client.get("/healthz")
-            latencies.append((time.perf_counter() - started) * 1000)
-            await asyncio.sleep(interval)
-    return latencies
 
 
 def p(values: list[float], q: float) -> float:
@@ -228,7 +152,7 @@ async def login_client(url: str) -> tuple[httpx.AsyncClient, str]:
     return client, token
 
 
-async def login_flood(server: Server, concurrency: int, seconds: float) -> dict:
+async def login_flood(server: Server, concurrency: int, seconds: float, addresses: int) -> dict:
     stop = asyncio.Event()
     probe = asyncio.create_task(probe_healthz(server.url, stop))
     statuses: dict = {}
@@ -240,7 +164,7 @@ async def login_flood(server: Server, concurrency: int, seconds: float) -> dict:
             while time.monotonic() < deadline:
                 response = await client.post("/inbox/login", data={"email": f"victim{n % 4}@demo.allervers.fr",
                                                                    "password": "wrong", "csrf_token": token},
-                                             headers={"x-forwarded-for": f"10.0.0.{n}"})
+                                             headers={"x-forwarded-for": f"10.0.0.{n % addresses}"})
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
         finally:
             await client.aclose()
@@ -248,7 +172,7 @@ async def login_flood(server: Server, concurrency: int, seconds: float) -> dict:
     await asyncio.gather(*(attacker(n) for n in range(concurrency)))
     stop.set()
     latencies = await probe
-    return {"concurrency": concurrency, "statuses": statuses, "healthz_p50_ms": p(latencies, 0.5),
+    return {"concurrency": concurrency, "addresses": addresses, "statuses": statuses, "healthz_p50_ms": p(latencies, 0.5),
             "healthz_p99_ms": p(latencies, 0.99)}
 
 
@@ -279,7 +203,8 @@ async def main(only: set[str]) -> None:
         if "voice" in only:
             print("16 MiB WebM notes of 2.5 ms blocks:", await voice_flood(server, notes=8, concurrency=4))
         if "login" in only:
-            print("login flood:", await login_flood(server, concurrency=32, seconds=5))
+            print("login flood:", await login_flood(server, concurrency=32, seconds=5, addresses=1))
+            print("login flood:", await login_flood(server, concurrency=32, seconds=5, addresses=32))
             print("wrong passwords in a row:", await wrong_passwords(server, 200))
         p50, p99 = await idle_p99(server)
         print(f"idle again: /healthz p50 {p50:.1f} ms, p99 {p99:.1f} ms")

@@ -50,6 +50,10 @@ class TooFragmented(ValueError):
     """More blocks (or pages, or elements) than a voice note of the allowed length can hold."""
 
 
+class TooLong(ValueError):
+    """The packets read so far already last longer than allowed (parsing stops there)."""
+
+
 @dataclass(frozen=True)
 class VoiceLimits:
     """What check_voice needs of Settings (sent to the child process: small and picklable)."""
@@ -195,9 +199,13 @@ def _vint(data: bytes, pos: int, marker: bool) -> tuple[int, int, bool]:
     return value, length, unknown
 
 
-def webm_opus_packets(data: bytes, max_blocks: int | None = None) -> tuple[bytes | None, int, list[bytes]]:
+def webm_opus_packets(data: bytes, max_blocks: int | None = None,
+                      max_seconds: float | None = None) -> tuple[bytes | None, int, list[bytes]]:
     """(OpusHead from CodecPrivate or None, channels, Opus packets) of a WebM/Opus recording.
-    ValueError if malformed; TooFragmented past `max_blocks` blocks (or 4 x that many elements)."""
+    ValueError if malformed; TooFragmented past `max_blocks` blocks (or 4 x that many elements);
+    TooLong as soon as the packets last longer than `max_seconds`."""
+    max_samples = None if max_seconds is None else max_seconds * OPUS_RATE
+    samples = 0
     if not data.startswith(EBML_MAGIC):
         raise ValueError("not a WebM file")
     pos, head, channels, codec = 0, None, 1, None
@@ -230,7 +238,12 @@ def webm_opus_packets(data: bytes, max_blocks: int | None = None) -> tuple[bytes
             flags = content[track_length + 2]
             if (flags >> 1) & 3:
                 raise ValueError("laced WebM blocks are not supported")
-            packets.append(content[track_length + 3 :])
+            packet = content[track_length + 3 :]
+            if max_samples is not None:
+                samples += opus_packet_samples(packet)
+                if samples > max_samples:
+                    raise TooLong("longer than allowed")
+            packets.append(packet)
         elif element == _CODEC_PRIVATE:
             head = content
         elif element == _CODEC_ID:
@@ -243,8 +256,8 @@ def webm_opus_packets(data: bytes, max_blocks: int | None = None) -> tuple[bytes
     return (head if head and head.startswith(b"OpusHead") else None), channels, packets
 
 
-def webm_to_ogg(data: bytes, max_blocks: int | None = None) -> bytes:
-    head, channels, packets = webm_opus_packets(data, max_blocks)
+def webm_to_ogg(data: bytes, max_blocks: int | None = None, max_seconds: float | None = None) -> bytes:
+    head, channels, packets = webm_opus_packets(data, max_blocks, max_seconds)
     if not [p for p in packets if p]:
         raise ValueError("no audio in the recording")
     if head is not None and len(head) < 19:
@@ -252,11 +265,12 @@ def webm_to_ogg(data: bytes, max_blocks: int | None = None) -> bytes:
     return ogg_opus(packets, head or opus_head(channels=min(max(channels, 1), 255), pre_skip=0))
 
 
-def normalise_audio(data: bytes, content_type: str, max_blocks: int | None = None) -> tuple[bytes, str, float | None]:
+def normalise_audio(data: bytes, content_type: str, max_blocks: int | None = None,
+                    max_seconds: float | None = None) -> tuple[bytes, str, float | None]:
     """Voice notes stored and sent as Ogg/Opus when possible: (bytes, content type, duration)."""
     base = (content_type or "").split(";")[0].strip().lower()
     if data.startswith(EBML_MAGIC):
-        data = webm_to_ogg(data, max_blocks)
+        data = webm_to_ogg(data, max_blocks, max_seconds)
         return data, "audio/ogg", ogg_duration(data, max_blocks)
     if data.startswith(OGG_MAGIC):
         return data, "audio/ogg", ogg_duration(data, max_blocks)
@@ -279,9 +293,13 @@ def check_voice(limits: VoiceLimits, data: bytes, content_type: str, kind: str,
     duration = None
     if kind in ("voice", "audio") or content_type.startswith("audio/"):
         try:
-            data, content_type, duration = normalise_audio(data, content_type, limits.max_blocks)
+            # a little past the limit (container overhead, rounding): the exact check follows
+            data, content_type, duration = normalise_audio(data, content_type, limits.max_blocks,
+                                                           limits.max_media_seconds + 1)
         except TooFragmented:
             return data, content_type, None, "too_fragmented"
+        except TooLong:
+            return data, content_type, None, "too_long"
         except (ValueError, IndexError, struct.error, OverflowError):
             if strict:
                 return data, content_type, None, "unreadable"

@@ -86,6 +86,12 @@ def check_audio(settings, data: bytes, content_type: str, kind: str,
     return check_voice(VoiceLimits.of(settings), data, content_type, kind, strict)
 
 
+def check_voice_refusing_light(*args) -> tuple[bytes, str, float | None, str | None]:
+    """check_voice in the child process: a refusal sends no bytes back (the caller has them)."""
+    checked = check_voice(*args)
+    return (b"", *checked[1:]) if checked[3] else checked
+
+
 class AudioChecker:
     """Voice notes checked and remuxed off the event loop: in a pool of `audio_workers` child
     processes (pure-Python parsing holds the GIL, so a thread would still slow every request),
@@ -103,8 +109,9 @@ class AudioChecker:
             from concurrent.futures import ProcessPoolExecutor
 
             # spawn: the server has threads (a fork could copy a held lock); the child imports only
-            # conversations.audio (struct and zlib)
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            # conversations.audio (struct and zlib), and runs at a lower priority than the server
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=os.nice, initargs=(10,))
         return self._pool
 
     async def check(self, data: bytes, content_type: str, kind: str,
@@ -117,8 +124,9 @@ class AudioChecker:
         async with self._slots:
             for attempt in (1, 2):
                 try:
-                    return await loop.run_in_executor(self._executor(), check_voice, self.limits, data,
-                                                      content_type, kind, strict)
+                    checked = await loop.run_in_executor(self._executor(), check_voice_refusing_light,
+                                                         self.limits, data, content_type, kind, strict)
+                    return (data, *checked[1:]) if checked[3] else checked
                 except BrokenProcessPool:  # a child died (killed, out of memory): a new pool, once
                     log.warning("audio worker lost: restarting the pool")
                     self.close()
@@ -127,7 +135,7 @@ class AudioChecker:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
 
