@@ -17,18 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

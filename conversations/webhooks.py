@@ -22,15 +22,12 @@ from conversations.receive import receive
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-MAX_BODY = 256 * 1024
-
-
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The request's body. Capped while it streamed in (allervers/bodycap.py: 413 past the path's
-    cap, before anything here, the WhatsApp signature check included, sees it); `limit` is a second
-    check for a caller that wants less than its path's cap."""
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    """The request's body, capped while it streamed in (allervers/bodycap.py: 413 past the path's
+    cap, Settings.*_body_max_bytes, before anything here — the WhatsApp signature check included —
+    sees a byte of it). `limit`: a second check for a caller that wants less than its path's cap."""
     body = await request.body()
-    if len(body) > limit:
+    if limit is not None and len(body) > limit:
         raise HTTPException(413, "body too large")
     return body
 
@@ -94,7 +91,7 @@ async def whatsapp_handshake(request: Request):
 async def whatsapp_webhook(request: Request):
     rt = request.app.state.rt
     channel = channel_or_404(request, "whatsapp")
-    body = await read_body(request, 2 * 1024 * 1024)
+    body = await read_body(request)
     try:
         channel.verify_signature(body, request.headers.get("x-hub-signature-256"))
     except Unauthorized:
@@ -116,7 +113,7 @@ async def whatsapp_webhook(request: Request):
 async def webchat_message(request: Request):
     rt = request.app.state.rt
     channel = channel_or_404(request, "webchat")
-    body = await read_body(request, 64 * 1024)
+    body = await read_body(request)
     try:
         inbound = channel.parse(json.loads(body))
     except (ValueError, UnicodeDecodeError) as error:

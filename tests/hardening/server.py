@@ -44,19 +44,24 @@ class Server:
                     **env}
 
     def __enter__(self) -> "Server":
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "allervers.app:create_app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env=self.env)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    self.ps = psutil.Process(self.process.pid)
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.process.kill()
+        for _ in range(3):  # a port taken meanwhile by someone else: another one
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--factory", "allervers.app:create_app", "--host", "127.0.0.1",
+                 "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
+                cwd=ROOT, env=self.env)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                        self.ps = psutil.Process(self.process.pid)
+                        return self
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            if self.process.poll() is None:
+                self.process.kill()
+                break
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
         raise RuntimeError("server did not start")
 
     def __exit__(self, *exc) -> None:
