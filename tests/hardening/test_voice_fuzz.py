@@ -180,3 +180,24 @@ def test_fuzzed_worker_voice_replies_never_give_a_5xx(uploads, data, content_typ
     before = uploads.media_count()
     refused_cleanly(uploads, uploads.inbox(data, content_type), before)
     assert uploads.records.tracebacks() == []
+
+
+@hypothesis_settings(max_examples=200, deadline=None, database=None)
+@given(data=st.binary(max_size=4096))
+def test_the_fast_ogg_crc_equals_the_reference(data):
+    from conversations.audio import ogg_crc, ogg_crc_reference
+
+    assert ogg_crc(data) == ogg_crc_reference(data)
+
+
+def test_parsing_is_bounded_and_early():
+    """The parser stops at its bounds: too many blocks, or already longer than allowed."""
+    from conversations.audio import VoiceLimits, check_voice
+    from tests.hardening.webm import fragmented_webm
+
+    limits = VoiceLimits(max_media_bytes=16 * 1024 * 1024, max_media_seconds=300, max_blocks=30_000)
+    assert check_voice(limits, fragmented_webm(2_000_000), "audio/webm", "voice", True)[3] == "too_fragmented"
+    assert check_voice(limits, webm([FRAME_20MS + b"\0" * 50] * 15_100), "audio/webm", "voice", True)[3] == "too_long"
+    data, content_type, duration, refusal = check_voice(limits, webm([FRAME_20MS] * 14_000), "audio/webm",
+                                                        "voice", True)
+    assert refusal is None and content_type == "audio/ogg" and duration == 280.0
