@@ -28,7 +28,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.hardening.server import Server, probe_healthz  # noqa: E402
+from tests.hardening.server import Server, probe_healthz, send_chunked  # noqa: E402
 from tests.hardening.webm import fragmented_webm  # noqa: E402
 
 MIB = 1024 * 1024
@@ -75,20 +75,14 @@ async def body_flood(server: Server, path: str, total: int) -> dict:
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample(server.rss, stop))
     started = time.perf_counter()
-    status = None
-    async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
-        try:
-            response = await client.post(path, content=chunks(total),
-                                         headers={"content-type": "application/json",
-                                                  "x-hub-signature-256": "sha256=" + "0" * 64})
-            status = response.status_code
-        except httpx.HTTPError as error:
-            status = type(error).__name__
+    status, _, sent = await asyncio.to_thread(send_chunked, server.port, path, total,
+                                              {"Content-Type": "application/json",
+                                               "X-Hub-Signature-256": "sha256=" + "0" * 64})
     elapsed = time.perf_counter() - started
     stop.set()
     peak = max(await sampler)
-    return {"path": path, "status": status, "rss_before_mib": before / MIB, "rss_growth_mib": (peak - before) / MIB,
-            "seconds": elapsed}
+    return {"path": path, "status": status, "sent_mib": sent / MIB, "rss_before_mib": before / MIB,
+            "rss_growth_mib": (peak - before) / MIB, "seconds": elapsed}
 
 
 def multipart(uid: str, data_size: int, boundary: str = "benchboundary"):
