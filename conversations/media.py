@@ -116,8 +116,8 @@ class AudioChecker:
 
     async def check(self, data: bytes, content_type: str, kind: str,
                     strict: bool = False) -> tuple[bytes, str, float | None, str | None]:
-        if len(data) > self.limits.max_media_bytes:
-            return data, content_type, None, "too_large"  # nothing to parse
+        if len(data) > self.limits.max_media_bytes or not (kind in AUDIO_KINDS or content_type.startswith("audio/")):
+            return check_voice(self.limits, data, content_type, kind, strict)  # nothing to parse
         from concurrent.futures.process import BrokenProcessPool
 
         loop = asyncio.get_running_loop()
