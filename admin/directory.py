@@ -22,7 +22,12 @@ from handoff.models import Organisation, Worker
 
 router = APIRouter(prefix="/directory")
 
-MAX_UPLOAD_BYTES = 16 * 1024 * 1024  # a file of 16 MiB holds ~40,000 data·inclusion records
+
+
+def _max_upload(request: Request) -> int:
+    """Settings.directory_import_max_bytes (16 MiB: ~40,000 data·inclusion records); the body cap
+    (allervers/bodycap.py) uses the same setting for this route."""
+    return request.app.state.settings.directory_import_max_bytes
 SEARCH_LIMIT = 20
 LIST_LIMIT = 500
 
@@ -304,7 +309,7 @@ async def undo_correction(request: Request, admin: Worker = Depends(current_admi
 
 @router.get("/import", response_class=HTMLResponse)
 async def import_page(request: Request, admin: Worker = Depends(current_admin)):
-    return admin_page(request, "admin/directory_import.html", admin, error=None, max_mib=MAX_UPLOAD_BYTES // 2**20)
+    return admin_page(request, "admin/directory_import.html", admin, error=None, max_mib=_max_upload(request) // 2**20)
 
 
 @router.post("/import", response_class=HTMLResponse)
@@ -316,7 +321,7 @@ async def start_import(request: Request, file: UploadFile = File(None), csrf_tok
 
     def refused(message: str):
         response = admin_page(request, "admin/directory_import.html", admin, error=message,
-                              max_mib=MAX_UPLOAD_BYTES // 2**20)
+                              max_mib=_max_upload(request) // 2**20)
         response.status_code = 400
         return response
 
@@ -325,9 +330,9 @@ async def start_import(request: Request, file: UploadFile = File(None), csrf_tok
     suffix = directory_import.suffix_of(file.filename)
     if suffix is None:
         return refused("Format non reconnu : un fichier .csv, .json ou .jsonl (éventuellement .gz) est attendu.")
-    content = await file.read(MAX_UPLOAD_BYTES + 1)
-    if len(content) > MAX_UPLOAD_BYTES:
-        return refused(f"Fichier trop gros : {MAX_UPLOAD_BYTES // 2**20} Mio au plus.")
+    content = await file.read(_max_upload(request) + 1)
+    if len(content) > _max_upload(request):
+        return refused(f"Fichier trop gros : {_max_upload(request) // 2**20} Mio au plus.")
     if not content.strip():
         return refused("Le fichier est vide.")
     async with _rt(request).sessionmaker() as session:

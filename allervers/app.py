@@ -7,12 +7,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from allervers.auth import LoginRequired
 from allervers.headers import SecurityHeadersMiddleware
+from allervers.bodycap import BodyCap, BodyTooLarge, caps_from, refusal
+from allervers.ratelimit import RateLimited
 from allervers.runtime import Runtime, build_runtime, start_background
 from allervers.sessions import ServerSessionMiddleware
 from allervers.settings import Settings
@@ -50,8 +52,10 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
     docs = settings.api_docs  # /docs, /redoc, /openapi.json: 404 unless enabled
     app = FastAPI(title="Allervers", lifespan=lifespan, docs_url="/docs" if docs else None,
                   redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
-    # Workers' sessions in the database (the cookie holds a random id); security headers outermost.
+    # Workers' sessions in the database (the cookie holds a random id); bodies capped before any
+    # route or other middleware reads them; security headers outermost (on every answer, 413s too).
     app.add_middleware(ServerSessionMiddleware, settings=settings)
+    app.add_middleware(BodyCap, cap=caps_from(settings), refuse=lambda path, limit: refusal(settings, path, limit))
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(ROOT / "templates"))
@@ -77,6 +81,14 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
             return HTMLResponse("login required", status_code=401)
         return RedirectResponse("/inbox/login", status_code=303)
 
+    @app.exception_handler(BodyTooLarge)
+    async def _body_too_large(request: Request, exc: BodyTooLarge):
+        return refusal(settings, exc.path, exc.limit)
+
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(request: Request, exc: RateLimited):
+        return rate_limited_response(request, exc)
+
     @app.get("/", response_class=HTMLResponse)
     async def home(request: Request):
         return app.state.templates.TemplateResponse(request, "home.html", {})
@@ -91,6 +103,29 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
         return {"ok": True, "rights_ready": bool(getattr(rt.rights, "ready", False))}
 
     return app
+
+
+def rate_limited_response(request: Request, exc: RateLimited):
+    """429 with Retry-After and a plain French reason: the login page for the inbox login, JSON for
+    the web chat API ({"ok": false, "error": ...}) and the inbox's voice replies ({"detail": ...})."""
+    minutes = max(1, -(-exc.retry_after // 60))
+    wait = f"{minutes} minute" + ("s" if minutes > 1 else "")
+    headers = {"Retry-After": str(exc.retry_after)}
+    path = request.url.path
+    if path == "/inbox/login":
+        from handoff.inbox import page
+
+        response = page(request, "inbox/login.html", error=f"Trop de tentatives. Réessayez dans {wait}.")
+        response.status_code = 429
+        response.headers.update(headers)
+        return response
+    if path.startswith("/chat/api/"):
+        text = f"⚠️ Vous envoyez beaucoup de messages en peu de temps. Réessayez dans {wait}."
+        return JSONResponse({"ok": False, "error": text}, status_code=429, headers=headers)
+    text = f"Trop de demandes en peu de temps. Réessayez dans {wait}."
+    if path.startswith("/inbox/"):
+        return JSONResponse({"detail": text}, status_code=429, headers=headers)
+    return PlainTextResponse(text, status_code=429, headers=headers)
 
 
 async def start_plugins(rt: Runtime) -> None:

@@ -49,6 +49,8 @@ class Runtime:
     intake: Any = None
     rights: Any = None
     directory: Any = None
+    limiter: Any = None  # allervers.ratelimit.Limiter
+    audio: Any = None  # conversations.media.AudioChecker (voice notes checked off the event loop)
     tasks: set = field(default_factory=set)
     _default_org: int | None = None
     _organisation_names: dict = field(default_factory=dict)
@@ -235,6 +237,10 @@ class Runtime:
         for channel in self.channels.values():
             await channel.close()
         await self.notifier.close()
+        if self.limiter is not None:
+            await self.limiter.close()
+        if self.audio is not None:
+            self.audio.close()
         if self.rights is not None and hasattr(self.rights, "close"):
             self.rights.close()
         if self.redis is not None:
@@ -269,6 +275,11 @@ async def build_runtime(settings: Settings, *, migrate: bool = True, channels: d
                  actions=dict(ACTIONS))
     rt.outbox = Outbox(rt)
     await start_flow_sync(rt)
+    from allervers.ratelimit import Limiter
+    from conversations.media import AudioChecker
+
+    rt.limiter = Limiter.from_settings(settings)
+    rt.audio = AudioChecker(settings)
     # One batch written at a time: the next one grows meanwhile (measured on PostgreSQL: 177 updates/s
     # with two writers, 310 with one; on SQLite there is one writer connection anyway).
     rt.intake = Intake(rt)

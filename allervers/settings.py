@@ -9,6 +9,20 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+RATE_LIMITS = {
+    # inbox login: every attempt per client address; failures only per account (a short lockout
+    # under a distributed attack, never a permanent one; the right password from an address that
+    # did not hammer goes on working until the account's failures reach their limit)
+    "login_address": "10/minute;50/hour",
+    "login_account": "20/15 minutes",
+    # web chat: identities never seen before, per client address (a shared address: a family, a
+    # social centre's wifi, stays far below); messages and voice notes per identity
+    "webchat_identity_new": "10/minute;100/day",
+    "webchat_message": "30/minute;500/hour",
+    "upload": "10/minute;60/hour",
+}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ALLERVERS_", env_file=".env", extra="ignore")
 
@@ -83,6 +97,27 @@ class Settings(BaseSettings):
     max_text_length: int = 4096
     max_media_bytes: int = 16 * 1024 * 1024
     max_media_seconds: int = 300
+
+    # Request bodies, capped while they stream in (allervers/bodycap.py): 413 past the cap. Voice
+    # uploads get max_media_bytes + 64 KiB; other paths may be given their own cap (prefix -> bytes).
+    body_max_bytes: int = Field(default=256 * 1024, ge=0)
+    telegram_body_max_bytes: int = Field(default=256 * 1024, ge=0)
+    whatsapp_body_max_bytes: int = Field(default=2 * 1024 * 1024, ge=0)
+    webchat_body_max_bytes: int = Field(default=64 * 1024, ge=0)
+    # A places file imported from the admin console (CSV/JSON of a partner's list)
+    directory_import_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    body_max_bytes_by_path: dict[str, int] = Field(default_factory=dict)
+
+    # Voice notes are checked and remuxed in child processes (at most this many at once), and a
+    # note made of more blocks than this per second of the allowed duration is refused
+    audio_workers: int = Field(default=1, ge=1)
+    audio_max_blocks_per_second: int = Field(default=100, ge=1)
+
+    # Rate limits (allervers/ratelimit.py, the `limits` library's notation: "5/minute;20/hour").
+    # Keyed per account / client address / web chat identity; Redis when configured, memory
+    # otherwise. Authenticated platform webhooks are never limited.
+    rate_limits: dict[str, str] = Field(default_factory=lambda: dict(RATE_LIMITS))
+    rate_limits_enabled: bool = True
 
     @property
     def is_sqlite(self) -> bool:

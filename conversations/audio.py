@@ -3,11 +3,18 @@
 Browsers record voice notes as WebM/Opus (Chromium) or Ogg/Opus (Firefox). WhatsApp and Telegram
 want Ogg/Opus for voice notes, so WebM is remuxed to Ogg here: the Opus packets are copied as they
 are, nothing is decoded or re-encoded. Pure functions over bytes; no I/O.
+
+The bytes come from anyone on the internet: every parser here is bounded (at most `max_blocks`
+blocks or pages, and as many elements as a few times that) and fails with ValueError only
+(TooFragmented past the bounds); `check_voice` is the one function the web server runs, in a child
+process (conversations.media.AudioChecker), so that a note's parsing never holds its event loop.
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
+from dataclasses import dataclass
 
 OGG_MAGIC = b"OggS"
 EBML_MAGIC = b"\x1a\x45\xdf\xa3"
@@ -22,11 +29,43 @@ for _i in range(256):
     _CRC_TABLE.append(_r & 0xFFFFFFFF)
 
 
+_REVERSED_BITS = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+
+
 def ogg_crc(data: bytes) -> int:
+    """Ogg's CRC, computed by zlib's (reflected) CRC-32 over bit-reversed bytes: C speed, same value
+    as the table-driven reference `ogg_crc_reference`."""
+    raw = zlib.crc32(data.translate(_REVERSED_BITS), 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return int(f"{raw:032b}"[::-1], 2)
+
+
+def ogg_crc_reference(data: bytes) -> int:
     crc = 0
     for byte in data:
         crc = ((crc << 8) & 0xFFFFFFFF) ^ _CRC_TABLE[((crc >> 24) & 0xFF) ^ byte]
     return crc
+
+
+class TooFragmented(ValueError):
+    """More blocks (or pages, or elements) than a voice note of the allowed length can hold."""
+
+
+class TooLong(ValueError):
+    """The packets read so far already last longer than allowed (parsing stops there)."""
+
+
+@dataclass(frozen=True)
+class VoiceLimits:
+    """What check_voice needs of Settings (sent to the child process: small and picklable)."""
+
+    max_media_bytes: int
+    max_media_seconds: int
+    max_blocks: int
+
+    @classmethod
+    def of(cls, settings) -> "VoiceLimits":
+        return cls(settings.max_media_bytes, settings.max_media_seconds,
+                   settings.audio_max_blocks_per_second * settings.max_media_seconds)
 
 
 def opus_packet_samples(packet: bytes) -> int:
@@ -72,6 +111,8 @@ def _page(packets: list[bytes], granule: int, serial: int, sequence: int, flags:
 def ogg_opus(packets: list[bytes], head: bytes | None = None, serial: int = 0x416C6C76) -> bytes:
     """An Ogg/Opus file from an OpusHead and Opus packets (copied, not re-encoded)."""
     head = head or opus_head()
+    if len(head) < 19 or not head.startswith(b"OpusHead"):
+        raise ValueError("bad OpusHead")
     pre_skip = struct.unpack_from("<H", head, 10)[0]
     out = [_page([head], 0, serial, 0, 0x02), _page([opus_tags()], 0, serial, 1, 0)]
     sequence, granule = 2, pre_skip
@@ -96,12 +137,15 @@ def silent_ogg_opus(seconds: float = 1.0) -> bytes:
     return ogg_opus([b"\xf8\xff\xfe"] * frames, opus_head(channels=1, pre_skip=312))
 
 
-def ogg_duration(data: bytes) -> float | None:
+def ogg_duration(data: bytes, max_pages: int | None = None) -> float | None:
     """Duration of an Ogg/Opus or Ogg/Vorbis file in seconds (from the last granule position)."""
     if not data.startswith(OGG_MAGIC):
         return None
-    pos, rate, pre_skip, last_granule = 0, None, 0, None
+    pos, rate, pre_skip, last_granule, pages = 0, None, 0, None, 0
     while pos + 27 <= len(data):
+        pages += 1
+        if max_pages is not None and pages > max_pages:
+            raise TooFragmented("too many Ogg pages")
         if data[pos : pos + 4] != OGG_MAGIC:
             found = data.find(OGG_MAGIC, pos + 1)
             if found < 0:
@@ -155,13 +199,22 @@ def _vint(data: bytes, pos: int, marker: bool) -> tuple[int, int, bool]:
     return value, length, unknown
 
 
-def webm_opus_packets(data: bytes) -> tuple[bytes | None, int, list[bytes]]:
-    """(OpusHead from CodecPrivate or None, channels, Opus packets) of a WebM/Opus recording."""
+def webm_opus_packets(data: bytes, max_blocks: int | None = None,
+                      max_seconds: float | None = None) -> tuple[bytes | None, int, list[bytes]]:
+    """(OpusHead from CodecPrivate or None, channels, Opus packets) of a WebM/Opus recording.
+    ValueError if malformed; TooFragmented past `max_blocks` blocks (or 4 x that many elements);
+    TooLong as soon as the packets last longer than `max_seconds`."""
+    max_samples = None if max_seconds is None else max_seconds * OPUS_RATE
+    samples = 0
     if not data.startswith(EBML_MAGIC):
         raise ValueError("not a WebM file")
     pos, head, channels, codec = 0, None, 1, None
     packets: list[bytes] = []
+    elements, max_elements = 0, None if max_blocks is None else 4 * max_blocks + 1000
     while pos < len(data):
+        elements += 1
+        if max_elements is not None and elements > max_elements:
+            raise TooFragmented("too many WebM elements")
         try:
             element, id_length, _ = _vint(data, pos, marker=True)
             size, size_length, unknown = _vint(data, pos + id_length, marker=False)
@@ -175,11 +228,22 @@ def webm_opus_packets(data: bytes) -> tuple[bytes | None, int, list[bytes]]:
             break
         content = data[start : start + size]
         if element in (_SIMPLE_BLOCK, _BLOCK):
+            if not content:
+                raise ValueError("empty WebM block")
             _, track_length, _ = _vint(content, 0, marker=False)
+            if len(content) < track_length + 3:
+                raise ValueError("truncated WebM block")
+            if max_blocks is not None and len(packets) >= max_blocks:
+                raise TooFragmented("too many WebM blocks")
             flags = content[track_length + 2]
             if (flags >> 1) & 3:
                 raise ValueError("laced WebM blocks are not supported")
-            packets.append(content[track_length + 3 :])
+            packet = content[track_length + 3 :]
+            if max_samples is not None:
+                samples += opus_packet_samples(packet)
+                if samples > max_samples:
+                    raise TooLong("longer than allowed")
+            packets.append(packet)
         elif element == _CODEC_PRIVATE:
             head = content
         elif element == _CODEC_ID:
@@ -192,19 +256,58 @@ def webm_opus_packets(data: bytes) -> tuple[bytes | None, int, list[bytes]]:
     return (head if head and head.startswith(b"OpusHead") else None), channels, packets
 
 
-def webm_to_ogg(data: bytes) -> bytes:
-    head, channels, packets = webm_opus_packets(data)
-    if not packets:
+def webm_to_ogg(data: bytes, max_blocks: int | None = None, max_seconds: float | None = None) -> bytes:
+    head, channels, packets = webm_opus_packets(data, max_blocks, max_seconds)
+    if not [p for p in packets if p]:
         raise ValueError("no audio in the recording")
-    return ogg_opus(packets, head or opus_head(channels=channels, pre_skip=0))
+    if head is not None and len(head) < 19:
+        raise ValueError("bad OpusHead")
+    return ogg_opus(packets, head or opus_head(channels=min(max(channels, 1), 255), pre_skip=0))
 
 
-def normalise_audio(data: bytes, content_type: str) -> tuple[bytes, str, float | None]:
+def normalise_audio(data: bytes, content_type: str, max_blocks: int | None = None,
+                    max_seconds: float | None = None) -> tuple[bytes, str, float | None]:
     """Voice notes stored and sent as Ogg/Opus when possible: (bytes, content type, duration)."""
     base = (content_type or "").split(";")[0].strip().lower()
     if data.startswith(EBML_MAGIC):
-        data = webm_to_ogg(data)
-        return data, "audio/ogg", ogg_duration(data)
+        data = webm_to_ogg(data, max_blocks, max_seconds)
+        return data, "audio/ogg", ogg_duration(data, max_blocks)
     if data.startswith(OGG_MAGIC):
-        return data, "audio/ogg", ogg_duration(data)
+        return data, "audio/ogg", ogg_duration(data, max_blocks)
     return data, base or "application/octet-stream", None
+
+
+def is_mp4(data: bytes) -> bool:
+    """An ISO media file (Safari records voice notes as audio/mp4): its first box is `ftyp`."""
+    return len(data) >= 12 and data[4:8] == b"ftyp"
+
+
+def check_voice(limits: VoiceLimits, data: bytes, content_type: str, kind: str,
+                strict: bool = False) -> tuple[bytes, str, float | None, str | None]:
+    """(bytes, content type, duration, refusal): refusal is None or 'too_large', 'too_long',
+    'too_fragmented', 'unreadable'. `strict` (uploads from our own pages): only readable WebM/Ogg
+    and MP4 recordings are kept; otherwise (files fetched from a platform) an unknown or malformed
+    container is stored as it came."""
+    if len(data) > limits.max_media_bytes:
+        return data, content_type, None, "too_large"
+    duration = None
+    if kind in ("voice", "audio") or content_type.startswith("audio/"):
+        try:
+            # a little past the limit (container overhead, rounding): the exact check follows
+            data, content_type, duration = normalise_audio(data, content_type, limits.max_blocks,
+                                                           limits.max_media_seconds + 1)
+        except TooFragmented:
+            return data, content_type, None, "too_fragmented"
+        except TooLong:
+            return data, content_type, None, "too_long"
+        except (ValueError, IndexError, struct.error, OverflowError):
+            if strict:
+                return data, content_type, None, "unreadable"
+            # not a container we know: stored as it came
+        if strict and duration is None:
+            if not is_mp4(data):
+                return data, content_type, None, "unreadable"
+            content_type = "audio/mp4"
+    if duration is not None and duration > limits.max_media_seconds:
+        return data, content_type, duration, "too_long"
+    return data, content_type.split(";")[0].strip(), duration, None

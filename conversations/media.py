@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from allervers.database import utcnow
 from bots.base import DeliveryError, OutboundMessage, TooLarge
-from conversations.audio import normalise_audio
+from conversations.audio import VoiceLimits, check_voice
 from conversations.models import INBOUND, Contact, Media, Message
 from conversations.store import Pending, load_thread, queue_message
 
@@ -95,19 +95,65 @@ def _remove_empty_folder(path: Path) -> None:
         pass
 
 
-def check_audio(settings, data: bytes, content_type: str, kind: str) -> tuple[bytes, str, float | None, str | None]:
-    """(bytes, content type, duration, refusal) — refusal is 'too_large' / 'too_long' or None."""
-    if len(data) > settings.max_media_bytes:
-        return data, content_type, None, "too_large"
-    duration = None
-    if kind in AUDIO_KINDS or content_type.startswith("audio/"):
-        try:
-            data, content_type, duration = normalise_audio(data, content_type)
-        except ValueError:
-            pass  # not a container we know: stored as it came
-    if duration is not None and duration > settings.max_media_seconds:
-        return data, content_type, duration, "too_long"
-    return data, content_type.split(";")[0].strip(), duration, None
+def check_audio(settings, data: bytes, content_type: str, kind: str,
+                strict: bool = False) -> tuple[bytes, str, float | None, str | None]:
+    """(bytes, content type, duration, refusal) — refusal is None or 'too_large', 'too_long',
+    'too_fragmented', 'unreadable' (conversations.audio.check_voice). Runs on the caller's thread:
+    the web server uses AudioChecker.check (a child process) instead."""
+    return check_voice(VoiceLimits.of(settings), data, content_type, kind, strict)
+
+
+def check_voice_refusing_light(*args) -> tuple[bytes, str, float | None, str | None]:
+    """check_voice in the child process: a refusal sends no bytes back (the caller has them)."""
+    checked = check_voice(*args)
+    return (b"", *checked[1:]) if checked[3] else checked
+
+
+class AudioChecker:
+    """Voice notes checked and remuxed off the event loop: in a pool of `audio_workers` child
+    processes (pure-Python parsing holds the GIL, so a thread would still slow every request),
+    at most that many at once; the others wait without blocking anything. Built once per Runtime."""
+
+    def __init__(self, settings):
+        self.limits = VoiceLimits.of(settings)
+        self.workers = settings.audio_workers
+        self._pool = None
+        self._slots = asyncio.Semaphore(self.workers)
+
+    def _executor(self):
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: the server has threads (a fork could copy a held lock); the child imports only
+            # conversations.audio (struct and zlib), and runs at a lower priority than the server
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=os.nice, initargs=(10,))
+        return self._pool
+
+    async def check(self, data: bytes, content_type: str, kind: str,
+                    strict: bool = False) -> tuple[bytes, str, float | None, str | None]:
+        if len(data) > self.limits.max_media_bytes or not (kind in AUDIO_KINDS or content_type.startswith("audio/")):
+            return check_voice(self.limits, data, content_type, kind, strict)  # nothing to parse
+        from concurrent.futures.process import BrokenProcessPool
+
+        loop = asyncio.get_running_loop()
+        async with self._slots:
+            for attempt in (1, 2):
+                try:
+                    checked = await loop.run_in_executor(self._executor(), check_voice_refusing_light,
+                                                         self.limits, data, content_type, kind, strict)
+                    return (data, *checked[1:]) if checked[3] else checked
+                except BrokenProcessPool:  # a child died (killed, out of memory): a new pool, once
+                    log.warning("audio worker lost: restarting the pool")
+                    self.close()
+                    if attempt == 2:
+                        return data, content_type, None, "unreadable"
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def media_payload(media: Media) -> dict:
@@ -206,9 +252,11 @@ async def fetch_inbound(rt, message_id: int) -> None:
             await asyncio.sleep(delay)
             continue
         content_type = (attachment.get("content_type") or content_type or "application/octet-stream")
-        data, content_type, duration, refusal = check_audio(settings, data, content_type, attachment.get("kind", ""))
-        if refusal:
+        data, content_type, duration, refusal = await rt.audio.check(data, content_type, attachment.get("kind", ""))
+        if refusal in ("too_large", "too_long"):
             return await refuse(rt, message_id, refusal)
+        if refusal:  # too fragmented to be remuxed here: kept as the platform sent it
+            content_type = content_type.split(";")[0].strip()
         if duration is None and attachment.get("duration_seconds") is not None:
             duration = float(attachment["duration_seconds"])
         await attach(rt, message_id, data, content_type, duration)

@@ -11,12 +11,12 @@ from sqlalchemy import select
 
 from bots.base import Attachment, InboundMessage
 from bots.webchat import valid_client_id
-from conversations.media import attach, check_audio, contact_of_media, servable
+from conversations.media import attach, contact_of_media, servable
 from conversations.models import Address
 from conversations.receive import receive
 from conversations.webchat_identity import require_identity
 from conversations.webhooks import channel_or_404
-from handoff.media_routes import refusal_text
+from handoff.media_routes import REFUSAL_STATUS, refusal_text
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/chat/api")
@@ -30,17 +30,18 @@ async def webchat_voice(request: Request, audio: UploadFile = File(...), client_
     channel_or_404(request, "webchat")
     if not valid_client_id(client_id):
         raise HTTPException(400, "missing or invalid client_id")
-    declared = request.headers.get("content-length")
-    too_large = {"ok": False, "error": "⚠️ " + refusal_text(settings, "too_large")}
-    if declared and declared.isdigit() and int(declared) > settings.max_media_bytes + 64 * 1024:
-        return JSONResponse(too_large, status_code=413)
+    # The body was capped while it streamed in (allervers/bodycap.py): the file spooled is at most
+    # max_media_bytes + the form's overhead.
+    await rt.limiter.hit("upload", uid)
     data = await audio.read(settings.max_media_bytes + 1)
     if not data:
-        return JSONResponse({"ok": False, "error": "⚠️ L'enregistrement est vide. Réessayez."}, status_code=400)
-    data, content_type, duration, refusal = check_audio(settings, data, audio.content_type or "audio/webm", "voice")
+        return JSONResponse({"ok": False, "error": "⚠️ " + refusal_text(settings, "empty")}, status_code=400)
+    data, content_type, duration, refusal = await rt.audio.check(data, audio.content_type or "audio/webm", "voice",
+                                                                 strict=True)
     if refusal:
+        log.info("web chat voice note refused: %s", refusal)
         return JSONResponse({"ok": False, "error": "⚠️ " + refusal_text(settings, refusal)
-                             + " Vous pouvez aussi écrire votre message."}, status_code=413)
+                             + " Vous pouvez aussi écrire votre message."}, status_code=REFUSAL_STATUS[refusal])
     inbound = InboundMessage(channel="webchat", user_id=uid, external_id=f"{uid}:{client_id}",
                              attachment=Attachment(kind="voice", content_type=content_type, size=len(data),
                                                    duration_seconds=round(duration) if duration else None))

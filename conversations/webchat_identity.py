@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from allervers.database import Base, UTCDateTime, utcnow
+from allervers.ratelimit import client_address
 from allervers.sessions import secure_cookies
 from conversations.models import Address
 
@@ -83,8 +84,8 @@ async def new_identity(request: Request, legacy_uid: str | None = None, *,
     """Issue an identity: (cookie token, external id, whether `legacy_uid` was claimed). The only
     function that creates identities. When the claim is refused and not `fresh_if_refused`,
     nothing is issued: (None, None, False)."""
-    # rate limit: webchat_identity_new per address (wired at merge)
     rt = request.app.state.rt
+    await rt.limiter.hit("webchat_identity_new", client_address(request))  # RateLimited: a 429
     token = secrets.token_urlsafe(32)
     if legacy_uid is not None and await _claim(rt, token, legacy_uid):
         return token, legacy_uid, True

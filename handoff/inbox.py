@@ -25,6 +25,7 @@ from allervers.auth import (
     hash_password_async,
     verify_password_async,
 )
+from allervers.ratelimit import client_address
 from allervers.sessions import rotate as rotate_session
 from allervers.database import utcnow
 from conversations.models import ASSIGNED, CLOSED, INBOUND, WAITING, Address, Contact, Conversation, Event, Message
@@ -72,6 +73,11 @@ async def login(request: Request, email: str = Form(...), password: str = Form(.
                 csrf_token_: str = Form(None, alias="csrf_token")):
     check_csrf(request, csrf_token_)
     rt = request.app.state.rt
+    # Rate limits (allervers/ratelimit.py; 429 with the wait): every attempt per address, failures
+    # per account (checked before the password is hashed, counted after a failure).
+    account = email.strip().lower()
+    await rt.limiter.hit("login_address", client_address(request))
+    await rt.limiter.check("login_account", account)
     try:
         worker = await authenticate(rt.sessionmaker, email, password)
     except HashingBusy:
@@ -79,6 +85,7 @@ async def login(request: Request, email: str = Form(...), password: str = Form(.
         response.status_code = 503
         return response
     if worker is None:
+        await rt.limiter.hit("login_account", account)
         log.info("inbox login refused")
         response = page(request, "inbox/login.html", error="E-mail ou mot de passe incorrect.")
         response.status_code = 401

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse
 
 from allervers.auth import check_csrf, current_worker
 from allervers.database import utcnow
-from conversations.media import check_audio, contact_of_media, media_payload, remove_files, servable, write_file
+from conversations.media import contact_of_media, media_payload, remove_files, servable, write_file
 from conversations.models import Media
 from handoff import transitions
 from handoff.inbox import _open, act, conversation_for
@@ -28,7 +28,11 @@ VOICE_TEXT = "🎤 Message vocal"
 REFUSED = {
     "too_large": "Message vocal trop lourd : {mb} Mo au plus.",
     "too_long": "Message vocal trop long : {minutes} au plus.",
+    "too_fragmented": "Message vocal illisible : il est découpé en trop de morceaux. Réessayez d'enregistrer.",
+    "unreadable": "Message vocal illisible : le fichier est abîmé ou d'un format inconnu. Réessayez d'enregistrer.",
+    "empty": "L'enregistrement est vide. Réessayez.",
 }
+REFUSAL_STATUS = {"too_large": 413, "too_long": 413, "too_fragmented": 422, "unreadable": 400, "empty": 400}
 
 
 def refusal_text(settings, reason: str) -> str:
@@ -42,15 +46,13 @@ def _minutes(seconds: int) -> str:
 
 
 async def read_upload(request: Request, upload: UploadFile, limit: int) -> bytes:
-    """The uploaded file's bytes, 413 beyond `limit` (checked on the declared length, then the bytes)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise HTTPException(413, refusal_text(request.app.state.rt.settings, "too_large"))
+    """The uploaded file's bytes, 413 beyond `limit`. The request body was capped while it streamed
+    in (allervers/bodycap.py: limit + the form's overhead), so at most that much was spooled."""
     data = await upload.read(limit + 1)
     if len(data) > limit:
         raise HTTPException(413, refusal_text(request.app.state.rt.settings, "too_large"))
     if not data:
-        raise HTTPException(400, "empty recording")
+        raise HTTPException(400, refusal_text(request.app.state.rt.settings, "empty"))
     return data
 
 
@@ -77,11 +79,14 @@ async def voice_reply(request: Request, conversation_id: int, audio: UploadFile 
     rt = request.app.state.rt
     settings = rt.settings
     check_csrf(request, csrf_token_)
+    await rt.limiter.hit("upload", f"worker:{worker.id}")
     conversation = await conversation_for(request, worker, conversation_id)
     data = await read_upload(request, audio, settings.max_media_bytes)
-    data, content_type, duration, refusal = check_audio(settings, data, audio.content_type or "audio/ogg", "voice")
+    data, content_type, duration, refusal = await rt.audio.check(data, audio.content_type or "audio/ogg", "voice",
+                                                                 strict=True)
     if refusal:
-        raise HTTPException(413, refusal_text(settings, refusal))
+        log.info("voice reply refused in conversation %s: %s", conversation_id, refusal)
+        raise HTTPException(REFUSAL_STATUS[refusal], refusal_text(settings, refusal))
     path = await asyncio.to_thread(write_file, settings, conversation.contact_id, data, content_type)
 
     async def change(session, thread, me, pending):
