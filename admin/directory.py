@@ -21,15 +21,14 @@ from directory.models import ORIGIN_ORGANISATION, PlaceOverride, Service, Struct
 from handoff.models import Organisation, Worker
 
 router = APIRouter(prefix="/directory")
-
+SEARCH_LIMIT = 20
+LIST_LIMIT = 500
 
 
 def _max_upload(request: Request) -> int:
     """Settings.directory_import_max_bytes (16 MiB: ~40,000 data·inclusion records); the body cap
     (allervers/bodycap.py) uses the same setting for this route."""
     return request.app.state.settings.directory_import_max_bytes
-SEARCH_LIMIT = 20
-LIST_LIMIT = 500
 
 
 class _Refused(Exception):
