@@ -314,7 +314,8 @@ async def test_csv_import_shows_progress_then_accepted_and_rejected_rows(setting
         assert started.status_code == 303
         job_page = await client.get(started.headers["location"])
         assert job_page.status_code == 200 and "lieux.csv" in job_page.text
-        assert 'hx-trigger="every 1s"' in job_page.text and "<progress" in job_page.text  # polling while it runs
+        if "Import terminé" not in job_page.text:  # a small file may already be done
+            assert 'hx-trigger="every 1s"' in job_page.text and "<progress" in job_page.text  # polling while it runs
 
         progress_url = started.headers["location"] + "/progress"
         result = await until_finished(client, progress_url)
