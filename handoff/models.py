@@ -41,6 +41,9 @@ class Team(Base):
     closed_on_holidays: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Said to a person who writes outside the hours (plain French); empty: the default text.
     out_of_hours_message: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # A conversation waiting longer than this (minutes of the team's open hours) is offered to the
+    # next team and flagged to team leads (handoff/escalation.py); 0: never.
+    escalate_after_minutes: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
 
 
 class Territory(Base):
