@@ -133,6 +133,18 @@ async def inbox(request: Request, worker: Worker = Depends(current_worker)):
     return page(request, "inbox/index.html", worker=worker, organisation=organisation, **await lists(request, worker))
 
 
+@router.get("/waiting", response_class=HTMLResponse)
+async def waiting_page(request: Request, worker: Worker = Depends(current_worker)):
+    """Every waiting conversation of the organisation, the longest wait first, with its age and team."""
+    from handoff.escalation import waiting
+
+    now = utcnow()
+    async with request.app.state.rt.sessionmaker() as session:
+        items = await waiting(session, worker.organisation_id)
+    return page(request, "inbox/waiting.html", worker=worker, now=now,
+                items=[{"item": item, "minutes": item.minutes(now)} for item in items])
+
+
 @router.get("/partials/lists", response_class=HTMLResponse)
 async def lists_partial(request: Request, worker: Worker = Depends(current_worker)):
     return page(request, "inbox/_lists.html", worker=worker, **await lists(request, worker))

@@ -179,3 +179,19 @@ async def return_to_queue(session: AsyncSession, thread: Thread, by: Worker | No
 
 async def team_of(session: AsyncSession, worker: Worker) -> Team | None:
     return await session.get(Team, worker.team_id) if worker.team_id else None
+
+
+async def escalate(session: AsyncSession, thread: Thread, to_team: Team | None, waited_minutes: int,
+                   leads: list[int], pending: Pending) -> None:
+    """Nobody of the team took the conversation in time: it is offered to `to_team` (None: no other
+    team is left, it stays) and flagged to team leads (an event and a live update to each)."""
+    conversation = thread.conversation
+    from_team_id = conversation.team_id
+    if to_team is not None:
+        conversation.team_id = to_team.id
+    add_event(session, conversation, "conversation_escalated",
+              {"from_team_id": from_team_id, "to_team_id": to_team.id if to_team else None,
+               "team": to_team.name if to_team else None, "waited_minutes": waited_minutes}, pending=pending)
+    for lead_id in leads:
+        pending.notify.append((f"worker:{lead_id}", {"event": "conversation_escalated",
+                                                    "conversation": conversation.id}))
