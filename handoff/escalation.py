@@ -1,5 +1,7 @@
 """Never lost: a conversation waiting longer than its team's `escalate_after_minutes` (counted in the
-team's open hours) is offered to the next team of the organisation and flagged to team leads.
+team's open hours) is offered to the next team of the organisation and flagged to team leads (to
+the admins when those teams have none). The organisation's queue follows its first team's rules
+and is offered to that team first.
 
 `waiting` lists every waiting conversation with the time it has waited (GET /inbox/waiting);
 `escalate_due` runs one pass; `start_escalation` runs it every ALLERVERS_ROUTING_ESCALATION_INTERVAL
@@ -59,9 +61,9 @@ async def waiting(session: AsyncSession, organisation_id: int | None = None) -> 
     return sorted(items, key=lambda item: item.since)
 
 
-def due(item: Waiting, now: datetime) -> bool:
-    """Waited longer than the team allows, counting from the team's opening when it opened since."""
-    team = item.team
+def due(item: Waiting, now: datetime, team: Team | None) -> bool:
+    """Waited longer than `team` (its own, or the organisation's first for its queue) allows,
+    counting from the team's opening when it opened since."""
     if team is None or not team.escalate_after_minutes or team.escalate_after_minutes <= 0:
         return False
     if not is_open(team.opening_hours, now, team.closed_on_holidays):
@@ -94,8 +96,13 @@ async def escalate_due(rt, now: datetime | None = None) -> int:
     """One pass: every conversation due is offered to the next team. Returns how many were."""
     now = now or utcnow()
     async with rt.sessionmaker() as session:
-        candidates = [(item.conversation.id, item.conversation.team_id, item.minutes(now))
-                      for item in await waiting(session) if due(item, now)]
+        items = await waiting(session)
+        first_teams = {}  # the organisation's queue follows the rules of its first team
+        if any(item.team is None for item in items):
+            for team in (await session.execute(select(Team).order_by(Team.id.desc()))).scalars():
+                first_teams[team.organisation_id] = team
+        candidates = [(item.conversation.id, item.conversation.team_id, item.minutes(now)) for item in items
+                      if due(item, now, item.team or first_teams.get(item.conversation.organisation_id))]
     count = 0
     for conversation_id, team_id, minutes in candidates:
         async with rt.sessionmaker() as session:
@@ -111,7 +118,7 @@ async def escalate_due(rt, now: datetime | None = None) -> int:
                     continue  # taken (or moved) meanwhile
                 to_team = await next_team(session, conversation)
                 leads = await team_leads(session, conversation.organisation_id,
-                                         {team_id} | ({to_team.id} if to_team else set()))
+                                         {team_id, to_team.id if to_team else None} - {None})
                 await transitions.escalate(session, thread, to_team, minutes, leads, pending)
         await rt.after_commit(pending)
         count += 1

@@ -244,3 +244,51 @@ async def rule_of(sessionmaker, conversation_id: int) -> str | None:
             Event.conversation_id == conversation_id, Event.type.in_(("conversation_assigned", "conversation_queued"))
         ))).all()
     return rows[-1][1].get("rule") if rows else None
+
+
+# -- end to end, through the web chat's HTTP API --------------------------------------------------
+async def places_then_talk(client, postcode: str) -> list[dict]:
+    """A person looks for housing help near `postcode`, then asks for a person."""
+    from tests.conversations.test_commands import consented
+
+    person = await consented(client)
+    await person.send(choice="lieux")
+    await person.send(choice="se-loger")
+    await person.send(postcode)
+    return await person.send(choice="parler")
+
+
+async def test_web_chat_a_covered_commune_gets_its_team_and_out_of_hours_the_next_opening(settings_for):
+    from handoff.hours import DAY_NAMES, DAYS, PARIS
+
+    after_tomorrow = DAYS[(datetime.now(PARIS).date() + timedelta(days=2)).weekday()]
+    async with app_client(settings_for()) as client:
+        rt = client.app.state.rt
+        async with rt.sessionmaker() as session, session.begin():
+            demo = (await session.execute(select(Organisation).where(Organisation.slug == "demo"))).scalar_one()
+            reze = Team(organisation_id=demo.id, name="Rezé")
+            estuaire = Team(organisation_id=demo.id, name="Estuaire", closed_on_holidays=False,
+                            opening_hours={after_tomorrow: [["09:00", "12:00"]]})
+            session.add_all([reze, estuaire])
+            await session.flush()
+            session.add_all([Territory(team_id=reze.id, kind="commune", code="44143"),
+                             Territory(team_id=estuaire.id, kind="commune", code="44184")])
+            for name, team in (("Noa", reze), ("Zia", estuaire)):
+                session.add(Worker(organisation_id=demo.id, team_id=team.id, email=f"{name.lower()}@demo.fr",
+                                   password_hash="x", first_name=name, job_title="médiatrice", is_online=True,
+                                   structure="CCAS"))
+        # Rezé (44400): Noa of the Rezé team answers, not Camille (online, but another team).
+        told = await places_then_talk(client, "44400")
+        assert "📨 Votre message est bien arrivé." in told[-1]["text"]
+        assert "🙋 Noa, médiatrice à CCAS, va s'occuper de votre demande." in told[-1]["text"]
+        # Saint-Nazaire (44600): the Estuaire team is closed until the day after tomorrow, 9 h.
+        told = await places_then_talk(client, "44600")
+        text = told[-1]["text"]
+        assert text.startswith("📨 Votre message est bien transmis à l'équipe Estuaire.")
+        assert "🌙 L'équipe est fermée en ce moment." in text
+        assert f"dès {DAY_NAMES[after_tomorrow]} à 9 h" in text
+        async with rt.sessionmaker() as session:
+            rows = (await session.execute(select(Conversation.status, Conversation.team_id, Worker.first_name)
+                                          .join(Worker, Worker.id == Conversation.assignee_id, isouter=True)
+                                          .order_by(Conversation.id))).all()
+        assert [tuple(r) for r in rows] == [("assigned", reze.id, "Noa"), ("waiting", estuaire.id, None)]
