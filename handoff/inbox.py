@@ -162,8 +162,31 @@ async def stream(request: Request, conversation: int | None = None, worker: Work
             return "timeline", str(payload.get("conversation"))
         return "lists", payload.get("event", "update")
 
-    return StreamingResponse(sse_events(request, request.app.state.rt.notifier, topics, shape),
+    events = sse_events(request, request.app.state.rt.notifier, topics, shape)
+    return StreamingResponse(seen_while_streaming(request.app.state.rt, worker.id, events),
                              media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+SEEN_EVERY_SECONDS = 60.0
+
+
+async def seen_while_streaming(rt, worker_id: int, events, every: float = SEEN_EVERY_SECONDS):
+    """While the inbox is open, the worker is seen (`last_seen_at`, what routing's presence reads):
+    at most once a minute, on the stream's keep-alives."""
+    import time
+
+    from sqlalchemy import update
+
+    last = None
+    async for chunk in events:
+        if last is None or time.monotonic() - last >= every:
+            last = time.monotonic()
+            try:
+                async with rt.sessionmaker() as session, session.begin():
+                    await session.execute(update(Worker).where(Worker.id == worker_id).values(last_seen_at=utcnow()))
+            except Exception as error:  # noqa: BLE001
+                log.warning("presence not recorded (%s)", type(error).__name__)
+        yield chunk
 
 
 # A conversation -------------------------------------------------------------------------------

@@ -292,3 +292,23 @@ async def test_web_chat_a_covered_commune_gets_its_team_and_out_of_hours_the_nex
                                           .join(Worker, Worker.id == Conversation.assignee_id, isouter=True)
                                           .order_by(Conversation.id))).all()
         assert [tuple(r) for r in rows] == [("assigned", reze.id, "Noa"), ("waiting", estuaire.id, None)]
+
+
+async def test_an_open_inbox_keeps_its_worker_present(settings_for):
+    """The inbox's stream records `last_seen_at` (what presence reads) while it is open."""
+    from handoff.inbox import seen_while_streaming
+
+    async def keepalives():
+        for _ in range(3):
+            yield ": keepalive\n\n"
+
+    async with app_client(settings_for()) as client:
+        rt = client.app.state.rt
+        row = Row("", NORD_SUD, [W("Ana", seen_ago=None)], "Ana", "territory", answers={"commune": commune(NANTES)},
+                  now=datetime.now(UTC), presence_seconds=600)
+        conversation_id, workers, _ = await build(rt, row, 0)
+        chunks = [chunk async for chunk in seen_while_streaming(rt, workers["Ana"].id, keepalives())]
+        assert len(chunks) == 3
+        async with rt.sessionmaker() as session, session.begin():
+            thread = await load_thread(session, conversation_id)
+            assert await request_handoff(session, thread, "talk", Pending.empty(), presence_seconds=600) is not None
