@@ -111,6 +111,20 @@ def departement_of(insee: str) -> str:
     return insee[:3] if insee.startswith("97") else insee[:2]
 
 
+def city_of(insee: str) -> str | None:
+    """Paris, Lyon, Marseille: the city of an arrondissement's code (a territory may name the city)."""
+    if not insee.isdigit():
+        return None
+    number = int(insee)
+    if 75101 <= number <= 75120:
+        return "75056"
+    if 69381 <= number <= 69389:
+        return "69123"
+    if 13201 <= number <= 13216:
+        return "13055"
+    return None
+
+
 @dataclass(frozen=True)
 class Need:
     """What routing knows of the person, read from the conversation (answers and summary)."""
@@ -168,7 +182,9 @@ class TeamMap:
     departements: dict[str, list[int]]
 
     def covering(self, need: Need) -> Team | None:
-        for ids in (self.communes.get(need.commune or ""), self.departements.get(need.departement or "")):
+        city = city_of(need.commune) if need.commune else None
+        for ids in (self.communes.get(need.commune or ""), self.communes.get(city or ""),
+                    self.departements.get(need.departement or "")):
             if ids:
                 return self.teams[min(ids)]
         return None

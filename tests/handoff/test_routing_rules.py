@@ -85,6 +85,8 @@ ROWS = [
     Row("territory: a commune wins over its département",
         [T("Département", [("departement", "44")]), T("Ville", [("commune", NANTES)])],
         [W("Dan", "Département"), W("Vic", "Ville", load=3)], "Vic", "territory", answers={"place": commune(NANTES)}),
+    Row("territory: an arrondissement is in its city's territory", [T("Paris", [("commune", "75056")]), T("Autre")],
+        [W("Ana", "Autre"), W("Pia", "Paris", load=3)], "Pia", "territory", answers={"place": commune("75111")}),
     Row("territory: a shared position (located by the engine)", NORD_SUD, [W("Bea", "Sud"), W("Ana", "Nord")],
         "Ana", "territory",
         answers={"place": commune(NANTES, latitude=47.21, longitude=-1.55, from_position=True)}),
