@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from admin.access import admin_page, current_admin
 from admin.audit import AuditEntry
-from admin.hours import PARIS
+from handoff.hours import PARIS
 from handoff.models import Worker
 
 router = APIRouter(prefix="/audit")

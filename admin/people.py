@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.datastructures import FormData
 from sqlalchemy import func, select
 
-from admin import hours as weekly
+from handoff import hours as weekly
 from admin.access import admin_page, current_admin
 from admin.audit import record
 from admin.forms import LANGUAGES, FormError, checkbox, email, integer, languages, owned, read_form, text, words

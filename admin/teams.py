@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
 
 from admin import departements
-from admin import hours as weekly
+from handoff import hours as weekly
 from admin.access import admin_page, current_admin
 from admin.audit import record
 from admin.forms import FormError, checkbox, owned, read_form, text

@@ -42,9 +42,13 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
         from conversations.retention import start_housekeeping, stop_housekeeping
 
         housekeeping = start_housekeeping(rt)  # refetch missing files, hourly retention purge
+        from handoff.escalation import start_escalation, stop_escalation
+
+        escalation = start_escalation(rt)  # waiting too long: offered to the next team
         try:
             yield
         finally:
+            await stop_escalation(escalation)
             await stop_housekeeping(housekeeping)
             await stop_plugins(rt)
             await rt.close()

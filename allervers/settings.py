@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     # after this many seconds (0: at once)
     action_notice_after_seconds: float = Field(default=1.5, ge=0)
 
+    # Routing: a worker counts as present when online and seen in the inbox within this many seconds
+    # (0: the online flag alone); waiting conversations are checked for escalation this often (0: never)
+    routing_presence_seconds: float = Field(default=0.0, ge=0)
+    routing_escalation_interval: float = Field(default=60.0, ge=0)
+
     # Limits
     max_text_length: int = 4096
     max_media_bytes: int = 16 * 1024 * 1024

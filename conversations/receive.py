@@ -327,7 +327,8 @@ async def apply_turn(rt, session: AsyncSession, thread: Thread, turn: Turn, pend
             pending.actions.append(conversation.id)
         elif isinstance(event, HandoffRequested):
             conversation.flow_state = turn.state
-            await transitions.request_handoff(session, thread, event.reason, pending)
+            await transitions.request_handoff(session, thread, event.reason, pending,
+                                              presence_seconds=rt.settings.routing_presence_seconds)
         elif isinstance(event, FlowStarted):
             add_event(session, conversation, "flow_started", {"flow": event.flow})
         elif isinstance(event, FlowEnded):

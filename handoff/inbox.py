@@ -203,6 +203,18 @@ async def inbox(request: Request, worker: Worker = Depends(current_worker)):
     return page(request, "inbox/index.html", worker=worker, organisation=organisation, **await lists(request, worker))
 
 
+@router.get("/waiting", response_class=HTMLResponse)
+async def waiting_page(request: Request, worker: Worker = Depends(current_worker)):
+    """Every waiting conversation of the organisation, the longest wait first, with its age and team."""
+    from handoff.escalation import waiting
+
+    now = utcnow()
+    async with request.app.state.rt.sessionmaker() as session:
+        items = await waiting(session, worker.organisation_id)
+    return page(request, "inbox/waiting.html", worker=worker, now=now,
+                items=[{"item": item, "minutes": item.minutes(now)} for item in items])
+
+
 @router.get("/partials/lists", response_class=HTMLResponse)
 async def lists_partial(request: Request, worker: Worker = Depends(current_worker)):
     return page(request, "inbox/_lists.html", worker=worker, **await lists(request, worker))
@@ -220,8 +232,31 @@ async def stream(request: Request, conversation: int | None = None, worker: Work
             return "timeline", str(payload.get("conversation"))
         return "lists", payload.get("event", "update")
 
-    return StreamingResponse(sse_events(request, request.app.state.rt.notifier, topics, shape),
+    events = sse_events(request, request.app.state.rt.notifier, topics, shape)
+    return StreamingResponse(seen_while_streaming(request.app.state.rt, worker.id, events),
                              media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+SEEN_EVERY_SECONDS = 60.0
+
+
+async def seen_while_streaming(rt, worker_id: int, events, every: float = SEEN_EVERY_SECONDS):
+    """While the inbox is open, the worker is seen (`last_seen_at`, what routing's presence reads):
+    at most once a minute, on the stream's keep-alives."""
+    import time
+
+    from sqlalchemy import update
+
+    last = None
+    async for chunk in events:
+        if last is None or time.monotonic() - last >= every:
+            last = time.monotonic()
+            try:
+                async with rt.sessionmaker() as session, session.begin():
+                    await session.execute(update(Worker).where(Worker.id == worker_id).values(last_seen_at=utcnow()))
+            except Exception as error:  # noqa: BLE001
+                log.warning("presence not recorded (%s)", type(error).__name__)
+        yield chunk
 
 
 # A conversation -------------------------------------------------------------------------------

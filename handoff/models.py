@@ -35,12 +35,15 @@ class Team(Base):
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(120))
     # When the team answers: {"mon": [["09:00", "12:30"], ["13:30", "17:00"]], ...} (days mon..sun,
-    # local time, at most two ranges a day); empty: no hours set. Read by routing (admin/hours.py).
+    # local time, at most two ranges a day); empty: no hours set. Read by routing (handoff/hours.py).
     opening_hours: Mapped[dict] = mapped_column(JSONType, default=dict, server_default="{}")
     # Closed on French public holidays (the `holidays` package).
     closed_on_holidays: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Said to a person who writes outside the hours (plain French); empty: the default text.
     out_of_hours_message: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # A conversation waiting longer than this (minutes of the team's open hours) is offered to the
+    # next team and flagged to team leads (handoff/escalation.py); 0: never.
+    escalate_after_minutes: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
 
 
 class Territory(Base):

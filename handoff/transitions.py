@@ -6,6 +6,8 @@ what the person must be told. Nothing is sent here: the caller delivers after co
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,16 +15,37 @@ from allervers.database import utcnow
 from bots.base import OutboundMessage
 from conversations.models import ASSIGNED, BOT, CLOSED, WAITING, Event, Message
 from conversations.store import Pending, Thread, add_event, queue_message
+from handoff import texts
+from handoff.hours import is_open, next_opening, spoken_time
 from handoff.models import Organisation, Team, Worker
-from handoff.routing import pick_worker, queue_team
+from handoff.routing import Route, need_of, queue_team, route
 
 
-def introduction(worker: Worker, hours: str | None = None) -> str:
-    """Who answers, their role and structure, and when: the person always knows who is there."""
-    where = f" à {worker.structure}" if worker.structure else ""
-    when = (f"⏱️ Réponse ici, {hours}." if hours and not worker.is_online
-            else "⏱️ Réponse ici, en général en quelques minutes.")
-    return f"🙋 {worker.first_name}, {worker.job_title}{where}, va s'occuper de votre demande.\n{when}"
+def introduction(worker: Worker, hours: str | None = None, again: bool = False) -> str:
+    """Who answers, their role and structure, and when: the person always knows who is there.
+    `again`: the person's previous worker answers them again ("Camille vous répond")."""
+    where = texts.WHERE.format(structure=worker.structure) if worker.structure else ""
+    when = texts.LATER.format(hours=hours) if hours and not worker.is_online else texts.SOON
+    who = (texts.CONTINUITY if again else texts.INTRODUCTION).format(
+        first_name=worker.first_name, job_title=worker.job_title, where=where)
+    return f"{who}\n{when}"
+
+
+def queued_text(organisation: Organisation, team: Team | None, hours_team: Team | None, need, now: datetime) -> str:
+    """What a person waiting in a queue is told: passed on, and when (out of hours: the team's next
+    opening, Paris time, and the emergency numbers for an urgent need)."""
+    who = (texts.TEAM.format(name=team.name) if team else texts.ORGANISATION.format(name=organisation.name))
+    if hours_team is None or is_open(hours_team.opening_hours, now, hours_team.closed_on_holidays):
+        return texts.QUEUED.format(who=who, hours=organisation.opening_hours_text)
+    opening = next_opening(hours_team.opening_hours, now, hours_team.closed_on_holidays)
+    lines = [texts.PASSED_ON.format(who=who), (hours_team.out_of_hours_message or "").strip() or texts.CLOSED_NOW,
+             texts.EXPECTED.format(when=spoken_time(opening, now)) if opening else texts.EXPECTED_UNKNOWN]
+    if need.urgent:
+        from directory.emergency import numbers_for
+
+        numbers = "\n".join(texts.NUMBER.format(text=entry.text) for entry in numbers_for(need.need)[:3])
+        lines.append(texts.URGENT.format(numbers=numbers))
+    return "\n".join(lines)
 
 
 def signed(worker: Worker, text: str) -> str:
@@ -35,31 +58,38 @@ def _set_status(thread: Thread, status: str, assignee_id: int | None) -> None:
     thread.conversation.updated_at = utcnow()
 
 
-async def request_handoff(session: AsyncSession, thread: Thread, reason: str, pending: Pending) -> Worker | None:
-    """Hand the conversation to a named worker (or the team queue) and tell the person who and when."""
+async def request_handoff(session: AsyncSession, thread: Thread, reason: str, pending: Pending, *,
+                          now: datetime | None = None, presence_seconds: float = 0) -> Worker | None:
+    """Hand the conversation to a named worker (`handoff.routing.route`) or a queue, and tell the
+    person that their message arrived, who answers, and when."""
     conversation = thread.conversation
     if conversation.status in (WAITING, ASSIGNED):
         return None
+    now = now or utcnow()
     add_event(session, conversation, "handoff_requested", {"reason": reason}, pending=pending)
-    worker = await pick_worker(session, conversation.organisation_id)
+    found: Route = await route(session, conversation, thread.contact, now=now, presence_seconds=presence_seconds,
+                               new_contact=thread.created)
+    worker = found.worker
     if worker is not None:
         _set_status(thread, ASSIGNED, worker.id)
+        conversation.team_id = found.team.id if found.team else conversation.team_id
         add_event(session, conversation, "conversation_assigned",
-                  {"worker": worker.first_name, "worker_id": worker.id, "by": "routing"}, pending=pending)
-        await queue_message(session, thread, OutboundMessage(introduction(worker)), pending)
+                  {"worker": worker.first_name, "worker_id": worker.id, "by": "routing", "rule": found.rule},
+                  pending=pending)
+        text = f"{texts.REACHED}\n{introduction(worker, again=found.rule == 'continuity')}"
+        await queue_message(session, thread, OutboundMessage(text), pending)
         pending.notify.append((f"worker:{worker.id}", {"event": "conversation_assigned",
                                                       "conversation": conversation.id}))
         return worker
-    team = await queue_team(session, conversation.organisation_id)
+    team = found.team
     organisation = await session.get(Organisation, conversation.organisation_id)
     _set_status(thread, WAITING, None)
     conversation.team_id = team.id if team else None
-    add_event(session, conversation, "conversation_queued", {"team": team.name if team else None}, pending=pending)
-    who = f"l'équipe {team.name}" if team else f"l'équipe de {organisation.name}"
-    await queue_message(session, thread, OutboundMessage(
-        f"🙋 Personne n'est disponible tout de suite. Je transmets votre demande à {who}.\n"
-        f"Une personne vous répondra ici, {organisation.opening_hours_text}, et vous dira son prénom."
-    ), pending)
+    add_event(session, conversation, "conversation_queued",
+              {"team": team.name if team else None, "team_id": team.id if team else None, "rule": found.rule},
+              pending=pending)
+    text = queued_text(organisation, team, found.hours_team, need_of(conversation, thread.contact), now)
+    await queue_message(session, thread, OutboundMessage(text), pending)
     return None
 
 
@@ -141,13 +171,27 @@ async def return_to_queue(session: AsyncSession, thread: Thread, by: Worker | No
     add_event(session, conversation, "conversation_requeued",
               {"from_worker_id": previous, "by": by.first_name if by else None, "team": team.name if team else None},
               worker_id=by.id if by else None, pending=pending)
-    who = f"l'équipe {team.name}" if team else f"l'équipe de {organisation.name}"
-    name = leaving.first_name if leaving else "La personne qui vous répondait"
-    await queue_message(session, thread, OutboundMessage(
-        f"🙋 {name} n'est plus disponible. Je transmets votre demande à {who}.\n"
-        f"Une personne vous répondra ici, {organisation.opening_hours_text}, et vous dira son prénom."
-    ), pending)
+    who = texts.TEAM.format(name=team.name) if team else texts.ORGANISATION.format(name=organisation.name)
+    name = leaving.first_name if leaving else texts.SOMEONE
+    await queue_message(session, thread, OutboundMessage(texts.REQUEUED.format(
+        name=name, who=who, hours=organisation.opening_hours_text)), pending)
 
 
 async def team_of(session: AsyncSession, worker: Worker) -> Team | None:
     return await session.get(Team, worker.team_id) if worker.team_id else None
+
+
+async def escalate(session: AsyncSession, thread: Thread, to_team: Team | None, waited_minutes: int,
+                   leads: list[int], pending: Pending) -> None:
+    """Nobody of the team took the conversation in time: it is offered to `to_team` (None: no other
+    team is left, it stays) and flagged to team leads (an event and a live update to each)."""
+    conversation = thread.conversation
+    from_team_id = conversation.team_id
+    if to_team is not None:
+        conversation.team_id = to_team.id
+    add_event(session, conversation, "conversation_escalated",
+              {"from_team_id": from_team_id, "to_team_id": to_team.id if to_team else None,
+               "team": to_team.name if to_team else None, "waited_minutes": waited_minutes}, pending=pending)
+    for lead_id in leads:
+        pending.notify.append((f"worker:{lead_id}", {"event": "conversation_escalated",
+                                                    "conversation": conversation.id}))

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from admin.hours import HoursError, describe, french_holidays, from_form, is_open
+from handoff.hours import HoursError, describe, french_holidays, from_form, is_open
 
 HOURS = {"mon": [["09:00", "12:30"], ["13:30", "17:00"]]}
 

@@ -2,13 +2,15 @@
 
 Stored as {"mon": [["09:00", "12:30"], ["13:30", "17:00"]], ...}: days mon..sun, local time
 (Europe/Paris), at most two ranges a day, each start before its end. Routing reads them with
-`is_open`; the console edits them with `from_form` / `form_values`.
+`is_open` / `next_opening` / `spoken_time`; the console edits them with `from_form` / `form_values`
+(admin/teams.py, admin/people.py).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -76,12 +78,77 @@ def french_holidays(year: int) -> list[tuple[date, str]]:
     return sorted(holidays.France(years=year, language="fr").items())
 
 
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+          "novembre", "décembre")
+LOOK_AHEAD_DAYS = 14
+
+
+@lru_cache(maxsize=8)
+def _holidays(year: int) -> frozenset[date]:
+    return frozenset(holidays.France(years=year))
+
+
+def is_holiday(day: date) -> bool:
+    return day in _holidays(day.year)
+
+
 def is_open(hours: dict | None, at: datetime, closed_on_holidays: bool = True) -> bool:
     """Whether `at` (aware datetime) falls in the hours, Paris time. No hours set: always open."""
     if not hours:
         return True
     local = at.astimezone(PARIS)
-    if closed_on_holidays and local.date() in holidays.France(years=local.year):
+    if closed_on_holidays and is_holiday(local.date()):
         return False
     now = local.strftime("%H:%M")
     return any(start <= now < end for start, end in hours.get(DAYS[local.weekday()], []))
+
+
+def _at(day: date, hhmm: str) -> datetime:
+    hour, minute = (int(part) for part in hhmm.split(":"))
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=PARIS)
+
+
+def opened_at(hours: dict | None, at: datetime, closed_on_holidays: bool = True) -> datetime | None:
+    """When the range `at` falls in began (Paris time); None when closed or when no hours are set."""
+    if not hours or not is_open(hours, at, closed_on_holidays):
+        return None
+    local = at.astimezone(PARIS)
+    now = local.strftime("%H:%M")
+    start = max(s for s, e in hours.get(DAYS[local.weekday()], []) if s <= now < e)
+    return _at(local.date(), start)
+
+
+def next_opening(hours: dict | None, at: datetime, closed_on_holidays: bool = True) -> datetime | None:
+    """The next time the hours open after `at` (`at` itself when open now); None when no hours are
+    set (always open) or none within two weeks."""
+    if not hours:
+        return None
+    local = at.astimezone(PARIS)
+    if is_open(hours, local, closed_on_holidays):
+        return local
+    for offset in range(LOOK_AHEAD_DAYS + 1):
+        day = local.date() + timedelta(days=offset)
+        if closed_on_holidays and is_holiday(day):
+            continue
+        for start, _end in sorted(hours.get(DAYS[day.weekday()], [])):
+            opening = _at(day, start)
+            if opening > local:
+                return opening
+    return None
+
+
+def spoken_time(when: datetime, now: datetime) -> str:
+    """Plain French, Paris time: "aujourd'hui à 14 h", "demain à 9 h 30", "lundi à 9 h",
+    "le 2 janvier à 9 h" (a week or more ahead)."""
+    local, today = when.astimezone(PARIS), now.astimezone(PARIS).date()
+    time = f"{local.hour} h" + (f" {local.minute:02d}" if local.minute else "")
+    ahead = (local.date() - today).days
+    if ahead <= 0:
+        day = "aujourd'hui"
+    elif ahead == 1:
+        day = "demain"
+    elif ahead < 7:
+        day = DAY_NAMES[DAYS[local.weekday()]]
+    else:
+        day = f"le {'1er' if local.day == 1 else local.day} {MONTHS[local.month - 1]}"
+    return f"{day} à {time}"
