@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.hardening.server import Server, probe_healthz, send_chunked  # noqa: E402
 from tests.hardening.webm import fragmented_webm  # noqa: E402
+from tests.webchat import COOKIE  # noqa: E402
 
 MIB = 1024 * 1024
 EMAIL, PASSWORD = "camille@demo.allervers.fr", "allervers-demo"
@@ -70,6 +71,13 @@ async def idle_p99(server: Server, seconds: float = 2.0) -> tuple[float, float]:
     return p(latencies, 0.5), p(latencies, 0.99)
 
 
+def identity(server: Server) -> str:
+    """A web chat identity issued by the server (POST /chat/api/identity): its Cookie header."""
+    response = httpx.post(server.url + "/chat/api/identity", json={})
+    response.raise_for_status()
+    return f"{COOKIE}={response.cookies[COOKIE]}"
+
+
 async def body_flood(server: Server, path: str, total: int) -> dict:
     before = server.rss()
     stop = asyncio.Event()
@@ -77,7 +85,8 @@ async def body_flood(server: Server, path: str, total: int) -> dict:
     started = time.perf_counter()
     status, _, sent = await asyncio.to_thread(send_chunked, server.port, path, total,
                                               {"Content-Type": "application/json",
-                                               "X-Hub-Signature-256": "sha256=" + "0" * 64})
+                                               "X-Hub-Signature-256": "sha256=" + "0" * 64,
+                                               "Cookie": identity(server)})
     elapsed = time.perf_counter() - started
     stop.set()
     peak = max(await sampler)
@@ -85,9 +94,8 @@ async def body_flood(server: Server, path: str, total: int) -> dict:
             "rss_growth_mib": (peak - before) / MIB, "seconds": elapsed}
 
 
-def multipart(uid: str, data_size: int, boundary: str = "benchboundary"):
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"uid\"\r\n\r\n{uid}\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\nclient-{uid}\r\n"
+def multipart(client_id: str, boundary: str = "benchboundary"):
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\n{client_id}\r\n"
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"v.webm\"\r\n"
             "Content-Type: audio/webm\r\n\r\n").encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
@@ -95,13 +103,13 @@ def multipart(uid: str, data_size: int, boundary: str = "benchboundary"):
 
 
 async def upload_flood(server: Server, total: int) -> dict:
-    head, tail, content_type = multipart("bench-uploader-1", total)
+    head, tail, content_type = multipart("client-bench-upload-1")
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample(server.temp_bytes, stop))
     async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
         try:
             response = await client.post("/chat/api/voice", content=chunks(total, prefix=head, suffix=tail),
-                                         headers={"content-type": content_type})
+                                         headers={"content-type": content_type, "cookie": identity(server)})
             status = response.status_code
         except httpx.HTTPError as error:
             status = type(error).__name__
@@ -117,16 +125,17 @@ async def voice_flood(server: Server, notes: int, concurrency: int) -> dict:
     queue = list(range(notes))
     started = time.perf_counter()
 
-    async def uploader(client):
+    async def uploader(client, cookie: str):
         while queue:
             i = queue.pop()
-            response = await client.post("/chat/api/voice", data={"uid": f"bench-voice-{i:04d}",
-                                                                  "client_id": f"client-{i:04d}"},
-                                         files={"audio": ("v.webm", note, "audio/webm")})
+            response = await client.post("/chat/api/voice", data={"client_id": f"client-{i:04d}"},
+                                         files={"audio": ("v.webm", note, "audio/webm")}, headers={"cookie": cookie})
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
     async with httpx.AsyncClient(base_url=server.url, timeout=300) as client:
-        await asyncio.gather(*(uploader(client) for _ in range(concurrency)))
+        # One person per uploader (each under the "upload" limit of 10 per minute for few notes).
+        cookies = [identity(server) for _ in range(concurrency)]
+        await asyncio.gather(*(uploader(client, cookie) for cookie in cookies))
     elapsed = time.perf_counter() - started
     stop.set()
     latencies = await probe

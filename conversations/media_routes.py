@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import select
+from starlette.datastructures import UploadFile
 
 from bots.base import Attachment, InboundMessage
 from bots.webchat import valid_client_id
@@ -23,20 +24,28 @@ router = APIRouter(prefix="/chat/api")
 
 
 @router.post("/voice")
-async def webchat_voice(request: Request, audio: UploadFile = File(...), client_id: str = Form(...),
-                        uid: str = Depends(require_identity)):
+async def webchat_voice(request: Request, uid: str = Depends(require_identity)):
+    """The record button's upload (multipart: `audio`, `client_id`). The identity (a cookie) and
+    the upload limit are checked before the form is read: without an identity, or over the limit,
+    nothing of the body is parsed or spooled (the form is read here, not by FastAPI, which would
+    read it before any dependency)."""
     rt = request.app.state.rt
     settings = rt.settings
     channel_or_404(request, "webchat")
-    if not valid_client_id(client_id):
-        raise HTTPException(400, "missing or invalid client_id")
+    await rt.limiter.hit("upload", uid)
     # The body was capped while it streamed in (allervers/bodycap.py): the file spooled is at most
     # max_media_bytes + the form's overhead.
-    await rt.limiter.hit("upload", uid)
-    data = await audio.read(settings.max_media_bytes + 1)
+    async with request.form(max_files=1, max_fields=8) as form:
+        audio, client_id = form.get("audio"), form.get("client_id")
+        if not isinstance(client_id, str) or not valid_client_id(client_id):
+            raise HTTPException(400, "missing or invalid client_id")
+        if not isinstance(audio, UploadFile):
+            raise HTTPException(400, "missing audio file")
+        data = await audio.read(settings.max_media_bytes + 1)
+        declared_type = audio.content_type
     if not data:
         return JSONResponse({"ok": False, "error": "⚠️ " + refusal_text(settings, "empty")}, status_code=400)
-    data, content_type, duration, refusal = await rt.audio.check(data, audio.content_type or "audio/webm", "voice",
+    data, content_type, duration, refusal = await rt.audio.check(data, declared_type or "audio/webm", "voice",
                                                                  strict=True)
     if refusal:
         log.info("web chat voice note refused: %s", refusal)

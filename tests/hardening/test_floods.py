@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import BACKENDS, POSTGRES_URL, REDIS_URL, reset_postgres, reset_redis
 from tests.hardening.server import Sampler, Server, p99, probe_healthz, send_chunked, send_declared
 from tests.hardening.webm import FRAME_20MS, fragmented_webm, webm
+from tests.webchat import COOKIE
 
 MIB = 1024 * 1024
 CAP = 16 * MIB + 64 * 1024  # max_media_bytes + the form's overhead (allervers/bodycap.py)
@@ -39,12 +40,20 @@ def server(request, tmp_path_factory):
         yield running
 
 
+def identity(server) -> str:
+    """A web chat identity issued by the server (POST /chat/api/identity): its Cookie header."""
+    response = httpx.post(server.url + "/chat/api/identity", json={})
+    assert response.status_code == 200, response.text
+    return f"{COOKIE}={response.cookies[COOKIE]}"
+
+
 def media_files(server) -> list[Path]:
     root = server.workdir / "media"
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
 def test_chunked_bodies_are_refused_while_they_stream_in(server):
+    cookie = identity(server)  # the web chat API reads the body of a known identity only
     for path, cap in (("/bots/whatsapp/webhook", 2 * MIB), ("/chat/api/messages", 64 * 1024),
                       ("/bots/telegram/webhook", 256 * 1024)):
         before = server.rss()
@@ -52,7 +61,8 @@ def test_chunked_bodies_are_refused_while_they_stream_in(server):
         with Sampler(server.rss) as rss:
             status, body, sent = send_chunked(server.port, path, 300 * MIB,
                                               {"Content-Type": "application/json", "X-Hub-Signature-256":
-                                               "sha256=" + "0" * 64, "X-Telegram-Bot-Api-Secret-Token": "floods"})
+                                               "sha256=" + "0" * 64, "X-Telegram-Bot-Api-Secret-Token": "floods",
+                                               "Cookie": cookie})
         growth = (rss.peak - before) / MIB
         print(f"\n{path}: 300 MiB chunked -> {status} after {sent / MIB:.1f} MiB sent "
               f"({time.perf_counter() - started:.2f} s), server RSS {before / MIB:.0f} MiB + {growth:.1f} MiB")
@@ -77,18 +87,25 @@ def multipart(fields: dict, boundary: str = "floodboundary") -> tuple[bytes, byt
 
 
 def test_oversized_uploads_are_refused_before_they_are_spooled(server):
-    uid = "floods-upload-person-1"
-    head, tail, content_type = multipart({"uid": uid, "client_id": "client-upload-1"})
+    cookie = identity(server)
+    head, tail, content_type = multipart({"client_id": "client-upload-1"})
     with Sampler(server.temp_bytes) as temp:
-        status, body, sent = send_chunked(server.port, "/chat/api/voice", 265 * MIB, {"Content-Type": content_type},
-                                          prefix=head, suffix=tail)
+        status, body, sent = send_chunked(server.port, "/chat/api/voice", 265 * MIB,
+                                          {"Content-Type": content_type, "Cookie": cookie}, prefix=head, suffix=tail)
     print(f"\n/chat/api/voice: 265 MiB chunked -> {status}, temporary files at most {temp.peak / MIB:.1f} MiB")
     assert status == 413 and "trop lourd" in json.loads(body)["error"]
     assert temp.peak <= CAP
+    # Without an identity: refused before the form is read (nothing spooled, not even the cap).
+    with Sampler(server.temp_bytes) as temp:
+        status, body, sent = send_chunked(server.port, "/chat/api/voice", 265 * MIB, {"Content-Type": content_type},
+                                          prefix=head, suffix=tail)
+    print(f"/chat/api/voice without identity: 265 MiB chunked -> {status} after {sent / MIB:.1f} MiB sent, "
+          f"temporary files at most {temp.peak / MIB:.1f} MiB")
+    assert status == 401 and temp.peak == 0 and sent <= 64 * MIB
     status, body = send_declared(server.port, "/chat/api/voice", 265 * MIB, {"Content-Type": content_type})
     assert status == 413 and "trop lourd" in json.loads(body)["error"]
     with httpx.Client(base_url=server.url) as client:
-        assert client.get("/chat/api/history", params={"uid": uid}).json() == {"messages": []}
+        assert client.get("/chat/api/history", headers={"Cookie": cookie}).json() == {"messages": []}
         # The worker's voice reply is capped the same way (a declared 17 MiB: refused at once).
         page = client.get("/inbox/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
@@ -104,6 +121,7 @@ def test_oversized_uploads_are_refused_before_they_are_spooled(server):
 def test_fragmented_voice_notes_never_hold_the_event_loop(server):
     note = fragmented_webm(16 * MIB - 64 * 1024)  # 2.5 ms blocks: issue 9 froze the server 3.3 s each
     good = webm([FRAME_20MS] * 150)
+    cookie = identity(server)  # one person: 7 uploads, under the "upload" limit (10/minute)
 
     async def flood():
         stop = asyncio.Event()
@@ -115,9 +133,8 @@ def test_fragmented_voice_notes_never_hold_the_event_loop(server):
         probe = asyncio.create_task(probe_healthz(server.url, stop))
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
             async def upload(i: int, data: bytes) -> httpx.Response:
-                return await client.post("/chat/api/voice", data={"uid": f"floods-voice-{i:04d}",
-                                                                  "client_id": f"client-voice-{i:04d}"},
-                                         files={"audio": ("v.webm", data, "audio/webm")})
+                return await client.post("/chat/api/voice", data={"client_id": f"client-voice-{i:04d}"},
+                                         files={"audio": ("v.webm", data, "audio/webm")}, headers={"Cookie": cookie})
 
             refused = []
             for batch in range(3):

@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 
 from allervers.ratelimit import Limiter, RateLimited
 from conversations.audio import silent_ogg_opus
-from conversations.models import Address
+from conversations.webchat_identity import WebchatIdentity
 from tests.conftest import csrf_of
+from tests.webchat import COOKIE
 
 WORKER, PASSWORD = "camille@demo.allervers.fr", "allervers-demo"
 
@@ -123,19 +124,43 @@ async def test_the_address_limit_resets_after_its_window(settings_for):
         assert (await try_login(client, PASSWORD, token=token)).status_code == 303
 
 
-async def say(client: httpx.AsyncClient, uid: str, text: str = "bonjour") -> httpx.Response:
-    return await client.post("/chat/api/messages", json={"uid": uid, "client_id": uuid.uuid4().hex, "text": text})
+async def ask_identity(client: httpx.AsyncClient) -> httpx.Response:
+    """POST /chat/api/identity as a fresh browser (no cookie sent, none kept in the client's jar)."""
+    response = await client.post("/chat/api/identity", json={}, headers={"Cookie": ""})
+    client.cookies.clear()
+    return response
+
+
+async def identity(client: httpx.AsyncClient) -> str:
+    response = await ask_identity(client)
+    assert response.status_code == 200, response.text
+    return response.cookies[COOKIE]
+
+
+def as_person(token: str) -> dict:
+    return {"Cookie": f"{COOKIE}={token}"}
+
+
+async def say(client: httpx.AsyncClient, token: str, text: str = "bonjour") -> httpx.Response:
+    return await client.post("/chat/api/messages", json={"client_id": uuid.uuid4().hex, "text": text},
+                             headers=as_person(token))
+
+
+async def stored_identities(app) -> int:
+    async with app.state.rt.sessionmaker() as session:
+        return (await session.execute(select(func.count()).select_from(WebchatIdentity))).scalar()
 
 
 @pytest.mark.parametrize("count", [200, pytest.param(2000, marks=pytest.mark.slow)])
 async def test_new_identities_from_one_address_are_not_all_accepted(settings_for, count):
     async with running(settings_for()) as app, client_at(app, "203.0.113.20") as flood:
         statuses: list[int] = []
+        tokens: list[str | None] = []
         started = time.perf_counter()
-        uids = [uuid.uuid4().hex for _ in range(count)]
         for batch in range(0, count, 100):
-            responses = await asyncio.gather(*(say(flood, uid) for uid in uids[batch:batch + 100]))
+            responses = await asyncio.gather(*(ask_identity(flood) for _ in range(min(100, count - batch))))
             statuses += [r.status_code for r in responses]
+            tokens += [r.cookies.get(COOKIE) for r in responses]
         elapsed = time.perf_counter() - started
         print(f"\n{count} new identities from one address in {elapsed:.2f} s: {statuses.count(200)} accepted, "
               f"{statuses.count(429)} refused (429)")
@@ -143,21 +168,23 @@ async def test_new_identities_from_one_address_are_not_all_accepted(settings_for
         refused = responses[-1]
         assert refused.status_code == 429 and refused.json()["ok"] is False
         assert "Réessayez dans" in refused.json()["error"] and int(refused.headers["retry-after"]) > 0
-        accepted = [uid for uid, status in zip(uids, statuses) if status == 200]
+        assert "set-cookie" not in refused.headers
+        accepted = [token for token, status in zip(tokens, statuses) if status == 200]
+        assert all(accepted) and len(set(accepted)) == len(accepted)
+        assert [token for token, status in zip(tokens, statuses) if status == 429 and token] == []
+        assert await stored_identities(app) == len(accepted)  # nothing written for the refused ones
         assert (await say(flood, accepted[0], "encore moi")).status_code == 200  # known identities go on
         await app.state.rt.drain()
-        async with app.state.rt.sessionmaker() as session:
-            stored = (await session.execute(select(func.count()).select_from(Address).where(
-                Address.channel == "webchat"))).scalar()
-        assert stored == len(accepted)
         async with client_at(app, "192.0.2.30") as neighbour:  # another address is not concerned
-            assert (await say(neighbour, uuid.uuid4().hex)).status_code == 200
+            assert (await say(neighbour, await identity(neighbour))).status_code == 200
+        assert await stored_identities(app) == len(accepted) + 1
+        await app.state.rt.drain()
 
 
 async def test_messages_and_voice_notes_are_limited_per_identity(settings_for):
     settings = settings_for(rate_limits={"webchat_message": "3/8 seconds", "upload": "2/minute"})
     async with running(settings) as app, client_at(app, "203.0.113.40") as client:
-        uid, other = uuid.uuid4().hex, uuid.uuid4().hex
+        uid, other = await identity(client), await identity(client)
         for _ in range(3):
             assert (await say(client, uid)).status_code == 200
         refused = await say(client, uid)
@@ -167,10 +194,15 @@ async def test_messages_and_voice_notes_are_limited_per_identity(settings_for):
         assert (await say(client, other)).status_code == 200
 
         async def voice(who: str) -> httpx.Response:
-            return await client.post("/chat/api/voice", data={"uid": who, "client_id": uuid.uuid4().hex},
-                                     files={"audio": ("v.ogg", silent_ogg_opus(1), "audio/ogg")})
+            return await client.post("/chat/api/voice", data={"client_id": uuid.uuid4().hex},
+                                     files={"audio": ("v.ogg", silent_ogg_opus(1), "audio/ogg")},
+                                     headers=as_person(who))
 
         assert [(await voice(other)).status_code for _ in range(3)] == [200, 200, 429]
+        # Refused before its body is read: a body that is no form at all gets the 429 too (parsed, a 400).
+        not_a_form = await client.post("/chat/api/voice", content=b"--x\r\nnot a form",
+                                       headers={**as_person(other), "Content-Type": "multipart/form-data; boundary=x"})
+        assert not_a_form.status_code == 429 and "Réessayez dans" in not_a_form.json()["error"]
         assert (await voice(uid)).status_code == 200  # another identity: its own count
         await asyncio.sleep(retry_after + 0.2)
         assert (await say(client, uid)).status_code == 200

@@ -18,6 +18,7 @@ from conversations.audio import silent_ogg_opus
 from conversations.models import Conversation, Media
 from tests.conftest import BACKENDS, POSTGRES_URL, REDIS_URL, LiveServer, csrf_of, reset_postgres, reset_redis
 from tests.hardening.webm import FRAME_20MS, malformed_notes, webm
+from tests.webchat import COOKIE
 
 WORKER, PASSWORD = "camille@demo.allervers.fr", "allervers-demo"
 GOOD_WEBM = webm([FRAME_20MS] * 25)
@@ -49,8 +50,10 @@ class Uploads:
         assert self.worker.post("/inbox/login", data={"email": WORKER, "password": PASSWORD,
                                                       "csrf_token": token}).status_code == 303
         self.csrf = csrf_of(self.worker.get("/inbox").text)
-        uid = uuid.uuid4().hex
-        assert self.person.post("/chat/api/messages", json={"uid": uid, "client_id": "fuzz-start",
+        # One web chat person: the identity cookie the server issues stays in this client's jar.
+        assert self.person.post("/chat/api/identity", json={}).status_code == 200
+        assert self.person.cookies.get(COOKIE)
+        assert self.person.post("/chat/api/messages", json={"client_id": "fuzz-start",
                                                             "text": "bonjour"}).status_code == 200
         self.conversation_id = self.query(select(func.max(Conversation.id)))
 
@@ -73,7 +76,7 @@ class Uploads:
         return self.query(select(func.count()).select_from(Media)), files
 
     def web_chat(self, data: bytes, content_type: str) -> httpx.Response:
-        return self.person.post("/chat/api/voice", data={"uid": uuid.uuid4().hex, "client_id": uuid.uuid4().hex},
+        return self.person.post("/chat/api/voice", data={"client_id": uuid.uuid4().hex},
                                 files={"audio": ("voice", data, content_type)})
 
     def inbox(self, data: bytes, content_type: str) -> httpx.Response:
