@@ -150,6 +150,9 @@ class TelegramChannel:
             update = Update.model_validate_json(body)
         except ValidationError as e:
             raise BadPayload(_describe(e)) from None
+        except RecursionError:
+            raise BadPayload("JSON nested too deep") from None
+        _check_id("update_id", update.update_id, lower=0)
         external_id = str(update.update_id)
         if update.message is not None:
             found = self._from_message(external_id, update.message)
@@ -164,6 +167,7 @@ class TelegramChannel:
     def _from_message(self, external_id: str, msg: Message) -> list[InboundMessage]:
         if msg.chat.type != "private":  # one person per conversation: groups are not supported
             return []
+        _check_id("chat id", msg.chat.id)
         text = msg.text if msg.text is not None else msg.caption
         if text is not None and len(text) > self.max_text_length:
             raise BadPayload("text too long")
@@ -192,6 +196,7 @@ class TelegramChannel:
             user_id = query.message.chat.id
         else:
             user_id = query.from_user.id
+        _check_id("chat id", user_id)
         return [
             InboundMessage(
                 channel=self.name,
@@ -407,6 +412,12 @@ class TelegramChannel:
         except asyncio.TimeoutError:
             pass
         return min(delay * 2, max_delay)
+
+
+def _check_id(name: str, value: int, lower: int = -(2**63)) -> None:
+    """Bot API ids fit in 64 bits (chat ids of groups are negative); a 200-digit one is not Telegram's."""
+    if not lower <= value < 2**63:
+        raise BadPayload(f"{name} out of range")
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
-from bots.base import BadPayload, Choice, InboundMessage, Location, OutboundMessage, SendResult
+from bots.base import BadPayload, Choice, clean_text, InboundMessage, Location, OutboundMessage, SendResult
 
 MAX_TEXT = 4096
+_PAGE_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # what the page makes: hex of a random UUID
+
+
+def valid_page_id(value: object) -> bool:
+    """An identity or message id made by the page: 8-64 ASCII letters, digits, '-' or '_'."""
+    return isinstance(value, str) and _PAGE_ID.fullmatch(value) is not None
 
 
 class WebChatChannel:
@@ -21,9 +28,11 @@ class WebChatChannel:
             raise BadPayload("expected a JSON object")
         uid, client_id = data.get("uid"), data.get("client_id")
         for name, value in (("uid", uid), ("client_id", client_id)):
-            if not isinstance(value, str) or not 8 <= len(value) <= 64:
+            if not valid_page_id(value):
                 raise BadPayload(f"missing or invalid {name}")
         text, choice, location = data.get("text"), data.get("choice"), data.get("location")
+        if isinstance(text, str):
+            text = clean_text(text)  # before the emptiness check: "\x00" is empty
         if text is not None and (not isinstance(text, str) or not text.strip()):
             raise BadPayload("text must be a non-empty string")
         if isinstance(text, str) and len(text) > MAX_TEXT:
@@ -32,13 +41,10 @@ class WebChatChannel:
             raise BadPayload("invalid choice")
         point = None
         if location is not None:
-            try:
-                lat, lon = float(location[0]), float(location[1])
-            except (TypeError, ValueError, IndexError, KeyError):
-                raise BadPayload("location must be [latitude, longitude]") from None
-            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-                raise BadPayload("location out of range")
-            point = Location(lat, lon)
+            if not (isinstance(location, list) and len(location) == 2
+                    and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in location)):
+                raise BadPayload("location must be [latitude, longitude]")
+            point = Location(location[0], location[1])  # refuses NaN, 400 digits, out of range
         if text is None and choice is None and point is None:
             raise BadPayload("nothing to send: text, choice or location is required")
         locale = data.get("locale") if isinstance(data.get("locale"), str) else None

@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import select
 
+from allervers.fields import RowId
 from bots.base import Attachment, InboundMessage
 from conversations.media import attach, check_audio, contact_of_media, servable
 from conversations.models import Address
@@ -55,7 +56,7 @@ async def webchat_voice(request: Request, audio: UploadFile = File(...), uid: st
 
 
 @router.get("/media/{media_id}")
-async def webchat_media(request: Request, media_id: int, uid: str | None = None):
+async def webchat_media(request: Request, media_id: RowId, uid: str | None = None):
     rt = request.app.state.rt
     uid = _valid("uid", uid)
     async with rt.sessionmaker() as session:

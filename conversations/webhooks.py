@@ -14,7 +14,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 
-from bots.base import BadPayload, Unauthorized
+from bots.base import BadPayload, Unauthorized, load_json
+from bots.webchat import valid_page_id
 from conversations.deliver import record_status
 from conversations.models import INBOUND, OUTBOUND, Address, Message
 from conversations.receive import receive
@@ -103,16 +104,15 @@ async def webchat_message(request: Request):
     channel = channel_or_404(request, "webchat")
     body = await read_body(request, 64 * 1024)
     try:
-        inbound = channel.parse(json.loads(body))
-    except (ValueError, UnicodeDecodeError) as error:
-        message = str(error) if isinstance(error, BadPayload) else "body is not valid JSON"
-        return JSONResponse({"ok": False, "error": message}, status_code=400)
+        inbound = channel.parse(load_json(body))
+    except BadPayload as error:
+        return JSONResponse({"ok": False, "error": str(error)}, status_code=400)
     received = await receive(rt, inbound)
     return {"ok": True, "duplicate": received.duplicate}
 
 
 def _valid_uid(uid: str | None) -> str:
-    if not uid or not 8 <= len(uid) <= 64:
+    if not valid_page_id(uid):
         raise HTTPException(400, "missing or invalid uid")
     return uid
 
