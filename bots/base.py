@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # What the columns hold (conversations/models.py): ids longer than these are not from a platform.
@@ -24,10 +24,6 @@ def clean_text(value: str) -> str:
     if _UNSTORABLE.search(value) is None:
         return value
     return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
-
-
-def clean_optional(value: str | None) -> str | None:
-    return clean_text(value) if isinstance(value, str) else value
 
 
 def _reject_constant(name: str) -> Any:

@@ -276,7 +276,7 @@ class WhatsAppChannel:
                 attachment=Attachment(
                     kind="voice" if voice else kind,
                     content_type=_get(media, "mime_type", str, required=False),
-                    platform_id=_get(media, "id", str),
+                    platform_id=_media_id(_get(media, "id", str)),
                     filename=_get(media, "filename", str, required=False),
                 ),
             )
@@ -469,6 +469,16 @@ class WhatsAppChannel:
             raise DeliveryError(f"network error: {type(exc).__name__}", retryable=True) from exc
         _raise_for(response, response.content)
         return response
+
+
+_MEDIA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def _media_id(value: str) -> str:
+    """Graph API media ids are digits: one is put in a URL path (fetch_media), so "../" never is."""
+    if not _MEDIA_ID.fullmatch(value):
+        raise BadPayload("invalid media id")
+    return value
 
 
 def _content_type(path: Path) -> str:

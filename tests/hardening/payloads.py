@@ -188,3 +188,58 @@ def mutated(draw, documents: list[dict]) -> bytes:
 
 def documents(paths) -> list[dict]:
     return [json.loads(path.read_text()) for path in paths if path.name != "malformed.json"]
+
+
+UPDATE_ID = st.one_of(st.integers(1, 2**40), HUGE_INT)
+
+
+@st.composite
+def telegram_shaped(draw) -> bytes:
+    """A private text message, caption or button press with drawn values in the fields that get
+    stored: mostly accepted, so the storing path (not only the parser) meets the odd values."""
+    kind = draw(st.sampled_from(["text", "callback_query", "photo", "location"]))
+    update = telegram_fixture(kind)
+    update["update_id"] = draw(UPDATE_ID)
+    chat_id = draw(st.one_of(st.integers(1, 2**40), HUGE_INT))
+    if kind == "callback_query":
+        update["callback_query"]["data"] = draw(TEXT)
+        update["callback_query"]["id"] = draw(st.one_of(st.just("q1"), SHORT_TEXT))
+        update["callback_query"]["message"]["chat"]["id"] = chat_id
+    else:
+        message = update["message"]
+        message["chat"]["id"] = chat_id
+        if kind == "text":
+            message["text"] = draw(TEXT)
+        elif kind == "photo":
+            message["caption"] = draw(TEXT)
+        else:
+            message["location"] = {"latitude": draw(NUMBER), "longitude": draw(NUMBER)}
+        message["from"]["language_code"] = draw(st.one_of(st.just("fr"), SHORT_TEXT))
+    return json.dumps(update).encode()
+
+
+@st.composite
+def whatsapp_shaped(draw) -> bytes:
+    """A text, button, list reply or location from a drawn number, with drawn stored values."""
+    kind = draw(st.sampled_from(["text", "interactive_button_reply", "interactive_list_reply", "location",
+                                 "button_template_reply", "status_failed"]))
+    body = whatsapp_fixture(kind)
+    value = body["entry"][0]["changes"][0]["value"]
+    if kind == "status_failed":
+        status = value["statuses"][0]
+        status["id"] = draw(st.one_of(st.just("wamid.x"), SHORT_TEXT))
+        status["errors"] = draw(st.one_of(ANY_JSON, st.lists(ANY_JSON, max_size=2)))
+        return json.dumps(body).encode()
+    message = value["messages"][0]
+    message["id"] = "wamid.FUZZ." + draw(st.one_of(st.integers(0, 10**6).map(str), SHORT_TEXT))
+    message["from"] = draw(st.one_of(st.integers(33600000000, 33699999999).map(str), SHORT_TEXT))
+    if kind == "text":
+        message["text"]["body"] = draw(TEXT)
+    elif kind == "location":
+        message["location"].update(latitude=draw(NUMBER), longitude=draw(NUMBER))
+    elif kind == "button_template_reply":
+        message["button"].update(text=draw(TEXT), payload=draw(st.one_of(st.none(), TEXT)))
+    else:
+        reply = message["interactive"]["button_reply" if "button" in kind else "list_reply"]
+        reply.update(id=draw(TEXT), title=draw(st.one_of(TEXT, ANY_JSON)))
+    return json.dumps(body).encode()

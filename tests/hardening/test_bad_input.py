@@ -241,9 +241,11 @@ def _location(value: str) -> bytes:
     whatsapp_message("location", lambda m: m["location"].update(latitude=400)),
     _location("4" * 400), _location("NaN"), _location("Infinity"), _location("-Infinity"), _location("1e999"),
     _location("9" * 5000),
+    whatsapp_message("audio_voice", lambda m: m["audio"].update(id="../../me/messages")),
+    whatsapp_message("image", lambda m: m["image"].update(id="1" * 300)),
 ], ids=["button-title-list", "list-title-object", "template-text-int", "text-body-list", "latitude-string",
         "latitude-400", "latitude-400-digits", "latitude-nan", "latitude-inf", "latitude-minus-inf",
-        "latitude-1e999", "latitude-5000-digits"])
+        "latitude-1e999", "latitude-5000-digits", "media-id-path", "media-id-long"])
 async def test_signed_whatsapp_payloads_of_the_wrong_shape_are_400(settings, server_log, body):
     async with app_client(settings) as client:
         before = await counts(client)

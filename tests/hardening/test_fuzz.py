@@ -49,6 +49,8 @@ from tests.hardening.payloads import (
     documents,
     inbox_session,
     mutated,
+    telegram_shaped,
+    whatsapp_shaped,
     raw,
 )
 
@@ -57,6 +59,7 @@ TELEGRAM_DOCS = documents(TELEGRAM_FIXTURES)
 WHATSAPP_DOCS = documents(WHATSAPP_FIXTURES)
 JSON = {"Content-Type": "application/json"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+MULTIPART = {"Content-Type": "multipart/form-data; boundary=fuzz"}
 
 
 @dataclass
@@ -90,11 +93,12 @@ PATH_ID = st.one_of(st.integers(-5, 50).map(str), HUGE_INT.map(str), st.just("92
 telegram_calls = st.builds(
     lambda body: Call("POST", "/bots/telegram/webhook", body,
                       {"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET, **JSON}),
-    st.one_of(mutated(TELEGRAM_DOCS), mutated(TELEGRAM_DOCS), GARBAGE))
+    st.one_of(telegram_shaped(), telegram_shaped(), mutated(TELEGRAM_DOCS), mutated(TELEGRAM_DOCS), GARBAGE))
 
 whatsapp_posts = st.builds(
     lambda body, signed: Call("POST", "/bots/whatsapp/webhook", body, dict(JSON), sign=signed),
-    st.one_of(mutated(WHATSAPP_DOCS), mutated(WHATSAPP_DOCS), GARBAGE), st.sampled_from([True] * 9 + [False]))
+    st.one_of(whatsapp_shaped(), whatsapp_shaped(), mutated(WHATSAPP_DOCS), mutated(WHATSAPP_DOCS), GARBAGE),
+    st.sampled_from([True] * 9 + [False]))
 
 whatsapp_handshakes = st.builds(
     lambda mode, token, challenge: Call("GET", "/bots/whatsapp/webhook?" + query(
@@ -125,7 +129,7 @@ login_calls = st.builds(
     lambda email, password, token, garbage: Call(
         "POST", "/inbox/login", garbage if garbage is not None else form(
             {"email": email, "password": password, **({"csrf_token": token} if token is not None else {})}),
-        dict(FORM), csrf=token is None),
+        dict(FORM if garbage is None else MULTIPART), csrf=token is None),
     st.one_of(st.just("camille@demo.allervers.fr"), ANY_STRING, st.none()), FORM_VALUE,
     st.one_of(st.none(), st.none(), ANY_STRING), st.one_of(st.none(), st.none(), st.none(), GARBAGE))
 
@@ -144,7 +148,8 @@ def inbox_posts(draw, conversation_id: int) -> Call:
     if token is not None:
         fields["csrf_token"] = token
     body = draw(st.one_of(st.just(form(fields)), st.just(form(fields)), st.just(form(fields)), GARBAGE))
-    headers = dict(FORM) | draw(st.sampled_from([{}, {}, {"HX-Request": "true"}]))
+    headers = draw(st.sampled_from([FORM] * 6 + [MULTIPART, {"Content-Type": "multipart/form-data"}, JSON]))
+    headers = dict(headers) | draw(st.sampled_from([{}, {}, {"HX-Request": "true"}]))
     return Call("POST", path, body, headers, csrf=token is None)
 
 
