@@ -58,6 +58,7 @@ from bots.base import (
     SendResult,
     TooLarge,
     Unauthorized,
+    load_json,
 )
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,9 @@ class TelegramChannel:
         try:
             update = Update.model_validate_json(body)
         except ValidationError as e:
-            raise BadPayload(_describe(e)) from None
+            if _describe(e) != "malformed JSON":
+                raise BadPayload(_describe(e)) from None
+            update = _lenient_update(body)
         except RecursionError:
             raise BadPayload("JSON nested too deep") from None
         _check_id("update_id", update.update_id, lower=0)
@@ -412,6 +415,20 @@ class TelegramChannel:
         except asyncio.TimeoutError:
             pass
         return min(delay * 2, max_delay)
+
+
+def _lenient_update(body: bytes) -> Update:
+    """Read again with Python's json what pydantic's strict parser refused: a lone surrogate
+    ("\\ud800") is valid JSON for Python, and such an update is stored (cleaned) rather than
+    refused, or Telegram would redeliver it forever. Still BadPayload when it is not JSON."""
+    try:
+        data = load_json(body)
+    except BadPayload as e:
+        raise BadPayload("malformed JSON" if str(e) == "not JSON" else str(e)) from None
+    try:
+        return Update.model_validate(data)
+    except ValidationError as e:
+        raise BadPayload(_describe(e)) from None
 
 
 def _check_id(name: str, value: int, lower: int = -(2**63)) -> None:

@@ -91,6 +91,15 @@ async def test_a_nul_carrying_telegram_update_is_stored_once_and_answered_200(se
         assert len(received) == 1  # the retry was a duplicate: not handled twice
 
 
+async def test_a_lone_surrogate_in_a_telegram_text_is_stored_not_refused(settings, server_log):
+    """pydantic's JSON parser refuses "\\ud800"; refused, the update would come back forever."""
+    async with app_client(settings) as client:
+        response = await post_telegram(client, telegram_text(800000003, "a\ud800b"))
+        await client.app.state.rt.drain()
+        assert response.status_code == 200
+        assert await inbound_texts(client, "telegram") == ["a\ufffdb"]
+
+
 async def test_a_nul_in_a_telegram_button_and_caption_is_stored(settings, server_log):
     async with app_client(settings) as client:
         press = telegram_fixture("callback_query")

@@ -208,7 +208,7 @@ async def status_only(app, call: Call, cookie: str | None) -> int:
     finally:
         gone.set()
         try:
-            await asyncio.wait_for(task, 5)
+            await asyncio.wait_for(task, 15)  # the stream ends once it hears of the disconnect
         except Exception:  # noqa: BLE001 - the status already tells what the server answered
             task.cancel()
 
@@ -265,11 +265,21 @@ class Driver:
         try:
             self.run(self.client.app.state.rt.drain(timeout=30))
             self.run(self._session.__aexit__(None, None, None))
+            self.run(_finish_tasks())
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
             self.loop.close()
             self.log.__exit__(None, None, None)
+
+
+async def _finish_tasks() -> None:
+    """What asyncio.run does before closing its loop: cancel what is left and let it clean up."""
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
 
 
 @pytest.fixture
