@@ -20,15 +20,19 @@ holds no ERROR record and no traceback. FUZZ_EXAMPLES per backend (2,000).
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import os
-import functools
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote, quote_from_bytes, unquote, urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from sqlalchemy import select
+
+from conversations.models import Conversation
 
 from tests.fakes.graph_api import FakeGraphApi, sign
 from tests.fakes.telegram_api import FakeTelegram
@@ -133,29 +137,40 @@ login_calls = st.builds(
     st.one_of(st.just("camille@demo.allervers.fr"), ANY_STRING, st.none()), FORM_VALUE,
     st.one_of(st.none(), st.none(), ANY_STRING), st.one_of(st.none(), st.none(), st.none(), GARBAGE))
 
-ACTIONS = ["reply", "note", "transfer", "close", "take", "return-to-bot"]
+ACTIONS = ["reply"] * 3 + ["note"] * 2 + ["transfer", "close", "take", "return-to-bot"]
+CURRENT = "CURRENT-CONVERSATION"  # replaced by the id of the worker's open conversation when sent
+
+
+def mostly(draw, percent: int) -> bool:
+    """True `percent` % of the time or so (hypothesis favours 0, hence the direction)."""
+    return draw(st.integers(0, 99)) < percent
 
 
 @st.composite
-def inbox_posts(draw, conversation_id: int) -> Call:
+def inbox_posts(draw) -> Call:
+    """Mostly well-formed forms with the worker's CSRF token on their open conversation, so that the
+    handlers (not only the validation) meet the odd values."""
     action = draw(st.sampled_from(ACTIONS + ["presence"]))
-    target = draw(st.one_of(st.just(str(conversation_id)), st.just(str(conversation_id)), PATH_ID))
+    target = CURRENT if mostly(draw, 80) else draw(PATH_ID)
     path = "/inbox/presence" if action == "presence" else f"/inbox/conversations/{target}/{action}"
-    fields = {"text": draw(st.one_of(TEXT, FORM_VALUE)), "to": draw(st.one_of(st.just("1"), PATH_ID, FORM_VALUE)),
-              "outcome": draw(st.one_of(st.sampled_from(["answered", "other"]), FORM_VALUE)),
+    fields = {"text": draw(TEXT) if mostly(draw, 85) else draw(FORM_VALUE),
+              "to": draw(st.sampled_from(["1", "2"])) if mostly(draw, 50) else draw(st.one_of(PATH_ID, FORM_VALUE)),
+              "outcome": draw(st.sampled_from(["answered", "other"])) if mostly(draw, 70) else draw(FORM_VALUE),
               "detail": draw(FORM_VALUE), "online": draw(st.one_of(st.sampled_from(["0", "1"]), FORM_VALUE))}
-    token = draw(st.one_of(st.none(), st.none(), st.none(), ANY_STRING))
+    token = None if mostly(draw, 85) else draw(ANY_STRING)  # None: the right token is added when sent
     if token is not None:
         fields["csrf_token"] = token
-    body = draw(st.one_of(st.just(form(fields)), st.just(form(fields)), st.just(form(fields)), GARBAGE))
-    headers = draw(st.sampled_from([FORM] * 6 + [MULTIPART, {"Content-Type": "multipart/form-data"}, JSON]))
-    headers = dict(headers) | draw(st.sampled_from([{}, {}, {"HX-Request": "true"}]))
+    body = form(fields) if mostly(draw, 85) else draw(GARBAGE)
+    headers = dict(FORM) if mostly(draw, 85) else draw(st.sampled_from(
+        [MULTIPART, {"Content-Type": "multipart/form-data"}, JSON]))
+    if not mostly(draw, 70):
+        headers["HX-Request"] = "true"
     return Call("POST", path, body, headers, csrf=token is None)
 
 
 @st.composite
-def inbox_pages(draw, conversation_id: int) -> Call:
-    target = draw(st.one_of(st.just(str(conversation_id)), PATH_ID))
+def inbox_pages(draw) -> Call:
+    target = draw(st.one_of(st.just(CURRENT), PATH_ID))
     page = draw(st.sampled_from(["conversation", "timeline", "media", "stream", "index", "lists"]))
     if page == "stream":
         return Call("GET", f"/inbox/stream?conversation={target}", status_only=True)
@@ -164,13 +179,12 @@ def inbox_pages(draw, conversation_id: int) -> Call:
                         "index": "/inbox", "lists": "/inbox/partials/lists"}[page])
 
 
-@functools.lru_cache
-def every_entry_point(conversation_id: int):
-    """Weighted: the parsers that store (webhooks, web chat) most, argon2 logins least (~2.5 %)."""
-    weighted = ([telegram_calls] * 7 + [whatsapp_posts] * 7 + [webchat_posts] * 6 + [whatsapp_handshakes]
-                + [history_calls] * 2 + [stream_calls] + [media_calls] * 2 + [login_calls]
-                + [inbox_posts(conversation_id)] * 8 + [inbox_pages(conversation_id)] * 5)
-    return st.sampled_from(weighted).flatmap(lambda strategy: strategy)
+ENTRY_POINTS = [(telegram_calls, 7), (whatsapp_posts, 7), (webchat_posts, 6), (whatsapp_handshakes, 1),
+                (history_calls, 2), (stream_calls, 1), (media_calls, 2), (login_calls, 1), (inbox_posts(), 6),
+                (inbox_pages(), 4)]  # the parsers that store most, argon2 logins least (~2.5 %)
+_CUMULATIVE = list(itertools.accumulate(weight for _, weight in ENTRY_POINTS))
+EVERY_ENTRY_POINT = st.integers(0, _CUMULATIVE[-1] - 1).flatmap(
+    lambda n: ENTRY_POINTS[bisect.bisect_right(_CUMULATIVE, n)][0])
 
 
 # Sending ---------------------------------------------------------------------------------------
@@ -213,7 +227,8 @@ async def status_only(app, call: Call, cookie: str | None) -> int:
             task.cancel()
 
 
-async def perform(client, call: Call, csrf: str) -> int:
+async def perform(client, call: Call, csrf: str, conversation_id: int) -> int:
+    call = replace(call, path=call.path.replace(CURRENT, str(conversation_id)))
     content, headers = call.content, dict(call.headers)
     if call.csrf and content is not None:
         content = content + (b"&" if content else b"") + b"csrf_token=" + csrf.encode()
@@ -251,15 +266,26 @@ class Driver:
         self.log = ServerLog().__enter__()
         self.statuses: dict[int, int] = {}
         self._session = inbox_session(settings)
-        self.client, self.conversation_id, self.csrf, _ = self.run(self._session.__aenter__())
+        self.client, self.conversation_id, self.csrf, self.person = self.run(self._session.__aenter__())
 
     def run(self, coroutine, timeout: float = 60):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def send(self, call: Call) -> int:
-        status = self.run(perform(self.client, call, self.csrf), timeout=30)
+        status = self.run(perform(self.client, call, self.csrf, self.conversation_id), timeout=30)
         self.statuses[status] = self.statuses.get(status, 0) + 1
+        if call.path.endswith(("/close", "/return-to-bot")) and CURRENT in call.path and status in (204, 303):
+            self.run(self._hand_over_again())
         return status
+
+    async def _hand_over_again(self) -> None:
+        """The worker closed the conversation (or gave it back to the bot): the person asks for a
+        human again, so that later replies, notes and transfers still reach an open conversation."""
+        await self.person.post("humain")  # answered once committed: the handoff is in that transaction
+        async with self.client.app.state.rt.sessionmaker() as session:
+            self.conversation_id = (await session.execute(
+                select(Conversation.id).where(Conversation.status.in_(("assigned", "waiting")))
+                .order_by(Conversation.id.desc()).limit(1))).scalar() or self.conversation_id
 
     def close(self) -> None:
         try:
@@ -305,7 +331,7 @@ def driver(settings_for, telegram_api, graph_api, backend):
                      print_blob=False, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_no_generated_request_gets_a_5xx_or_logs_an_error(driver, data):
-    call = data.draw(every_entry_point(driver.conversation_id), label="call")
+    call = data.draw(EVERY_ENTRY_POINT, label="call")
     before = len(driver.log.problems)
     status = driver.send(call)
     assert status < 500, call
