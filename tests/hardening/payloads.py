@@ -82,10 +82,14 @@ class ServerLog(logging.Handler):
     """Every record of the run, at DEBUG on the root logger: `problems` are the ERROR (and worse)
     records and the tracebacks (any record with exc_info or stack_info, or a message quoting one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, others_from: int = logging.NOTSET) -> None:
+        """`others_from`: the level from which the root's other handlers (pytest's capture, which
+        formats every record) still get records meanwhile; raise it for thousands of requests."""
         super().__init__(logging.DEBUG)
         self.count = 0
         self.problems: list[str] = []
+        self.others_from = others_from
+        self._others: list[tuple[logging.Handler, int]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.count += 1
@@ -98,6 +102,9 @@ class ServerLog(logging.Handler):
     def __enter__(self) -> "ServerLog":
         root = logging.getLogger()
         self._level = root.level
+        self._others = [(handler, handler.level) for handler in root.handlers]
+        for handler, level in self._others:
+            handler.setLevel(max(level, self.others_from))
         root.addHandler(self)
         root.setLevel(logging.DEBUG)
         return self
@@ -106,6 +113,8 @@ class ServerLog(logging.Handler):
         root = logging.getLogger()
         root.removeHandler(self)
         root.setLevel(self._level)
+        for handler, level in self._others:
+            handler.setLevel(level)
 
 
 @asynccontextmanager
