@@ -106,6 +106,7 @@ def csrf_token(request: Request) -> str:
 def check_csrf(request: Request, submitted: str | None) -> None:
     expected = request.session.get("csrf")
     submitted = submitted or request.headers.get("x-csrf-token")
+    # Bytes: compare_digest raises TypeError on str holding non-ASCII characters.
     if not expected or not isinstance(submitted, str) or not submitted or not secrets.compare_digest(
             expected.encode(), submitted.encode("utf-8", "replace")):
         raise HTTPException(403, "invalid CSRF token")

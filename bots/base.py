@@ -2,14 +2,76 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+# What the columns hold (conversations/models.py): ids longer than these are not from a platform.
+MAX_ID_LENGTH = 128  # Address.external_id, Message.external_id
+MAX_ACCOUNT_LENGTH = 64  # Address.account
+MAX_CHOICE_LENGTH = 256  # a button's value (Telegram: 64 bytes; WhatsApp: 256 characters)
+MAX_FIELD_LENGTH = 256  # other short strings: content types, file names, locales, callback ids
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean_text(value: str) -> str:
+    """The one text cleaner of every parser and form: a NUL (which PostgreSQL refuses in text and
+    JSON) is removed, a lone surrogate (which no database can encode) becomes U+FFFD. The message
+    is kept, so a platform never has to redeliver it."""
+    if _UNSTORABLE.search(value) is None:
+        return value
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadPayload(f"{name} is not a number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 is "inf"
+        raise BadPayload("number out of range")
+    return value
+
+
+def load_json(body: bytes | str) -> Any:
+    """json.loads for bodies from the internet: malformed JSON, bytes that are not UTF-8, NaN,
+    Infinity, 1e999, integers of thousands of digits and deep nesting ("[" x 5,000: the C decoder
+    stops at the interpreter's recursion limit, about a thousand levels, with a RecursionError)
+    are a BadPayload, answered 400."""
+    try:
+        return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise BadPayload("JSON nested too deep") from None
+    except BadPayload:
+        raise
+    except (ValueError, UnicodeDecodeError, TypeError):  # JSONDecodeError, digits limit, bad encoding
+        raise BadPayload("not JSON") from None
+
+
+def _check_length(name: str, value: str | None, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        raise BadPayload(f"{name} longer than {limit} characters")
 
 
 @dataclass(frozen=True)
 class Location:
     latitude: float
     longitude: float
+
+    def __post_init__(self) -> None:
+        """A point on Earth or a BadPayload (NaN, infinite, out of range, a 400-digit number)."""
+        try:
+            lat, lon = float(self.latitude), float(self.longitude)
+        except (TypeError, ValueError, OverflowError):
+            raise BadPayload("location must be two numbers") from None
+        if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+            raise BadPayload("location out of range")
+        object.__setattr__(self, "latitude", lat)
+        object.__setattr__(self, "longitude", lon)
 
 
 @dataclass(frozen=True)
@@ -24,6 +86,15 @@ class Attachment:
     duration_seconds: int | None = None
     filename: str | None = None
     media_id: int | None = None  # our Media row, once stored
+
+    def __post_init__(self) -> None:
+        _clean_fields(self, ("kind", "content_type", "platform_id", "url", "filename"))
+        for name in ("kind", "content_type", "platform_id", "filename"):
+            _check_length(name, getattr(self, name), MAX_FIELD_LENGTH)
+        for name in ("size", "duration_seconds"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or not 0 <= value < 2**63):
+                object.__setattr__(self, name, None)  # informative only: a wrong one is dropped
 
 
 @dataclass(frozen=True)
@@ -40,6 +111,25 @@ class InboundMessage:
     account: str | None = None  # platform account that received it (WhatsApp phone number id)
     callback_id: str | None = None  # Telegram callback query to answer
     locale: str | None = None
+
+    def __post_init__(self) -> None:
+        """Every parser builds one of these: its strings are cleaned here (clean_text) and its ids
+        must fit their columns, whatever the channel (BadPayload otherwise)."""
+        _clean_fields(self, ("channel", "user_id", "external_id", "text", "choice", "account", "callback_id",
+                             "locale"))
+        for name in ("user_id", "external_id"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+                raise BadPayload(f"{name} missing or longer than {MAX_ID_LENGTH} characters")
+        for name in ("text", "choice", "account", "callback_id", "locale"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise BadPayload(f"{name} must be a string")
+        _check_length("account", self.account, MAX_ACCOUNT_LENGTH)
+        _check_length("choice", self.choice, MAX_CHOICE_LENGTH)
+        _check_length("callback_id", self.callback_id, MAX_FIELD_LENGTH)
+        if self.locale is not None and len(self.locale) > MAX_FIELD_LENGTH:
+            object.__setattr__(self, "locale", None)  # a hint only
 
     @property
     def address(self) -> str:
@@ -64,6 +154,10 @@ class StatusUpdate:
     platform_message_id: str
     status: str  # sent, delivered, read, failed
     error: str | None = None
+
+    def __post_init__(self) -> None:
+        _clean_fields(self, ("platform_message_id", "status", "error"))
+        _check_length("status id", self.platform_message_id, MAX_ID_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -145,3 +239,12 @@ class TooLarge(DeliveryError):
 
 class BadPayload(ValueError):
     """A webhook body that cannot be understood: answered with a clear 4xx, changes nothing."""
+
+
+def _clean_fields(instance: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(instance, name)
+        if isinstance(value, str):
+            cleaned = clean_text(value)
+            if cleaned is not value:
+                object.__setattr__(instance, name, cleaned)

@@ -58,6 +58,7 @@ from bots.base import (
     SendResult,
     TooLarge,
     Unauthorized,
+    load_json,
 )
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,12 @@ class TelegramChannel:
         try:
             update = Update.model_validate_json(body)
         except ValidationError as e:
-            raise BadPayload(_describe(e)) from None
+            if _describe(e) != "malformed JSON":
+                raise BadPayload(_describe(e)) from None
+            update = _lenient_update(body)
+        except RecursionError:
+            raise BadPayload("JSON nested too deep") from None
+        _check_id("update_id", update.update_id, lower=0)
         external_id = str(update.update_id)
         if update.message is not None:
             found = self._from_message(external_id, update.message)
@@ -164,6 +170,7 @@ class TelegramChannel:
     def _from_message(self, external_id: str, msg: Message) -> list[InboundMessage]:
         if msg.chat.type != "private":  # one person per conversation: groups are not supported
             return []
+        _check_id("chat id", msg.chat.id)
         text = msg.text if msg.text is not None else msg.caption
         if text is not None and len(text) > self.max_text_length:
             raise BadPayload("text too long")
@@ -192,6 +199,7 @@ class TelegramChannel:
             user_id = query.message.chat.id
         else:
             user_id = query.from_user.id
+        _check_id("chat id", user_id)
         return [
             InboundMessage(
                 channel=self.name,
@@ -407,6 +415,26 @@ class TelegramChannel:
         except asyncio.TimeoutError:
             pass
         return min(delay * 2, max_delay)
+
+
+def _lenient_update(body: bytes) -> Update:
+    """Read again with Python's json what pydantic's strict parser refused: a lone surrogate
+    ("\\ud800") is valid JSON for Python, and such an update is stored (cleaned) rather than
+    refused, or Telegram would redeliver it forever. Still BadPayload when it is not JSON."""
+    try:
+        data = load_json(body)
+    except BadPayload as e:
+        raise BadPayload("malformed JSON" if str(e) == "not JSON" else str(e)) from None
+    try:
+        return Update.model_validate(data)
+    except ValidationError as e:
+        raise BadPayload(_describe(e)) from None
+
+
+def _check_id(name: str, value: int, lower: int = -(2**63)) -> None:
+    """Bot API ids fit in 64 bits (chat ids of groups are negative); a 200-digit one is not Telegram's."""
+    if not lower <= value < 2**63:
+        raise BadPayload(f"{name} out of range")
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

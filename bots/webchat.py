@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from bots.base import BadPayload, Choice, InboundMessage, Location, OutboundMessage, SendResult
+from bots.base import BadPayload, Choice, clean_text, InboundMessage, Location, OutboundMessage, SendResult
 
 MAX_TEXT = 4096
 MAX_CLIENT_ID = 48  # the message's dedupe key "<identity>:<client_id>" fits its 128 characters
@@ -33,6 +33,8 @@ class WebChatChannel:
             raise BadPayload("missing or invalid client_id (8 to 48 letters, digits, - or _)")
         uid = user_id
         text, choice, location = data.get("text"), data.get("choice"), data.get("location")
+        if isinstance(text, str):
+            text = clean_text(text)  # before the emptiness check: "\x00" is empty
         if text is not None and (not isinstance(text, str) or not text.strip()):
             raise BadPayload("text must be a non-empty string")
         if isinstance(text, str) and len(text) > MAX_TEXT:
@@ -41,13 +43,10 @@ class WebChatChannel:
             raise BadPayload("invalid choice")
         point = None
         if location is not None:
-            try:
-                lat, lon = float(location[0]), float(location[1])
-            except (TypeError, ValueError, IndexError, KeyError):
-                raise BadPayload("location must be [latitude, longitude]") from None
-            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-                raise BadPayload("location out of range")
-            point = Location(lat, lon)
+            if not (isinstance(location, list) and len(location) == 2
+                    and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in location)):
+                raise BadPayload("location must be [latitude, longitude]")
+            point = Location(location[0], location[1])  # refuses NaN, 400 digits, out of range
         if text is None and choice is None and point is None:
             raise BadPayload("nothing to send: text, choice or location is required")
         locale = data.get("locale") if isinstance(data.get("locale"), str) else None

@@ -26,6 +26,7 @@ from bots.base import (
     Attachment,
     BadPayload,
     Choice,
+    load_json,
     DeliveryError,
     InboundMessage,
     Location,
@@ -212,10 +213,7 @@ class WhatsAppChannel:
     # ---- inbound -----------------------------------------------------------------------------
 
     def parse(self, body: bytes | str) -> tuple[list[InboundMessage], list[StatusUpdate]]:
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadPayload("not JSON") from exc
+        data = load_json(body)
         messages: list[InboundMessage] = []
         statuses: list[StatusUpdate] = []
         for entry in _get(data, "entry", list):
@@ -250,20 +248,22 @@ class WhatsAppChannel:
             reply_type = _get(interactive, "type", str)
             if reply_type in ("button_reply", "list_reply"):
                 reply = _get(interactive, reply_type, dict)
-                return InboundMessage(**common, choice=_get(reply, "id", str), text=reply.get("title"))
+                title = _get(reply, "title", str, required=False)
+                return InboundMessage(**common, choice=_get(reply, "id", str),
+                                      text=self._text(title) if title is not None else None)
         elif kind == "button":  # quick reply on a template message
             button = _get(raw, "button", dict)
             text = _get(button, "text", str, required=False)
             payload = _get(button, "payload", str, required=False) or text
             if payload is not None:
-                return InboundMessage(**common, choice=payload, text=text)
+                return InboundMessage(**common, choice=payload, text=self._text(text) if text is not None else None)
         elif kind == "location":
             where = _get(raw, "location", dict)
             return InboundMessage(
                 **common,
-                location=Location(
-                    latitude=float(_get(where, "latitude", (int, float))),
-                    longitude=float(_get(where, "longitude", (int, float))),
+                location=Location(  # Location refuses NaN, 400-digit numbers, out of range
+                    latitude=_get(where, "latitude", (int, float)),
+                    longitude=_get(where, "longitude", (int, float)),
                 ),
             )
         elif kind in MEDIA_KINDS:
@@ -276,7 +276,7 @@ class WhatsAppChannel:
                 attachment=Attachment(
                     kind="voice" if voice else kind,
                     content_type=_get(media, "mime_type", str, required=False),
-                    platform_id=_get(media, "id", str),
+                    platform_id=_media_id(_get(media, "id", str)),
                     filename=_get(media, "filename", str, required=False),
                 ),
             )
@@ -298,7 +298,8 @@ class WhatsAppChannel:
         errors = _get(raw, "errors", list, required=False)
         if errors:
             first = errors[0] if isinstance(errors[0], dict) else {}
-            error = " ".join(str(part) for part in (first.get("code"), first.get("title")) if part) or "failed"
+            parts = (first.get("code"), first.get("title"))
+            error = " ".join(str(part) for part in parts if isinstance(part, (str, int)) and part)[:300] or "failed"
         return StatusUpdate(channel=self.name, platform_message_id=_get(raw, "id", str), status=status, error=error)
 
     # ---- the 24-hour window --------------------------------------------------------------------
@@ -468,6 +469,16 @@ class WhatsAppChannel:
             raise DeliveryError(f"network error: {type(exc).__name__}", retryable=True) from exc
         _raise_for(response, response.content)
         return response
+
+
+_MEDIA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def _media_id(value: str) -> str:
+    """Graph API media ids are digits: one is put in a URL path (fetch_media), so "../" never is."""
+    if not _MEDIA_ID.fullmatch(value):
+        raise BadPayload("invalid media id")
+    return value
 
 
 def _content_type(path: Path) -> str:

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
+from allervers.fields import RowId
 from bots.base import Attachment, InboundMessage
 from bots.webchat import valid_client_id
 from conversations.media import attach, contact_of_media, servable
@@ -62,7 +63,7 @@ async def webchat_voice(request: Request, uid: str = Depends(require_identity)):
 
 
 @router.get("/media/{media_id}")
-async def webchat_media(request: Request, media_id: int, uid: str = Depends(require_identity)):
+async def webchat_media(request: Request, media_id: RowId, uid: str = Depends(require_identity)):
     rt = request.app.state.rt
     async with rt.sessionmaker() as session:
         contact_id = (await session.execute(select(Address.contact_id).where(

@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 
-from bots.base import BadPayload, Unauthorized
+from bots.base import BadPayload, Unauthorized, load_json
 from conversations.deliver import record_status
 from conversations.models import INBOUND, OUTBOUND, Address, Message
 from conversations.receive import receive
@@ -134,10 +134,9 @@ async def webchat_message(request: Request):
     external_id = await require_identity(request)
     body = await read_body(request)
     try:
-        inbound = channel.parse(json.loads(body), external_id)
-    except (ValueError, UnicodeDecodeError) as error:
-        message = str(error) if isinstance(error, BadPayload) else "body is not valid JSON"
-        return JSONResponse({"ok": False, "error": message}, status_code=400)
+        inbound = channel.parse(load_json(body), external_id)
+    except BadPayload as error:
+        return JSONResponse({"ok": False, "error": str(error)}, status_code=400)
     await rt.limiter.hit("webchat_message", inbound.user_id)
     received = await receive(rt, inbound)
     return {"ok": True, "duplicate": received.duplicate}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -28,6 +29,7 @@ from allervers.auth import (
 from allervers.ratelimit import client_address
 from allervers.sessions import rotate as rotate_session
 from allervers.database import utcnow
+from allervers.fields import FormText, RowId
 from conversations.models import ASSIGNED, CLOSED, INBOUND, WAITING, Address, Contact, Conversation, Event, Message
 from conversations.store import Pending, Thread, load_thread
 from conversations.webhooks import sse_events
@@ -69,7 +71,7 @@ async def login_page(request: Request):
 
 
 @router.post("/login")
-async def login(request: Request, email: str = Form(...), password: str = Form(...),
+async def login(request: Request, email: Annotated[FormText, Form()], password: Annotated[FormText, Form()],
                 csrf_token_: str = Form(None, alias="csrf_token")):
     check_csrf(request, csrf_token_)
     rt = request.app.state.rt
@@ -221,7 +223,7 @@ async def lists_partial(request: Request, worker: Worker = Depends(current_worke
 
 
 @router.get("/stream")
-async def stream(request: Request, conversation: int | None = None, worker: Worker = Depends(current_worker)):
+async def stream(request: Request, conversation: RowId | None = None, worker: Worker = Depends(current_worker)):
     topics = [f"org:{worker.organisation_id}", f"worker:{worker.id}"]
     if conversation is not None:
         await conversation_for(request, worker, conversation)
@@ -291,7 +293,7 @@ async def conversation_context(request: Request, worker: Worker, conversation: C
 
 
 @router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
-async def conversation_page(request: Request, conversation_id: int, worker: Worker = Depends(current_worker)):
+async def conversation_page(request: Request, conversation_id: RowId, worker: Worker = Depends(current_worker)):
     conversation = await conversation_for(request, worker, conversation_id)
     async with request.app.state.rt.sessionmaker() as session, session.begin():  # who opened what, when
         record_audit(session, organisation_id=worker.organisation_id, actor_id=worker.id,
@@ -300,7 +302,7 @@ async def conversation_page(request: Request, conversation_id: int, worker: Work
 
 
 @router.get("/conversations/{conversation_id}/timeline", response_class=HTMLResponse)
-async def timeline_partial(request: Request, conversation_id: int, worker: Worker = Depends(current_worker)):
+async def timeline_partial(request: Request, conversation_id: RowId, worker: Worker = Depends(current_worker)):
     conversation = await conversation_for(request, worker, conversation_id)
     return page(request, "inbox/_timeline.html", **await conversation_context(request, worker, conversation))
 
@@ -331,7 +333,7 @@ def _open(thread: Thread) -> None:
 
 
 @router.post("/conversations/{conversation_id}/reply")
-async def reply(request: Request, conversation_id: int, text: str = Form(...),
+async def reply(request: Request, conversation_id: RowId, text: Annotated[FormText, Form()],
                 csrf_token_: str = Form(None, alias="csrf_token"), worker: Worker = Depends(current_worker)):
     text = text.strip()
     if not text:
@@ -347,7 +349,7 @@ async def reply(request: Request, conversation_id: int, text: str = Form(...),
 
 
 @router.post("/conversations/{conversation_id}/take")
-async def take(request: Request, conversation_id: int, csrf_token_: str = Form(None, alias="csrf_token"),
+async def take(request: Request, conversation_id: RowId, csrf_token_: str = Form(None, alias="csrf_token"),
                worker: Worker = Depends(current_worker)):
     async def change(session, thread, me, pending):
         _open(thread)
@@ -358,7 +360,7 @@ async def take(request: Request, conversation_id: int, csrf_token_: str = Form(N
 
 
 @router.post("/conversations/{conversation_id}/transfer")
-async def transfer(request: Request, conversation_id: int, to: int = Form(...),
+async def transfer(request: Request, conversation_id: RowId, to: Annotated[RowId, Form()],
                    csrf_token_: str = Form(None, alias="csrf_token"), worker: Worker = Depends(current_worker)):
     async def change(session, thread, me, pending):
         _open(thread)
@@ -371,7 +373,7 @@ async def transfer(request: Request, conversation_id: int, to: int = Form(...),
 
 
 @router.post("/conversations/{conversation_id}/note")
-async def note(request: Request, conversation_id: int, text: str = Form(...),
+async def note(request: Request, conversation_id: RowId, text: Annotated[FormText, Form()],
                csrf_token_: str = Form(None, alias="csrf_token"), worker: Worker = Depends(current_worker)):
     text = text.strip()
     if not text or len(text) > MAX_REPLY:
@@ -394,7 +396,8 @@ OUTCOMES = {
 
 
 @router.post("/conversations/{conversation_id}/close")
-async def close(request: Request, conversation_id: int, outcome: str = Form(...), detail: str = Form(""),
+async def close(request: Request, conversation_id: RowId, outcome: str = Form(...),
+                detail: Annotated[FormText, Form()] = "",
                 csrf_token_: str = Form(None, alias="csrf_token"), worker: Worker = Depends(current_worker)):
     if outcome not in OUTCOMES:
         raise HTTPException(400, "unknown outcome")
@@ -408,7 +411,7 @@ async def close(request: Request, conversation_id: int, outcome: str = Form(...)
 
 
 @router.post("/conversations/{conversation_id}/return-to-bot")
-async def return_to_bot(request: Request, conversation_id: int, csrf_token_: str = Form(None, alias="csrf_token"),
+async def return_to_bot(request: Request, conversation_id: RowId, csrf_token_: str = Form(None, alias="csrf_token"),
                         worker: Worker = Depends(current_worker)):
     rt = request.app.state.rt
 

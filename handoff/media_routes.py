@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse
 
 from allervers.auth import check_csrf, current_worker
 from allervers.database import utcnow
+from allervers.fields import RowId
 from conversations.media import contact_of_media, media_payload, remove_files, servable, write_file
 from conversations.models import Media
 from handoff import transitions
@@ -57,7 +58,7 @@ async def read_upload(request: Request, upload: UploadFile, limit: int) -> bytes
 
 
 @router.get("/media/{media_id}")
-async def inbox_media(request: Request, media_id: int, worker: Worker = Depends(current_worker)):
+async def inbox_media(request: Request, media_id: RowId, worker: Worker = Depends(current_worker)):
     rt = request.app.state.rt
     async with rt.sessionmaker() as session:
         found = await contact_of_media(session, media_id)
@@ -74,7 +75,7 @@ async def inbox_media(request: Request, media_id: int, worker: Worker = Depends(
 
 
 @router.post("/conversations/{conversation_id}/voice")
-async def voice_reply(request: Request, conversation_id: int, audio: UploadFile = File(...),
+async def voice_reply(request: Request, conversation_id: RowId, audio: UploadFile = File(...),
                       csrf_token_: str = Form(None, alias="csrf_token"), worker: Worker = Depends(current_worker)):
     rt = request.app.state.rt
     settings = rt.settings
