@@ -485,7 +485,8 @@ def _split(text: str, limit: int) -> list[str]:
 def _delivery_error(error: BaseException) -> DeliveryError:
     name = type(error).__name__
     if isinstance(error, TelegramRetryAfter):
-        return DeliveryError("telegram: too many requests", retryable=True, retry_after=float(error.retry_after))
+        return DeliveryError("telegram: too many requests", retryable=True, retry_after=float(error.retry_after),
+                             rate_limited=True)
     if isinstance(error, TelegramEntityTooLarge):  # a TelegramNetworkError subclass, but final
         return DeliveryError("telegram: file too large", retryable=False)
     if isinstance(error, TelegramForbiddenError):
