@@ -495,6 +495,9 @@ def _delivery_error(error: BaseException) -> DeliveryError:
         return DeliveryError(f"telegram: server error ({name})", retryable=True)
     if isinstance(error, _RETRYABLE_NETWORK):
         return DeliveryError(f"telegram: network error ({name})", retryable=True)
+    if isinstance(error, TelegramAPIError) and error.message.startswith("Too Many Requests"):
+        # a 429 without parameters.retry_after (aiogram raises TelegramRetryAfter only with one)
+        return DeliveryError("telegram: too many requests", retryable=True, rate_limited=True)
     if isinstance(error, TelegramAPIError):
         return DeliveryError(f"telegram: {error.message}", retryable=False)
     return DeliveryError(f"telegram: {name}", retryable=False)
