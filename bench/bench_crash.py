@@ -179,7 +179,7 @@ async def load(url: str, rate: float, duration: float, gap: float, first_chat: i
                 except (aiohttp.ClientError, asyncio.TimeoutError):
                     pass
                 result.posts_failed += 1
-                await asyncio.sleep(0.25)  # Telegram retries too (more slowly)
+                await asyncio.sleep(1.0)  # Telegram retries too (more slowly still)
             acked.append(plan[index][step])
             result.updates += 1
 
