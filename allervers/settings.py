@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # Where a process notes each send the moment it succeeds, until the database has its outcome
     # (without Redis; with Redis the notes are kept there). Default: <media_dir>/../outbox-journal
     delivery_journal_dir: Path | None = None
+    # Sends of a process awaiting the platform's answer at once: the most replies a crash can send
+    # twice (Telegram accepts ~30 messages/s per bot: a few in flight; WhatsApp 80/s per number)
+    delivery_max_in_flight: int = Field(default=16, ge=1)
 
     # Rights estimator: "openfisca" (real) or "off"
     rights_backend: str = "openfisca"

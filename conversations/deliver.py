@@ -58,6 +58,8 @@ class Outbox:
         self._runners: dict[int, asyncio.Task] = {}
         self._again: set[int] = set()
         self.journal = journal_for(rt)
+        # Sends awaiting the platform's answer at once: a crash can send these again (nothing else).
+        self._in_flight = asyncio.Semaphore(rt.settings.delivery_max_in_flight)
         self._recorder = _Recorder(rt, self._record_all, self._announce, self.journal)
 
     def kick(self, contact_id: int) -> None:
@@ -252,15 +254,16 @@ class Outbox:
             prepared = await rt.prepare_outbound(job.address.channel, job.outbound, context)
             if prepared is None:  # the 24-hour window: held behind an unanswered invitation
                 return _Outcome(HELD)
-            result = await channel.send(job.address.external_id, prepared, account=job.address.account)
-            if prepared.template and not job.outbound.template:  # invitation sent, message held
-                await self._note(job, {"status": HELD, "platform_id": result.platform_message_id,
-                                       "template": prepared.template})
+            async with self._in_flight:  # released once the success is noted
+                result = await channel.send(job.address.external_id, prepared, account=job.address.account)
+                held = bool(prepared.template and not job.outbound.template)
+                await self._note(job, {"status": HELD if held else SENT, "platform_id": result.platform_message_id,
+                                       **({"template": prepared.template} if held else {})})
+            if held:  # invitation sent, message held
                 return _Outcome(HELD, platform_id=result.platform_message_id, template_sent=prepared.template,
                                 payload_update={"template": {"name": prepared.template,
                                                              "platform_message_id": result.platform_message_id}},
                                 noted=True)
-            await self._note(job, {"status": SENT, "platform_id": result.platform_message_id})
             return _Outcome(SENT, platform_id=result.platform_message_id, noted=True)
         except OutsideWindow:
             if context.get("template") and not context.get("window_closed"):
