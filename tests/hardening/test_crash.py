@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,7 @@ async def test_rows_a_crash_left_sending_are_recorded_from_the_journal_not_sent_
 def _bench():
     spec = importlib.util.spec_from_file_location("bench_crash", ROOT / "bench" / "bench_crash.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench_crash", module)  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
