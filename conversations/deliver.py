@@ -86,12 +86,62 @@ class Outbox:
 
     async def sweep(self) -> None:
         """At start-up: rows a crash left 'sending' are recorded as sent when the sent journal says
-        their send succeeded, else go back to the queue; every queued person is kicked."""
+        their send succeeded, else go back to the queue; every queued person is kicked.
+
+        With Redis other processes may be sending right now: a person's rows are then swept under
+        their outbox lock (which a live sender holds from claim to record), and only rows older than
+        SWEEP_GRACE (a row claimed in the transaction that wrote it is 'sending' a moment before its
+        sender takes the lock); younger ones are looked at again once that old."""
+        shared = self.rt.redis is not None
+        async with self.rt.sessionmaker() as session:
+            stuck = (await session.execute(select(Message.id, Message.contact_id, Message.created_at).where(
+                Message.direction == OUTBOUND, Message.status == SENDING))).all()
+        notes: dict[int, dict] = {}
+        if not shared:
+            notes = await self._sweep_rows(None)
+        else:
+            cutoff = utcnow() - timedelta(seconds=SWEEP_GRACE)
+            notes = await self._sweep_people([row for row in stuck if row.created_at <= cutoff])
+            young = [row for row in stuck if row.created_at > cutoff]
+            if young:
+                self.rt.spawn(self._sweep_later(young))
+        await self._after_sweep(notes)
+
+    async def _sweep_people(self, rows: list) -> dict[int, dict]:
+        notes: dict[int, dict] = {}
+        for contact_id in sorted({row.contact_id for row in rows}):
+            async with self.rt.locks.hold(f"outbox:{contact_id}"):  # a live sender holds it claim to record
+                notes.update(await self._sweep_rows([row.id for row in rows if row.contact_id == contact_id]))
+        return notes
+
+    async def _sweep_later(self, rows: list) -> None:
+        """Rows too young to tell at start-up: once SWEEP_GRACE old, those still 'sending' with
+        nobody holding their person's lock were a dead process's."""
+        await asyncio.sleep(SWEEP_GRACE)
+        await self._after_sweep(await self._sweep_people(rows))
+
+    async def _after_sweep(self, notes: dict) -> None:
+        try:
+            await self.journal.forget(notes)
+            await self.journal.swept()
+        except Exception:
+            log.exception("sent journal not cleaned after the sweep")
+        async with self.rt.sessionmaker() as session:
+            contacts = (await session.execute(
+                select(Message.contact_id).where(Message.direction == OUTBOUND, Message.status == QUEUED).distinct()
+            )).scalars().all()
+        for contact_id in contacts:
+            self.kick(contact_id)
+
+    async def _sweep_rows(self, ids: list[int] | None) -> dict[int, dict]:
+        """Resolve the rows left 'sending' (all of them, or those of `ids` still so)."""
         async with self.rt.sessionmaker() as session, session.begin():
-            stuck = (await session.execute(select(Message).where(
-                Message.direction == OUTBOUND, Message.status == SENDING))).scalars().all()
+            query = select(Message).where(Message.direction == OUTBOUND, Message.status == SENDING)
+            if ids is not None:
+                query = query.where(Message.id.in_(ids))
+            stuck = (await session.execute(query)).scalars().all()
             notes: dict[int, dict] = {}
-            try:  # (also finds the files of dead processes, dropped below)
+            try:  # (also finds the files of dead processes, dropped by the caller)
                 notes = await self.journal.read([message.id for message in stuck])
             except Exception:  # no journal: every stuck row is sent again (at least once)
                 log.exception("sent journal not readable; rows left sending are queued again")
@@ -110,20 +160,10 @@ class Outbox:
                     message.status, message.error, message.next_attempt_at = SENT, None, None
                     message.sent_at, message.platform_message_id = now, note.get("platform_id")
                     log_event(session, message.conversation_id, "message_sent", {"message_id": message.id})
-            await session.flush()
-            contacts = (await session.execute(
-                select(Message.contact_id).where(Message.direction == OUTBOUND, Message.status == QUEUED).distinct()
-            )).scalars().all()
         if stuck:
             log.info("start-up sweep: %d rows left sending, %d recorded from the sent journal, %d queued again",
                      len(stuck), len(notes), len(stuck) - len(notes))
-        try:
-            await self.journal.forget(notes)
-            await self.journal.swept()
-        except Exception:
-            log.exception("sent journal not cleaned after the sweep")
-        for contact_id in contacts:
-            self.kick(contact_id)
+        return notes
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for the runners (tests, shutdown)."""
@@ -427,6 +467,7 @@ class _Recorder:
 
 
 BURST = 10
+SWEEP_GRACE = 5.0  # seconds: younger 'sending' rows may be a live process's, about to be sent
 
 
 class _Contended(Exception):
