@@ -2,16 +2,23 @@
 
 `hold(key)` holds one lock; `hold_many(keys)` holds several (a batch of the intake), always taken
 in sorted order so that two holders never wait on each other in a circle.
+
+Redis locks live 3 s and are renewed every second while held (one script call per second for every
+lock the process holds), so a process that dies frees its people within 3 s — before a platform's
+webhook retry — while a live holder keeps its locks however long it needs them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections import defaultdict
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import AsyncIterator, Iterable
+
+log = logging.getLogger(__name__)
 
 
 class MemoryLocks:
@@ -52,19 +59,38 @@ return released
 """
 
 
+# Extend each key still holding its token (KEYS[i] with ARGV[i + 1]) to ARGV[1] milliseconds.
+_RENEW = """
+local renewed = 0
+for i, key in ipairs(KEYS) do
+    if redis.call('get', key) == ARGV[i + 1] then
+        renewed = renewed + redis.call('pexpire', key, ARGV[1])
+    end
+end
+return renewed
+"""
+
+
 class RedisLocks:
-    """Redis locks: SET NX PX with a random token (they expire if a process dies), released only by
-    their holder (a compare-and-delete script). Several locks are asked for in one round trip."""
+    """Redis locks: SET NX PX with a random token and a short lifetime (`timeout`), renewed every
+    `timeout / 3` while held by one background task of the process (a script extending, in one
+    round trip, every key of every hold whose value is still our token), released only by their
+    holder (a compare-and-delete script). Several locks are asked for in one round trip."""
 
     PREFIX = "allervers:lock:"
 
-    def __init__(self, redis, timeout: float = 30.0, wait: float = 30.0, poll: float = 0.01) -> None:
+    def __init__(self, redis, timeout: float = 3.0, wait: float = 30.0, poll: float = 0.01,
+                 renew_every: float | None = None) -> None:
         self.redis = redis
         self.timeout_ms = int(timeout * 1000)
+        self.renew_every = renew_every if renew_every is not None else timeout / 3
         self.wait = wait
         self.poll = poll
         self._release = redis.register_script(_RELEASE)
+        self._renew = redis.register_script(_RENEW)
         self._local = MemoryLocks()  # waiters of the same process queue here, not on Redis
+        self._held: dict[str, str] = {}  # key -> token, every lock this process holds
+        self._renewer: asyncio.Task | None = None
 
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
@@ -82,16 +108,45 @@ class RedisLocks:
             finally:
                 await self._free(held, token)
 
+    def _keep(self, key: str, token: str) -> None:
+        self._held[key] = token
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew_while_held(), name="locks-renewal")
+
+    async def _renew_while_held(self) -> None:
+        """While this process holds locks: every `renew_every`, one script call extends them all."""
+        while self._held:
+            await asyncio.sleep(self.renew_every)
+            held = dict(self._held)
+            if not held:
+                return
+            try:
+                renewed = await self._renew(keys=[self.PREFIX + key for key in held],
+                                            args=[self.timeout_ms, *held.values()])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis unreachable: try again at the next tick (the locks may expire)
+                log.warning("locks not renewed (Redis error)", exc_info=True)
+                continue
+            lost = len([key for key in held if self._held.get(key) == held[key]]) - int(renewed)
+            if lost > 0:  # expired (a stall longer than their lifetime): someone else may hold them now
+                log.warning("%d held locks had expired before their renewal", lost)
+
     async def _acquire(self, ordered: list[str], token: str) -> list[str]:
         """All locks or an exception. First one round trip for all; if some are taken, keep only the
         sorted prefix obtained, then wait for the rest one by one, in order."""
         if len(ordered) == 1:
             obtained = [await self.redis.set(self.PREFIX + ordered[0], token, nx=True, px=self.timeout_ms)]
+            if obtained[0]:
+                self._keep(ordered[0], token)
         else:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key in ordered:
                     pipe.set(self.PREFIX + key, token, nx=True, px=self.timeout_ms)
                 obtained = await pipe.execute()
+            for key, ok in zip(ordered, obtained):
+                if ok:
+                    self._keep(key, token)
         prefix = 0
         while prefix < len(ordered) and obtained[prefix]:
             prefix += 1
@@ -104,6 +159,7 @@ class RedisLocks:
                     if time.monotonic() > deadline:
                         raise TimeoutError("a lock was not obtained in time")
                     await asyncio.sleep(self.poll)
+                self._keep(key, token)
                 held.append(key)
         except BaseException:
             await self._free(held, token)
@@ -113,6 +169,9 @@ class RedisLocks:
     async def _free(self, keys: list[str], token: str) -> None:
         if not keys:
             return
+        for key in keys:
+            if self._held.get(key) == token:
+                del self._held[key]
         try:  # one script call for all the keys: one round trip
             await self._release(keys=[self.PREFIX + key for key in keys], args=[token])
         except Exception:  # Redis gone: the keys expire by themselves

@@ -71,9 +71,20 @@ class Settings(BaseSettings):
     whatsapp_reply_template: str | None = None
     whatsapp_template_language: str = "fr"
 
-    # Delivery
-    delivery_max_attempts: int = 6
+    # Delivery: network errors and 5xx use up an attempt (exponential backoff from the base, at most
+    # delivery_max_backoff apart); rate limits (429) do not and wait what the platform says. Either
+    # way a message still failing after delivery_max_seconds of retries is marked failed (WhatsApp's
+    # window is 24 h; a reply that late rarely helps).
+    delivery_max_attempts: int = Field(default=10, ge=1)
     delivery_base_backoff: float = 0.5
+    delivery_max_backoff: float = Field(default=300.0, gt=0)
+    delivery_max_seconds: float = Field(default=3600.0, gt=0)
+    # Where a process notes each send the moment it succeeds, until the database has its outcome
+    # (without Redis; with Redis the notes are kept there). Default: <media_dir>/../outbox-journal
+    delivery_journal_dir: Path | None = None
+    # Sends of a process awaiting the platform's answer at once: the most replies a crash can send
+    # twice (Telegram accepts ~30 messages/s per bot: a few in flight; WhatsApp 80/s per number)
+    delivery_max_in_flight: int = Field(default=16, ge=1)
 
     # Rights estimator: "openfisca" (real) or "off"
     rights_backend: str = "openfisca"

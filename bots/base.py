@@ -186,13 +186,17 @@ class SendResult:
 
 
 class DeliveryError(Exception):
-    """A send failed. `retryable` errors are tried again with backoff (after `retry_after` if given)."""
+    """A send failed. `retryable` errors are tried again with backoff (after `retry_after` if given).
+    `rate_limited` ones (429 and the platforms' rate-limit codes) do not use up a delivery attempt:
+    only the total time bounds them (ALLERVERS_DELIVERY_MAX_SECONDS)."""
 
-    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None):
+    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None,
+                 rate_limited: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
 
 
 class OutsideWindow(DeliveryError):

@@ -513,7 +513,8 @@ def _split(text: str, limit: int) -> list[str]:
 def _delivery_error(error: BaseException) -> DeliveryError:
     name = type(error).__name__
     if isinstance(error, TelegramRetryAfter):
-        return DeliveryError("telegram: too many requests", retryable=True, retry_after=float(error.retry_after))
+        return DeliveryError("telegram: too many requests", retryable=True, retry_after=float(error.retry_after),
+                             rate_limited=True)
     if isinstance(error, TelegramEntityTooLarge):  # a TelegramNetworkError subclass, but final
         return DeliveryError("telegram: file too large", retryable=False)
     if isinstance(error, TelegramForbiddenError):
@@ -522,6 +523,9 @@ def _delivery_error(error: BaseException) -> DeliveryError:
         return DeliveryError(f"telegram: server error ({name})", retryable=True)
     if isinstance(error, _RETRYABLE_NETWORK):
         return DeliveryError(f"telegram: network error ({name})", retryable=True)
+    if isinstance(error, TelegramAPIError) and error.message.startswith("Too Many Requests"):
+        # a 429 without parameters.retry_after (aiogram raises TelegramRetryAfter only with one)
+        return DeliveryError("telegram: too many requests", retryable=True, rate_limited=True)
     if isinstance(error, TelegramAPIError):
         return DeliveryError(f"telegram: {error.message}", retryable=False)
     return DeliveryError(f"telegram: {name}", retryable=False)

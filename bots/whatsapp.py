@@ -58,6 +58,11 @@ RETRYABLE_CODES = {
     1, 2, 4, 80007, 131000,  # temporary / app / account rate limits, "something went wrong"
     130429, 131048, 131056,  # throughput, spam rate limit, pair rate limit
 }
+# Rate limits: retried without using up a delivery attempt, after Retry-After when the answer has
+# one, else after these seconds (Meta: one message per ~6 s to the same person for 131056; 4 and
+# 80007 are the app's and the account's hourly limits, 131048 the spam limit).
+RATE_LIMIT_CODES = {4: 60.0, 80007: 60.0, 130429: 1.0, 131048: 60.0, 131056: 6.0}
+RATE_LIMIT_DEFAULT = 1.0  # HTTP 429 without a code or a Retry-After
 MEDIA_KINDS = {"audio", "image", "document", "video", "sticker"}
 STATUSES = {"sent", "delivered", "read", "failed"}
 SKIPPED_TYPES = {"reaction", "system"}  # not something the person expects an answer to
@@ -516,5 +521,9 @@ def _raise_for(response: httpx.Response, content: bytes) -> None:
     reason = f"HTTP {status}" + (f", Graph error {code}" if code is not None else "") + (f": {title}" if title else "")
     if code in OUTSIDE_WINDOW_CODES:
         raise OutsideWindow(reason)
-    retryable = status == 429 or status >= 500 or code in RETRYABLE_CODES
-    raise DeliveryError(reason, retryable=retryable, retry_after=_retry_after(response) if retryable else None)
+    rate_limited = status == 429 or code in RATE_LIMIT_CODES
+    retryable = rate_limited or status >= 500 or code in RETRYABLE_CODES
+    retry_after = _retry_after(response) if retryable else None
+    if rate_limited and retry_after is None:
+        retry_after = RATE_LIMIT_CODES.get(code, RATE_LIMIT_DEFAULT)
+    raise DeliveryError(reason, retryable=retryable, retry_after=retry_after, rate_limited=rate_limited)

@@ -1,9 +1,12 @@
 """deliver(): send queued outbound rows after commit, in order per person, with bounded retries.
 
 A row is claimed (queued -> sending) before the network call, so two processes never send it
-twice. Network errors and 5xx are retried with exponential backoff, a 429's retry_after is
-honoured, and after `delivery_max_attempts` the row is marked failed so the worker sees it.
-Rows left queued or sending by a crash are swept at start-up.
+twice. Network errors and 5xx are retried with exponential backoff and use up an attempt; rate
+limits (429) wait their retry_after without using one; after `delivery_max_attempts` attempts or
+`delivery_max_seconds` of retries the row is marked failed so the worker sees it. Each success is
+noted in the sent journal (conversations/sent_journal.py) as soon as the send returns, before its
+outcome is written with others; rows a crash left sending are recorded as sent at start-up when the
+journal names them, queued again otherwise (the delivery guarantee: ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -28,6 +31,7 @@ from conversations.models import (
     Conversation,
     Message,
 )
+from conversations.sent_journal import FileJournal, RedisJournal
 from conversations.store import log_event
 from conversations.window import HELD, WINDOW_CLOSED, window_context, window_failure
 
@@ -53,7 +57,10 @@ class Outbox:
         self.rt = rt
         self._runners: dict[int, asyncio.Task] = {}
         self._again: set[int] = set()
-        self._recorder = _Recorder(rt, self._record_all, self._announce)
+        self.journal = journal_for(rt)
+        # Sends awaiting the platform's answer at once: a crash can send these again (nothing else).
+        self._in_flight = asyncio.Semaphore(rt.settings.delivery_max_in_flight)
+        self._recorder = _Recorder(rt, self._record_all, self._announce, self.journal)
 
     def kick(self, contact_id: int) -> None:
         """Make sure queued messages of this person get sent (one runner per person, in order)."""
@@ -78,15 +85,85 @@ class Outbox:
         self._runners[contact_id] = asyncio.create_task(self._run(contact_id, jobs), name=f"outbox-{contact_id}")
 
     async def sweep(self) -> None:
-        """At start-up: rows a crash left 'sending' go back to the queue; every queued person is kicked."""
-        async with self.rt.sessionmaker() as session, session.begin():
-            await session.execute(update(Message).where(Message.direction == OUTBOUND, Message.status == SENDING)
-                                  .values(status=QUEUED))
+        """At start-up: rows a crash left 'sending' are recorded as sent when the sent journal says
+        their send succeeded, else go back to the queue; every queued person is kicked.
+
+        With Redis other processes may be sending right now: a person's rows are then swept under
+        their outbox lock (which a live sender holds from claim to record), and only rows older than
+        SWEEP_GRACE (a row claimed in the transaction that wrote it is 'sending' a moment before its
+        sender takes the lock); younger ones are looked at again once that old."""
+        shared = self.rt.redis is not None
+        async with self.rt.sessionmaker() as session:
+            stuck = (await session.execute(select(Message.id, Message.contact_id, Message.created_at).where(
+                Message.direction == OUTBOUND, Message.status == SENDING))).all()
+        notes: dict[int, dict] = {}
+        if not shared:
+            notes = await self._sweep_rows(None)
+        else:
+            cutoff = utcnow() - timedelta(seconds=SWEEP_GRACE)
+            notes = await self._sweep_people([row for row in stuck if row.created_at <= cutoff])
+            young = [row for row in stuck if row.created_at > cutoff]
+            if young:
+                self.rt.spawn(self._sweep_later(young))
+        await self._after_sweep(notes)
+
+    async def _sweep_people(self, rows: list) -> dict[int, dict]:
+        notes: dict[int, dict] = {}
+        for contact_id in sorted({row.contact_id for row in rows}):
+            async with self.rt.locks.hold(f"outbox:{contact_id}"):  # a live sender holds it claim to record
+                notes.update(await self._sweep_rows([row.id for row in rows if row.contact_id == contact_id]))
+        return notes
+
+    async def _sweep_later(self, rows: list) -> None:
+        """Rows too young to tell at start-up: once SWEEP_GRACE old, those still 'sending' with
+        nobody holding their person's lock were a dead process's."""
+        await asyncio.sleep(SWEEP_GRACE)
+        await self._after_sweep(await self._sweep_people(rows))
+
+    async def _after_sweep(self, notes: dict) -> None:
+        try:
+            await self.journal.forget(notes)
+            await self.journal.swept()
+        except Exception:
+            log.exception("sent journal not cleaned after the sweep")
+        async with self.rt.sessionmaker() as session:
             contacts = (await session.execute(
                 select(Message.contact_id).where(Message.direction == OUTBOUND, Message.status == QUEUED).distinct()
             )).scalars().all()
         for contact_id in contacts:
             self.kick(contact_id)
+
+    async def _sweep_rows(self, ids: list[int] | None) -> dict[int, dict]:
+        """Resolve the rows left 'sending' (all of them, or those of `ids` still so)."""
+        async with self.rt.sessionmaker() as session, session.begin():
+            query = select(Message).where(Message.direction == OUTBOUND, Message.status == SENDING)
+            if ids is not None:
+                query = query.where(Message.id.in_(ids))
+            stuck = (await session.execute(query)).scalars().all()
+            notes: dict[int, dict] = {}
+            try:  # (also finds the files of dead processes, dropped by the caller)
+                notes = await self.journal.read([message.id for message in stuck])
+            except Exception:  # no journal: every stuck row is sent again (at least once)
+                log.exception("sent journal not readable; rows left sending are queued again")
+            now = utcnow()
+            for message in stuck:
+                note = notes.get(message.id)
+                if note is None:
+                    message.status = QUEUED
+                elif note.get("status") == HELD:
+                    message.status = HELD
+                    message.payload = {**(message.payload or {}), "template": {
+                        "name": note.get("template"), "platform_message_id": note.get("platform_id")}}
+                    log_event(session, message.conversation_id, "template_sent",
+                              {"message_id": message.id, "template": note.get("template")})
+                else:
+                    message.status, message.error, message.next_attempt_at = SENT, None, None
+                    message.sent_at, message.platform_message_id = now, note.get("platform_id")
+                    log_event(session, message.conversation_id, "message_sent", {"message_id": message.id})
+        if stuck:
+            log.info("start-up sweep: %d rows left sending, %d recorded from the sent journal, %d queued again",
+                     len(stuck), len(notes), len(stuck) - len(notes))
+        return notes
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for the runners (tests, shutdown)."""
@@ -108,6 +185,10 @@ class Outbox:
             except (asyncio.CancelledError, Exception):
                 pass
         await self._recorder.finish()  # what was sent gets recorded (else it would be sent again)
+        try:
+            await self.journal.close()
+        except Exception:
+            log.exception("sent journal not closed")
 
     async def _run(self, contact_id: int, claimed: list | None = None) -> None:
         try:
@@ -213,29 +294,55 @@ class Outbox:
             prepared = await rt.prepare_outbound(job.address.channel, job.outbound, context)
             if prepared is None:  # the 24-hour window: held behind an unanswered invitation
                 return _Outcome(HELD)
-            result = await channel.send(job.address.external_id, prepared, account=job.address.account)
-            if prepared.template and not job.outbound.template:  # invitation sent, message held
+            async with self._in_flight:  # released once the success is noted
+                result = await channel.send(job.address.external_id, prepared, account=job.address.account)
+                held = bool(prepared.template and not job.outbound.template)
+                await self._note(job, {"status": HELD if held else SENT, "platform_id": result.platform_message_id,
+                                       **({"template": prepared.template} if held else {})})
+            if held:  # invitation sent, message held
                 return _Outcome(HELD, platform_id=result.platform_message_id, template_sent=prepared.template,
                                 payload_update={"template": {"name": prepared.template,
-                                                             "platform_message_id": result.platform_message_id}})
-            return _Outcome(SENT, platform_id=result.platform_message_id)
+                                                             "platform_message_id": result.platform_message_id}},
+                                noted=True)
+            return _Outcome(SENT, platform_id=result.platform_message_id, noted=True)
         except OutsideWindow:
             if context.get("template") and not context.get("window_closed"):
                 return _Outcome(QUEUED, delay=0.0, payload_update={"window_closed": True})
             return _Outcome(FAILED, error=WINDOW_CLOSED)
         except DeliveryError as failure:
             error = failure.reason[:300]
-            if failure.retryable and attempts < rt.settings.delivery_max_attempts:
-                delay = failure.retry_after if failure.retry_after is not None else \
-                    rt.settings.delivery_base_backoff * (2 ** (attempts - 1))
-                return _Outcome(QUEUED, error=error, delay=delay)
+            if failure.retryable and (failure.rate_limited or attempts < rt.settings.delivery_max_attempts):
+                return self._retry(job, error, failure.retry_after, free=failure.rate_limited)
             return _Outcome(FAILED, error=error)
         except Exception as failure:  # a bug in an adapter must not lose the row
             log.exception("unexpected delivery error on %s", job.address.channel)
             if attempts < rt.settings.delivery_max_attempts:
-                return _Outcome(QUEUED, error=type(failure).__name__,
-                                delay=rt.settings.delivery_base_backoff * (2 ** (attempts - 1)))
+                return self._retry(job, type(failure).__name__, None, free=False)
             return _Outcome(FAILED, error=type(failure).__name__)
+
+    def _retry(self, job: "_Job", error: str, retry_after: float | None, *, free: bool) -> "_Outcome":
+        """Queued again after a delay (a rate limit's `free` retry gives its attempt back), unless
+        the row has been retried for longer than delivery_max_seconds: then it fails."""
+        settings = self.rt.settings
+        if retry_after is not None:
+            delay = max(0.0, retry_after)
+        elif free:
+            delay = 1.0
+        else:
+            delay = min(settings.delivery_base_backoff * (2 ** (job.attempts - 1)), settings.delivery_max_backoff)
+        now = utcnow()
+        since = _parse_time((job.message.payload or {}).get("retrying_since")) or now
+        if (now - since).total_seconds() + delay > settings.delivery_max_seconds:
+            return _Outcome(FAILED, error=f"{error} (still failing after {settings.delivery_max_seconds:.0f} s)"[:300])
+        update_ = {} if "retrying_since" in (job.message.payload or {}) else {"retrying_since": now.isoformat()}
+        return _Outcome(QUEUED, error=error, delay=delay, free=free, payload_update=update_)
+
+    async def _note(self, job: "_Job", entry: dict) -> None:
+        """The send succeeded: say so at once, where a restart will look (see sent_journal)."""
+        try:
+            await self.journal.note(job.message.id, entry)
+        except Exception:  # the outcome still gets recorded below; only a crash now would resend it
+            log.warning("sent journal unavailable for message %s", job.message.id, exc_info=True)
 
     async def _record_all(self, session, outcomes: list) -> None:
         """Sent rows in one executemany UPDATE; the rarer outcomes one by one."""
@@ -265,6 +372,8 @@ class Outbox:
             values.update(sent_at=utcnow(), platform_message_id=outcome.platform_id, next_attempt_at=None)
         elif outcome.status == QUEUED:
             values["next_attempt_at"] = utcnow() + timedelta(seconds=outcome.delay or 0)
+            if outcome.free:  # a rate limit: the attempt claimed for it is given back
+                values["attempts"] = Message.attempts - 1
         await session.execute(update(Message).where(Message.id == message.id).values(**values)
                               .execution_options(synchronize_session=False))
         if outcome.status in (SENT, FAILED):
@@ -298,10 +407,11 @@ class _Recorder:
     so its order and retries are kept. If the shared transaction fails (say, a person erased
     meanwhile), each runner's outcomes are written alone, so one cannot fail the others."""
 
-    def __init__(self, rt, record_all, announce) -> None:
+    def __init__(self, rt, record_all, announce, journal) -> None:
         self.rt = rt
         self.record_all = record_all
         self.announce = announce
+        self.journal = journal
         self._waiting: list[tuple[list, list[int], asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
 
@@ -327,6 +437,12 @@ class _Recorder:
             for _, _, future in written:
                 if not future.done():
                     future.set_result(None)
+            noted = [job.message.id for outcomes, _, _ in written for job, outcome in outcomes if outcome.noted]
+            if noted:  # recorded: the journal's notes of them are no longer needed
+                try:
+                    await self.journal.forget(noted)
+                except Exception:
+                    log.warning("sent journal notes not dropped (they expire or go at the next start-up)")
 
     async def _write_together(self, batch: list) -> list:
         """Write the batch in one transaction; returns the entries written (a failing one alone
@@ -351,6 +467,7 @@ class _Recorder:
 
 
 BURST = 10
+SWEEP_GRACE = 5.0  # seconds: younger 'sending' rows may be a live process's, about to be sent
 
 
 class _Contended(Exception):
@@ -375,6 +492,25 @@ class _Outcome:
     delay: float | None = None
     payload_update: dict = field(default_factory=dict)
     template_sent: str | None = None
+    noted: bool = False  # in the sent journal (dropped from it once recorded)
+    free: bool = False  # a rate limit: does not use up an attempt
+
+
+def journal_for(rt):
+    """Redis when configured (shared by every process), else a directory of this host."""
+    if rt.redis is not None:
+        return RedisJournal(rt.redis)
+    settings = rt.settings
+    return FileJournal(settings.delivery_journal_dir or settings.media_dir.parent / "outbox-journal")
+
+
+def _parse_time(value) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 STATUS_RANK = {SENT: 1, "delivered": 2, "read": 3}

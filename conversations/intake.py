@@ -84,7 +84,7 @@ class Intake:
 
     async def _write(self, batch: list[tuple[InboundMessage, asyncio.Future]]) -> bool:
         """Write a batch; False if it was split up instead: a lock held for long (by another process,
-        perhaps one that died: Redis locks expire after 30 s) must not hold up everyone else, so
+        perhaps one that died: its Redis locks expire within 3 s) must not hold up everyone else, so
         each message of the batch then waits for its own person's lock, apart, as if alone."""
         from conversations.receive import store_and_handle
 

@@ -86,3 +86,88 @@ async def test_a_lock_of_a_dead_process_expires():
     finally:
         await dead.aclose()
         await alive.aclose()
+
+
+HOLDER = """
+import asyncio, sys
+import redis.asyncio as aioredis
+from allervers.locks import RedisLocks
+
+async def main():
+    client = aioredis.from_url(sys.argv[1])
+    async with RedisLocks(client).hold("telegram:42"):
+        print("held", flush=True)
+        await asyncio.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_holder_frees_its_people_within_3_seconds_and_a_live_one_keeps_them(tmp_path):
+    """A real process holds a lock past its 3 s lifetime (renewed), is killed with SIGKILL: the lock
+    is free again within 3 s."""
+    if not REDIS_URL:
+        pytest.skip("Redis run (set ALLERVERS_TEST_REDIS_URL)")
+    import os
+    import signal
+    import sys
+    from pathlib import Path
+
+    import redis.asyncio as aioredis
+
+    reset_redis(REDIS_URL)
+    root = Path(__file__).resolve().parent.parent
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, REDIS_URL, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=asyncio.subprocess.PIPE)
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        assert (await asyncio.wait_for(holder.stdout.readline(), timeout=30)).strip() == b"held"
+        token = await client.get(RedisLocks.PREFIX + "telegram:42")
+        await asyncio.sleep(4.0)  # longer than a lock's lifetime: renewed by its live holder
+        assert await client.get(RedisLocks.PREFIX + "telegram:42") == token
+        assert 0 < await client.pttl(RedisLocks.PREFIX + "telegram:42") <= 3000
+        holder.send_signal(signal.SIGKILL)
+        await holder.wait()
+        loop = asyncio.get_running_loop()
+        killed = loop.time()
+        async with RedisLocks(client, poll=0.01).hold("telegram:42"):
+            freed_after = loop.time() - killed
+        print(f"lock of a killed holder free after {freed_after:.2f} s")
+        assert freed_after <= 3.1, freed_after
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+        await client.aclose()
+
+
+async def test_a_lock_held_for_10_seconds_by_a_live_holder_is_never_stolen():
+    if not REDIS_URL:
+        pytest.skip("Redis run (set ALLERVERS_TEST_REDIS_URL)")
+    import redis.asyncio as aioredis
+
+    reset_redis(REDIS_URL)
+    clients = [aioredis.from_url(REDIS_URL), aioredis.from_url(REDIS_URL)]
+    first, second = RedisLocks(clients[0]), RedisLocks(clients[1], poll=0.02)
+    loop = asyncio.get_running_loop()
+    inside: list[str] = []
+    try:
+        async def long_holder() -> float:
+            async with first.hold("telegram:7"):
+                inside.append("first")
+                await asyncio.sleep(10)
+                assert inside == ["first"]  # nobody else got in meanwhile
+                inside.remove("first")
+                return loop.time()
+
+        task = asyncio.create_task(long_holder())
+        await asyncio.sleep(0.1)
+        async with second.hold("telegram:7"):
+            got_it = loop.time()
+            assert inside == []
+        released = await task
+        assert got_it >= released
+    finally:
+        for client in clients:
+            await client.aclose()

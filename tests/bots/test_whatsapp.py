@@ -303,7 +303,11 @@ async def test_rate_limits_and_server_errors_are_retryable(channel, graph, kind)
     graph.fail_next(kind)
     with pytest.raises(DeliveryError) as caught:
         await channel.send(PERSON, OutboundMessage(text="Bonjour"))
-    assert caught.value.retryable and caught.value.retry_after is None
+    assert caught.value.retryable
+    if kind == 500:  # a server error uses up an attempt (exponential backoff)
+        assert caught.value.retry_after is None and not caught.value.rate_limited
+    else:  # a rate limit does not, and waits Meta's pace when the answer has no Retry-After
+        assert caught.value.rate_limited and caught.value.retry_after == {130429: 1.0, 131056: 6.0}[kind]
 
 
 async def test_outside_window(channel, graph):

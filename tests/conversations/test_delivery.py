@@ -76,7 +76,7 @@ async def test_nothing_is_lost_across_a_crash(settings_for):
     """Rows a crash left behind (an unhandled inbound message, queued replies) are handled at start-up."""
     settings = None
     with FakeTelegram() as fake:
-        settings = telegram_settings(settings_for, fake)
+        settings = telegram_settings(settings_for, fake, delivery_max_attempts=6)  # give up in ~3 s
         async with app_client(settings) as client:
             fake.fail_next("sendMessage", 500, times=100)
             assert (await post(client, start_update(1))).status_code == 200

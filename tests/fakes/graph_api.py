@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import hmac
 import itertools
+import random
 import socket
 import threading
 import time
@@ -107,6 +108,7 @@ class FakeGraphApi:
             self.media: dict[str, tuple[bytes, str]] = {}  # media id -> (content, mime type)
             self.attempts = 0  # every /messages call, failed ones included
             self._failures: deque[tuple[str, str | int, float | None]] = deque()
+            self._random: dict[str, tuple[dict, dict, random.Random]] = {}
 
     @property
     def base_url(self) -> str:
@@ -120,6 +122,20 @@ class FakeGraphApi:
         assert kind in FAILURES, kind
         with self._lock:
             self._failures.extend([(endpoint, kind, retry_after)] * times)
+
+    def fail_randomly(
+        self, rates: dict[str | int, float], *, retry_after: dict[str | int, float] | None = None,
+        seed: int = 0, endpoint: str = "messages",
+    ) -> None:
+        """From now on each call to `endpoint` fails with kind k (see FAILURES) at probability
+        rates[k], with a Retry-After header of retry_after[k] seconds when given; fail_next() comes
+        first. {} stops it."""
+        assert all(kind in FAILURES for kind in rates), rates
+        with self._lock:
+            if rates:
+                self._random[endpoint] = (dict(rates), dict(retry_after or {}), random.Random(seed))
+            else:
+                self._random.pop(endpoint, None)
 
     def add_media(self, content: bytes, mime_type: str = "audio/ogg; codecs=opus") -> str:
         """Store media a person 'sent', to be fetched by id; returns the media id."""
@@ -155,9 +171,21 @@ class FakeGraphApi:
 
     def _take_failure(self, endpoint: str) -> JSONResponse | None:
         with self._lock:
-            if not self._failures or self._failures[0][0] != endpoint:
+            if self._failures and self._failures[0][0] == endpoint:
+                _, kind, retry_after = self._failures.popleft()
+            elif endpoint in self._random:
+                rates, delays, draw = self._random[endpoint]
+                roll, edge, kind = draw.random(), 0.0, None
+                for candidate, rate in rates.items():
+                    edge += rate
+                    if roll < edge:
+                        kind = candidate
+                        break
+                if kind is None:
+                    return None
+                retry_after = delays.get(kind)
+            else:
                 return None
-            _, kind, retry_after = self._failures.popleft()
         status, code, message = FAILURES[kind]
         response = graph_error(code, message, status)
         if retry_after is not None:

@@ -9,7 +9,8 @@ Real HTTP: a Starlette app served by uvicorn in a background thread on 127.0.0.1
         assert tg.sent_messages(CHAT_ID)[-1].params["reply_markup"] == {...}
 
 Controls: queue_update() (served by getUpdates), register_file() (getFile + download),
-fail_next(method, status, times, retry_after). Inspection: calls(), sent(), sent_messages(),
+fail_next(method, status, times, retry_after), fail_randomly(method, {500: 0.3, 429: 0.1}) (a flaky
+platform: each call fails at those rates, seeded). Inspection: calls(), sent(), sent_messages(),
 sent_texts(), pending_updates(), wait_for() / wait_for_async(), reset().
 Parameters are recorded decoded: JSON fields (reply_markup...) as objects, ids as ints, flags as bools.
 """
@@ -21,6 +22,7 @@ import functools
 import itertools
 import json
 import mimetypes
+import random
 import socket
 import threading
 import time
@@ -115,6 +117,7 @@ class FakeTelegram:
         self._files: dict[str, dict[str, Any]] = {}  # file_id -> File object (+ data)
         self._failures: dict[str, list[_Failure]] = {}
         self._holds: dict[str, threading.Event] = {}
+        self._random_failures: dict[str, tuple[dict[int, float], int | None, random.Random]] = {}
         self._message_ids = itertools.count(1)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -184,6 +187,7 @@ class FakeTelegram:
             self._updates.clear()
             self._files.clear()
             self._failures.clear()
+            self._random_failures.clear()
             self.webhook_url, self.webhook_secret = "", None
 
     def queue_update(self, update: dict[str, Any]) -> dict[str, Any]:
@@ -228,6 +232,17 @@ class FakeTelegram:
             self._failures.setdefault(self._canonical.get(method.lower(), method), []).extend(
                 _Failure(status, retry_after, description) for _ in range(times)
             )
+
+    def fail_randomly(self, method: str, rates: dict[int, float], *, retry_after: int | None = 1,
+                      seed: int = 0) -> None:
+        """From now on each call of `method` fails with status s at probability rates[s] (429s carry
+        parameters.retry_after = `retry_after`); fail_next() failures come first. {} stops it."""
+        with self._lock:
+            name = self._canonical.get(method.lower(), method)
+            if rates:
+                self._random_failures[name] = (dict(rates), retry_after, random.Random(seed))
+            else:
+                self._random_failures.pop(name, None)
 
     def hold(self, method: str) -> threading.Event:
         """Calls of `method` are recorded but not answered until the returned event is set."""
@@ -290,6 +305,14 @@ class FakeTelegram:
             self._calls.append(call)
             failures = self._failures.get(name)
             failure = failures.pop(0) if failures else None
+            if failure is None and name in self._random_failures:
+                rates, retry_after, draw = self._random_failures[name]
+                roll, edge = draw.random(), 0.0
+                for status, rate in rates.items():
+                    edge += rate
+                    if roll < edge:
+                        failure = _Failure(status, retry_after if status == 429 else None, None)
+                        break
         held = self._holds.get(name)
         while held is not None and not held.is_set():
             await asyncio.sleep(0.01)
