@@ -52,9 +52,13 @@ async def purge_audit(session: AsyncSession, now: datetime, default_days: int) -
         Organisation.retention_days.is_not(None)))).all())
     deleted = 0
     for organisation_id, days in own.items():
+        if days <= 0:  # 0: kept
+            continue
         result = await session.execute(delete(AuditEntry).where(
             AuditEntry.organisation_id == organisation_id, AuditEntry.created_at < now - timedelta(days=days)))
         deleted += result.rowcount or 0
+    if default_days <= 0:  # the deployment keeps everything (ALLERVERS_RETENTION_DAYS=0)
+        return deleted
     others = delete(AuditEntry).where(AuditEntry.created_at < now - timedelta(days=default_days))
     if own:
         others = others.where(AuditEntry.organisation_id.not_in(list(own)))

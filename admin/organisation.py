@@ -1,9 +1,8 @@
 """Organisation settings: the name people read, when a human answers (in words), retention days,
 default language; read-only: the consent text as the welcome flow says it, and the channels' status.
 
-Retention: the organisation's value is stored and used to purge its audit log; the purge of
-conversations (conversations/retention.py) still applies the deployment's ALLERVERS_RETENTION_DAYS,
-and the page says which one applies when they differ.
+Retention: the organisation's value (else the deployment's ALLERVERS_RETENTION_DAYS) is what the
+consent text announces and what the hourly purge applies to its conversations and its audit log.
 """
 
 from __future__ import annotations
@@ -60,8 +59,11 @@ def consent_preview(rt, organisation: Organisation) -> dict | None:
 
 
 def effective_retention(rt, organisation: Organisation) -> int:
-    """What the person is told and what the conversation purge applies today: the deployment's setting."""
-    return rt.settings.retention_days
+    """What the person is told and what the conversation purge applies: the organisation's own
+    period, else the deployment's setting (conversations/retention.py)."""
+    from conversations.retention import retention_days_of
+
+    return retention_days_of(rt.settings, organisation)
 
 
 def channels_status(rt, organisation: Organisation) -> list[dict]:

@@ -144,10 +144,10 @@ class Runtime:
         now = time.monotonic()
         if cached is None or now - cached[1] > 60:
             organisation = await session.get(Organisation, organisation_id)
-            cached = (organisation.name, now)
+            retention = self.settings.retention_days if organisation.retention_days is None else organisation.retention_days
+            cached = (organisation.name, now, retention)
             self._organisation_names[organisation_id] = cached
-        return {"organisation": cached[0], "retention_days": self.settings.retention_days,
-                "channel": thread.address.channel}
+        return {"organisation": cached[0], "retention_days": cached[2], "channel": thread.address.channel}
 
     async def prepare_outbound(self, channel: str, message: OutboundMessage, context: dict) -> OutboundMessage:
         """Channel rules applied at send time (WhatsApp's 24-hour window plugs in here)."""

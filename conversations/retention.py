@@ -1,5 +1,5 @@
-"""The retention period: contacts silent for longer than settings.retention_days are deleted, with
-every row about them (cascades) and their stored files. Run hourly by the app and by `allervers purge`.
+"""The retention period: contacts silent for longer than their organisation's retention period (set
+in the admin console, else settings.retention_days; 0 = never) are deleted, with every row about them (cascades) and their stored files. Run hourly by the app and by `allervers purge`.
 
 A contact's last activity is its latest message either way (the person's or a worker's), or its
 creation when there is none.
@@ -18,27 +18,48 @@ from allervers.database import checkpoint, utcnow
 from conversations import tombstones
 from conversations.media import remove_contact_files, sweep_fetches
 from conversations.models import Contact, Media, Message
+from handoff.models import Organisation
 
 log = logging.getLogger(__name__)
 
 
-async def expired_contacts(session, cutoff: datetime) -> list[int]:
-    recent = select(Message.contact_id).where(Message.created_at >= cutoff)
-    return list((await session.execute(select(Contact.id).where(
-        Contact.created_at < cutoff,
-        func.coalesce(Contact.last_inbound_at, Contact.created_at) < cutoff,
-        Contact.id.not_in(recent),
-    ))).scalars().all())
+async def retention_days_by_organisation(session, default_days: int) -> dict[int, int]:
+    """Each organisation's retention period: its own (set in the admin console), else the
+    deployment's ALLERVERS_RETENTION_DAYS; 0 means never."""
+    rows = await session.execute(select(Organisation.id, Organisation.retention_days))
+    return {organisation_id: default_days if days is None else days for organisation_id, days in rows.all()}
+
+
+def retention_days_of(settings, organisation) -> int:
+    """What the person is told (the consent text) and what the purge applies for their organisation."""
+    days = getattr(organisation, "retention_days", None)
+    return settings.retention_days if days is None else days
+
+
+async def expired_contacts(session, now: datetime, default_days: int) -> list[int]:
+    """Contacts silent for longer than their organisation's retention period."""
+    expired: list[int] = []
+    for organisation_id, days in (await retention_days_by_organisation(session, default_days)).items():
+        if days <= 0:
+            continue
+        cutoff = now - timedelta(days=days)
+        recent = select(Message.contact_id).where(Message.created_at >= cutoff)
+        expired += (await session.execute(select(Contact.id).where(
+            Contact.organisation_id == organisation_id,
+            Contact.created_at < cutoff,
+            func.coalesce(Contact.last_inbound_at, Contact.created_at) < cutoff,
+            Contact.id.not_in(recent),
+        ))).scalars().all()
+    return expired
 
 
 async def purge_expired(rt, now: datetime | None = None, dry_run: bool = False) -> int:
-    """Delete contacts past the retention period and their files. Returns how many contacts."""
+    """Delete contacts past their organisation's retention period and their files. Returns how many."""
     now = now or utcnow()
-    cutoff = now - timedelta(days=rt.settings.retention_days)
     if not dry_run:
         await purge_audit_log(rt, now)
     async with rt.sessionmaker() as session, session.begin():
-        ids = await expired_contacts(session, cutoff)
+        ids = await expired_contacts(session, now, rt.settings.retention_days)
         if dry_run:
             return len(ids)
         forgotten = await tombstones.forget_old(session, now)  # past the platforms' retry window

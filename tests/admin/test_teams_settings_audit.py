@@ -126,3 +126,35 @@ async def test_audit_page_filters_opened_conversations_and_purge(settings_for):
         async with rt.sessionmaker() as session:
             left = list((await session.execute(select(AuditEntry.action))).scalars().all())
         assert "team.created" not in left and len(left) == 61
+
+
+async def test_retention_set_by_the_admin_is_announced_and_applied(settings_for):
+    """The organisation's retention period: the consent text says it, the purge applies it to its
+    contacts only (another organisation keeps the deployment's period)."""
+    from conversations.models import Contact
+    from tests.webchat import Person
+
+    async with app_client(settings_for(retention_days=180)) as client:
+        rt = client.app.state.rt
+        csrf = await as_admin(client)
+        saved = await client.post("/admin/settings", data={
+            "csrf_token": csrf, "name": "France services Démo", "retention_days": "30",
+            "default_language": "fr", "opening_hours_text": "du lundi au vendredi, de 9 h à 17 h"})
+        assert saved.status_code == 303, saved.text
+        rt._organisation_names.clear()  # the flow context caches names for a minute
+        person = Person(client)
+        await person.send("bonjour")
+        assert any("30 jours au plus" in line["text"] for line in await person.bot_lines())
+        async with rt.sessionmaker() as session, session.begin():
+            demo = (await session.execute(select(Organisation).where(Organisation.slug == "demo"))).scalar_one()
+            other = Organisation(slug="ailleurs", name="Ailleurs")
+            session.add(other)
+            await session.flush()
+            when = utcnow() - timedelta(days=45)  # past 30 days, within 180
+            session.add_all([Contact(organisation_id=demo.id, created_at=when, last_inbound_at=when),
+                             Contact(organisation_id=other.id, created_at=when, last_inbound_at=when)])
+        assert await purge_expired(rt, dry_run=True) == 1
+        assert await purge_expired(rt) == 1
+        async with rt.sessionmaker() as session:
+            left = (await session.execute(select(Contact.organisation_id))).scalars().all()
+        assert other.id in left and left.count(demo.id) == 1  # the person who just wrote stays
