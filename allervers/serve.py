@@ -29,7 +29,8 @@ def serve(telegram_polling: bool = False, host: str | None = None, port: int | N
         print(f"  demo worker login:      {settings.demo_worker_email} / {settings.demo_worker_password}")
     print(f"  database:               {settings.database_url}")
     print(f"  live updates:           {'Redis ' + settings.redis_url if settings.redis_url else 'in-process'}\n")
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
+                            proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
     server = uvicorn.Server(config)
     if not telegram_polling:
         server.run()

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     secret_key: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
     # Secure cookies: None (the default) = when public_url is https; true/false forces it
+    # Reverse proxies trusted for X-Forwarded-For (the client address rate limits see): comma-separated
+    forwarded_allow_ips: str = "127.0.0.1"
     secure_cookies: bool | None = None
     # Workers' sessions (server-side): end after this long without a request, or this long after login
     session_idle_minutes: float = Field(default=120.0, gt=0)
