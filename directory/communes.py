@@ -98,6 +98,21 @@ _FILLER = re.compile(
 _ARRONDISSEMENT = re.compile(r"^(paris|lyon|marseille) (\d{1,2}) ?(?:e|er|eme|ieme)?(?: arrondissement| arr)?$")
 
 
+def city_of_arrondissement(code: str) -> str | None:
+    """Paris, Lyon and Marseille: an arrondissement's INSEE code (75111, 69383, 13201: what a
+    postcode resolves to) -> its commune's (75056, 69123, 13055); None for any other code."""
+    if not code.isdigit():
+        return None
+    number = int(code)
+    if 75101 <= number <= 75120:
+        return "75056"
+    if 69381 <= number <= 69389:
+        return "69123"
+    if 13201 <= number <= 13216:
+        return "13055"
+    return None
+
+
 def normalize_name(text: str) -> str:
     """'Saint-Nazaire', "st nazaire", "ST-NAZAIRE" -> 'saint nazaire'."""
     text = text.casefold().replace("œ", "oe").replace("æ", "ae").replace("’", " ")

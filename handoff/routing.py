@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allervers.database import utcnow
 from conversations.models import ASSIGNED, Contact, Conversation
 from conversations.store import transaction_memo
+from directory.communes import city_of_arrondissement
 from handoff.hours import is_open
 from handoff.models import Team, Territory, Worker
 
@@ -111,20 +112,6 @@ def departement_of(insee: str) -> str:
     return insee[:3] if insee.startswith("97") else insee[:2]
 
 
-def city_of(insee: str) -> str | None:
-    """Paris, Lyon, Marseille: the city of an arrondissement's code (a territory may name the city)."""
-    if not insee.isdigit():
-        return None
-    number = int(insee)
-    if 75101 <= number <= 75120:
-        return "75056"
-    if 69381 <= number <= 69389:
-        return "69123"
-    if 13201 <= number <= 13216:
-        return "13055"
-    return None
-
-
 @dataclass(frozen=True)
 class Need:
     """What routing knows of the person, read from the conversation (answers and summary)."""
@@ -182,7 +169,7 @@ class TeamMap:
     departements: dict[str, list[int]]
 
     def covering(self, need: Need) -> Team | None:
-        city = city_of(need.commune) if need.commune else None
+        city = city_of_arrondissement(need.commune) if need.commune else None
         for ids in (self.communes.get(need.commune or ""), self.communes.get(city or ""),
                     self.departements.get(need.departement or "")):
             if ids:

@@ -48,6 +48,7 @@ import time
 
 from pydantic import ValidationError
 
+from directory.communes import city_of_arrondissement
 from rights.answers import Answers, Child
 
 log = logging.getLogger(__name__)
@@ -119,17 +120,8 @@ def _yes(value) -> bool:
 
 
 def _city(code: str) -> str:
-    """Paris, Lyon and Marseille arrondissements (75111, 69383, 13201: what a postcode resolves
-    to) -> the commune (75056, 69123, 13055), the code every OpenFisca table knows."""
-    if code.isdigit():
-        number = int(code)
-        if 75101 <= number <= 75120:
-            return "75056"
-        if 69381 <= number <= 69389:
-            return "69123"
-        if 13201 <= number <= 13216:
-            return "13055"
-    return code
+    """The commune code every OpenFisca table knows (an arrondissement -> its city)."""
+    return city_of_arrondissement(code) or code
 
 
 def _depcom(commune) -> str | None:
