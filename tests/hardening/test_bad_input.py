@@ -272,6 +272,21 @@ async def test_deeply_nested_json_is_400_on_every_json_route(settings, server_lo
         assert await counts(client) == before
 
 
+@pytest.mark.parametrize("body", [b"[" * 1000, b"[" * 1000 + b"]" * 24, b'{"legacy_uid":' + b"[" * 1000],
+                         ids=["open-brackets", "some-closed", "in-legacy-uid"])
+async def test_deeply_nested_json_within_the_identity_routes_1_kb_is_400(settings, server_log, body):
+    """POST /chat/api/identity reads 1 kB at most: 1,000 levels fit, past the interpreter's recursion
+    limit (hypothesis raises that limit while it runs, so the fuzz cannot see this one)."""
+    async with app_client(settings) as client:
+        token, _ = await new_identity(client)
+        before = await counts(client)
+        for cookie in ("", f"{COOKIE}={token}"):
+            response = await client.post("/chat/api/identity", content=body, headers={"Cookie": cookie})
+            assert response.status_code == 400, (cookie, response.status_code)
+            assert "set-cookie" not in response.headers
+        assert await counts(client) == before
+
+
 # Signed WhatsApp payloads with wrong types or odd numbers ----------------------------------------
 
 def _location(value: str) -> bytes:
