@@ -106,8 +106,8 @@ async def webchat_identity(request: Request):
     legacy = None
     if body.strip():
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            data = load_json(body)  # 1 kB holds 1,000 levels of nesting: a RecursionError in json.loads
+        except BadPayload:
             return JSONResponse({"ok": False, "error": "body is not valid JSON"}, status_code=400)
         legacy = data.get("legacy_uid") if isinstance(data, dict) else None
     current = await identity_of(request)

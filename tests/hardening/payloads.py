@@ -66,8 +66,13 @@ async def post_whatsapp(client, body: Any):
                                       "Content-Type": "application/json"})
 
 
-async def post_webchat(client, body: Any):
-    return await client.post("/chat/api/messages", content=raw(body), headers={"Content-Type": "application/json"})
+async def post_webchat(client, body: Any, token: str | None = None):
+    """POST /chat/api/messages as the identity `token` (the cookie's value), or with no cookie."""
+    from tests.webchat import COOKIE
+
+    cookie = f"{COOKIE}={token}" if token is not None else ""
+    return await client.post("/chat/api/messages", content=raw(body),
+                             headers={"Content-Type": "application/json", "Cookie": cookie})
 
 
 async def counts(client) -> tuple[int, int]:

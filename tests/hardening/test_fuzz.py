@@ -3,12 +3,15 @@
 Hypothesis throws generated requests at the in-process app, on each backend: captured Telegram and
 WhatsApp payloads with mutated fields (text with NUL / lone surrogates / 4,097+ characters, ids huge,
 negative or strings, wrong types, NaN and 400-digit numbers, nesting 5,000 deep), raw garbage bytes,
-web chat bodies, query strings and form fields percent-encoded from arbitrary bytes, and path ids
+web chat bodies (an ignored "uid" among their fields), identity requests (legacy_uid of any value),
+identity cookies (mostly one of the identities the server issued, so the parsers behind it run;
+sometimes a drawn value: NUL, a surrogate's bytes, garbage, a plausible token nobody was given, or
+none at all), query strings and form fields percent-encoded from arbitrary bytes, and path ids
 of any size, at:
 
     POST /bots/telegram/webhook (right secret)      GET+POST /bots/whatsapp/webhook (POST signed)
-    POST /chat/api/messages   GET /chat/api/history   GET /chat/api/stream (status only)
-    GET /chat/api/media/{id}  POST /inbox/login
+    POST /chat/api/identity   POST /chat/api/messages   GET /chat/api/history
+    GET /chat/api/stream (status only)   GET /chat/api/media/{id}   POST /inbox/login
     logged in: POST /inbox/conversations/{id}/reply|note|transfer|close|take|return-to-bot,
     POST /inbox/presence, GET /inbox/conversations/{id}[/timeline], /inbox/media/{id},
     /inbox/stream?conversation=, /inbox, /inbox/partials/lists
@@ -35,6 +38,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 from sqlalchemy import select
 
+from allervers.settings import RATE_LIMITS
 from conversations.models import Conversation
 from tests.fakes.graph_api import FakeGraphApi, sign
 from tests.fakes.telegram_api import FakeTelegram
@@ -59,6 +63,7 @@ from tests.hardening.payloads import (
     telegram_shaped,
     whatsapp_shaped,
 )
+from tests.webchat import COOKIE, new_identity
 
 FUZZ_EXAMPLES = int(os.environ.get("ALLERVERS_TEST_FUZZ_EXAMPLES", 2000))
 TELEGRAM_DOCS = documents(TELEGRAM_FIXTURES)
@@ -77,9 +82,11 @@ class Call:
     sign: bool = False  # WhatsApp: add X-Hub-Signature-256 of the content
     status_only: bool = False  # an event stream: read the status, then go away
     csrf: bool = False  # a form of the logged-in worker: add its CSRF token (unless one is drawn)
+    identity: int | bytes | None = None  # web chat cookie: an issued identity (its index), a drawn value, none
 
     def __repr__(self) -> str:  # what hypothesis prints for a failing example
-        return f"Call({self.method} {self.path[:200]!r}, content={(self.content or b'')[:300]!r}, sign={self.sign})"
+        return (f"Call({self.method} {self.path[:200]!r}, content={(self.content or b'')[:300]!r}, sign={self.sign}, "
+                f"identity={self.identity if not isinstance(self.identity, bytes) else self.identity[:100]!r})")
 
 
 # Strategies ------------------------------------------------------------------------------------
@@ -111,19 +118,53 @@ whatsapp_handshakes = st.builds(
         {"hub.mode": mode, "hub.verify_token": token, "hub.challenge": challenge})),
     st.one_of(st.just("subscribe"), SHORT_STRING), st.one_of(st.just(VERIFY_TOKEN), SHORT_STRING), SHORT_STRING)
 
+IDENTITIES = 6  # issued at the start: the web chat calls speak as one of them (not the inbox's person)
+CLIENT_ID = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=8,
+                    max_size=48)
+COOKIE_VALUE = st.one_of(
+    st.binary(max_size=80).filter(lambda b: b"\r" not in b and b"\n" not in b),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=30, max_size=66)
+    .map(str.encode),  # plausible, never issued
+    SHORT_TEXT.map(lambda s: s.encode("utf-8", "surrogatepass")),
+    st.sampled_from([b"", b'"', b'"\\000' + b"u" * 42 + b'"', b'"\\355\\240\\200' + b"u" * 40 + b'"',
+                     b"u" * 20 + b"\x00" + b"u" * 22, b"\xed\xa0\x80" * 12, b"A" * 4000, b";;=;"]))
+
+
+@st.composite
+def identity_cookie(draw, valid: int = 85, none: int = 5):
+    """Mostly an issued identity (its index in the driver's pool), sometimes a drawn cookie value
+    or no cookie."""
+    roll = draw(st.integers(0, 99))
+    if roll < valid:
+        return draw(st.integers(0, IDENTITIES - 1))
+    return None if roll < valid + none else draw(COOKIE_VALUE)
+
+
 webchat_bodies = st.one_of(
-    st.fixed_dictionaries({"uid": PAGE_ID, "client_id": PAGE_ID},
+    st.fixed_dictionaries({"client_id": st.one_of(CLIENT_ID, CLIENT_ID, PAGE_ID, ANY_JSON)},
                           optional={"text": st.one_of(TEXT, ANY_JSON), "choice": st.one_of(TEXT, ANY_JSON),
                                     "location": st.one_of(st.lists(NUMBER, max_size=3), ANY_JSON),
-                                    "locale": ANY_JSON}).map(raw),
+                                    "locale": ANY_JSON, "uid": st.one_of(PAGE_ID, ANY_JSON)}).map(raw),
     ANY_JSON.map(raw), GARBAGE)
-webchat_posts = st.builds(lambda body: Call("POST", "/chat/api/messages", body, dict(JSON)), webchat_bodies)
+webchat_posts = st.builds(lambda body, who: Call("POST", "/chat/api/messages", body, dict(JSON), identity=who),
+                          webchat_bodies, identity_cookie())
 
-uid_queries = st.one_of(st.builds(lambda uid: query({"uid": uid}), PAGE_ID),
+DEEP_WITHIN_1_KB = st.sampled_from([b"[" * 1000, b"[" * 1000 + b"]" * 24, b'{"legacy_uid":' + b"[" * 1000])
+identity_bodies = st.one_of(
+    st.fixed_dictionaries({"legacy_uid": st.one_of(PAGE_ID, ANY_STRING, ANY_JSON)},
+                          optional={"uid": PAGE_ID, "client_id": PAGE_ID}).map(raw),
+    st.sampled_from([b"{}", b"", b'{"legacy_uid": null}']), ANY_JSON.map(raw), GARBAGE, DEEP_WITHIN_1_KB)
+identity_calls = st.builds(lambda body, who: Call("POST", "/chat/api/identity", body, dict(JSON), identity=who),
+                           identity_bodies, identity_cookie(valid=50, none=30))
+
+uid_queries = st.one_of(st.builds(lambda uid: query({"uid": uid}), PAGE_ID),  # ignored: the cookie decides
                         st.builds(lambda v: "uid=" + v, RAW_QUERY_VALUE), st.just(""))
-history_calls = st.builds(lambda q: Call("GET", "/chat/api/history?" + q), uid_queries)
-stream_calls = st.builds(lambda q: Call("GET", "/chat/api/stream?" + q, status_only=True), uid_queries)
-media_calls = st.builds(lambda id_, q: Call("GET", f"/chat/api/media/{id_}?{q}"), PATH_ID, uid_queries)
+history_calls = st.builds(lambda q, who: Call("GET", "/chat/api/history?" + q, identity=who),
+                          uid_queries, identity_cookie())
+stream_calls = st.builds(lambda q, who: Call("GET", "/chat/api/stream?" + q, status_only=True, identity=who),
+                         uid_queries, identity_cookie())
+media_calls = st.builds(lambda id_, q, who: Call("GET", f"/chat/api/media/{id_}?{q}", identity=who),
+                        PATH_ID, uid_queries, identity_cookie())
 
 
 def form(pairs: dict) -> bytes:
@@ -182,8 +223,8 @@ def inbox_pages(draw) -> Call:
 
 
 ENTRY_POINTS = [(telegram_calls, 7), (whatsapp_posts, 7), (webchat_posts, 6), (whatsapp_handshakes, 1),
-                (history_calls, 2), (stream_calls, 1), (media_calls, 2), (login_calls, 1), (inbox_posts(), 5),
-                (inbox_pages(), 3)]  # the parsers that store most, argon2 logins least (~2.5 %)
+                (identity_calls, 2), (history_calls, 2), (stream_calls, 1), (media_calls, 2), (login_calls, 1),
+                (inbox_posts(), 5), (inbox_pages(), 3)]  # the parsers that store most, argon2 logins least
 _CUMULATIVE = list(itertools.accumulate(weight for _, weight in ENTRY_POINTS))
 EVERY_ENTRY_POINT = st.integers(0, _CUMULATIVE[-1] - 1).flatmap(
     lambda n: ENTRY_POINTS[bisect.bisect_right(_CUMULATIVE, n)][0])
@@ -191,11 +232,11 @@ EVERY_ENTRY_POINT = st.integers(0, _CUMULATIVE[-1] - 1).flatmap(
 
 # Sending ---------------------------------------------------------------------------------------
 
-async def status_only(app, call: Call, cookie: str | None) -> int:
+async def status_only(app, call: Call, cookie: bytes | None) -> int:
     """The status of an event stream, then a disconnect (httpx's ASGI transport would wait for the
     end of a stream that never ends)."""
     path, _, query_string = call.path.partition("?")
-    headers = [(b"host", b"testserver")] + ([(b"cookie", cookie.encode())] if cookie else [])
+    headers = [(b"host", b"testserver")] + ([(b"cookie", cookie)] if cookie else [])
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
              "scheme": "http", "path": unquote(path), "raw_path": path.encode(), "root_path": "",
              "query_string": query_string.encode(), "headers": headers, "client": ("127.0.0.1", 50000),
@@ -229,17 +270,20 @@ async def status_only(app, call: Call, cookie: str | None) -> int:
             task.cancel()
 
 
-async def perform(client, call: Call, csrf: str, conversation_id: int) -> int:
+async def perform(client, call: Call, csrf: str, conversation_id: int, tokens: list[str]) -> int:
     call = replace(call, path=call.path.replace(CURRENT, str(conversation_id)))
     content, headers = call.content, dict(call.headers)
+    if call.path.startswith("/chat/"):  # the web chat sees its identity cookie only (Path=/chat)
+        value = tokens[call.identity].encode() if isinstance(call.identity, int) else call.identity
+        headers["Cookie"] = COOKIE.encode() + b"=" + value if value is not None else b""
     if call.csrf and content is not None:
         content = content + (b"&" if content else b"") + b"csrf_token=" + csrf.encode()
     if call.sign:
         headers["X-Hub-Signature-256"] = sign(content or b"", WHATSAPP_SECRET)
     if call.status_only:
-        cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
-        return await status_only(client.app, call, cookie)
+        return await status_only(client.app, call, headers.get("Cookie"))
     response = await client.request(call.method, call.path, content=content, headers=headers)
+    client.cookies.delete(COOKIE)  # an identity issued now is not sent again by the jar: calls draw theirs
     return response.status_code
 
 
@@ -267,15 +311,20 @@ class Driver:
         self.thread.start()
         self.log = ServerLog(others_from=logging.WARNING).__enter__()  # pytest's report keeps warnings
         self.statuses: dict[int, int] = {}
+        self.routes: dict[str, int] = {}  # requests per entry point (the path up to its query string)
         self._session = inbox_session(settings)
         self.client, self.conversation_id, self.csrf, self.person = self.run(self._session.__aenter__())
+        self.tokens = [self.run(new_identity(self.client))[0] for _ in range(IDENTITIES)]
 
     def run(self, coroutine, timeout: float = 60):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def send(self, call: Call) -> int:
-        status = self.run(perform(self.client, call, self.csrf, self.conversation_id), timeout=30)
+        status = self.run(perform(self.client, call, self.csrf, self.conversation_id, self.tokens), timeout=30)
         self.statuses[status] = self.statuses.get(status, 0) + 1
+        route = call.path.partition("?")[0]
+        route = "/chat/api/media/{id}" if route.startswith("/chat/api/media/") else route
+        self.routes[route] = self.routes.get(route, 0) + 1
         if call.path.endswith(("/close", "/return-to-bot")) and CURRENT in call.path and status in (204, 303):
             self.run(self._hand_over_again())
         return status
@@ -313,7 +362,10 @@ async def _finish_tasks() -> None:
 @pytest.fixture
 def driver(settings_for, telegram_api, graph_api, backend):
     started = time.perf_counter()
-    app = Driver(all_channels(settings_for, telegram_api, graph_api))
+    # The identity and message limits raised: the fuzz is to reach the parsers, not the 429s
+    # (tests/hardening/test_ratelimit.py and test_identity.py prove the limits).
+    limits = {**RATE_LIMITS, "webchat_identity_new": "1000000/minute", "webchat_message": "1000000/minute"}
+    app = Driver(all_channels(settings_for, telegram_api, graph_api, rate_limits=limits))
     ready, cpu = time.perf_counter(), time.process_time()
     try:
         yield app
@@ -323,7 +375,8 @@ def driver(settings_for, telegram_api, graph_api, backend):
     total = sum(app.statuses.values())
     print(f"\nfuzz [{backend}]: {total} requests in {done - ready:.1f} s, CPU {cpu:.1f} s "
           f"(app start {ready - started:.1f} s, "
-          f"stop {time.perf_counter() - done:.1f} s), statuses {dict(sorted(app.statuses.items()))}")
+          f"stop {time.perf_counter() - done:.1f} s), statuses {dict(sorted(app.statuses.items()))}, "
+          f"web chat {({k: v for k, v in sorted(app.routes.items()) if k.startswith('/chat/')})}")
     assert total >= FUZZ_EXAMPLES
     assert not app.log.problems, app.log.problems[:5]  # late ones too (deliveries, fetches after the run)
 
