@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -134,8 +134,14 @@ class Settings(BaseSettings):
     # Rate limits (allervers/ratelimit.py, the `limits` library's notation: "5/minute;20/hour").
     # Keyed per account / client address / web chat identity; Redis when configured, memory
     # otherwise. Authenticated platform webhooks are never limited.
+    # ALLERVERS_RATE_LIMITS='{"login_address": "20/minute"}' changes the rules it names, keeps the others
     rate_limits: dict[str, str] = Field(default_factory=lambda: dict(RATE_LIMITS))
     rate_limits_enabled: bool = True
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits_over_defaults(cls, value: dict[str, str]) -> dict[str, str]:
+        return {**RATE_LIMITS, **value}
 
     @property
     def is_sqlite(self) -> bool:

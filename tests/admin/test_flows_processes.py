@@ -14,19 +14,22 @@ import httpx
 import pytest
 
 from tests.conftest import app_client, csrf_of
+from tests.webchat import COOKIE, new_identity
 from tests.e2e.test_live_across_processes import POSTGRES_URL, REDIS_URL, two_processes  # noqa: F401
 
 PUBLISH_TO_VISIBLE_LIMIT = 2.0
 
 
 async def first_bot_text(client: httpx.AsyncClient, text: str = "bonjour", timeout: float = 5.0) -> str:
-    """A new person writes on the web chat; the text of the bot's first message."""
-    uid = uuid.uuid4().hex
-    response = await client.post("/chat/api/messages", json={"uid": uid, "client_id": uuid.uuid4().hex, "text": text})
+    """A new person (a new web chat identity) writes on the web chat; the text of the bot's first message."""
+    token, _ = await new_identity(client)
+    headers = {"Cookie": f"{COOKIE}={token}"}
+    response = await client.post("/chat/api/messages", json={"client_id": uuid.uuid4().hex, "text": text},
+                                 headers=headers)
     assert response.status_code == 200, response.text
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        history = (await client.get("/chat/api/history", params={"uid": uid})).json()["messages"]
+        history = (await client.get("/chat/api/history", headers=headers)).json()["messages"]
         bot = [m for m in history if m["from"] == "bot"]
         if bot:
             return bot[0]["text"]
