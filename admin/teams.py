@@ -14,7 +14,7 @@ from admin import departements
 from handoff import hours as weekly
 from admin.access import admin_page, current_admin
 from admin.audit import record
-from admin.forms import FormError, checkbox, owned, read_form, text
+from admin.forms import FormError, checkbox, integer, owned, read_form, text
 from allervers.database import utcnow
 from directory.communes import normalize_name
 from handoff.models import Team, Territory, Worker
@@ -153,6 +153,8 @@ async def save_team(request: Request, team_id: int, admin: Worker = Depends(curr
         name = text(form, "name", "Nom de l'équipe", max_length=120, required=True)
         opening = weekly.from_form(form)
         message = text(form, "out_of_hours_message", "Message hors horaires", max_length=MAX_MESSAGE, multiline=True)
+        escalate = integer(form, "escalate_after_minutes", "Délai avant de passer la main", minimum=0,
+                           maximum=7 * 24 * 60, default=team.escalate_after_minutes)
     except (FormError, weekly.HoursError) as error:
         hours_values = weekly.form_values({})
         for row in hours_values:
@@ -161,7 +163,7 @@ async def save_team(request: Request, team_id: int, admin: Worker = Depends(curr
         return await _team_page(request, admin, team, status=400, error=str(error), hours_values=hours_values,
                                 message=form.get("out_of_hours_message") or "")
     fields = {"name": name, "opening_hours": opening, "closed_on_holidays": checkbox(form, "closed_on_holidays"),
-              "out_of_hours_message": message}
+              "out_of_hours_message": message, "escalate_after_minutes": escalate}
     async with rt.sessionmaker() as session, session.begin():
         team = await _team(session, team_id, admin.organisation_id)
         if name != team.name and (await session.execute(select(Team.id).where(

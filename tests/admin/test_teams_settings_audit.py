@@ -32,8 +32,12 @@ async def test_team_hours_message_and_territories(settings_for):
         saved = await client.post(f"/admin/teams/{team_id}", data={
             "name": "Nord", "mon_0_start": "09:00", "mon_0_end": "12:30", "mon_1_start": "13:30", "mon_1_end": "17:00",
             "fri_0_start": "09:00", "fri_0_end": "12:00", "closed_on_holidays": "1",
-            "out_of_hours_message": "Nous sommes fermés. On vous répond lundi.", "csrf_token": csrf})
+            "out_of_hours_message": "Nous sommes fermés. On vous répond lundi.", "escalate_after_minutes": "45",
+            "csrf_token": csrf})
         assert saved.status_code == 303
+        refused = await client.post(f"/admin/teams/{team_id}", data={
+            "name": "Nord", "escalate_after_minutes": "-5", "csrf_token": csrf})
+        assert refused.status_code == 400 and "Délai avant de passer la main" in refused.text
         preview = await client.post(f"/admin/teams/{team_id}/preview", data={
             "out_of_hours_message": "Fermé aujourd'hui", "csrf_token": csrf})
         assert "Fermé aujourd&#39;hui" in preview.text and "17 / 600" in preview.text
@@ -58,6 +62,7 @@ async def test_team_hours_message_and_territories(settings_for):
             territories = (await session.execute(select(Territory).where(Territory.team_id == team_id))).scalars().all()
         assert team.opening_hours == {"mon": [["09:00", "12:30"], ["13:30", "17:00"]], "fri": [["09:00", "12:00"]]}
         assert team.out_of_hours_message.startswith("Nous sommes fermés")
+        assert team.escalate_after_minutes == 45  # the routing's per-team delay (handoff/escalation.py)
         assert sorted((t.kind, t.code) for t in territories) == [("commune", "44143"), ("departement", "85")]
         page = await client.get(f"/admin/teams/{team_id}")
         vendee = sum(1 for c in rt.directory.communes().communes if c.departement == "85")
