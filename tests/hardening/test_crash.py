@@ -109,4 +109,7 @@ async def test_kill_9_under_load_loses_nothing_and_sends_almost_nothing_twice(ki
     assert result.lost == 0 and result.stored_twice == 0
     assert result.phantom == 0 and result.undelivered == 0
     assert result.replies >= result.updates
-    assert result.sent_twice <= 2  # target: <= 1 per 1,000 over many runs (bench/README.md)
+    # The guarantee: a crash can send twice only what was in flight (delivery_max_in_flight, 16, per
+    # kill). The rate (<= 1 per 1,000; measured 0.10 over 17 kills) is the benchmark's, over many runs
+    # (bench/bench_crash.py, bench/README.md): one run of 1,000 is too small a sample to assert it.
+    assert result.sent_twice <= result.kills * 16
