@@ -63,7 +63,20 @@ _BASE_POSTGRES_URL = os.environ.get("ALLERVERS_TEST_POSTGRES_URL")
 POSTGRES_URL = _private_postgres(_BASE_POSTGRES_URL)
 if POSTGRES_URL:
     os.environ["ALLERVERS_TEST_POSTGRES_URL"] = POSTGRES_URL  # every fixture and subprocess uses it
-REDIS_URL = os.environ.get("ALLERVERS_TEST_REDIS_URL")
+def _private_redis(url: str | None) -> str | None:
+    """Under pytest-xdist (scripts/test runs two workers), a Redis database per worker: tests flush
+    theirs, and locks, rate limits and live updates (the channel names its database) stay apart."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker.startswith("gw"):
+        return url
+    base, _, db = url.rpartition("/")
+    first = int(db) if db.isdigit() else 0
+    return f"{base}/{(first + 1 + int(worker[2:])) % 16}"
+
+
+REDIS_URL = _private_redis(os.environ.get("ALLERVERS_TEST_REDIS_URL"))
+if REDIS_URL:
+    os.environ["ALLERVERS_TEST_REDIS_URL"] = REDIS_URL  # every fixture and subprocess uses it
 
 BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
 
