@@ -20,6 +20,7 @@ from admin.access import admin_page, current_admin
 from admin.audit import record
 from admin.forms import LANGUAGES, FormError, checkbox, email, integer, languages, owned, read_form, text, words
 from admin.invitations import invitation_url, issue, revoke_all
+from allervers.fields import RowId
 from allervers.auth import end_worker_sessions
 from allervers.database import utcnow
 from conversations.models import ASSIGNED, Conversation
@@ -141,7 +142,7 @@ def _refused(request, admin, template: str, error: str, **context):
 
 
 @router.get("/{worker_id}", response_class=HTMLResponse)
-async def person(request: Request, worker_id: int, admin: Worker = Depends(current_admin)):
+async def person(request: Request, worker_id: RowId, admin: Worker = Depends(current_admin)):
     async with request.app.state.rt.sessionmaker() as session:
         worker = await owned(session, Worker, worker_id, admin.organisation_id)
         teams = await _teams(session, admin.organisation_id)
@@ -152,7 +153,7 @@ async def person(request: Request, worker_id: int, admin: Worker = Depends(curre
 
 
 @router.post("/{worker_id}", response_class=HTMLResponse)
-async def save_person(request: Request, worker_id: int, admin: Worker = Depends(current_admin)):
+async def save_person(request: Request, worker_id: RowId, admin: Worker = Depends(current_admin)):
     form = await read_form(request)
     rt = request.app.state.rt
     async with rt.sessionmaker() as session:
@@ -177,7 +178,7 @@ async def save_person(request: Request, worker_id: int, admin: Worker = Depends(
 
 
 @router.post("/{worker_id}/link", response_class=HTMLResponse)
-async def new_link(request: Request, worker_id: int, admin: Worker = Depends(current_admin)):
+async def new_link(request: Request, worker_id: RowId, admin: Worker = Depends(current_admin)):
     """A new one-time link: the invitation again (not activated yet) or a password reset."""
     await read_form(request)
     rt = request.app.state.rt
@@ -195,7 +196,7 @@ async def new_link(request: Request, worker_id: int, admin: Worker = Depends(cur
 
 
 @router.get("/{worker_id}/deactivate", response_class=HTMLResponse)
-async def confirm_deactivate(request: Request, worker_id: int, admin: Worker = Depends(current_admin)):
+async def confirm_deactivate(request: Request, worker_id: RowId, admin: Worker = Depends(current_admin)):
     async with request.app.state.rt.sessionmaker() as session:
         worker = await owned(session, Worker, worker_id, admin.organisation_id)
         open_count = (await session.execute(select(func.count()).where(
@@ -204,7 +205,7 @@ async def confirm_deactivate(request: Request, worker_id: int, admin: Worker = D
 
 
 @router.post("/{worker_id}/deactivate")
-async def deactivate(request: Request, worker_id: int, admin: Worker = Depends(current_admin)):
+async def deactivate(request: Request, worker_id: RowId, admin: Worker = Depends(current_admin)):
     await read_form(request)
     rt = request.app.state.rt
     async with rt.sessionmaker() as session:
@@ -241,7 +242,7 @@ async def deactivate(request: Request, worker_id: int, admin: Worker = Depends(c
 
 
 @router.post("/{worker_id}/reactivate")
-async def reactivate(request: Request, worker_id: int, admin: Worker = Depends(current_admin)):
+async def reactivate(request: Request, worker_id: RowId, admin: Worker = Depends(current_admin)):
     await read_form(request)
     async with request.app.state.rt.sessionmaker() as session, session.begin():
         worker = await owned(session, Worker, worker_id, admin.organisation_id)

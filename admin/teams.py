@@ -15,6 +15,7 @@ from handoff import hours as weekly
 from admin.access import admin_page, current_admin
 from admin.audit import record
 from admin.forms import FormError, checkbox, integer, owned, read_form, text
+from allervers.fields import RowId
 from allervers.database import utcnow
 from directory.communes import normalize_name
 from handoff.models import Team, Territory, Worker
@@ -137,14 +138,14 @@ async def _team_page(request: Request, admin: Worker, team: Team, *, status: int
 
 
 @router.get("/{team_id}", response_class=HTMLResponse)
-async def team_page(request: Request, team_id: int, admin: Worker = Depends(current_admin)):
+async def team_page(request: Request, team_id: RowId, admin: Worker = Depends(current_admin)):
     async with request.app.state.rt.sessionmaker() as session:
         team = await _team(session, team_id, admin.organisation_id)
     return await _team_page(request, admin, team)
 
 
 @router.post("/{team_id}", response_class=HTMLResponse)
-async def save_team(request: Request, team_id: int, admin: Worker = Depends(current_admin)):
+async def save_team(request: Request, team_id: RowId, admin: Worker = Depends(current_admin)):
     form = await read_form(request)
     rt = request.app.state.rt
     async with rt.sessionmaker() as session:
@@ -179,7 +180,7 @@ async def save_team(request: Request, team_id: int, admin: Worker = Depends(curr
 
 
 @router.post("/{team_id}/preview", response_class=HTMLResponse)
-async def preview(request: Request, team_id: int, admin: Worker = Depends(current_admin)):
+async def preview(request: Request, team_id: RowId, admin: Worker = Depends(current_admin)):
     """The out-of-hours message as the person will read it (htmx, while typing). Changes nothing."""
     form = await read_form(request)
     async with request.app.state.rt.sessionmaker() as session:
@@ -217,7 +218,7 @@ def _resolve(index, query: str) -> tuple[list[dict], str | None]:
 
 
 @router.post("/{team_id}/territories", response_class=HTMLResponse)
-async def add_territory(request: Request, team_id: int, admin: Worker = Depends(current_admin)):
+async def add_territory(request: Request, team_id: RowId, admin: Worker = Depends(current_admin)):
     """Either a search (`q`: the matches are offered, one match is added at once) or a pick (`kind` + `code`)."""
     form = await read_form(request)
     rt = request.app.state.rt
@@ -259,7 +260,7 @@ async def add_territory(request: Request, team_id: int, admin: Worker = Depends(
 
 
 @router.post("/{team_id}/territories/{territory_id}/delete")
-async def remove_territory(request: Request, team_id: int, territory_id: int, admin: Worker = Depends(current_admin)):
+async def remove_territory(request: Request, team_id: RowId, territory_id: RowId, admin: Worker = Depends(current_admin)):
     await read_form(request)
     async with request.app.state.rt.sessionmaker() as session, session.begin():
         team = await _team(session, team_id, admin.organisation_id)
