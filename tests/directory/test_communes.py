@@ -81,6 +81,7 @@ def test_a_position_in_the_sea_is_too_far(communes):
     assert communes.nearest(91, 0) is None
 
 
+@pytest.mark.exclusive
 def test_resolution_is_fast(communes):
     inputs = ["44400", "Rezé", "st nazaire", "marseile", "xyzzy", "Saint-Denis", "44400 Rezé", "qwertyuiop"] * 50
     durations = []

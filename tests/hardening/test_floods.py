@@ -20,6 +20,10 @@ from tests.hardening.server import Sampler, Server, p99, probe_healthz, send_chu
 from tests.hardening.webm import FRAME_20MS, fragmented_webm, webm
 from tests.webchat import COOKIE
 
+# Latencies under load compared with the idle ones: measured with the machine to themselves
+# (scripts/test runs the "exclusive" tests after the parallel phase, in one process).
+pytestmark = pytest.mark.exclusive
+
 MIB = 1024 * 1024
 CAP = 16 * MIB + 64 * 1024  # max_media_bytes + the form's overhead (allervers/bodycap.py)
 WORKER, PASSWORD = "camille@demo.allervers.fr", "allervers-demo"

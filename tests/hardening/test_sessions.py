@@ -260,6 +260,7 @@ async def healthz_under_logins(url: str, logins: int = 10, rounds: int = 3) -> l
     return sorted(latencies)
 
 
+@pytest.mark.exclusive
 def test_logins_do_not_block_the_event_loop(settings_for):
     # 30 right passwords from one address: above login_address (10/minute), which would answer
     # most of them 429 without hashing. A generous limit here, so that every login is hashed.

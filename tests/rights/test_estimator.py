@@ -45,6 +45,7 @@ async def test_concurrent_estimates_are_batched_into_one_simulation(systems, ref
         estimator.close()
 
 
+@pytest.mark.exclusive
 async def test_event_loop_stays_responsive_while_estimating():
     """Default mode: OpenFisca in a child process, the loop keeps ticking every 10 ms."""
     estimator = RightsEstimator(month=MONTH)
