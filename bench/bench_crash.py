@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.backends import reset_postgres, reset_redis  # noqa: E402
 from tests.fakes.telegram_api import TOKEN, FakeTelegram  # noqa: E402
 
 SECRET = "crash-bench-secret"
@@ -285,39 +286,6 @@ async def run_once(database_url: str, redis_url: str | None, *, root: Path = ROO
     result.undelivered = sum(unsent.values())
     result.details = {"unsent": dict(unsent), "log": str(workdir / "app.log")}
     return result
-
-
-# --- backends (a database the benchmark may wipe) ---------------------------------------------------
-def reset_postgres(url: str) -> None:
-    import asyncpg
-
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-
-    async def reset() -> None:
-        try:
-            connection = await asyncpg.connect(dsn, timeout=3)
-        except asyncpg.InvalidCatalogNameError:
-            base, name = dsn.rsplit("/", 1)
-            admin = await asyncpg.connect(base + "/postgres", timeout=3)
-            try:
-                await admin.execute(f'CREATE DATABASE "{name}"')
-            finally:
-                await admin.close()
-            connection = await asyncpg.connect(dsn, timeout=3)
-        try:
-            await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
-        finally:
-            await connection.close()
-
-    asyncio.run(reset())
-
-
-def reset_redis(url: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=2)
-    client.flushdb()
-    client.close()
 
 
 def main() -> None:

@@ -49,6 +49,10 @@ BARE = "/bare"
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/allervers_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/7"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.backends import reset_postgres, reset_redis  # noqa: E402
 
 
 # --- the servers (imported by uvicorn in their own processes) ----------------------------------
@@ -310,31 +314,10 @@ def sent_counts(fake: Server) -> dict:
 
 # --- backends ---------------------------------------------------------------------------------------
 def postgres_reachable(url: str) -> bool:
-    import asyncpg
-
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-
-    async def check() -> bool:
-        try:
-            connection = await asyncpg.connect(dsn, timeout=3)
-        except asyncpg.InvalidCatalogNameError:
-            base, name = dsn.rsplit("/", 1)
-            admin = await asyncpg.connect(base + "/postgres", timeout=3)
-            try:
-                await admin.execute(f'CREATE DATABASE "{name}"')
-            finally:
-                await admin.close()
-            connection = await asyncpg.connect(dsn, timeout=3)
-        except (OSError, asyncpg.PostgresError):
-            return False
-        try:
-            await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
-        finally:
-            await connection.close()
-        return True
-
+    """Wiped (created when missing) and ready, or not reachable: then the runs on it are skipped."""
     try:
-        return asyncio.run(check())
+        reset_postgres(url)
+        return True
     except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
         print(f"PostgreSQL not reachable ({type(error).__name__}); skipped")
         return False
@@ -342,11 +325,7 @@ def postgres_reachable(url: str) -> bool:
 
 def redis_reachable(url: str) -> bool:
     try:
-        import redis
-
-        client = redis.Redis.from_url(url, socket_connect_timeout=2)
-        client.flushdb()
-        client.close()
+        reset_redis(url)
         return True
     except Exception:  # noqa: BLE001
         return False
