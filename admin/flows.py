@@ -122,13 +122,17 @@ async def flow_list(request: Request, admin: Worker = Depends(current_admin), do
 
 # -- editor ---------------------------------------------------------------------------------------
 
+async def _flow_and_published(rt, admin: Worker, flow_id: str) -> tuple[store.FlowEntry, dict[str, str]]:
+    """The organisation's flow (404 when it has none of that id) and every flow as published."""
+    async with rt.sessionmaker() as session:
+        return await _entry(session, admin, flow_id), await store.effective_sources(session, admin.organisation_id)
+
+
 @router.get("/{flow_id}", response_class=HTMLResponse)
 async def editor(request: Request, flow_id: str, admin: Worker = Depends(current_admin), tab: str = "form",
                  done: str | None = None):
     rt = request.app.state.rt
-    async with rt.sessionmaker() as session:
-        found = await _entry(session, admin, flow_id)
-        published = await store.effective_sources(session, admin.organisation_id)
+    found, published = await _flow_and_published(rt, admin, flow_id)
     context = _editor_context(rt, found, store.current_source(found), published, "yaml" if tab == "yaml" else "form",
                               notice=NOTICES.get(done or ""))
     return admin_page(request, "admin/flows_editor.html", admin, **context)
@@ -139,9 +143,7 @@ async def switch_tab(request: Request, flow_id: str, admin: Worker = Depends(cur
     """Change tab without losing what was typed (nothing saved)."""
     form = await _form(request)
     rt = request.app.state.rt
-    async with rt.sessionmaker() as session:
-        found = await _entry(session, admin, flow_id)
-        published = await store.effective_sources(session, admin.organisation_id)
+    found, published = await _flow_and_published(rt, admin, flow_id)
     context = _editor_context(rt, found, _source_of(form), published, "yaml" if form.get("tab") == "yaml" else "form")
     context["version"] = _version(form)
     return admin_page(request, "admin/flows_editor.html", admin, **context)
@@ -152,9 +154,7 @@ async def check(request: Request, flow_id: str, admin: Worker = Depends(current_
     """The live check (hx-post on change): problems in French and the outline."""
     form = await _form(request)
     rt = request.app.state.rt
-    async with rt.sessionmaker() as session:
-        found = await _entry(session, admin, flow_id)
-        published = await store.effective_sources(session, admin.organisation_id)
+    found, published = await _flow_and_published(rt, admin, flow_id)
     report = _check(rt, found.flow_id, _source_of(form), published)
     return admin_page(request, "admin/flows_check.html", admin, report=report, kinds=KIND_NAMES, flow_id=found.flow_id,
                       oob=True)
@@ -178,9 +178,7 @@ async def save(request: Request, flow_id: str, admin: Worker = Depends(current_a
             found = await _entry(session, admin, flow_id)
             await store.save_draft(session, admin.organisation_id, found.flow_id, source, expected, admin.id)
     except store.StaleCopy:
-        async with rt.sessionmaker() as session:
-            found = await _entry(session, admin, flow_id)
-            published = await store.effective_sources(session, admin.organisation_id)
+        found, published = await _flow_and_published(rt, admin, flow_id)
         context = _editor_context(rt, found, source, published, "yaml", stale=STALE)
         context["version"] = expected
         return _page(request, "admin/flows_editor.html", admin, status_code=409, **context)
@@ -205,9 +203,7 @@ async def discard(request: Request, flow_id: str, admin: Worker = Depends(curren
 @router.get("/{flow_id}/publish", response_class=HTMLResponse)
 async def publish_preview(request: Request, flow_id: str, admin: Worker = Depends(current_admin)):
     rt = request.app.state.rt
-    async with rt.sessionmaker() as session:
-        found = await _entry(session, admin, flow_id)
-        published = await store.effective_sources(session, admin.organisation_id)
+    found, published = await _flow_and_published(rt, admin, flow_id)
     if not found.has_draft:
         return RedirectResponse(f"/admin/flows/{found.flow_id}", status_code=303)
     report = _check(rt, found.flow_id, found.draft.source, published)
@@ -336,9 +332,8 @@ async def simulate(request: Request, flow_id: str, admin: Worker = Depends(curre
     """One turn of the draft on the real engine; the simulated person lives in the form."""
     form = await _form(request)
     rt = request.app.state.rt
+    found, published = await _flow_and_published(rt, admin, flow_id)
     async with rt.sessionmaker() as session:
-        found = await _entry(session, admin, flow_id)
-        published = await store.effective_sources(session, admin.organisation_id)
         context = await _context(rt, session, admin.organisation_id)
     source = _source_of(form)
     flows, errors = load_sources({**published, found.flow_id: source}, set(rt.actions))
