@@ -40,6 +40,19 @@ def record(session: AsyncSession, *, organisation_id: int, actor_id: int | None,
     return entry
 
 
+def update_audited(session: AsyncSession, row, fields: dict, *, organisation_id: int, actor_id: int, action: str,
+                   target_type: str) -> list[str]:
+    """Set `fields` on `row`; when any value changed, an audit entry naming the changed fields
+    (never their values: a first name or a phone number stays out of the log)."""
+    changed = sorted(name for name, value in fields.items() if getattr(row, name) != value)
+    for name, value in fields.items():
+        setattr(row, name, value)
+    if changed:
+        record(session, organisation_id=organisation_id, actor_id=actor_id, action=action, target_type=target_type,
+               target_id=row.id, details={"fields": changed})
+    return changed
+
+
 async def purge_audit(session: AsyncSession, now: datetime, default_days: int) -> int:
     """Delete entries older than their organisation's retention period (its own, or the deployment's)."""
     from datetime import timedelta

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from admin.access import admin_page, current_admin
-from admin.audit import record
+from admin.audit import update_audited
 from admin.forms import FormError, integer, read_form, text
 from flows.definition import LOCALES
 from handoff.models import Organisation, Worker
@@ -124,11 +124,7 @@ async def save_settings(request: Request, admin: Worker = Depends(current_admin)
         return await _page(request, admin, organisation, status=400, error=str(error), values=form)
     async with rt.sessionmaker() as session, session.begin():
         organisation = await session.get(Organisation, admin.organisation_id)
-        changed = sorted(key for key, value in fields.items() if getattr(organisation, key) != value)
-        for key, value in fields.items():
-            setattr(organisation, key, value)
-        if changed:
-            record(session, organisation_id=organisation.id, actor_id=admin.id, action="organisation.updated",
-                   target_type="organisation", target_id=organisation.id, details={"fields": changed})
+        update_audited(session, organisation, fields, organisation_id=organisation.id, actor_id=admin.id,
+                       action="organisation.updated", target_type="organisation")
     rt._organisation_names.pop(admin.organisation_id, None)  # this process shows the new name at once
     return RedirectResponse("/admin/settings?saved=1", status_code=303)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from handoff import hours as weekly
 from admin.access import admin_page, current_admin
-from admin.audit import record
+from admin.audit import record, update_audited
 from admin.forms import LANGUAGES, FormError, checkbox, email, integer, languages, owned, read_form, text, words
 from admin.invitations import invitation_url, issue, revoke_all
 from allervers.fields import RowId
@@ -95,10 +95,6 @@ def _fields(form, teams: list[Team]) -> dict:
     }
 
 
-def _changed(worker: Worker, fields: dict) -> list[str]:
-    return sorted(name for name, value in fields.items() if getattr(worker, name) != value)
-
-
 @router.post("", response_class=HTMLResponse)
 async def invite(request: Request, admin: Worker = Depends(current_admin)):
     form = await read_form(request)
@@ -168,12 +164,8 @@ async def save_person(request: Request, worker_id: RowId, admin: Worker = Depend
                         pending_email=has_pending_email(worker), **_person_form(worker, values=form))
     async with rt.sessionmaker() as session, session.begin():
         worker = await owned(session, Worker, worker_id, admin.organisation_id)
-        changed = _changed(worker, fields)
-        for name, value in fields.items():
-            setattr(worker, name, value)
-        if changed:
-            record(session, organisation_id=admin.organisation_id, actor_id=admin.id, action="worker.updated",
-                   target_type="worker", target_id=worker.id, details={"fields": changed})
+        update_audited(session, worker, fields, organisation_id=admin.organisation_id, actor_id=admin.id,
+                       action="worker.updated", target_type="worker")
     return RedirectResponse(f"/admin/people/{worker_id}?saved=1", status_code=303)
 
 

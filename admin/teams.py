@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from admin import departements
 from handoff import hours as weekly
 from admin.access import admin_page, current_admin
-from admin.audit import record
+from admin.audit import record, update_audited
 from admin.forms import FormError, checkbox, integer, owned, read_form, text
 from allervers.fields import RowId
 from allervers.database import utcnow
@@ -170,12 +170,8 @@ async def save_team(request: Request, team_id: RowId, admin: Worker = Depends(cu
         if name != team.name and (await session.execute(select(Team.id).where(
                 Team.organisation_id == admin.organisation_id, Team.name == name))).first():
             raise HTTPException(409, "une équipe porte déjà ce nom")
-        changed = sorted(key for key, value in fields.items() if getattr(team, key) != value)
-        for key, value in fields.items():
-            setattr(team, key, value)
-        if changed:
-            record(session, organisation_id=admin.organisation_id, actor_id=admin.id, action="team.updated",
-                   target_type="team", target_id=team.id, details={"fields": changed})
+        update_audited(session, team, fields, organisation_id=admin.organisation_id, actor_id=admin.id,
+                       action="team.updated", target_type="team")
     return RedirectResponse(f"/admin/teams/{team_id}?saved=1", status_code=303)
 
 
