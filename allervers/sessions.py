@@ -11,6 +11,12 @@ database opens no session. A session ends:
 The id changes whenever the session's worker changes (login) or `rotate(request)` is called: no
 fixation. `last_seen_at` is written at most once a minute (no write per request); expired rows are
 deleted lazily, at most every few minutes, when a new session starts.
+
+Before login nothing is written to the database: an anonymous session (the login form's CSRF token,
+an invitation page's) travels in a signed cookie of its own (`ANONYMOUS_COOKIE`, itsdangerous with
+the secret key, at most `ANONYMOUS_MAX_BYTES`, valid `session_idle_minutes`), so that a flood of
+GET /inbox/login adds no row. Signing in turns it into a database session with a new random id and
+expires the anonymous cookie.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import secrets
 import time
 from datetime import datetime, timedelta
 
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import ForeignKey, Index, String, delete, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.datastructures import MutableHeaders
@@ -31,6 +38,8 @@ from allervers.database import Base, JSONType, UTCDateTime, utcnow
 log = logging.getLogger(__name__)
 
 COOKIE = "allervers_session"
+ANONYMOUS_COOKIE = "allervers_anonymous"
+ANONYMOUS_MAX_BYTES = 1024
 TOUCH_EVERY = timedelta(minutes=1)
 PURGE_EVERY_SECONDS = 300.0
 # Paths that never use a worker session: no lookup for them (static files, the web chat, webhooks).
@@ -45,7 +54,7 @@ class WorkerSession(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # SHA-256 (hex) of the cookie's token; the token itself is never stored.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    # Null before login (the login form's CSRF token lives in an anonymous session).
+    # Null only for rows written before anonymous sessions moved to a signed cookie.
     worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), nullable=True,
                                                   index=True)
     data: Mapped[dict] = mapped_column(JSONType, default=dict)
@@ -102,6 +111,7 @@ class ServerSessionMiddleware:
         self.app = app
         self.settings = settings
         self._next_purge = 0.0
+        self._anonymous = URLSafeTimedSerializer(settings.secret_key, salt="allervers-anonymous-session")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
@@ -112,20 +122,55 @@ class ServerSessionMiddleware:
             await self.app(scope, receive, send)
             return
         rt = scope["app"].state.rt
-        token = HTTPConnection(scope).cookies.get(COOKIE)
+        cookies = HTTPConnection(scope).cookies
+        token = cookies.get(COOKIE)
         row = await self._load(rt, token) if _plausible(token) else None
-        initial = dict(row.data or {}) if row else {}
+        anonymous = None if row else self._load_anonymous(cookies.get(ANONYMOUS_COOKIE))
+        initial = dict(row.data or {}) if row else dict(anonymous or {})
         scope["session"] = SessionData(initial)
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
-                cookie = await self._save(rt, scope["session"], initial, row, token)
-                if cookie is not None:
+                current = scope["session"]
+                if current.get("worker_id") is None and (row is None or row.worker_id is None):
+                    set_cookies = self._save_anonymous(current, initial, anonymous is not None, row is not None)
+                    if row is not None:  # a row from before anonymous sessions left the database
+                        async with rt.sessionmaker() as session, session.begin():
+                            await session.execute(delete(WorkerSession).where(WorkerSession.id == row.id))
+                        set_cookies.append(self._cookie(COOKIE, "", expire=True))
+                else:
+                    cookie = await self._save(rt, current, initial, row, token)
+                    set_cookies = [cookie] if cookie is not None else []
+                    if anonymous is not None:  # signed in: the anonymous session ends
+                        set_cookies.append(self._cookie(ANONYMOUS_COOKIE, "", expire=True))
+                if set_cookies:
                     headers = MutableHeaders(scope=message)
-                    headers.append("set-cookie", cookie)
+                    for cookie in set_cookies:
+                        headers.append("set-cookie", cookie)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+    def _load_anonymous(self, value: str | None) -> dict | None:
+        if not value or len(value) > ANONYMOUS_MAX_BYTES * 2:
+            return None
+        try:
+            data = self._anonymous.loads(value, max_age=self.settings.session_idle_minutes * 60)
+        except (BadData, ValueError, UnicodeError):
+            return None
+        return data if isinstance(data, dict) and "worker_id" not in data else None
+
+    def _save_anonymous(self, current: dict, initial: dict, had_cookie: bool, had_row: bool) -> list[str]:
+        """The Set-Cookie values for a session without a worker: none when nothing changed."""
+        if not current:
+            return [self._cookie(ANONYMOUS_COOKIE, "", expire=True)] if had_cookie else []
+        if current == initial and had_cookie and not had_row:
+            return []
+        value = self._anonymous.dumps(dict(current))
+        if len(value) > ANONYMOUS_MAX_BYTES:  # only small values (tokens) belong before login
+            log.warning("anonymous session too large to keep (%s bytes)", len(value))
+            return [self._cookie(ANONYMOUS_COOKIE, "", expire=True)] if had_cookie else []
+        return [self._cookie(ANONYMOUS_COOKIE, value, max_age=self.settings.session_idle_minutes * 60)]
 
     async def _load(self, rt, token: str) -> WorkerSession | None:
         async with rt.sessionmaker() as session:
@@ -149,7 +194,7 @@ class ServerSessionMiddleware:
             if row is not None:
                 async with rt.sessionmaker() as session, session.begin():
                     await session.execute(delete(WorkerSession).where(WorkerSession.id == row.id))
-            return self._cookie("", expire=True) if token else None
+            return self._cookie(COOKIE, "", expire=True) if token else None
         if row is None or rotating:
             new_token = secrets.token_urlsafe(32)
             async with rt.sessionmaker() as session, session.begin():
@@ -158,7 +203,7 @@ class ServerSessionMiddleware:
                 session.add(WorkerSession(token_hash=token_hash(new_token), worker_id=current.get("worker_id"),
                                           data=current, created_at=now, last_seen_at=now))
             await self._maybe_purge(rt)
-            return self._cookie(new_token)
+            return self._cookie(COOKIE, new_token)
         values: dict = {}
         if current != initial:
             values.update(data=current, worker_id=current.get("worker_id"))
@@ -181,13 +226,13 @@ class ServerSessionMiddleware:
         if purged:
             log.info("expired worker sessions purged: %s", purged)
 
-    def _cookie(self, value: str, expire: bool = False) -> str:
-        max_age = 0 if expire else int(self.settings.session_max_hours * 3600)
-        parts = [f"{COOKIE}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly", "SameSite=Lax"]
+    def _cookie(self, name: str, value: str, expire: bool = False, max_age: int | None = None) -> str:
+        max_age = 0 if expire else int(max_age if max_age is not None else self.settings.session_max_hours * 3600)
+        parts = [f"{name}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly", "SameSite=Lax"]
         if secure_cookies(self.settings):
             parts.append("Secure")
         return "; ".join(parts)
 
 
 __all__ = ["WorkerSession", "ServerSessionMiddleware", "rotate", "secure_cookies", "token_hash",
-           "purge_expired_sessions", "COOKIE"]
+           "purge_expired_sessions", "COOKIE", "ANONYMOUS_COOKIE"]

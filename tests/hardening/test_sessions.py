@@ -19,7 +19,7 @@ from sqlalchemy import event, func, select, update
 
 from allervers.auth import end_worker_sessions
 from allervers.database import utcnow
-from allervers.sessions import COOKIE, WorkerSession
+from allervers.sessions import ANONYMOUS_COOKIE, COOKIE, WorkerSession
 from conversations.models import Conversation, Event
 from handoff.models import Worker
 from tests.conftest import LiveServer, app_client, csrf_of, login
@@ -94,22 +94,53 @@ async def test_the_cookie_is_a_random_id_and_the_database_keeps_only_its_hash(se
     async with app_client(settings_for()) as client:
         page = await client.get("/inbox/login")
         set_cookie = page.headers["set-cookie"]
+        assert set_cookie.startswith(ANONYMOUS_COOKIE + "=")
         assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie and "Secure" not in set_cookie
-        anonymous = cookie_of(client)
-        assert re.fullmatch(r"[A-Za-z0-9_-]{43}", anonymous)  # 256 random bits, nothing else
+        # Before login, nothing in the database: the form's CSRF token travels signed in a cookie.
+        assert await rows(client) == [] and cookie_of(client) is None
+        anonymous = client.cookies.get(ANONYMOUS_COOKIE)
         assert (await login(client, EMAIL, PASSWORD)).status_code == 303
         token = cookie_of(client)
-        assert token != anonymous  # a new id at login: no fixation
+        assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token)  # 256 random bits, nothing else
+        assert client.cookies.get(ANONYMOUS_COOKIE) is None  # signed in: the anonymous session ended
         stored = await rows(client)
         assert [r.token_hash for r in stored] == [hashlib.sha256(token.encode()).hexdigest()]
         assert all(token not in str(r.data) for r in stored)
-        # The anonymous session's cookie (an attacker's, planted before the login) opens nothing.
-        assert (await get_as(client, "/inbox", anonymous)).status_code == 303
+        # The anonymous cookie (an attacker's, planted before the login) opens nothing, as itself
+        # or passed as a session id.
+        for planted in (f"{ANONYMOUS_COOKIE}={anonymous}", f"{COOKIE}={anonymous}"):
+            async with httpx.AsyncClient(transport=client._transport, base_url="http://testserver") as other:
+                assert (await other.get("/inbox", headers={"Cookie": planted})).status_code == 303
         assert (await get_as(client, "/inbox", token)).status_code == 200
         # A made-up cookie, or one in the wrong shape, is no session either.
         for fake in ("x" * 43, "../../etc", "é" * 40):
             response = await client.get("/inbox", headers={"Cookie": f"{COOKIE}={fake}".encode()})
             assert response.status_code == 303
+
+
+async def test_a_flood_of_login_pages_writes_nothing_and_forged_anonymous_cookies_are_ignored(settings_for):
+    async with app_client(settings_for()) as client:
+        for _ in range(50):
+            async with httpx.AsyncClient(transport=client._transport, base_url="http://testserver") as visitor:
+                assert (await visitor.get("/inbox/login")).status_code == 200
+        assert await rows(client) == []
+        # A login whose CSRF token sits in a forged or expired anonymous cookie is refused.
+        page = await client.get("/inbox/login")
+        genuine = client.cookies.get(ANONYMOUS_COOKIE)
+        payload, _, signature = genuine.rpartition(".")
+        for forged in (payload + "." + ("A" if signature[0] != "A" else "B") + signature[1:], "x" * 60, ""):
+            async with httpx.AsyncClient(transport=client._transport, base_url="http://testserver") as other:
+                response = await other.post("/inbox/login", data={"email": EMAIL, "password": PASSWORD,
+                                                                  "csrf_token": csrf_of(page.text)},
+                                            headers={"Cookie": f"{ANONYMOUS_COOKIE}={forged}"})
+                assert response.status_code in (400, 403), response.status_code
+        assert await rows(client) == []
+    async with app_client(settings_for(session_idle_minutes=0.02)) as client:  # 1.2 s
+        page = await client.get("/inbox/login")
+        await asyncio.sleep(2.5)  # the anonymous cookie has expired
+        response = await client.post("/inbox/login", data={"email": EMAIL, "password": PASSWORD,
+                                                           "csrf_token": csrf_of(page.text)})
+        assert response.status_code in (400, 403) and await rows(client) == []
 
 
 @pytest.mark.parametrize("public_url, override, secure", [
