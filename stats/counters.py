@@ -55,14 +55,19 @@ async def contacts_by_channel(q: Query) -> list[Row]:
     return sorted((Row(CHANNELS.get(channel, channel), n) for channel, n in rows.all()), key=lambda r: -r.value)
 
 
-async def needs_asked(q: Query) -> list[Row]:
-    from directory.needs import resolve_need
+def need_label(value) -> str:
+    """A known need's label, never what was typed ("Autre" for anything else)."""
+    from directory.needs import UnknownNeed, resolve_need
 
-    counted: Counter = Counter()
-    for value in await _answers(q, "need"):
+    try:
         need = resolve_need(value) if isinstance(value, str) else None
-        counted[need.label if need else "Autre"] += 1  # a known need's label, never what was typed
-    return _counted(counted)
+    except (UnknownNeed, ValueError):
+        need = None
+    return need.label if need else "Autre"
+
+
+async def needs_asked(q: Query) -> list[Row]:
+    return _counted(Counter(need_label(value) for value in await _answers(q, "need")))
 
 
 async def flows_completed(q: Query) -> list[Row]:
@@ -83,14 +88,8 @@ async def estimates_shown(q: Query) -> list[Row]:
 
 
 async def places_by_need(q: Query) -> list[Row]:
-    from directory.needs import resolve_need
-
-    counted: Counter = Counter()
-    for value in await _answers(q, "places_result"):
-        if isinstance(value, dict) and value.get("found"):
-            need = resolve_need(value.get("need")) if isinstance(value.get("need"), str) else None
-            counted[need.label if need else "Autre"] += 1
-    return _counted(counted)
+    return _counted(Counter(need_label(value.get("need")) for value in await _answers(q, "places_result")
+                            if isinstance(value, dict) and value.get("found")))
 
 
 async def handoffs(q: Query) -> list[Row]:
