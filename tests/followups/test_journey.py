@@ -153,6 +153,10 @@ async def test_no_followup_after_stop_nor_in_quiet_hours(settings_for):
             conversation_id = await person_reaches_camille(client, fake, CHAT + 1)
             csrf = await as_worker(client)
             base = f"/inbox/conversations/{conversation_id}"
+            when = next_week_day()
+            assert (await client.post(f"{base}/appointments", data={
+                "day": when.strftime("%Y-%m-%d"), "time": "11:00", "place_address": "Mairie de Lille",
+                "csrf_token": csrf})).status_code == 303
             assert (await client.post(f"{base}/close", data={"outcome": "claim_started", "csrf_token": csrf})
                     ).status_code in (200, 303)
             assert (await client.post(f"{base}/followup", data={"days": "2", "agreed": "1", "csrf_token": csrf})
@@ -173,5 +177,19 @@ async def test_no_followup_after_stop_nor_in_quiet_hours(settings_for):
                 queued = (await session.execute(select(func.count()).where(
                     Message.contact_id == followup.contact_id, Message.text.like("%Ça a marché%")))).scalar()
             assert queued == 0
+            async with rt.sessionmaker() as session:
+                appointment = (await session.execute(select(Appointment))).scalar_one()
+            assert await send_due(rt, now=appointment.remind_at) == 0  # stopped: no reminder either
+            async with rt.sessionmaker() as session:
+                assert (await session.get(Appointment, appointment.id)).reminder_status == SKIPPED
             await asyncio.sleep(0.2)
             assert len(fake.sent_texts(CHAT + 1)) == before
+
+            # Erased: their appointments and follow-ups go with them; nothing is ever sent.
+            await post_update(client, update(61, CHAT + 1, "supprimer mes données"))
+            await eventually(lambda: any("supprimer toutes vos données" in t for t in fake.sent_texts(CHAT + 1)))
+            await post_update(client, update(62, CHAT + 1, callback="erase_yes"))
+            await eventually(lambda: any("vos données sont supprimées" in t for t in fake.sent_texts(CHAT + 1)))
+            async with rt.sessionmaker() as session:
+                assert (await session.execute(select(func.count()).select_from(Appointment))).scalar() == 0
+                assert (await session.execute(select(func.count()).select_from(Followup))).scalar() == 0
