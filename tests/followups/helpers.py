@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from conversations.models import Conversation
+from handoff.hours import PARIS
 from tests.conftest import csrf_of, eventually, login
 
 SECRET = "s3cret-token"
@@ -53,3 +55,13 @@ async def as_worker(client, email: str = WORKER_EMAIL) -> str:
     response = await login(client, email, PASSWORD)
     assert response.status_code == 303
     return csrf_of((await client.get("/inbox")).text)
+
+
+def next_week_day(days: int = 9) -> datetime:
+    """A weekday afternoon (Paris) some days ahead, not a Sunday/holiday nor the day after one."""
+    from followups.timing import quiet_day
+
+    day = datetime.now(PARIS).date() + timedelta(days=days)
+    while quiet_day(day) or quiet_day(day - timedelta(days=1)):
+        day += timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 14, 30, tzinfo=PARIS)

@@ -6,18 +6,17 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from sqlalchemy import func, select
 
 from admin.audit import AuditEntry
 from conversations.models import ASSIGNED, Conversation, Event, Message
-from followups.models import ANSWERED, SENT, SKIPPED, Appointment, Followup
+from followups.models import ANSWERED, SKIPPED, Appointment, Followup
 from followups.service import send_due
 from followups.timing import Quiet, allowed, next_allowed
 from handoff.hours import PARIS
 from tests.conftest import app_client, eventually
 from tests.fakes.telegram_api import FakeTelegram
-from tests.followups.helpers import SECRET, as_worker, person_reaches_camille, post_update, update
+from tests.followups.helpers import SECRET, as_worker, next_week_day, person_reaches_camille, post_update, update
 
 CHAT = 515151
 HX = {"HX-Request": "true"}
@@ -26,16 +25,6 @@ HX = {"HX-Request": "true"}
 def settings_with(settings_for, fake):
     return settings_for(telegram_bot_token=fake.token, telegram_webhook_secret=SECRET,
                         telegram_api_base=fake.base_url, followups_interval=0)
-
-
-def next_week_day(days: int = 9) -> datetime:
-    """A weekday afternoon (Paris) some days ahead, not a Sunday/holiday nor the day after one."""
-    from followups.timing import quiet_day
-
-    day = datetime.now(PARIS).date() + timedelta(days=days)
-    while quiet_day(day) or quiet_day(day - timedelta(days=1)):
-        day += timedelta(days=1)
-    return datetime(day.year, day.month, day.day, 14, 30, tzinfo=PARIS)
 
 
 async def test_appointment_reminder_then_followup_help_reopens_to_camille(settings_for):

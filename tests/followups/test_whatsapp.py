@@ -17,8 +17,7 @@ from handoff.models import Organisation
 from tests.conftest import app_client, eventually
 from tests.e2e.whatsapp_helpers import NUMBER, PERSON, SECRET, TOKEN, VERIFY, text
 from tests.fakes.graph_api import FakeGraphApi, sign
-from tests.followups.helpers import as_worker
-from tests.followups.test_journey import next_week_day
+from tests.followups.helpers import as_worker, next_week_day
 
 
 async def signed_post(client, body: dict):

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 
 from conversations.models import Address, Contact, Conversation, Event
-from followups.models import ANSWERED, SENT, Followup
+from followups.models import ANSWERED, Followup
 from handoff.models import Organisation, Worker
 from stats.registry import Row, register, REGISTRY
 from tests.conftest import app_client, csrf_of, login
