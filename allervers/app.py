@@ -45,9 +45,13 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
         from handoff.escalation import start_escalation, stop_escalation
 
         escalation = start_escalation(rt)  # waiting too long: offered to the next team
+        from followups.service import start_scheduler, stop_scheduler as stop_followups
+
+        followups = start_scheduler(rt)  # appointment reminders, "Ça a marché ?" follow-ups
         try:
             yield
         finally:
+            await stop_followups(followups)
             await stop_escalation(escalation)
             await stop_housekeeping(housekeeping)
             await stop_plugins(rt)
@@ -78,6 +82,11 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
     from admin.routes import router as admin
 
     app.include_router(admin)
+    from followups.routes import router as followups
+    from stats.routes import router as stats
+
+    app.include_router(followups)
+    app.include_router(stats)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired):

@@ -138,6 +138,15 @@ class Settings(BaseSettings):
     rate_limits: dict[str, str] = Field(default_factory=lambda: dict(RATE_LIMITS))
     rate_limits_enabled: bool = True
 
+    # Follow-ups and reminders (followups/): the scheduler's pass every this many seconds (0: never);
+    # the hour (Paris) reminders and follow-ups go out; quiet hours (no sends from quiet_start to
+    # quiet_end, Paris time, nor on Sundays and French public holidays); a follow-up's default delay
+    followups_interval: float = Field(default=60.0, ge=0)
+    followups_send_hour: int = Field(default=10, ge=0, le=23)
+    followups_quiet_start: int = Field(default=20, ge=0, le=24)
+    followups_quiet_end: int = Field(default=9, ge=0, le=23)
+    followups_default_days: int = Field(default=7, ge=1, le=90)
+
     @field_validator("rate_limits")
     @classmethod
     def _rate_limits_over_defaults(cls, value: dict[str, str]) -> dict[str, str]:

@@ -234,6 +234,12 @@ async def handle(rt, session: AsyncSession, thread: Thread, inbound: InboundMess
         contact.stopped_at = None
         add_event(session, conversation, "contact_restarted", pending=pending)
 
+    if inbound.choice is not None and inbound.choice.startswith("fu:"):  # a "Ça a marché ?" button
+        from followups.service import on_inbound
+
+        if await on_inbound(rt, session, thread, inbound, pending):
+            return
+
     if conversation.status in (WAITING, ASSIGNED):
         # A human is on: the bot is silent; the message is relayed to the inbox (live update above).
         if conversation.assignee_id:

@@ -30,6 +30,11 @@ async def window_context(rt, session, message: Message, contact) -> dict:
     """Template name and parameters, and whether an invitation is already waiting for an answer."""
     organisation = await session.get(Organisation, contact.organisation_id)
     templates = (organisation.whatsapp_templates or {}) if organisation else {}
+    payload = message.payload or {}
+    purpose = payload.get("template_purpose")  # a reminder, a follow-up: its own approved template
+    if purpose and templates.get(purpose):  # sent even behind an unanswered invitation
+        return {"template": templates[purpose], "template_params": tuple(payload.get("template_params") or ()),
+                "awaiting_answer": False, "window_closed": bool(payload.get("window_closed"))}
     template = templates.get("reply") or rt.settings.whatsapp_reply_template
     worker_id = message.author_worker_id
     if worker_id is None:

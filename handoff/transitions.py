@@ -195,3 +195,29 @@ async def escalate(session: AsyncSession, thread: Thread, to_team: Team | None, 
     for lead_id in leads:
         pending.notify.append((f"worker:{lead_id}", {"event": "conversation_escalated",
                                                     "conversation": conversation.id}))
+
+
+async def reopen_for(session: AsyncSession, thread: Thread, worker_id: int | None, reason: str, pending: Pending, *,
+                     presence_seconds: float = 0) -> Worker | None:
+    """The person asks for help again after a closed conversation (a follow-up's « J'ai besoin
+    d'aide »): their conversation goes to the same worker while they are active in the organisation
+    (« Camille vous répond, comme la dernière fois »), through routing otherwise."""
+    conversation = thread.conversation
+    if conversation.status in (WAITING, ASSIGNED):
+        if conversation.assignee_id:
+            pending.notify.append((f"worker:{conversation.assignee_id}", {"event": "followup_answered",
+                                                                          "conversation": conversation.id}))
+        return None
+    worker = await session.get(Worker, worker_id) if worker_id else None
+    if worker is None or not worker.is_active or worker.organisation_id != conversation.organisation_id:
+        return await request_handoff(session, thread, reason, pending, presence_seconds=presence_seconds)
+    add_event(session, conversation, "handoff_requested", {"reason": reason}, pending=pending)
+    _set_status(thread, ASSIGNED, worker.id)
+    conversation.team_id = worker.team_id or conversation.team_id
+    add_event(session, conversation, "conversation_assigned",
+              {"worker": worker.first_name, "worker_id": worker.id, "by": "routing", "rule": "continuity"},
+              pending=pending)
+    await queue_message(session, thread, OutboundMessage(f"{texts.REACHED}\n{introduction(worker, again=True)}"),
+                        pending)
+    pending.notify.append((f"worker:{worker.id}", {"event": "conversation_assigned", "conversation": conversation.id}))
+    return worker
