@@ -42,6 +42,7 @@ def log_in(page, email: str, password: str) -> None:
     expect(page).to_have_url(re.compile(r"/inbox$"))
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the pages, not the database: both backends run the HTTP tests
 @pytest.mark.parametrize("size", list(SIZES))
 def test_sheet_and_dashboard_in_chromium(settings_for, chromium, size):  # noqa: F811
     from playwright.sync_api import expect
