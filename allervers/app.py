@@ -78,6 +78,9 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
     from admin.routes import router as admin
 
     app.include_router(admin)
+    from casework.routes import router as casework  # canned answers, transfers, referrals (issue 11)
+
+    app.include_router(casework)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired):

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allervers.database import checkpoint, utcnow
 from allervers.logscrub import opaque
 from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
+from casework import transfers as casework_transfers
 from conversations import tombstones
 from conversations.media import remove_contact_files
 from conversations.models import ASSIGNED, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
@@ -233,6 +234,11 @@ async def handle(rt, session: AsyncSession, thread: Thread, inbound: InboundMess
             return  # "stop" is honoured: the bot stays silent until the person restarts
         contact.stopped_at = None
         add_event(session, conversation, "contact_restarted", pending=pending)
+
+    if conversation.status in (WAITING, ASSIGNED) and state.get(casework_transfers.STATE_KEY):
+        # A transfer to another organisation waits for the person's yes or no (casework/transfers.py).
+        if await casework_transfers.answer(rt, session, thread, inbound, pending):
+            return
 
     if conversation.status in (WAITING, ASSIGNED):
         # A human is on: the bot is silent; the message is relayed to the inbox (live update above).
