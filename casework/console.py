@@ -126,10 +126,10 @@ async def canned_status(request: Request, canned_id: RowId, admin: Worker = Depe
     """One tap: approve, archive (or propose again) without touching the text."""
     form = await read_form(request)
     status = form.get("status") or ""
-    if status not in STATUSES:
-        raise HTTPException(400, "état inconnu : proposée, approuvée ou archivée")
     async with request.app.state.rt.sessionmaker() as session, session.begin():
-        row = await owned(session, CannedAnswer, canned_id, admin.organisation_id)
+        row = await owned(session, CannedAnswer, canned_id, admin.organisation_id)  # another's: 404 first
+        if status not in STATUSES:
+            raise HTTPException(400, "état inconnu : proposée, approuvée ou archivée")
         if row.status != status:
             row.status = status
             row.updated_at = utcnow()
