@@ -25,6 +25,7 @@ from handoff.models import Organisation, Worker
 
 STATE_KEY = "casework_transfer"
 YES, NO = "casework_transfer_yes", "casework_transfer_no"
+BUTTONS = (YES, NO)
 
 
 async def ask(session: AsyncSession, thread: Thread, worker: Worker, target: Organisation, note: str,
@@ -66,6 +67,9 @@ async def answer(rt, session: AsyncSession, thread: Thread, inbound, pending: Pe
     conversation = thread.conversation
     pending_transfer = (conversation.flow_state or {}).get(STATE_KEY)
     if not isinstance(pending_transfer, dict):
+        if inbound.choice in (YES, NO):  # an old button, already answered: say so, never a code to the worker
+            await queue_message(session, thread, OutboundMessage(texts.person("transfer_moved_on")), pending)
+            return True
         return False
     yes = _answer_of(inbound)
     if yes is None:

@@ -235,7 +235,8 @@ async def handle(rt, session: AsyncSession, thread: Thread, inbound: InboundMess
         contact.stopped_at = None
         add_event(session, conversation, "contact_restarted", pending=pending)
 
-    if conversation.status in (WAITING, ASSIGNED) and state.get(casework_transfers.STATE_KEY):
+    if conversation.status in (WAITING, ASSIGNED) and (state.get(casework_transfers.STATE_KEY)
+                                                       or inbound.choice in casework_transfers.BUTTONS):
         # A transfer to another organisation waits for the person's yes or no (casework/transfers.py).
         if await casework_transfers.answer(rt, session, thread, inbound, pending):
             return

@@ -129,6 +129,8 @@ async def test_transfer_asks_the_person_no_keeps_yes_moves(settings_for):
 
         said = await person.send(choice="casework_transfer_no")
         assert "reste chez nous" in said[-1]["text"] and "Camille" in said[-1]["text"]
+        said = await person.send(choice="casework_transfer_yes")  # the old button, once answered
+        assert "déjà noté" in said[-1]["text"]
         async with rt.sessionmaker() as session:
             conversation = await session.get(Conversation, conversation_id)
             assert conversation.organisation_id != other_id and conversation.status == "assigned"
