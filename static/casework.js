@@ -59,6 +59,23 @@
     }
   }
 
+  // A reply still holding a {variable} is not sent at the first press: the worker is told what is
+  // left to complete; pressing Envoyer again sends the text as it is (their choice, never silent).
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (!form || form.id !== "reply-form") return;
+    const box = document.getElementById("reply-text");
+    const left = box && box.value.match(/\{[^{}\s]{1,30}\}/);
+    if (!left || form.dataset.warned === box.value) return;
+    form.dataset.warned = box.value;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    say("[data-canned-status]", "⚠️ Il reste " + left[0] + " à compléter. Corrigez, ou appuyez encore sur Envoyer pour envoyer tel quel.");
+    box.focus();
+    const at = box.value.indexOf(left[0]);
+    box.setSelectionRange(at, at + left[0].length);
+  }, true);
+
   // After « Copier » / « Envoyer par e-mail »: copy at once, or open the e-mail.
   document.addEventListener("htmx:afterSwap", function (event) {
     const root = event.target && event.target.querySelector ? (event.target.matches("[data-referral-done]")

@@ -65,6 +65,14 @@ def test_worker_inserts_a_canned_answer_and_admin_reviews_the_library(settings_f
         expect(box).to_have_value(re.compile(r"^Bonjour Awa, je suis Camille\."))
         worker.get_by_role("button", name="Envoyer", exact=True).click()
         expect(worker.locator(".timeline")).to_contain_text("Bonjour Awa, je suis Camille.")
+        # A {variable} left: the first press does not send, it says what to complete
+        worker.locator("#casework-canned-1 > summary").click()
+        worker.get_by_role("button", name="➕ Ce que nous avons vu ensemble").click()
+        worker.get_by_role("button", name="Envoyer", exact=True).click()
+        expect(worker.locator("[data-canned-status]")).to_contain_text("Il reste {prénom} à compléter")
+        expect(worker.locator(".timeline")).not_to_contain_text("voici ce que nous avons vu ensemble")
+        assert "{prénom}" in box.input_value()
+        box.fill("")
 
         worker.locator("#casework-referral-1 > summary").click()
         expect(worker.get_by_label("La personne est d'accord pour partager ce résumé")).to_be_visible()
