@@ -83,17 +83,20 @@ async def partner(session: AsyncSession, organisation: Organisation, structure_i
     return structure, service
 
 
-def prefilled_summary(conversation: Conversation, labels: dict | None = None) -> str:
-    """The conversation's summary as plain lines (« Commune : Rezé »), for the worker to edit."""
-    summary = conversation.summary or {}
+def prefilled_summary(conversation: Conversation) -> str:
+    """The conversation's answers as plain lines (« - Commune : Rezé »), French labels from
+    casework/data/texts.yaml, the flows' own bookkeeping left out; the worker edits it."""
+    labels, skip = texts.texts().get("summary_labels", {}), set(texts.texts().get("summary_skip", []))
     lines = []
-    for key, value in (summary.get("answers") or {}).items():
-        if key == "consent":
+    for key, value in ((conversation.summary or {}).get("answers") or {}).items():
+        if key in skip:
             continue
         shown = value.get("label") if isinstance(value, dict) else value
-        if shown in (None, "", [], {}):
+        if isinstance(shown, list):
+            shown = ", ".join(str(item) for item in shown)
+        if shown in (None, "", {}):
             continue
-        lines.append(f"- {(labels or {}).get(key, key.replace('_', ' '))} : {shown}")
+        lines.append(f"- {labels.get(key, key.replace('_', ' ').capitalize())} : {shown}")
     return "\n".join(lines)
 
 

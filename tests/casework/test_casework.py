@@ -182,8 +182,14 @@ async def test_referral_to_a_partner_of_the_directory(settings_for):
                                   origin=ORIGIN_ORGANISATION, nom="Secours privé d'Ailleurs", date_maj=today))
         person, conversation_id = await handed_over(client)
         csrf = await logged_in(client)
+        async with rt.sessionmaker() as session, session.begin():  # what a flow would have saved
+            conversation = await session.get(Conversation, conversation_id)
+            conversation.summary = {"answers": {"consent_answer": "oui", "commune": {"label": "Rezé"},
+                                                "need": {"label": "Se nourrir"}}}
         form = await client.get(f"/inbox/casework/{conversation_id}/referral")
         assert form.status_code == 200 and "La personne est d'accord" in unescape(form.text)
+        assert "- Commune : Rezé\n- Besoin : Se nourrir</textarea>" in unescape(form.text)  # prefilled, no codes
+        assert "consent_answer" not in form.text
         found = await client.get(f"/inbox/casework/{conversation_id}/partners", params={"q": "secours"})
         assert "Secours Solidaire Rezé" in found.text and "Aide alimentaire" in found.text
         assert "Ailleurs" not in found.text  # another organisation's own place is not ours
