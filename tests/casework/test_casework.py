@@ -57,7 +57,7 @@ async def test_canned_answers_search_fill_propose_approve_and_isolation(settings
             "source_url": "https://www.service-public.fr/particuliers/vosdroits/F35006", "csrf_token": csrf})
         assert proposed.status_code == 201
         async with rt.sessionmaker() as session:
-            row = (await session.execute(select(CannedAnswer).where(CannedAnswer.title == "Chèque énergie"))).scalar()
+            row = (await session.execute(select(CannedAnswer).where(CannedAnswer.title == "Chèque énergie"))).scalar_one()  # the refused ones wrote nothing
         assert row.status == PROPOSED
         assert "Chèque énergie" not in (await client.get(f"/inbox/casework/{conversation_id}/canned",
                                                           params={"q": "énergie"})).text
