@@ -87,8 +87,10 @@ def prefilled_summary(conversation: Conversation) -> str:
     """The conversation's answers as plain lines (« - Commune : Rezé »), French labels from
     casework/data/texts.yaml, the flows' own bookkeeping left out; the worker edits it."""
     labels, skip = texts.texts().get("summary_labels", {}), set(texts.texts().get("summary_skip", []))
+    order = {key: position for position, key in enumerate(labels)}  # PostgreSQL's JSONB keeps no order
+    answers = (conversation.summary or {}).get("answers") or {}
     lines = []
-    for key, value in ((conversation.summary or {}).get("answers") or {}).items():
+    for key, value in sorted(answers.items(), key=lambda item: (order.get(item[0], len(order)), item[0])):
         if key in skip:
             continue
         shown = value.get("label") if isinstance(value, dict) else value

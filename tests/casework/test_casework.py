@@ -188,7 +188,7 @@ async def test_referral_to_a_partner_of_the_directory(settings_for):
                                                 "need": {"label": "Se nourrir"}}}
         form = await client.get(f"/inbox/casework/{conversation_id}/referral")
         assert form.status_code == 200 and "La personne est d'accord" in unescape(form.text)
-        assert "- Commune : Rezé\n- Besoin : Se nourrir</textarea>" in unescape(form.text)  # prefilled, no codes
+        assert "- Besoin : Se nourrir\n- Commune : Rezé</textarea>" in unescape(form.text)  # prefilled, no codes
         assert "consent_answer" not in form.text
         found = await client.get(f"/inbox/casework/{conversation_id}/partners", params={"q": "secours"})
         assert "Secours Solidaire Rezé" in found.text and "Aide alimentaire" in found.text
