@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from admin import audit_log, directory, flows, invite, organisation, people, teams
 from admin.access import admin_page, current_admin
+from casework import console as casework_console
 from handoff.models import Organisation, Team, Worker
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ async def home(request: Request, admin: Worker = Depends(current_admin)):
     return admin_page(request, "admin/home.html", admin, organisation=organisation_row, counts=counts)
 
 
-for room in (people, teams, flows, directory, organisation, audit_log):
+for room in (people, teams, flows, directory, organisation, audit_log, casework_console):
     console.include_router(room.router)
 router = APIRouter()
 router.include_router(console)

@@ -88,6 +88,10 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
     app.include_router(followups)
     app.include_router(stats)
 
+    from casework.routes import router as casework  # canned answers, transfers, referrals (issue 11)
+
+    app.include_router(casework)
+
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired):
         if request.headers.get("hx-request") or request.url.path.endswith("/stream"):

@@ -37,3 +37,6 @@ async def seed_demo(rt) -> None:
                                password_hash=hash_password(settings.demo_worker_password), first_name="Sam",
                                job_title="coordinateur", structure="France services Démo", is_admin=True,
                                is_online=False))
+        from casework.canned import seed_library  # the starter canned answers (casework/data/canned_demo.yaml)
+
+        await seed_library(session, organisation.id)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allervers.database import checkpoint, utcnow
 from allervers.logscrub import opaque
 from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
+from casework import transfers as casework_transfers
 from conversations import tombstones
 from conversations.media import remove_contact_files
 from conversations.models import ASSIGNED, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
@@ -238,6 +239,12 @@ async def handle(rt, session: AsyncSession, thread: Thread, inbound: InboundMess
         from followups.service import on_inbound
 
         if await on_inbound(rt, session, thread, inbound, pending):
+            return
+
+    if conversation.status in (WAITING, ASSIGNED) and (state.get(casework_transfers.STATE_KEY)
+                                                       or inbound.choice in casework_transfers.BUTTONS):
+        # A transfer to another organisation waits for the person's yes or no (casework/transfers.py).
+        if await casework_transfers.answer(rt, session, thread, inbound, pending):
             return
 
     if conversation.status in (WAITING, ASSIGNED):

@@ -221,3 +221,18 @@ async def reopen_for(session: AsyncSession, thread: Thread, worker_id: int | Non
                         pending)
     pending.notify.append((f"worker:{worker.id}", {"event": "conversation_assigned", "conversation": conversation.id}))
     return worker
+
+
+async def move_to_organisation(session: AsyncSession, thread: Thread, organisation: Organisation, pending: Pending, *,
+                               label: str, presence_seconds: float = 0) -> Worker | None:
+    """The person agreed to be followed by another organisation of the deployment (casework's
+    transfer): the conversation (its messages, answers and summary) and the person move there, and
+    its routing says who answers — the person is told who. The first organisation loses access."""
+    conversation = thread.conversation
+    add_event(session, conversation, "conversation_moved",  # announced to the first organisation's lists
+              {"to_organisation_id": organisation.id, "label": label}, pending=pending)
+    conversation.organisation_id = organisation.id
+    thread.contact.organisation_id = organisation.id
+    conversation.team_id = None
+    _set_status(thread, BOT, None)
+    return await request_handoff(session, thread, "transfer", pending, presence_seconds=presence_seconds)

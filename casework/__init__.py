@@ -1,0 +1,1 @@
+"""Casework tools for workers: canned answers, transfers to another organisation, outside referrals."""
