@@ -26,8 +26,14 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None, *, channels: dict | None = None) -> FastAPI:
     settings = settings or Settings()
     from allervers import logscrub
+    from ops.production import check_production
 
+    check_production(settings)  # ALLERVERS_ENV=production: refuse unsafe settings, with the reasons
     logscrub.install(settings.secret_key)  # nothing personal in any log line, whatever its level
+    if settings.log_json:
+        from ops.jsonlog import install_json_logs
+
+        install_json_logs()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -45,9 +51,15 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
         from handoff.escalation import start_escalation, stop_escalation
 
         escalation = start_escalation(rt)  # waiting too long: offered to the next team
+        from ops.shutdown import follow_hand_backs, graceful_stop, install_signal_hook
+
+        hand_backs = rt.spawn(follow_hand_backs(rt))  # rows another process handed back at its shutdown
+        install_signal_hook(app)  # SIGTERM: draining at once (503 to new webhooks, /readyz 503)
         try:
             yield
         finally:
+            hand_backs.cancel()
+            await graceful_stop(app, rt)  # finish the batch, hand back the outbox, release locks
             await stop_escalation(escalation)
             await stop_housekeeping(housekeeping)
             await stop_plugins(rt)
@@ -60,8 +72,14 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
     # route or other middleware reads them; security headers outermost (on every answer, 413s too).
     app.add_middleware(ServerSessionMiddleware, settings=settings)
     app.add_middleware(BodyCap, cap=caps_from(settings), refuse=lambda path, limit: refusal(settings, path, limit))
+    from ops.jsonlog import RequestIdMiddleware
+    from ops.shutdown import DrainingMiddleware
+
+    app.add_middleware(DrainingMiddleware, state=app.state)  # 503 to new webhooks while shutting down
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
+    app.add_middleware(RequestIdMiddleware)  # X-Request-ID, and the id in JSON log lines
     app.state.settings = settings
+    app.state.draining = False
     app.state.templates = Jinja2Templates(directory=str(ROOT / "templates"))
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
 
@@ -78,6 +96,11 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
     from admin.routes import router as admin
 
     app.include_router(admin)
+    from ops.health import router as probes
+    from ops.metrics import router as metrics
+
+    app.include_router(probes)  # /livez, /readyz
+    app.include_router(metrics)  # /metrics (bearer token or allowed networks)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired):

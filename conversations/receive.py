@@ -21,6 +21,7 @@ from allervers.logscrub import opaque
 from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
 from conversations import tombstones
 from conversations.media import remove_contact_files
+from ops.metrics import handling
 from conversations.models import ASSIGNED, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
 from conversations.webchat_identity import forget_identities
 from conversations.store import (
@@ -102,7 +103,8 @@ async def organisation_for(session: AsyncSession, rt, inbound: InboundMessage) -
 async def receive(rt, inbound: InboundMessage) -> Received:
     """Store and handle one inbound message. Returns once it is committed (see conversations.intake:
     messages arriving together share one transaction)."""
-    return await rt.intake.submit(inbound)
+    with handling(inbound.channel):  # ops.metrics: inbound per channel, handling latency
+        return await rt.intake.submit(inbound)
 
 
 async def store_and_handle(rt, inbound: list[InboundMessage]) -> list[tuple[Received, Pending]]:
