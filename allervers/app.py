@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
         escalation = start_escalation(rt)  # waiting too long: offered to the next team
         from ops.shutdown import follow_hand_backs, graceful_stop, install_signal_hook
 
-        hand_backs = rt.spawn(follow_hand_backs(rt))  # rows another process handed back at its shutdown
+        hand_backs = asyncio.create_task(follow_hand_backs(rt), name="outbox-hand-backs")  # rows another process handed back at its shutdown
         install_signal_hook(app)  # SIGTERM: draining at once (503 to new webhooks, /readyz 503)
         try:
             yield
