@@ -36,6 +36,7 @@ from conversations.store import log_event
 from conversations.window import HELD, WINDOW_CLOSED, window_context, window_failure
 
 from ops.metrics import delivery_outcomes
+from storage.media import sendable
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +301,7 @@ class Outbox:
             prepared = await rt.prepare_outbound(job.address.channel, job.outbound, context)
             if prepared is None:  # the 24-hour window: held behind an unanswered invitation
                 return _Outcome(HELD)
-            async with self._in_flight:  # released once the success is noted
+            async with self._in_flight, sendable(rt, prepared) as prepared:  # (an S3 file: a temporary copy)
                 result = await channel.send(job.address.external_id, prepared, account=job.address.account)
                 held = bool(prepared.template and not job.outbound.template)
                 await self._note(job, {"status": HELD if held else SENT, "platform_id": result.platform_message_id,

@@ -20,7 +20,6 @@ from allervers.database import checkpoint, utcnow
 from allervers.logscrub import opaque
 from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
 from conversations import tombstones
-from conversations.media import remove_contact_files
 from ops.metrics import handling
 from conversations.models import ASSIGNED, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
 from conversations.webchat_identity import forget_identities
@@ -381,7 +380,7 @@ async def erase_now(rt, contact_id: int) -> list[str]:
             await tombstones.bury(session, rt.settings.secret_key, [contact_id])
             await forget_identities(session, contact_id)  # the web chat cookie opens nothing any more
             await session.execute(delete(Contact).where(Contact.id == contact_id))
-    await asyncio.to_thread(remove_contact_files, rt.settings, [contact_id], paths)
+    await rt.media.delete_contacts([contact_id], paths)  # storage.media: files, folder or objects
     await checkpoint(rt.engine)
     log.info("contact erased on request")
     return list(paths)
