@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,8 +27,14 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None, *, channels: dict | None = None) -> FastAPI:
     settings = settings or Settings()
     from allervers import logscrub
+    from ops.production import check_production
 
+    check_production(settings)  # ALLERVERS_ENV=production: refuse unsafe settings, with the reasons
     logscrub.install(settings.secret_key)  # nothing personal in any log line, whatever its level
+    if settings.log_json:
+        from ops.jsonlog import install_json_logs
+
+        install_json_logs()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -48,10 +55,16 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
         from followups.service import start_scheduler, stop_scheduler as stop_followups
 
         followups = start_scheduler(rt)  # appointment reminders, "Ça a marché ?" follow-ups
+        from ops.shutdown import follow_hand_backs, graceful_stop, install_signal_hook
+
+        hand_backs = asyncio.create_task(follow_hand_backs(rt), name="outbox-hand-backs")  # rows another process handed back at its shutdown
+        install_signal_hook(app)  # SIGTERM: draining at once (503 to new webhooks, /readyz 503)
         try:
             yield
         finally:
-            await stop_followups(followups)
+            hand_backs.cancel()
+            await stop_followups(followups)  # nothing more queued while the outbox drains
+            await graceful_stop(app, rt)  # finish the batch, hand back the outbox, release locks
             await stop_escalation(escalation)
             await stop_housekeeping(housekeeping)
             await stop_plugins(rt)
@@ -64,8 +77,14 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
     # route or other middleware reads them; security headers outermost (on every answer, 413s too).
     app.add_middleware(ServerSessionMiddleware, settings=settings)
     app.add_middleware(BodyCap, cap=caps_from(settings), refuse=lambda path, limit: refusal(settings, path, limit))
+    from ops.jsonlog import RequestIdMiddleware
+    from ops.shutdown import DrainingMiddleware
+
+    app.add_middleware(DrainingMiddleware, state=app.state)  # 503 to new webhooks while shutting down
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
+    app.add_middleware(RequestIdMiddleware)  # X-Request-ID, and the id in JSON log lines
     app.state.settings = settings
+    app.state.draining = False
     app.state.templates = Jinja2Templates(directory=str(ROOT / "templates"))
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
 
@@ -91,6 +110,12 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
     from casework.routes import router as casework  # canned answers, transfers, referrals (issue 11)
 
     app.include_router(casework)
+
+    from ops.health import router as probes
+    from ops.metrics import router as metrics
+
+    app.include_router(probes)  # /livez, /readyz
+    app.include_router(metrics)  # /metrics (bearer token or allowed networks)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired):

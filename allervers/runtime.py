@@ -51,6 +51,7 @@ class Runtime:
     directory: Any = None
     limiter: Any = None  # allervers.ratelimit.Limiter
     audio: Any = None  # conversations.media.AudioChecker (voice notes checked off the event loop)
+    media: Any = None  # storage.media: people's files (local disk or an S3-compatible store)
     tasks: set = field(default_factory=set)
     _default_org: int | None = None
     _organisation_names: dict = field(default_factory=dict)
@@ -241,6 +242,8 @@ class Runtime:
             await self.limiter.close()
         if self.audio is not None:
             self.audio.close()
+        if self.media is not None:
+            await self.media.close()
         if self.rights is not None and hasattr(self.rights, "close"):
             self.rights.close()
         if self.redis is not None:
@@ -273,6 +276,10 @@ async def build_runtime(settings: Settings, *, migrate: bool = True, channels: d
     rt = Runtime(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine), library=library,
                  flow_engine=Engine(library.flows), notifier=notifier, locks=locks, redis=redis,
                  actions=dict(ACTIONS))
+    from storage.media import build_media_store
+
+    rt.media = build_media_store(settings)
+    await rt.media.start()
     rt.outbox = Outbox(rt)
     await start_flow_sync(rt)
     from allervers.ratelimit import Limiter

@@ -147,6 +147,25 @@ class Settings(BaseSettings):
     followups_quiet_end: int = Field(default=9, ge=0, le=23)
     followups_default_days: int = Field(default=7, ge=1, le=90)
 
+    # Scale-out (ops/, storage/): production checks, probes, metrics, JSON logs, shared media.
+    # env: "development" or "production" (refuses to start on unsafe settings, ops/production.py)
+    env: str = "development"
+    # /metrics: with a token, only `Authorization: Bearer <token>`; without one, only clients in
+    # metrics_allow_networks (comma-separated CIDRs; loopback by default)
+    metrics_token: str | None = None
+    metrics_allow_networks: str = "127.0.0.1/32,::1/128"
+    log_json: bool = False  # one JSON object per line, with the request id (never bodies)
+    # Graceful shutdown: seconds given to the batch being written and the sends in flight
+    shutdown_grace_seconds: float = Field(default=8.0, ge=0)
+    # Media: "local" (media_dir) or "s3" (any S3-compatible store; the bucket stays private)
+    media_backend: str = "local"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "allervers-media"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_prefix: str = "media/"
+
     @field_validator("rate_limits")
     @classmethod
     def _rate_limits_over_defaults(cls, value: dict[str, str]) -> dict[str, str]:

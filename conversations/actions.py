@@ -22,7 +22,10 @@ log = logging.getLogger(__name__)
 async def check_rights(rt, conversation_id: int, args: dict, answers: dict) -> dict:
     from rights.flow import estimate_for_flow
 
-    return await estimate_for_flow(rt.rights, answers)
+    from ops.metrics import rights_timer
+
+    with rights_timer():  # ops.metrics: rights estimate latency
+        return await estimate_for_flow(rt.rights, answers)
 
 
 async def find_places(rt, conversation_id: int, args: dict, answers: dict) -> dict:

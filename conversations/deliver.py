@@ -35,6 +35,9 @@ from conversations.sent_journal import FileJournal, RedisJournal
 from conversations.store import log_event
 from conversations.window import HELD, WINDOW_CLOSED, window_context, window_failure
 
+from ops.metrics import delivery_outcomes
+from storage.media import sendable
+
 log = logging.getLogger(__name__)
 
 
@@ -61,6 +64,7 @@ class Outbox:
         # Sends awaiting the platform's answer at once: a crash can send these again (nothing else).
         self._in_flight = asyncio.Semaphore(rt.settings.delivery_max_in_flight)
         self._recorder = _Recorder(rt, self._record_all, self._announce, self.journal)
+        self.in_hand: set[int] = set()  # rows claimed here, not yet recorded (handed back at shutdown)
 
     def kick(self, contact_id: int) -> None:
         """Make sure queued messages of this person get sent (one runner per person, in order)."""
@@ -272,6 +276,7 @@ class Outbox:
     async def _send_jobs(self, jobs: list["_Job"]) -> float:
         """Send claimed jobs in order, record their outcomes (with other runners', see _Recorder), announce them."""
         outcomes: list[tuple[_Job, _Outcome]] = []
+        self.in_hand.update(job.message.id for job in jobs)
         for job in jobs:
             outcome = await self._deliver(job)
             outcomes.append((job, outcome))
@@ -279,6 +284,8 @@ class Outbox:
                 break
         unsent = [job.message.id for job in jobs[len(outcomes):]]
         await self._recorder.record(outcomes, unsent)  # and announced
+        self.in_hand.difference_update(job.message.id for job in jobs)
+        delivery_outcomes(outcomes)  # ops.metrics: outcomes, failures by reason
         last = outcomes[-1][1]
         if last.status == QUEUED:
             return last.delay or 0.0
@@ -294,7 +301,7 @@ class Outbox:
             prepared = await rt.prepare_outbound(job.address.channel, job.outbound, context)
             if prepared is None:  # the 24-hour window: held behind an unanswered invitation
                 return _Outcome(HELD)
-            async with self._in_flight:  # released once the success is noted
+            async with self._in_flight, sendable(rt, prepared) as prepared:  # (an S3 file: a temporary copy)
                 result = await channel.send(job.address.external_id, prepared, account=job.address.account)
                 held = bool(prepared.template and not job.outbound.template)
                 await self._note(job, {"status": HELD if held else SENT, "platform_id": result.platform_message_id,

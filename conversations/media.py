@@ -168,7 +168,7 @@ async def attach(rt, message_id: int, data: bytes, content_type: str, duration: 
         if message is None:
             return None
         contact_id, conversation_id = message.contact_id, message.conversation_id
-    path = await asyncio.to_thread(write_file, rt.settings, contact_id, data, content_type)
+    path = await rt.media.put(contact_id, data, content_type)  # storage.media: local disk or S3
     try:
         async with rt.sessionmaker() as session, session.begin():
             message = await session.get(Message, message_id)
@@ -182,8 +182,7 @@ async def attach(rt, message_id: int, data: bytes, content_type: str, duration: 
             message.payload = {**(message.payload or {}), **media_payload(media)}
             media_id = media.id
     except Exception:
-        remove_files([path])  # never an orphan file of personal data
-        _remove_empty_folder(path)  # nor an empty folder named after an erased person
+        await rt.media.delete([path])  # never an orphan file of personal data, nor an empty folder
         log.info("media not stored for message %s (erased meanwhile?)", message_id)
         return None
     await rt.notifier.publish(f"conversation:{conversation_id}", {"event": "media_stored",

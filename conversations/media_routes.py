@@ -6,14 +6,15 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
 from allervers.fields import RowId
 from bots.base import Attachment, InboundMessage
 from bots.webchat import valid_client_id
-from conversations.media import attach, contact_of_media, servable
+from conversations.media import attach, contact_of_media
+from storage.media import serve_media
 from conversations.models import Address
 from conversations.receive import receive
 from conversations.webchat_identity import require_identity
@@ -72,8 +73,7 @@ async def webchat_media(request: Request, media_id: RowId, uid: str = Depends(re
     # Same answer for "no such file" and "someone else's file": nothing to learn by guessing ids.
     if contact_id is None or found is None or found[0].contact_id != contact_id:
         raise HTTPException(404, "no such file")
-    path = servable(rt.settings, found[0])
-    if path is None:
+    response = await serve_media(rt, found[0], request.headers.get("range"))  # streamed: the bucket stays private
+    if response is None:
         raise HTTPException(404, "no such file")
-    return FileResponse(path, media_type=found[0].content_type,
-                        headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+    return response

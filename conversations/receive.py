@@ -21,7 +21,7 @@ from allervers.logscrub import opaque
 from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
 from casework import transfers as casework_transfers
 from conversations import tombstones
-from conversations.media import remove_contact_files
+from ops.metrics import handling
 from conversations.models import ASSIGNED, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
 from conversations.webchat_identity import forget_identities
 from conversations.store import (
@@ -103,7 +103,8 @@ async def organisation_for(session: AsyncSession, rt, inbound: InboundMessage) -
 async def receive(rt, inbound: InboundMessage) -> Received:
     """Store and handle one inbound message. Returns once it is committed (see conversations.intake:
     messages arriving together share one transaction)."""
-    return await rt.intake.submit(inbound)
+    with handling(inbound.channel):  # ops.metrics: inbound per channel, handling latency
+        return await rt.intake.submit(inbound)
 
 
 async def store_and_handle(rt, inbound: list[InboundMessage]) -> list[tuple[Received, Pending]]:
@@ -392,7 +393,7 @@ async def erase_now(rt, contact_id: int) -> list[str]:
             await tombstones.bury(session, rt.settings.secret_key, [contact_id])
             await forget_identities(session, contact_id)  # the web chat cookie opens nothing any more
             await session.execute(delete(Contact).where(Contact.id == contact_id))
-    await asyncio.to_thread(remove_contact_files, rt.settings, [contact_id], paths)
+    await rt.media.delete_contacts([contact_id], paths)  # storage.media: files, folder or objects
     await checkpoint(rt.engine)
     log.info("contact erased on request")
     return list(paths)

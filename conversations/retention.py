@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select
 
 from allervers.database import checkpoint, utcnow
 from conversations import tombstones
-from conversations.media import remove_contact_files, sweep_fetches
+from conversations.media import sweep_fetches
 from conversations.models import Contact, Media, Message
 from handoff.models import Organisation
 
@@ -69,7 +69,7 @@ async def purge_expired(rt, now: datetime | None = None, dry_run: bool = False) 
         # A retention shorter than the retry window: their last updates may still be retried.
         await tombstones.bury(session, rt.settings.secret_key, ids, now)
         await session.execute(delete(Contact).where(Contact.id.in_(ids)))
-    await asyncio.to_thread(remove_contact_files, rt.settings, ids, paths)  # files and folders
+    await rt.media.delete_contacts(ids, paths)  # storage.media: files and folders, or objects
     await checkpoint(rt.engine)  # SQLite: nothing of them left in the WAL
     log.info("retention purge: %s contact(s) and %s file(s) deleted (%s old tombstone(s) forgotten)",
              len(ids), len(paths), forgotten)

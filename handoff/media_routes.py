@@ -11,12 +11,12 @@ import asyncio
 import logging
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import FileResponse
 
 from allervers.auth import check_csrf, current_worker
 from allervers.database import utcnow
 from allervers.fields import RowId
-from conversations.media import contact_of_media, media_payload, remove_files, servable, write_file
+from conversations.media import contact_of_media, media_payload
+from storage.media import serve_media
 from conversations.models import Media
 from handoff import transitions
 from handoff.inbox import _open, act, conversation_for
@@ -67,11 +67,10 @@ async def inbox_media(request: Request, media_id: RowId, worker: Worker = Depend
     media, contact = found
     if contact.organisation_id != worker.organisation_id:
         raise HTTPException(403, "this file belongs to another organisation")
-    path = servable(rt.settings, media)
-    if path is None:
+    response = await serve_media(rt, media, request.headers.get("range"))  # streamed: the bucket stays private
+    if response is None:
         raise HTTPException(404, "file no longer available")
-    return FileResponse(path, media_type=media.content_type,
-                        headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+    return response
 
 
 @router.post("/conversations/{conversation_id}/voice")
@@ -88,7 +87,7 @@ async def voice_reply(request: Request, conversation_id: RowId, audio: UploadFil
     if refusal:
         log.info("voice reply refused in conversation %s: %s", conversation_id, refusal)
         raise HTTPException(REFUSAL_STATUS[refusal], refusal_text(settings, refusal))
-    path = await asyncio.to_thread(write_file, settings, conversation.contact_id, data, content_type)
+    path = await rt.media.put(conversation.contact_id, data, content_type)  # storage.media
 
     async def change(session, thread, me, pending):
         _open(thread)
@@ -105,7 +104,7 @@ async def voice_reply(request: Request, conversation_id: RowId, audio: UploadFil
     try:
         response = await act(request, worker, conversation_id, csrf_token_, change)
     except BaseException:
-        remove_files([path])  # nothing queued: no file left behind
+        await rt.media.delete([path])  # nothing queued: no file left behind
         raise
     log.info("voice reply queued in conversation %s", conversation_id)
     return response

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allervers.database import utcnow
 from bots.base import OutboundMessage
+from ops.metrics import first_reply
 from conversations.models import ASSIGNED, BOT, CLOSED, WAITING, Event, Message
 from conversations.store import Pending, Thread, add_event, queue_message
 from handoff import texts
@@ -118,6 +119,7 @@ async def reply(session: AsyncSession, thread: Thread, worker: Worker, text: str
                                   pending, worker_id=worker.id, flush=True)
     add_event(session, thread.conversation, "worker_replied", {"message_id": message.id, "worker": worker.first_name},
               worker_id=worker.id, pending=pending)
+    await first_reply(session, thread.conversation.id, message.id)  # ops.metrics: time to first human reply
     return message
 
 
