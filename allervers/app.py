@@ -45,9 +45,13 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
         from handoff.escalation import start_escalation, stop_escalation
 
         escalation = start_escalation(rt)  # waiting too long: offered to the next team
+        from outreach.campaigns import start_campaigns, stop_campaigns
+
+        campaigns = start_campaigns(rt)  # scheduled campaigns start, sending ones go on (outreach/)
         try:
             yield
         finally:
+            await stop_campaigns(campaigns)
             await stop_escalation(escalation)
             await stop_housekeeping(housekeeping)
             await stop_plugins(rt)

@@ -49,6 +49,9 @@ def outbound_of(message: Message) -> OutboundMessage:
         request_location=bool(payload.get("request_location")),
         attachment=attachment,
         attachment_path=payload.get("attachment_path"),
+        # A campaign's WhatsApp message: its approved template, whatever the 24-hour window (outreach/).
+        template=(payload.get("campaign_template") or {}).get("name"),
+        template_params=tuple((payload.get("campaign_template") or {}).get("params") or ()),
     )
 
 
