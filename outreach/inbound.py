@@ -174,7 +174,7 @@ async def ask_news_once(session: AsyncSession, thread: Thread, pending: Pending)
     words = texts()["news_consent"]
     session.add(Consent(contact_id=thread.contact.id, purpose=NEWS, asked_at=utcnow(), text_version=words["version"]))
     await queue_message(session, thread, OutboundMessage(
-        words["ask"].strip(), (Choice(NEWS_YES, words["yes"]), Choice(NEWS_NO, words["no"]))), pending)
+        words["ask"].strip(), (Choice(NEWS_YES, words["accept"]), Choice(NEWS_NO, words["decline"]))), pending)
 
 
 async def answer_news(session: AsyncSession, thread: Thread, choice: str, pending: Pending, say) -> None:
