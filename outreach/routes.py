@@ -409,9 +409,9 @@ async def launch(request: Request, campaign_id: RowId, admin: Worker = Depends(c
 
 @campaigns_router.post("/{campaign_id}/{action}")
 async def change_status(request: Request, campaign_id: RowId, action: str, admin: Worker = Depends(current_admin)):
+    await read_form(request)  # CSRF before anything else
     if action not in ("pause", "resume", "cancel"):
         raise HTTPException(404, "action inconnue")
-    await read_form(request)
     async with request.app.state.rt.sessionmaker() as session, session.begin():
         campaign = await owned(session, Campaign, campaign_id, admin.organisation_id)
         new = await sending.set_status(session, campaign, action)
