@@ -158,6 +158,8 @@ class Settings(BaseSettings):
     campaign_whatsapp_per_second: float = Field(default=80.0, gt=0)
     campaign_webchat_per_second: float = Field(default=50.0, gt=0)
     campaign_tick_seconds: float = Field(default=1.0, gt=0)
+    # The share of those rates campaign sends are spaced at (the network's jitter bunches sends up).
+    campaign_headroom: float = Field(default=0.97, gt=0, le=1)
     # Quiet hours (Europe/Paris): no campaign send from quiet_start to quiet_end, on Sundays and
     # French public holidays (each can be turned off).
     campaign_quiet_start: str = "20:00"

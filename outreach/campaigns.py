@@ -220,12 +220,27 @@ class CampaignSender:
         self.rt = rt
         self.tasks: dict[int, asyncio.Task] = {}
         self.loop: asyncio.Task | None = None
+        self._next_send: dict[str, float] = {}
         from limits.aio.strategies import MovingWindowRateLimiter
 
         self.strategy = MovingWindowRateLimiter(rt.limiter.storage)
 
     def start(self) -> None:
         self.loop = asyncio.create_task(self._forever(), name="campaigns")
+
+    async def pace(self, channel: str) -> None:
+        """Called by the outbox right before a campaign's send: sends of a channel leave evenly
+        spaced, at `campaign_headroom` of the channel's rate (the network's jitter must not bunch
+        31 sends into one second)."""
+        settings = self.rt.settings
+        rate = {"telegram": settings.campaign_telegram_per_second, "whatsapp": settings.campaign_whatsapp_per_second,
+                "webchat": settings.campaign_webchat_per_second}.get(channel, settings.campaign_webchat_per_second)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        slot = max(now, self._next_send.get(channel, 0.0))
+        self._next_send[channel] = slot + 1.0 / (rate * settings.campaign_headroom)
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
     async def stop(self) -> None:
         for task in [self.loop, *self.tasks.values()]:

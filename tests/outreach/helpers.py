@@ -72,3 +72,36 @@ async def create_source(client, csrf: str, **fields) -> tuple[int, str]:
     page = await client.get(f"/admin/sources/{source_id}")
     code = re.search(r"<code>([A-Z0-9]{8})</code>", page.text).group(1)
     return source_id, code
+
+
+async def seed_audience(sessionmaker, organisation_id: int, count: int, first_chat: int) -> list[int]:
+    """`count` Telegram people who agreed to the service and to news, their conversation closed
+    (what a campaign's audience looks like after months of use), written in a few statements:
+    the speed test and the benchmark need thousands. Returns the chat ids."""
+    from sqlalchemy import insert
+
+    from allervers.database import utcnow
+    from conversations.models import Address, Contact, Conversation
+    from outreach.models import NEWS, Consent
+
+    now = utcnow()
+    chats = [first_chat + i for i in range(count)]
+    async with sessionmaker() as session, session.begin():
+        for start in range(0, count, 1000):
+            part = chats[start:start + 1000]
+            contact_ids = (await session.execute(
+                insert(Contact).returning(Contact.id, sort_by_parameter_order=True),
+                [{"organisation_id": organisation_id, "locale": "fr", "consent": True, "consent_at": now,
+                  "last_inbound_at": now, "created_at": now} for _ in part])).scalars().all()
+            address_ids = (await session.execute(
+                insert(Address).returning(Address.id, sort_by_parameter_order=True),
+                [{"contact_id": cid, "channel": "telegram", "external_id": str(chat)}
+                 for cid, chat in zip(contact_ids, part)])).scalars().all()
+            await session.execute(insert(Conversation), [
+                {"organisation_id": organisation_id, "contact_id": cid, "address_id": aid, "status": "closed",
+                 "flow_state": {}, "summary": {}, "created_at": now, "updated_at": now, "closed_at": now}
+                for cid, aid in zip(contact_ids, address_ids)])
+            await session.execute(insert(Consent), [
+                {"contact_id": cid, "purpose": NEWS, "asked_at": now, "granted_at": now, "text_version": "news-2026-12"}
+                for cid in contact_ids])
+    return chats
