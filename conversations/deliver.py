@@ -297,9 +297,11 @@ class Outbox:
             prepared = await rt.prepare_outbound(job.address.channel, job.outbound, context)
             if prepared is None:  # the 24-hour window: held behind an unanswered invitation
                 return _Outcome(HELD)
-            pacer = getattr(rt, "campaigns", None)
+            pacer = getattr(rt, "campaigns", None)  # outreach: campaigns take the room replies leave
             if pacer is not None and (job.message.payload or {}).get("campaign_id"):
-                await pacer.pace(job.address.channel)  # a campaign's send: evenly spaced, under the platform's limit
+                await pacer.pace(job.address.channel)  # evenly spaced, under the platform's limit
+            elif pacer is not None:
+                pacer.note(job.address.channel)
             async with self._in_flight:  # released once the success is noted
                 result = await channel.send(job.address.external_id, prepared, account=job.address.account)
                 held = bool(prepared.template and not job.outbound.template)

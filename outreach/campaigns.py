@@ -20,6 +20,7 @@ Telegram's 1 message/s per chat.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from datetime import datetime, time as dtime, timedelta
@@ -221,6 +222,7 @@ class CampaignSender:
         self.tasks: dict[int, asyncio.Task] = {}
         self.loop: asyncio.Task | None = None
         self._next_send: dict[str, float] = {}
+        self._sends: dict[str, collections.deque] = {}  # channel -> send times of the last second
         from limits.aio.strategies import MovingWindowRateLimiter
 
         self.strategy = MovingWindowRateLimiter(rt.limiter.storage)
@@ -228,18 +230,42 @@ class CampaignSender:
     def start(self) -> None:
         self.loop = asyncio.create_task(self._forever(), name="campaigns")
 
-    async def pace(self, channel: str) -> None:
-        """Called by the outbox right before a campaign's send: sends of a channel leave evenly
-        spaced, at `campaign_headroom` of the channel's rate (the network's jitter must not bunch
-        31 sends into one second)."""
+    def _rate(self, channel: str) -> float:
         settings = self.rt.settings
-        rate = {"telegram": settings.campaign_telegram_per_second, "whatsapp": settings.campaign_whatsapp_per_second,
+        return {"telegram": settings.campaign_telegram_per_second, "whatsapp": settings.campaign_whatsapp_per_second,
                 "webchat": settings.campaign_webchat_per_second}.get(channel, settings.campaign_webchat_per_second)
+
+    def note(self, channel: str) -> None:
+        """The outbox tells of every other send (replies to people): campaigns use what they leave."""
+        self._window(channel).append(asyncio.get_running_loop().time())
+
+    def _window(self, channel: str):
+        window = self._sends.get(channel)
+        if window is None:
+            window = self._sends[channel] = collections.deque()
+        return window
+
+    async def pace(self, channel: str) -> None:
+        """Called by the outbox right before a campaign's send. Within any sliding second, every send
+        of the channel (replies included) stays under `campaign_headroom` of the channel's rate, and
+        campaign sends leave evenly spaced (the network's jitter must not bunch them past the limit).
+        Replies are never delayed: a campaign only takes the room they leave."""
+        rate = self._rate(channel)
+        budget = max(1, int(rate * self.rt.settings.campaign_headroom))
+        spacing = 1.0 / (rate * self.rt.settings.campaign_headroom)
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        slot = max(now, self._next_send.get(channel, 0.0))
-        self._next_send[channel] = slot + 1.0 / (rate * settings.campaign_headroom)
-        if slot > now:
+        window = self._window(channel)
+        while True:
+            now = loop.time()
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            slot = max(now, self._next_send.get(channel, 0.0))
+            if len(window) >= budget:
+                slot = max(slot, window[0] + 1.0)
+            if slot <= now:
+                window.append(now)
+                self._next_send[channel] = now + spacing
+                return
             await asyncio.sleep(slot - now)
 
     async def stop(self) -> None:
