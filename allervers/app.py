@@ -38,6 +38,10 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
 
             await seed_demo(rt)
         await start_plugins(rt)
+        from outreach.campaigns import start_campaigns, stop_campaigns
+
+        # Before the start-up sweep: campaign rows it queues again are paced like the others (outreach/).
+        campaigns = start_campaigns(rt)
         await start_background(rt)
         from conversations.retention import start_housekeeping, stop_housekeeping
 
@@ -45,9 +49,6 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
         from handoff.escalation import start_escalation, stop_escalation
 
         escalation = start_escalation(rt)  # waiting too long: offered to the next team
-        from outreach.campaigns import start_campaigns, stop_campaigns
-
-        campaigns = start_campaigns(rt)  # scheduled campaigns start, sending ones go on (outreach/)
         try:
             yield
         finally:
