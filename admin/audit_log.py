@@ -33,6 +33,17 @@ ACTIONS = {
     "territory.removed": "Territoire retiré",
     "organisation.created": "Organisation créée",
     "organisation.updated": "Paramètres modifiés",
+    # outreach (sources, campaigns)
+    "source.created": "Source créée",
+    "source.updated": "Source modifiée",
+    "source.deleted": "Source supprimée",
+    "campaign.created": "Campagne créée",
+    "campaign.updated": "Campagne modifiée",
+    "campaign.launched": "Campagne lancée",
+    "campaign.paused": "Campagne en pause",
+    "campaign.resumed": "Campagne reprise",
+    "campaign.cancelled": "Campagne annulée",
+    "campaign.test_skipped": "Envoi test demandé",
 }
 
 

@@ -39,6 +39,10 @@ async def home(request: Request, admin: Worker = Depends(current_admin)):
 
 for room in (people, teams, flows, directory, organisation, audit_log, casework_console):
     console.include_router(room.router)
+from outreach import routes as outreach_routes  # noqa: E402  (the outreach room: sources, campaigns)
+
+console.include_router(outreach_routes.sources_router)
+console.include_router(outreach_routes.campaigns_router)
 router = APIRouter()
 router.include_router(console)
 router.include_router(invite.router)

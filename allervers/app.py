@@ -45,6 +45,10 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
 
             await seed_demo(rt)
         await start_plugins(rt)
+        from outreach.campaigns import start_campaigns, stop_campaigns
+
+        # Before the start-up sweep: campaign rows it queues again are paced like the others (outreach/).
+        campaigns = start_campaigns(rt)
         await start_background(rt)
         from conversations.retention import start_housekeeping, stop_housekeeping
 
@@ -64,6 +68,7 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
         finally:
             hand_backs.cancel()
             await stop_followups(followups)  # nothing more queued while the outbox drains
+            await stop_campaigns(campaigns)
             await graceful_stop(app, rt)  # finish the batch, hand back the outbox, release locks
             await stop_escalation(escalation)
             await stop_housekeeping(housekeeping)

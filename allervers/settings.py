@@ -174,3 +174,24 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    # Outreach (outreach/: sources and QR codes, consent per purpose, campaigns)
+    # The bot's username (deep links https://t.me/<username>?start=<code>) and the WhatsApp number
+    # people write to (international digits, https://wa.me/<number>); a missing one: no link.
+    telegram_bot_username: str | None = None
+    whatsapp_display_number: str | None = None
+    # Campaign sends per second: Telegram's limits (30 a bot, 1 a chat), WhatsApp's tier (80 a number).
+    campaign_telegram_per_second: float = Field(default=30.0, gt=0)
+    campaign_telegram_per_chat_seconds: float = Field(default=1.0, ge=0)
+    campaign_whatsapp_per_second: float = Field(default=80.0, gt=0)
+    campaign_webchat_per_second: float = Field(default=50.0, gt=0)
+    campaign_tick_seconds: float = Field(default=1.0, gt=0)
+    # The share of those rates campaign sends are spaced at (the network's jitter bunches sends up).
+    campaign_headroom: float = Field(default=0.97, gt=0, le=1)
+    # Quiet hours (Europe/Paris): no campaign send from quiet_start to quiet_end, on Sundays and
+    # French public holidays (each can be turned off).
+    campaign_quiet_start: str = "20:00"
+    campaign_quiet_end: str = "09:00"
+    campaign_quiet_sundays: bool = True
+    campaign_quiet_holidays: bool = True
+    campaign_quiet_enabled: bool = True

@@ -111,20 +111,22 @@ class InboundMessage:
     account: str | None = None  # platform account that received it (WhatsApp phone number id)
     callback_id: str | None = None  # Telegram callback query to answer
     locale: str | None = None
+    source: str | None = None  # an outreach source's code the message came with (web chat ?src=)
 
     def __post_init__(self) -> None:
         """Every parser builds one of these: its strings are cleaned here (clean_text) and its ids
         must fit their columns, whatever the channel (BadPayload otherwise)."""
         _clean_fields(self, ("channel", "user_id", "external_id", "text", "choice", "account", "callback_id",
-                             "locale"))
+                             "locale", "source"))
         for name in ("user_id", "external_id"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
                 raise BadPayload(f"{name} missing or longer than {MAX_ID_LENGTH} characters")
-        for name in ("text", "choice", "account", "callback_id", "locale"):
+        for name in ("text", "choice", "account", "callback_id", "locale", "source"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise BadPayload(f"{name} must be a string")
+        _check_length("source", self.source, 64)
         _check_length("account", self.account, MAX_ACCOUNT_LENGTH)
         _check_length("choice", self.choice, MAX_CHOICE_LENGTH)
         _check_length("callback_id", self.callback_id, MAX_FIELD_LENGTH)

@@ -50,8 +50,11 @@ class WebChatChannel:
         if text is None and choice is None and point is None:
             raise BadPayload("nothing to send: text, choice or location is required")
         locale = data.get("locale") if isinstance(data.get("locale"), str) else None
+        # The page's ?src= (an outreach source's code): kept only when it has a code's shape.
+        src = data.get("src")
+        source = src if isinstance(src, str) and 4 <= len(src) <= 16 and src.isascii() and src.isalnum() else None
         return InboundMessage(channel=self.name, user_id=uid, external_id=f"{uid}:{client_id}",
-                              text=text, choice=choice, location=point, locale=locale)
+                              text=text, choice=choice, location=point, locale=locale, source=source)
 
     async def send(self, user_id: str, message: OutboundMessage, *, account: str | None = None) -> SendResult:
         platform_id = uuid.uuid4().hex

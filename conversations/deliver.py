@@ -52,6 +52,9 @@ def outbound_of(message: Message) -> OutboundMessage:
         request_location=bool(payload.get("request_location")),
         attachment=attachment,
         attachment_path=payload.get("attachment_path"),
+        # A campaign's WhatsApp message: its approved template, whatever the 24-hour window (outreach/).
+        template=(payload.get("campaign_template") or {}).get("name"),
+        template_params=tuple((payload.get("campaign_template") or {}).get("params") or ()),
     )
 
 
@@ -301,6 +304,11 @@ class Outbox:
             prepared = await rt.prepare_outbound(job.address.channel, job.outbound, context)
             if prepared is None:  # the 24-hour window: held behind an unanswered invitation
                 return _Outcome(HELD)
+            pacer = getattr(rt, "campaigns", None)  # outreach: campaigns take the room replies leave
+            if pacer is not None and (job.message.payload or {}).get("campaign_id"):
+                await pacer.pace(job.address.channel)  # evenly spaced, under the platform's limit
+            elif pacer is not None:
+                pacer.note(job.address.channel)
             async with self._in_flight, sendable(rt, prepared) as prepared:  # (an S3 file: a temporary copy)
                 result = await channel.send(job.address.external_id, prepared, account=job.address.account)
                 held = bool(prepared.template and not job.outbound.template)

@@ -8,7 +8,6 @@ After commit: deliver queued rows, publish live updates, start slow actions (Ope
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from flows.inputs import match_choice, parse_yes_no
 from flows.intents import command_of, intent_of
 from handoff import transitions
 from handoff.models import Organisation
+from outreach import inbound as outreach_inbound
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,7 @@ async def handle(rt, session: AsyncSession, thread: Thread, inbound: InboundMess
     """The bot's part: commands in every state, then the relay to a worker or the flow."""
     conversation, contact = thread.conversation, thread.contact
     state = dict(conversation.flow_state or {})
+    inbound = await outreach_inbound.attribute(rt, session, thread, inbound, pending)  # a source's code
     command = command_of(inbound.text) if inbound.choice is None else None
     pending.notify.append((f"org:{conversation.organisation_id}", {"event": "message_received",
                                                                   "conversation": conversation.id}))
@@ -235,6 +236,10 @@ async def handle(rt, session: AsyncSession, thread: Thread, inbound: InboundMess
             return  # "stop" is honoured: the bot stays silent until the person restarts
         contact.stopped_at = None
         add_event(session, conversation, "contact_restarted", pending=pending)
+
+    if inbound.choice in outreach_inbound.NEWS_CHOICES:  # the news consent's buttons
+        await outreach_inbound.answer_news(session, thread, inbound.choice, pending, say)
+        return
 
     if inbound.choice is not None and inbound.choice.startswith("fu:"):  # a "Ça a marché ?" button
         from followups.service import on_inbound
@@ -317,6 +322,7 @@ async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMes
 async def apply_turn(rt, session: AsyncSession, thread: Thread, turn: Turn, pending: Pending) -> None:
     """Turn engine events into rows: outbound messages, answers, events, handoff."""
     conversation, contact = thread.conversation, thread.contact
+    turn = outreach_inbound.redirect(rt, thread, turn)  # a source's start instead of the menu
     summary = dict(conversation.summary or {})
     for event in turn.events:
         if isinstance(event, Said):
@@ -353,12 +359,14 @@ async def apply_turn(rt, session: AsyncSession, thread: Thread, turn: Turn, pend
     conversation.summary = summary
     conversation.flow_state = turn.state
     conversation.updated_at = utcnow()
+    await outreach_inbound.maybe_ask_news(session, thread, turn, pending, say)  # a quiet moment
 
 
 async def stop_contact(session: AsyncSession, thread: Thread, pending: Pending) -> None:
     contact = thread.contact
     already = contact.stopped_at is not None
     contact.stopped_at = utcnow()
+    await outreach_inbound.withdraw_news(session, contact.id)  # stop withdraws every consent
     await session.execute(
         update(Message).where(Message.contact_id == contact.id, Message.direction == OUTBOUND,
                               Message.status == QUEUED).values(status=FAILED, error="stopped by the person")

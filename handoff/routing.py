@@ -155,9 +155,11 @@ def need_of(conversation: Conversation, contact: Contact | None) -> Need:
 
 
 def source_team_id(conversation: Conversation) -> int | None:
-    """HOOK: the team of the source the person came through (a partner's QR code or link). Sources do
-    not exist yet; once they do, the source's team wins over the territory."""
-    return None
+    """The team of the source the person came through (a partner's QR code or link: outreach/),
+    recorded on the conversation when the code arrived; it wins over the territory."""
+    recorded = (conversation.summary or {}).get("source")
+    team_id = recorded.get("team_id") if isinstance(recorded, dict) else None
+    return team_id if isinstance(team_id, int) else None
 
 
 @dataclass

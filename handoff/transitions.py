@@ -142,6 +142,9 @@ async def close(session: AsyncSession, thread: Thread, worker: Worker | None, ou
         await queue_message(session, thread, OutboundMessage(
             f"✅ {who} a terminé la conversation. Écrivez-nous quand vous voulez : « menu » pour recommencer."
         ), pending)
+        from outreach.inbound import ask_news_once
+
+        await ask_news_once(session, thread, pending)  # a quiet moment: news from time to time?
     if thread.contact.consent is False:
         # Consent refused: nothing is kept beyond the conversation (sent messages are purged later).
         conversation.summary = {}

@@ -68,9 +68,13 @@
     thread.scrollTop = thread.scrollHeight;
   }
 
+  // The source the page was opened from (a flyer's QR code: /chat?src=<code>), sent with each message.
+  const source = new URLSearchParams(window.location.search).get("src");
+
   async function send(body, shownText) {
     bubble({ from: "me", text: shownText });
     body.client_id = newId();
+    if (source && /^[A-Za-z0-9]{4,16}$/.test(source)) body.src = source;
     let response = null;
     try {
       response = await call("/chat/api/messages", {

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 import stats.counters  # noqa: F401  (registers the dashboard's own counters)
+import stats.rooms  # noqa: F401  (and the figures other rooms keep: sources, campaigns, referrals)
 from admin.access import current_admin
 from allervers.auth import csrf_token, current_worker
 from allervers.database import utcnow

@@ -18,6 +18,7 @@ Parameters are recorded decoded: JSON fields (reply_markup...) as objects, ids a
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import itertools
 import json
@@ -82,6 +83,7 @@ class Call:
     files: dict[str, UploadedFile] = field(default_factory=dict)  # parameter -> uploaded file
     status: int = 200  # what the fake answered
     result: Any = None  # the "result" it returned when ok (the Message for send* methods)
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
     @property
     def chat_id(self) -> Any:
@@ -96,10 +98,19 @@ class _Failure:
 
 
 class FakeTelegram:
-    def __init__(self, token: str = TOKEN, *, max_long_poll: float = 1.0):
-        """`max_long_poll` caps how long getUpdates waits, whatever timeout the client asks."""
+    def __init__(self, token: str = TOKEN, *, max_long_poll: float = 1.0, limit_per_second: float | None = None,
+                 limit_per_chat_seconds: float | None = None):
+        """`max_long_poll` caps how long getUpdates waits, whatever timeout the client asks.
+        `limit_per_second` / `limit_per_chat_seconds`: Telegram's limits, enforced like the real Bot
+        API (a send beyond them is answered 429 with retry_after 1 and counted in `too_many`):
+        at most that many sends in any sliding second for the bot, one per chat per that many seconds."""
         self.token = token
         self.max_long_poll = max_long_poll
+        self.limit_per_second = limit_per_second
+        self.limit_per_chat_seconds = limit_per_chat_seconds
+        self.too_many = 0
+        self._window: collections.deque = collections.deque()
+        self._chat_last: dict[str, float] = {}
         self.bot_user = {
             "id": int(token.split(":")[0]),
             "is_bot": True,
@@ -313,6 +324,8 @@ class FakeTelegram:
                     if roll < edge:
                         failure = _Failure(status, retry_after if status == 429 else None, None)
                         break
+            if failure is None and name.startswith("send") and (self.limit_per_second or self.limit_per_chat_seconds):
+                failure = self._over_limit(str(params.get("chat_id")))
         held = self._holds.get(name)
         while held is not None and not held.is_set():
             await asyncio.sleep(0.01)
@@ -329,6 +342,22 @@ class FakeTelegram:
             return result
         call.result = result
         return JSONResponse({"ok": True, "result": result})
+
+    def _over_limit(self, chat: str) -> _Failure | None:
+        """The platform's limits (called under the lock): a 429 beyond them, else the send counts."""
+        now = time.monotonic()
+        window = self._window
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        over = bool(self.limit_per_second and len(window) >= self.limit_per_second)
+        last = self._chat_last.get(chat)
+        over = over or bool(self.limit_per_chat_seconds and last is not None and now - last < self.limit_per_chat_seconds)
+        if over:
+            self.too_many += 1
+            return _Failure(429, 1, None)
+        window.append(now)
+        self._chat_last[chat] = now
+        return None
 
     async def _download(self, request: Request) -> Response:
         path = request.path_params["path"]

@@ -90,7 +90,9 @@ async def test_notes_transfer_close_and_return_to_bot(settings_for):
         await client.post(f"/inbox/conversations/{conversation_id}/close",
                           data={"outcome": "oriented", "detail": "CCAS", "csrf_token": token})
         await rt.drain()
-        assert "a terminé la conversation" in (await person.last())["text"]
+        closing = [m["text"] for m in (await person.bot_lines())[-2:]]
+        assert "a terminé la conversation" in closing[0]
+        assert "nouvelles de temps en temps" in closing[1]  # outreach: the news consent, asked once then
         async with rt.sessionmaker() as session:
             conversation = await session.get(Conversation, conversation_id)
             types = (await session.execute(select(Event.type).where(Event.conversation_id == conversation_id))).scalars().all()

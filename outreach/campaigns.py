@@ -1,0 +1,503 @@
+"""Campaigns: the audience (opted-in people only), the message per channel, quiet hours, and the
+sender, paced at the platforms' limits.
+
+How one person is sent to, exactly once: when the campaign starts, every person of the audience
+becomes a `campaign_recipients` row (`pending`). The sender claims a few rows at a time (under the
+campaign's lock: one sender, whatever the number of processes) and, in one transaction per batch,
+writes each person's outbox row and marks the recipient `queued` with that row's id. A kill -9
+leaves each recipient before that transaction (still pending: claimed again after the restart) or
+after it (its outbox row exists: the outbox sends it, at least once, and its sent journal keeps the
+window for a second send to the sends in flight at the moment of the kill). Rows are claimed in the
+producing transaction (`Pending.direct`) so they leave right after the commit: the pace at which
+rows are written is the pace at which they are sent.
+
+Pace: per channel, a moving-window limit of `campaign_<channel>_per_second` in the rate limiter's
+storage (Redis when configured: several processes and campaigns share one budget per bot or
+number), claimed in slices of a tenth of a second. One message per person per campaign keeps
+Telegram's 1 message/s per chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from datetime import datetime, time as dtime, timedelta
+
+from limits import RateLimitItemPerSecond
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allervers.database import utcnow
+from bots.base import Choice, OutboundMessage
+from conversations.models import CLOSED, Address, Contact, Conversation
+from conversations.store import Pending, Thread, queue_message
+from handoff.hours import PARIS, is_holiday
+from outreach.models import (
+    CANCELLED,
+    DONE,
+    NEWS,
+    PAUSED,
+    R_PENDING,
+    R_QUEUED,
+    R_SKIPPED,
+    SCHEDULED,
+    SENDING,
+    Campaign,
+    CampaignRecipient,
+    Consent,
+    ContactSource,
+    Source,
+)
+
+log = logging.getLogger(__name__)
+CHANNELS = ("telegram", "whatsapp", "webchat")
+# Campaign buttons: what a press does (outreach.inbound turns it into the command).
+BUTTONS = {"cmp:menu": "menu", "cmp:human": "humain", "cmp:stop": "news_stop"}
+SLICE_SECONDS = 0.1
+
+
+# -- quiet hours -----------------------------------------------------------------------------------
+def _clock(value: str) -> dtime:
+    hours, minutes = value.split(":")
+    return dtime(int(hours), int(minutes))
+
+
+def quiet(settings, at: datetime | None = None) -> bool:
+    """No campaign sends now (Paris time): at night, on Sundays, on French public holidays."""
+    if not settings.campaign_quiet_enabled:
+        return False
+    local = (at or utcnow()).astimezone(PARIS)
+    if settings.campaign_quiet_sundays and local.weekday() == 6:
+        return True
+    if settings.campaign_quiet_holidays and is_holiday(local.date()):
+        return True
+    start, end, now = _clock(settings.campaign_quiet_start), _clock(settings.campaign_quiet_end), local.time()
+    if start == end:
+        return False
+    return (now >= start or now < end) if start > end else (start <= now < end)
+
+
+def next_send_time(settings, at: datetime | None = None) -> datetime | None:
+    """The first quarter hour outside quiet hours (within 10 days), for the page."""
+    at = at or utcnow()
+    if not quiet(settings, at):
+        return at
+    probe = at.replace(second=0, microsecond=0)
+    for _ in range(10 * 24 * 4):
+        probe += timedelta(minutes=15)
+        if not quiet(settings, probe):
+            return probe
+    return None
+
+
+# -- audience --------------------------------------------------------------------------------------
+async def audience(session: AsyncSession, organisation_id: int, filters: dict, channels: set[str],
+                   now: datetime | None = None) -> list[tuple[int, str]]:
+    """(contact id, channel) of the people a campaign would reach: opted in to news (granted, not
+    withdrawn), not stopped, reachable on a channel the campaign has a message for, and matching
+    the filters (sources, language, last contact; territory and topic from their conversations)."""
+    now = now or utcnow()
+    query = (select(Contact.id, Contact.locale)
+             .join(Consent, and_(Consent.contact_id == Contact.id, Consent.purpose == NEWS))
+             .where(Contact.organisation_id == organisation_id, Contact.stopped_at.is_(None),
+                    Consent.granted_at.is_not(None), Consent.withdrawn_at.is_(None)))
+    if filters.get("source_ids"):
+        query = query.where(Contact.id.in_(select(ContactSource.contact_id).where(
+            ContactSource.source_id.in_(filters["source_ids"]))))
+    if filters.get("language"):
+        query = query.where(Contact.locale == filters["language"])
+    if filters.get("active_within_days"):
+        query = query.where(Contact.last_inbound_at >= now - timedelta(days=filters["active_within_days"]))
+    if filters.get("inactive_for_days"):
+        query = query.where(Contact.last_inbound_at < now - timedelta(days=filters["inactive_for_days"]))
+    contacts = [row[0] for row in (await session.execute(query.order_by(Contact.id))).all()]
+    if not contacts:
+        return []
+    channel_of: dict[int, str] = {}
+    needs: dict[int, list[Conversation]] = {}
+    territory, topic = filters.get("territory"), filters.get("topic")
+    for chunk in _chunks(contacts, 2000):
+        rows = (await session.execute(
+            select(Conversation, Address.channel).join(Address, Address.id == Conversation.address_id)
+            .where(Conversation.contact_id.in_(chunk)).order_by(Conversation.id))).all()
+        for conversation, channel in rows:
+            channel_of[conversation.contact_id] = channel  # the latest conversation's channel
+            if territory or topic:
+                needs.setdefault(conversation.contact_id, []).append(conversation)
+    chosen = []
+    for contact_id in contacts:
+        channel = channel_of.get(contact_id)
+        if channel is None or channel not in channels:
+            continue
+        if (territory or topic) and not _matches(needs.get(contact_id, []), territory, topic):
+            continue
+        chosen.append((contact_id, channel))
+    return chosen
+
+
+def _matches(conversations: list[Conversation], territory: str | None, topic: str | None) -> bool:
+    from handoff.routing import need_of, plain
+
+    for conversation in conversations:
+        need = need_of(conversation, None)
+        if territory and not (need.commune == territory or need.departement == territory):
+            continue
+        if topic and plain(topic) not in need.topics:
+            continue
+        return True
+    return False
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def channels_of(campaign: Campaign) -> set[str]:
+    messages = campaign.messages or {}
+    found = set()
+    if (messages.get("telegram") or {}).get("text"):
+        found.add("telegram")
+    if (messages.get("whatsapp") or {}).get("template"):
+        found.add("whatsapp")
+    if (messages.get("webchat") or {}).get("text"):
+        found.add("webchat")
+    return found
+
+
+def outbound_for(campaign: Campaign, channel: str, *, reminder: bool = False) -> tuple[OutboundMessage, dict]:
+    """The message for one channel (and its extra payload: a WhatsApp template)."""
+    messages = campaign.messages or {}
+    if channel == "whatsapp":
+        spec = messages.get("whatsapp") or {}
+        params = [str(p) for p in spec.get("params") or []]
+        text = spec.get("preview") or f"[modèle {spec.get('template')}] " + " · ".join(params)
+        return OutboundMessage(text), {"campaign_template": {"name": spec.get("template"), "params": params}}
+    spec = messages.get(channel) or {}
+    text = campaign.reminder_text if reminder and campaign.reminder_text else spec.get("text", "")
+    buttons = tuple(Choice(value, label) for value, label in (spec.get("buttons") or []) if value in BUTTONS)
+    return OutboundMessage(text, buttons), {}
+
+
+# -- starting, pausing ----------------------------------------------------------------------------
+async def snapshot(session: AsyncSession, campaign: Campaign) -> int:
+    """The audience becomes the campaign's recipients (once: the unique (campaign, contact) keeps a
+    second snapshot from adding anyone twice)."""
+    people = await audience(session, campaign.organisation_id, campaign.audience or {}, channels_of(campaign))
+    already = set((await session.execute(select(CampaignRecipient.contact_id).where(
+        CampaignRecipient.campaign_id == campaign.id))).scalars().all())
+    rows = [{"campaign_id": campaign.id, "contact_id": contact_id, "channel": channel, "state": R_PENDING,
+             "reason": "", "reminder_state": ""} for contact_id, channel in people if contact_id not in already]
+    for chunk in _chunks(rows, 1000):
+        await session.execute(insert(CampaignRecipient.__table__), chunk)
+    return len(rows)
+
+
+async def progress(session: AsyncSession, campaign_id: int) -> dict:
+    from conversations.models import DELIVERED, FAILED, QUEUED, READ, SENDING as MSG_SENDING, SENT, Message
+
+    states = dict((await session.execute(select(CampaignRecipient.state, func.count()).where(
+        CampaignRecipient.campaign_id == campaign_id).group_by(CampaignRecipient.state))).all())
+    statuses = dict((await session.execute(
+        select(Message.status, func.count()).join(CampaignRecipient, CampaignRecipient.message_id == Message.id)
+        .where(CampaignRecipient.campaign_id == campaign_id).group_by(Message.status))).all())
+    total = sum(states.values())
+    sent = sum(statuses.get(s, 0) for s in (SENT, DELIVERED, READ))
+    done = sent + statuses.get(FAILED, 0) + states.get(R_SKIPPED, 0)
+    return {"total": total, "pending": states.get(R_PENDING, 0), "queued": states.get(R_QUEUED, 0),
+            "skipped": states.get(R_SKIPPED, 0), "sent": sent, "failed": statuses.get(FAILED, 0),
+            "waiting": statuses.get(QUEUED, 0) + statuses.get(MSG_SENDING, 0),
+            "percent": round(100 * done / total) if total else 100}
+
+
+# -- the sender -----------------------------------------------------------------------------------
+class CampaignSender:
+    """One loop per process: starts scheduled campaigns, sends sending ones (one task each), starts
+    reminders. Everything it needs is in the database: a restart carries on where it stopped."""
+
+    def __init__(self, rt) -> None:
+        self.rt = rt
+        self.tasks: dict[int, asyncio.Task] = {}
+        self.loop: asyncio.Task | None = None
+        self._next_send: dict[str, float] = {}
+        self._sends: dict[str, collections.deque] = {}  # channel -> send times of the last second
+        from limits.aio.strategies import MovingWindowRateLimiter
+
+        self.strategy = MovingWindowRateLimiter(rt.limiter.storage)
+
+    def start(self) -> None:
+        self.loop = asyncio.create_task(self._forever(), name="campaigns")
+
+    def _rate(self, channel: str) -> float:
+        settings = self.rt.settings
+        return {"telegram": settings.campaign_telegram_per_second, "whatsapp": settings.campaign_whatsapp_per_second,
+                "webchat": settings.campaign_webchat_per_second}.get(channel, settings.campaign_webchat_per_second)
+
+    def note(self, channel: str) -> None:
+        """The outbox tells of every other send (replies to people): campaigns use what they leave."""
+        self._window(channel).append(asyncio.get_running_loop().time())
+
+    def _window(self, channel: str):
+        window = self._sends.get(channel)
+        if window is None:
+            window = self._sends[channel] = collections.deque()
+        return window
+
+    async def pace(self, channel: str) -> None:
+        """Called by the outbox right before a campaign's send. Within any sliding second, every send
+        of the channel (replies included) stays under `campaign_headroom` of the channel's rate, and
+        campaign sends leave evenly spaced (the network's jitter must not bunch them past the limit).
+        Replies are never delayed: a campaign only takes the room they leave."""
+        rate = self._rate(channel)
+        budget = max(1, int(rate * self.rt.settings.campaign_headroom))
+        spacing = 1.0 / (rate * self.rt.settings.campaign_headroom)
+        loop = asyncio.get_running_loop()
+        window = self._window(channel)
+        while True:
+            now = loop.time()
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            slot = max(now, self._next_send.get(channel, 0.0))
+            if len(window) >= budget:
+                slot = max(slot, window[0] + 1.0)
+            if slot <= now:
+                window.append(now)
+                self._next_send[channel] = now + spacing
+                return
+            await asyncio.sleep(slot - now)
+
+    async def stop(self) -> None:
+        for task in [self.loop, *self.tasks.values()]:
+            if task is not None:
+                task.cancel()
+        for task in [self.loop, *self.tasks.values()]:
+            if task is not None:
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+
+    async def _forever(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("campaign tick failed")
+            await asyncio.sleep(self.rt.settings.campaign_tick_seconds)
+
+    async def tick(self) -> None:
+        rt, now = self.rt, utcnow()
+        async with rt.sessionmaker() as session:
+            due = (await session.execute(select(Campaign.id).where(
+                Campaign.status == SCHEDULED, Campaign.scheduled_at <= now))).scalars().all()
+        for campaign_id in due:
+            await self.begin(campaign_id)
+        await self._start_reminders(now)
+        if quiet(rt.settings, now):
+            return
+        async with rt.sessionmaker() as session:
+            sending = (await session.execute(select(Campaign.id).where(Campaign.status == SENDING))).scalars().all()
+        for campaign_id in sending:
+            task = self.tasks.get(campaign_id)
+            if task is None or task.done():
+                self.tasks[campaign_id] = asyncio.create_task(self.send(campaign_id), name=f"campaign-{campaign_id}")
+
+    async def begin(self, campaign_id: int) -> None:
+        """Scheduled -> sending: the audience is taken now (a conditional update: one process does it)."""
+        async with self.rt.locks.hold(f"campaign:{campaign_id}"):
+            async with self.rt.sessionmaker() as session, session.begin():
+                campaign = await session.get(Campaign, campaign_id)
+                if campaign is None or campaign.status != SCHEDULED:
+                    return
+                await snapshot(session, campaign)
+                campaign.status, campaign.started_at = SENDING, utcnow()
+
+    async def _start_reminders(self, now: datetime) -> None:
+        """Once, `reminder_after_hours` after a campaign ended: the people who were sent it, did not
+        answer, did not stop and were reachable get the reminder."""
+        from conversations.models import DELIVERED, READ, SENT, Message
+
+        async with self.rt.sessionmaker() as session:
+            done = (await session.execute(select(Campaign).where(
+                Campaign.status == DONE, Campaign.reminder_after_hours > 0, Campaign.reminder_started_at.is_(None),
+                Campaign.finished_at.is_not(None)))).scalars().all()
+        for campaign in done:
+            if campaign.finished_at + timedelta(hours=campaign.reminder_after_hours) > now:
+                continue
+            async with self.rt.locks.hold(f"campaign:{campaign.id}"):
+                async with self.rt.sessionmaker() as session, session.begin():
+                    fresh = await session.get(Campaign, campaign.id)
+                    if fresh.reminder_started_at is not None or fresh.status != DONE:
+                        continue
+                    eligible = (select(CampaignRecipient.id)
+                                .join(Message, Message.id == CampaignRecipient.message_id)
+                                .join(Contact, Contact.id == CampaignRecipient.contact_id)
+                                .join(Consent, and_(Consent.contact_id == Contact.id, Consent.purpose == NEWS))
+                                .where(CampaignRecipient.campaign_id == fresh.id, CampaignRecipient.state == R_QUEUED,
+                                       Message.status.in_((SENT, DELIVERED, READ)), Contact.stopped_at.is_(None),
+                                       Consent.withdrawn_at.is_(None),
+                                       (Contact.last_inbound_at.is_(None))
+                                       | (Contact.last_inbound_at < CampaignRecipient.queued_at)))
+                    ids = (await session.execute(eligible)).scalars().all()
+                    for chunk in _chunks(list(ids), 1000):
+                        await session.execute(update(CampaignRecipient).where(CampaignRecipient.id.in_(chunk))
+                                              .values(reminder_state=R_PENDING))
+                    fresh.reminder_started_at = now
+                    fresh.status = SENDING if ids else DONE
+
+    async def send(self, campaign_id: int) -> None:
+        """Send the campaign's pending recipients (then its pending reminders) at the channels' pace,
+        until none is left, it is paused or cancelled, or quiet hours begin."""
+        rt = self.rt
+        settings = rt.settings
+        rates = {"telegram": settings.campaign_telegram_per_second, "whatsapp": settings.campaign_whatsapp_per_second,
+                 "webchat": settings.campaign_webchat_per_second}
+        slice_size = {c: max(1, int(r * SLICE_SECONDS)) for c, r in rates.items()}
+        items = {c: RateLimitItemPerSecond(max(1, int(r))) for c, r in rates.items()}
+        idle_channels: set[str] = set()
+        loop = asyncio.get_running_loop()
+        next_slot = {c: loop.time() for c in CHANNELS}
+        try:
+            while True:
+                if quiet(settings):
+                    return
+                now = loop.time()
+                ready = [c for c in CHANNELS if c not in idle_channels and next_slot[c] <= now]
+                if not ready:
+                    active = [next_slot[c] for c in CHANNELS if c not in idle_channels]
+                    if not active:
+                        await self._finish(campaign_id)
+                        return
+                    await asyncio.sleep(max(0.0, min(active) - now))
+                    continue
+                for channel in ready:
+                    allowed = await self._budget(items[channel], channel, slice_size[channel])
+                    if not allowed:
+                        next_slot[channel] = loop.time() + SLICE_SECONDS / 2
+                        continue
+                    outcome = await self._batch(campaign_id, channel, allowed)
+                    if outcome == "stopped":
+                        return
+                    if outcome == 0:
+                        idle_channels.add(channel)
+                    next_slot[channel] = max(next_slot[channel] + allowed / rates[channel], loop.time() - 1)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("campaign %s: sender failed (it resumes at the next tick)", campaign_id)
+
+    async def _budget(self, item, channel: str, wanted: int) -> int:
+        """How many sends of `wanted` the channel's shared per-second budget allows now."""
+        for cost in (wanted, max(1, wanted // 2), 1):
+            if await self.strategy.hit(item, "campaign", channel, cost=cost):
+                return cost
+        return 0
+
+    async def _batch(self, campaign_id: int, channel: str, size: int):
+        """One transaction: up to `size` pending recipients of the channel get their outbox row.
+        Returns how many were handled, or "stopped" when the campaign is no longer sending."""
+        rt = self.rt
+        pending = Pending.empty()
+        async with rt.locks.hold(f"campaign:{campaign_id}"):
+            async with rt.sessionmaker() as session, session.begin():
+                campaign = await session.get(Campaign, campaign_id)
+                if campaign is None or campaign.status != SENDING:
+                    return "stopped"
+                reminder = campaign.reminder_started_at is not None
+                state_column = CampaignRecipient.reminder_state if reminder else CampaignRecipient.state
+                recipients = (await session.execute(
+                    select(CampaignRecipient).where(CampaignRecipient.campaign_id == campaign_id,
+                                                    CampaignRecipient.channel == channel, state_column == R_PENDING)
+                    .order_by(CampaignRecipient.id).limit(size))).scalars().all()
+                if not recipients:
+                    return 0
+                ids = [r.contact_id for r in recipients]
+                contacts = {c.id: c for c in (await session.execute(
+                    select(Contact).where(Contact.id.in_(ids)))).scalars().all()}
+                granted = set((await session.execute(select(Consent.contact_id).where(
+                    Consent.contact_id.in_(ids), Consent.purpose == NEWS, Consent.granted_at.is_not(None),
+                    Consent.withdrawn_at.is_(None)))).scalars().all())
+                latest = {}
+                for conversation, address in (await session.execute(
+                        select(Conversation, Address).join(Address, Address.id == Conversation.address_id)
+                        .where(Conversation.contact_id.in_(ids)).order_by(Conversation.id))).all():
+                    if address.channel == channel:
+                        latest[conversation.contact_id] = (conversation, address)
+                now = utcnow()
+                outbound, extra = outbound_for(campaign, channel, reminder=reminder)
+                written = []
+                for recipient in recipients:
+                    contact = contacts.get(recipient.contact_id)
+                    where = latest.get(recipient.contact_id)
+                    reason = ("erased" if contact is None else "stopped" if contact.stopped_at is not None
+                              else "consent" if recipient.contact_id not in granted else "address" if where is None else "")
+                    if reason:
+                        if reminder:
+                            recipient.reminder_state = R_SKIPPED
+                        else:
+                            recipient.state, recipient.reason = R_SKIPPED, reason
+                        continue
+                    conversation, address = where
+                    thread = Thread(contact, address, conversation)
+                    if rt.outbox.can_claim_at_once(contact.id, channel):
+                        pending.direct.setdefault(contact.id, [])
+                        pending.direct_to[contact.id] = (address, contact)
+                    row = await queue_message(session, thread, outbound, pending)
+                    if extra:
+                        row.payload = {**(row.payload or {}), **extra}
+                    row.payload = {**(row.payload or {}), "campaign_id": campaign_id}
+                    written.append((recipient, row))
+                if written:
+                    await session.flush()
+                for recipient, row in written:
+                    if reminder:
+                        recipient.reminder_state, recipient.reminder_message_id = R_QUEUED, row.id
+                    else:
+                        recipient.state, recipient.message_id, recipient.queued_at = R_QUEUED, row.id, now
+        await rt.after_commit(pending)
+        return len(recipients)
+
+    async def _finish(self, campaign_id: int) -> None:
+        async with self.rt.locks.hold(f"campaign:{campaign_id}"):
+            async with self.rt.sessionmaker() as session, session.begin():
+                campaign = await session.get(Campaign, campaign_id)
+                if campaign is None or campaign.status != SENDING:
+                    return
+                column = CampaignRecipient.reminder_state if campaign.reminder_started_at else CampaignRecipient.state
+                left = (await session.execute(select(func.count()).where(
+                    CampaignRecipient.campaign_id == campaign_id, column == R_PENDING))).scalar()
+                if left:
+                    return
+                campaign.status = DONE
+                if campaign.finished_at is None:
+                    campaign.finished_at = utcnow()
+
+
+async def set_status(session: AsyncSession, campaign: Campaign, action: str) -> str | None:
+    """pause / resume / cancel; returns the new status, or None if the action does not apply."""
+    allowed = {"pause": ({SENDING, SCHEDULED}, PAUSED), "resume": ({PAUSED}, SENDING),
+               "cancel": ({SENDING, SCHEDULED, PAUSED}, CANCELLED)}
+    if action not in allowed or campaign.status not in allowed[action][0]:
+        return None
+    new = allowed[action][1]
+    if action == "resume" and campaign.started_at is None:
+        new = SCHEDULED  # paused before it started: back to its schedule
+    campaign.status = new
+    if new == CANCELLED:
+        campaign.finished_at = utcnow()
+    return new
+
+
+def start_campaigns(rt) -> CampaignSender:
+    sender = CampaignSender(rt)
+    rt.campaigns = sender
+    sender.start()
+    return sender
+
+
+async def stop_campaigns(sender: CampaignSender) -> None:
+    await sender.stop()
