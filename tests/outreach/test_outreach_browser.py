@@ -17,6 +17,7 @@ from tests.conftest import LiveServer
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the pages, not the database: both backends run the HTTP tests
 @pytest.mark.parametrize("size", list(SIZES))
 def test_admin_source_qr_flyer_webchat_arrival_and_campaign(settings_for, chromium, size):  # noqa: F811
     from playwright.sync_api import expect
