@@ -8,5 +8,6 @@ from conversations import models as conversations_models  # noqa: F401
 from conversations import webchat_identity as webchat_identity_models  # noqa: F401
 from directory import models as directory_models  # noqa: F401
 from handoff import models as handoff_models  # noqa: F401
+from handoff import push as push_models  # noqa: F401
 
 metadata = Base.metadata
