@@ -204,12 +204,11 @@ def search_params(q: Annotated[str, Query(max_length=1000)] = "", channel: Annot
     return read_search(q, channel, date, view, page)
 
 
-def _card(row, workers: dict, last_at) -> dict:
-    conversation, channel, _external_id, locale = row[0], row[1], row[2], row[3]
-    topic = (conversation.summary or {}).get("answers", {}).get("topic")
-    return {"conversation": conversation, "channel": channel, "locale": locale, "last_at": last_at,
-            "assignee": workers.get(conversation.assignee_id), "topic": topic,
-            "first_name": inbox_view.first_name_of(conversation.summary)}
+def _card(row, workers: dict, topic_labels: dict) -> dict:
+    topic = row.topic
+    return {"conversation": row, "channel": row.channel, "locale": row.locale, "last_at": row.last_at,
+            "assignee": workers.get(row.assignee_id), "topic": topic_labels.get(topic, topic) if topic else None,
+            "first_name": row.prenom or row.first_name}
 
 
 async def lists(request: Request, worker: Worker, search: Search | None = None) -> dict:
@@ -225,16 +224,13 @@ async def lists(request: Request, worker: Worker, search: Search | None = None) 
     workers = {row.id: row.first_name for row in rows_of_workers}
     team_members = {row.id: row.team_id for row in rows_of_workers}
     topic_labels = inbox_view.choice_labels(rt.engine_for(worker.organisation_id)).get("topic", {})
-    items = [_card(row, workers, row[4]) for row in rows]
-    for item in items:
-        if item["topic"]:
-            item["topic"] = topic_labels.get(str(item["topic"]), item["topic"])
+    items = [_card(row, workers, topic_labels) for row in rows]
     result = {
         "waiting": [i for i in items if i["conversation"].status == WAITING],
         "mine": [i for i in items if i["conversation"].status == ASSIGNED and i["conversation"].assignee_id == worker.id],
         "others": [i for i in items if i["conversation"].status == ASSIGNED and i["conversation"].assignee_id != worker.id],
         "team": [],
-        "closed": [_card(row, workers, row[4]) for row in closed[:inbox_view.HISTORY_LIMIT]],
+        "closed": [_card(row, workers, topic_labels) for row in closed[:inbox_view.HISTORY_LIMIT]],
         "closed_more": len(closed) > inbox_view.HISTORY_LIMIT,
         "search": search,
         "channels": inbox_view.CHANNELS,

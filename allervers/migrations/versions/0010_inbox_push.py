@@ -29,8 +29,13 @@ def upgrade() -> None:
     sa.UniqueConstraint('endpoint', name='uq_push_subscriptions_endpoint')
     )
     op.create_index(op.f('ix_push_subscriptions_worker_id'), 'push_subscriptions', ['worker_id'], unique=False)
+    op.create_index('ix_messages_conversation_created', 'messages', ['conversation_id', 'created_at'], unique=False)
+    op.create_index('ix_conversations_org_status_closed', 'conversations', ['organisation_id', 'status', 'closed_at'],
+                    unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_conversations_org_status_closed', table_name='conversations')
+    op.drop_index('ix_messages_conversation_created', table_name='messages')
     op.drop_index(op.f('ix_push_subscriptions_worker_id'), table_name='push_subscriptions')
     op.drop_table('push_subscriptions')
