@@ -183,11 +183,11 @@ async def latest_page(session, conversation_id: int, since: int | None = None,
         start_at = await handoff_start(session, conversation_id)
         ids = list(newest)
         if start_at is not None and ids:
-            part = (await session.execute(select(Message.id).where(
-                Message.conversation_id == conversation_id, Message.id.in_(ids),
-                Message.created_at >= start_at))).scalars().all()
-            if part:
-                ids = list(part)
+            # the worker's part starts at the message that asked for a person (the last one before the handoff)
+            asked = (await session.execute(select(func.max(Message.id)).where(
+                Message.conversation_id == conversation_id, Message.created_at <= start_at))).scalar()
+            if asked is not None and asked >= min(ids):
+                ids = [i for i in ids if i >= asked]
         since = min(ids) if ids else None
     if since is None:
         messages = []

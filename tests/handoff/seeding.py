@@ -61,7 +61,7 @@ async def seed_timeline(rt, conversation_id: int, count: int, *, handoff_at: int
     async with rt.sessionmaker() as session:
         conversation = await session.get(Conversation, conversation_id)
         address = await session.get(Address, conversation.address_id)
-    base = datetime.now(timezone.utc) - timedelta(seconds=count + 10)
+    base = datetime.now(timezone.utc) + timedelta(seconds=1)  # after what the conversation holds
     async with rt.sessionmaker() as session, session.begin():
         ids = (await session.execute(insert(Message).returning(Message.id, sort_by_parameter_order=True), [
             {"conversation_id": conversation_id, "contact_id": conversation.contact_id, "channel": address.channel,
