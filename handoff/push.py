@@ -34,7 +34,7 @@ from conversations.models import Conversation
 from handoff.models import Worker
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/inbox/push")
+router = APIRouter(prefix="/push")  # included by handoff/inbox.py under /inbox
 
 MAX_BODY = 4096  # a subscription is ~500 bytes
 MAX_PER_WORKER = 5  # phones and browsers of one worker
