@@ -272,7 +272,7 @@ async def lists_partial(request: Request, worker: Worker = Depends(current_worke
 async def service_worker():
     """The service worker, served under /inbox/ so that its scope is the inbox (static/sw.js)."""
     return FileResponse(STATIC / "sw.js", media_type="text/javascript",
-                        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/inbox/"})
+                        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/inbox"})
 
 
 @router.get("/stream")

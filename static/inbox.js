@@ -104,7 +104,8 @@
 
   document.addEventListener("htmx:sseMessage", function (event) {
     var detail = event.detail || {};
-    if (detail.type !== "notify") return;
+    // once per message: other elements listening to sse:notify (the lists) raise it too
+    if (detail.type !== "notify" || !event.target || event.target.id !== "notify-feed") return;
     var data = {};
     try { data = JSON.parse(detail.data); } catch (e) { return; }
     unseen += 1;
@@ -141,11 +142,18 @@
   function ready() {
     var bar = document.getElementById("reply-bar");
     if (bar) {  // the page keeps room for the fixed reply box, whatever its height
-      var fit = function () { document.documentElement.style.setProperty("--reply-h", bar.offsetHeight + "px"); };
+      var fit = function () {
+        var follow = nearBottom();
+        document.documentElement.style.setProperty("--reply-h", bar.offsetHeight + "px");
+        if (follow) toBottom();
+      };
       fit();
       if ("ResizeObserver" in window) new ResizeObserver(fit).observe(bar);
     }
-    if (document.querySelector("[data-conversation-page]")) toBottom();
+    if (document.querySelector("[data-conversation-page]")) {
+      toBottom();
+      window.addEventListener("load", function () { toBottom(); });
+    }
     var sound = document.querySelector("[data-sound-toggle]");
     if (sound) {
       showSoundButton(sound);
@@ -165,7 +173,7 @@
       });
     }
     if ("serviceWorker" in navigator && document.querySelector("[data-inbox]")) {
-      navigator.serviceWorker.register("/inbox/sw.js", { scope: "/inbox/" }).then(function (reg) {
+      navigator.serviceWorker.register("/inbox/sw.js", { scope: "/inbox" }).then(function (reg) {
         registration = reg;
         if ("Notification" in window && Notification.permission === "granted") subscribePush();
       }).catch(function () { /* no service worker: alerts while the page is open still work */ });

@@ -1,4 +1,4 @@
-// Allervers inbox service worker (served as /inbox/sw.js, scope /inbox/): shows Web Push
+// Allervers inbox service worker (served as /inbox/sw.js, scope /inbox: the list page /inbox and everything under it): shows Web Push
 // notifications (handoff/push.py sends them: a title, a sentence, the conversation's address; no
 // personal data) and opens the conversation when one is tapped.
 "use strict";
