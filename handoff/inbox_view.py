@@ -242,7 +242,7 @@ class Search:
     def number(self) -> str | None:
         """The digits of a search made only of a number (a phone, a conversation number)."""
         compact = re.sub(r"[\s.+\-()]|n°", "", self.q.strip().lower())
-        return compact if compact.isdigit() else None
+        return compact if re.fullmatch(r"[0-9]+", compact) else None  # ASCII digits only ("²".isdigit())
 
 
 def phone_pattern(digits: str) -> str:
