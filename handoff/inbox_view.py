@@ -187,7 +187,13 @@ async def latest_page(session, conversation_id: int, since: int | None = None,
             asked = (await session.execute(select(func.max(Message.id)).where(
                 Message.conversation_id == conversation_id, Message.created_at <= start_at))).scalar()
             if asked is not None and asked >= min(ids):
-                ids = [i for i in ids if i >= asked]
+                # a voice note, a file or a position sent just before (the media flow asks "pass it on?")
+                # belongs to the worker's part too
+                shared = (await session.execute(select(func.min(Message.id)).where(
+                    Message.conversation_id == conversation_id, Message.id.in_([i for i in ids if i < asked][:6]),
+                    Message.direction == "in", Message.kind.in_(("attachment", "location"))))).scalar()
+                start = shared if shared is not None else asked
+                ids = [i for i in ids if i >= start]
         since = min(ids) if ids else None
     if since is None:
         messages = []
