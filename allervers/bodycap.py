@@ -41,7 +41,8 @@ def caps_from(settings) -> Callable[[str], int]:
     fixed = {"/bots/telegram/webhook": settings.telegram_body_max_bytes,
              "/bots/whatsapp/webhook": settings.whatsapp_body_max_bytes,
              "/chat/api/messages": settings.webchat_body_max_bytes,
-             "/admin/directory/import": settings.directory_import_max_bytes}
+             "/admin/directory/import": settings.directory_import_max_bytes,
+             "/inbox/push/subscribe": 4 * KIB, "/inbox/push/unsubscribe": 4 * KIB}
     overrides = sorted(settings.body_max_bytes_by_path.items(), key=lambda item: -len(item[0]))
 
     def cap(path: str) -> int:

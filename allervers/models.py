@@ -11,5 +11,6 @@ from directory import models as directory_models  # noqa: F401
 from followups import models as followups_models  # noqa: F401
 from handoff import models as handoff_models  # noqa: F401
 from outreach import models as outreach_models  # noqa: F401
+from handoff import push as push_models  # noqa: F401
 
 metadata = Base.metadata

@@ -185,6 +185,9 @@ class Runtime:
             await self.notifier.publish_many(updates)
         except Exception:  # live updates are a courtesy (pages refresh from the database): go on
             log.exception("live updates not published")
+        from handoff import push
+
+        push.notify_after_commit(self, updates)  # Web Push to workers' phones, in a task of its own
         for pending in pendings:
             for conversation_id in pending.actions:
                 self.spawn(run_action(self, conversation_id))

@@ -166,6 +166,13 @@ class Settings(BaseSettings):
     s3_secret_access_key: str | None = None
     s3_prefix: str = "media/"
 
+    # Inbox notifications (handoff/push.py): Web Push's VAPID keys (base64url, as `vapid --gen`
+    # or py_vapid print them); push is off while either key is missing. The subject is a mailto: or
+    # https: address the push services can reach the deployment's operator at.
+    vapid_public_key: str | None = None
+    vapid_private_key: str | None = None
+    vapid_subject: str | None = None
+
     @field_validator("rate_limits")
     @classmethod
     def _rate_limits_over_defaults(cls, value: dict[str, str]) -> dict[str, str]:

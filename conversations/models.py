@@ -63,7 +63,9 @@ class Address(Base):
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_org_status", "organisation_id", "status"),)
+    __table_args__ = (Index("ix_conversations_org_status", "organisation_id", "status"),
+                      # the inbox's history of closed conversations (migration 0010_inbox_push)
+                      Index("ix_conversations_org_status_closed", "organisation_id", "status", "closed_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
@@ -88,6 +90,8 @@ class Message(Base):
         # Platform retries of the same update are no-ops.
         UniqueConstraint("channel", "external_id", name="uq_messages_channel_external_id"),
         Index("ix_messages_outbox", "status", "direction"),
+        # the inbox lists: each conversation's latest message (migration 0010_inbox_push)
+        Index("ix_messages_conversation_created", "conversation_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

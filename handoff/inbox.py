@@ -10,9 +10,9 @@ import secrets
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy import func, select
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import select
 
 from admin.audit import record as record_audit
 from allervers.auth import (
@@ -30,18 +30,20 @@ from allervers.ratelimit import client_address
 from allervers.sessions import rotate as rotate_session
 from allervers.database import utcnow
 from allervers.fields import FormText, RowId
-from conversations.models import ASSIGNED, CLOSED, INBOUND, WAITING, Address, Contact, Conversation, Event, Message
+from conversations.models import ASSIGNED, CLOSED, INBOUND, WAITING, Address, Contact, Conversation
 from conversations.store import Pending, Thread, load_thread
 from conversations.webhooks import sse_events
-from handoff import transitions
+from handoff import inbox_view, push, transitions
+from handoff.inbox_view import HIDDEN_EVENTS, Search
 from handoff.models import Organisation, Worker
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/inbox")
+router.include_router(push.router)  # /inbox/push/* (Web Push subscriptions)
 
 MAX_REPLY = 4000
-HIDDEN_EVENTS = {"message_received", "message_sent", "worker_replied", "flow_started", "flow_ended",
-                 "action_requested"}
+MAX_SEARCH = 80
+STATIC = __import__("pathlib").Path(__file__).resolve().parent.parent / "static"
 
 
 def templates(request: Request):
@@ -49,7 +51,9 @@ def templates(request: Request):
 
 
 def page(request: Request, name: str, **context) -> HTMLResponse:
+    inbox_view.install_filters(templates(request).env)
     context.setdefault("csrf", csrf_token(request))
+    context.setdefault("push_enabled", push.enabled(request.app.state.settings))
     return templates(request).TemplateResponse(request, name, context)
 
 
@@ -169,28 +173,68 @@ async def presence(request: Request, worker: Worker = Depends(current_worker),
 
 
 # Lists ----------------------------------------------------------------------------------------
-async def lists(request: Request, worker: Worker) -> dict:
-    async with request.app.state.rt.sessionmaker() as session:
-        rows = (await session.execute(
-            select(Conversation, Address.channel, func.max(Message.created_at))
-            .join(Address, Address.id == Conversation.address_id)
-            .join(Message, Message.conversation_id == Conversation.id, isouter=True)
-            .where(Conversation.organisation_id == worker.organisation_id,
-                   Conversation.status.in_((WAITING, ASSIGNED)))
-            .group_by(Conversation.id, Address.channel)
-            .order_by(Conversation.updated_at.desc())
-        )).all()
+def read_search(q: str = "", channel: str = "", date: str = "", view: str = "all", page: int = 0) -> Search:
+    """The search form's fields (a GET form), checked: 400 with the reason otherwise."""
+    from datetime import date as Date
+
+    if len(q) > MAX_SEARCH:
+        raise HTTPException(400, f"a search holds at most {MAX_SEARCH} characters")
+    if channel and channel not in inbox_view.CHANNELS:
+        raise HTTPException(400, "unknown channel")
+    if view not in inbox_view.VIEWS:
+        raise HTTPException(400, "unknown list")
+    if not 0 <= page <= 10_000:
+        raise HTTPException(400, "page out of range")
+    day = None
+    if date:
+        try:
+            day = Date.fromisoformat(date)
+        except ValueError:
+            raise HTTPException(400, "a date is written YYYY-MM-DD") from None
+        if not 2000 <= day.year <= 2100:
+            raise HTTPException(400, "date out of range")
+    from bots.base import clean_text
+
+    return Search(q=clean_text(q).strip(), channel=channel, day=day, view=view, page=page)
+
+
+def search_params(q: Annotated[str, Query(max_length=1000)] = "", channel: Annotated[str, Query(max_length=100)] = "",
+                  date: Annotated[str, Query(max_length=100)] = "", view: Annotated[str, Query(max_length=100)] = "all",
+                  page: Annotated[int, Query(ge=0, le=10_000)] = 0) -> Search:
+    return read_search(q, channel, date, view, page)
+
+
+def _card(row, workers: dict, topic_labels: dict) -> dict:
+    topic = row.topic
+    return {"conversation": row, "channel": row.channel, "locale": row.locale, "last_at": row.last_at,
+            "assignee": workers.get(row.assignee_id), "topic": topic_labels.get(topic, topic) if topic else None,
+            "first_name": row.prenom or row.first_name}
+
+
+async def lists(request: Request, worker: Worker, search: Search | None = None) -> dict:
+    search = search or Search()
+    rt = request.app.state.rt
+    async with rt.sessionmaker() as session:
         rows_of_workers = (await session.execute(select(Worker.id, Worker.first_name, Worker.team_id).where(
             Worker.organisation_id == worker.organisation_id))).all()
+        rows = [] if search.view == "closed" else await inbox_view.open_rows(session, worker.organisation_id, search)
+        closed = []
+        if search.view == "closed" or (search.view == "all" and search.active):
+            closed = await inbox_view.closed_rows(session, worker.organisation_id, search)
     workers = {row.id: row.first_name for row in rows_of_workers}
     team_members = {row.id: row.team_id for row in rows_of_workers}
-    items = [{"conversation": c, "channel": channel, "last_at": last, "assignee": workers.get(c.assignee_id),
-              "topic": (c.summary or {}).get("answers", {}).get("topic")} for c, channel, last in rows]
+    topic_labels = inbox_view.choice_labels(rt.engine_for(worker.organisation_id)).get("topic", {})
+    items = [_card(row, workers, topic_labels) for row in rows]
     result = {
         "waiting": [i for i in items if i["conversation"].status == WAITING],
         "mine": [i for i in items if i["conversation"].status == ASSIGNED and i["conversation"].assignee_id == worker.id],
         "others": [i for i in items if i["conversation"].status == ASSIGNED and i["conversation"].assignee_id != worker.id],
         "team": [],
+        "closed": [_card(row, workers, topic_labels) for row in closed[:inbox_view.HISTORY_LIMIT]],
+        "closed_more": len(closed) > inbox_view.HISTORY_LIMIT,
+        "search": search,
+        "channels": inbox_view.CHANNELS,
+        "limit": inbox_view.LIST_LIMIT,
     }
     if worker.is_team_lead and worker.team_id:  # a team lead also sees their team's conversations together
         result["team"] = [i for i in result["others"] if i["conversation"].team_id == worker.team_id
@@ -199,10 +243,11 @@ async def lists(request: Request, worker: Worker) -> dict:
 
 
 @router.get("", response_class=HTMLResponse)
-async def inbox(request: Request, worker: Worker = Depends(current_worker)):
+async def inbox(request: Request, worker: Worker = Depends(current_worker), search: Search = Depends(search_params)):
     async with request.app.state.rt.sessionmaker() as session:
         organisation = await session.get(Organisation, worker.organisation_id)
-    return page(request, "inbox/index.html", worker=worker, organisation=organisation, **await lists(request, worker))
+    return page(request, "inbox/index.html", worker=worker, organisation=organisation,
+                **await lists(request, worker, search))
 
 
 @router.get("/waiting", response_class=HTMLResponse)
@@ -218,8 +263,16 @@ async def waiting_page(request: Request, worker: Worker = Depends(current_worker
 
 
 @router.get("/partials/lists", response_class=HTMLResponse)
-async def lists_partial(request: Request, worker: Worker = Depends(current_worker)):
-    return page(request, "inbox/_lists.html", worker=worker, **await lists(request, worker))
+async def lists_partial(request: Request, worker: Worker = Depends(current_worker),
+                        search: Search = Depends(search_params)):
+    return page(request, "inbox/_lists.html", worker=worker, **await lists(request, worker, search))
+
+
+@router.get("/sw.js")
+async def service_worker():
+    """The service worker, served under /inbox/ so that its scope is the inbox (static/sw.js)."""
+    return FileResponse(STATIC / "sw.js", media_type="text/javascript",
+                        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/inbox"})
 
 
 @router.get("/stream")
@@ -230,9 +283,15 @@ async def stream(request: Request, conversation: RowId | None = None, worker: Wo
         topics.append(f"conversation:{conversation}")
 
     def shape(payload: dict):
-        if payload.get("topic", "").startswith("conversation:"):
+        topic, event = payload.get("topic", ""), payload.get("event", "update")
+        if topic.startswith("conversation:"):
             return "timeline", str(payload.get("conversation"))
-        return "lists", payload.get("event", "update")
+        # What rings (static/inbox.js): someone new waits, a message in a conversation of mine.
+        if topic.startswith("org:") and event == "conversation_queued":
+            return "notify", {"kind": "waiting", "conversation": payload.get("conversation")}
+        if topic == f"worker:{worker.id}" and event == "message_received":
+            return "notify", {"kind": "message", "conversation": payload.get("conversation")}
+        return "lists", event
 
     events = sse_events(request, request.app.state.rt.notifier, topics, shape)
     return StreamingResponse(seen_while_streaming(request.app.state.rt, worker.id, events),
@@ -262,19 +321,8 @@ async def seen_while_streaming(rt, worker_id: int, events, every: float = SEEN_E
 
 
 # A conversation -------------------------------------------------------------------------------
-async def timeline(request: Request, conversation: Conversation) -> list[dict]:
-    async with request.app.state.rt.sessionmaker() as session:
-        messages = (await session.execute(select(Message).where(Message.conversation_id == conversation.id)
-                                          .order_by(Message.id))).scalars().all()
-        events = (await session.execute(select(Event).where(Event.conversation_id == conversation.id)
-                                        .order_by(Event.id))).scalars().all()
-    items = [{"at": m.created_at, "kind": "message", "message": m} for m in messages]
-    items += [{"at": e.created_at, "kind": "event", "event": e} for e in events if e.type not in HIDDEN_EVENTS]
-    items.sort(key=lambda item: (item["at"] or datetime.min, 0 if item["kind"] == "message" else 1))
-    return items
-
-
-async def conversation_context(request: Request, worker: Worker, conversation: Conversation) -> dict:
+async def conversation_context(request: Request, worker: Worker, conversation: Conversation,
+                               since: int | None = None) -> dict:
     rt = request.app.state.rt
     async with rt.sessionmaker() as session:
         contact = await session.get(Contact, conversation.contact_id)
@@ -283,13 +331,18 @@ async def conversation_context(request: Request, worker: Worker, conversation: C
         colleagues = (await session.execute(select(Worker).where(
             Worker.organisation_id == worker.organisation_id, Worker.is_active.is_(True), Worker.id != worker.id)
         )).scalars().all()
+        timeline_page = await inbox_view.latest_page(session, conversation.id, since)
     window = None
     channel = rt.channels.get(address.channel)
     if hasattr(channel, "window_open"):
         window = channel.window_open(contact.last_inbound_at, utcnow())
+    summary = conversation.summary or {}
     return {"worker": worker, "conversation": conversation, "contact": contact, "address": address,
-            "assignee": assignee, "colleagues": colleagues, "items": await timeline(request, conversation),
-            "summary": conversation.summary or {}, "window_open": window}
+            "assignee": assignee, "colleagues": colleagues, "items": timeline_page.items,
+            "older_cursor": timeline_page.older_cursor, "since": timeline_page.since,
+            "summary": summary, "window_open": window, "outcomes": OUTCOMES,
+            "answer_rows": inbox_view.answer_rows(rt.engine_for(conversation.organisation_id), summary),
+            "first_name": inbox_view.first_name_of(summary)}
 
 
 @router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
@@ -302,9 +355,23 @@ async def conversation_page(request: Request, conversation_id: RowId, worker: Wo
 
 
 @router.get("/conversations/{conversation_id}/timeline", response_class=HTMLResponse)
-async def timeline_partial(request: Request, conversation_id: RowId, worker: Worker = Depends(current_worker)):
+async def timeline_partial(request: Request, conversation_id: RowId, since: RowId | None = None,
+                           worker: Worker = Depends(current_worker)):
+    """The live region only (messages from `since` on, the status line): never the reply box nor the
+    actions sheet, so what the worker types or chooses there survives every refresh."""
     conversation = await conversation_for(request, worker, conversation_id)
-    return page(request, "inbox/_timeline.html", **await conversation_context(request, worker, conversation))
+    return page(request, "inbox/_timeline.html", **await conversation_context(request, worker, conversation, since))
+
+
+@router.get("/conversations/{conversation_id}/older", response_class=HTMLResponse)
+async def older_partial(request: Request, conversation_id: RowId, before: RowId,
+                        worker: Worker = Depends(current_worker)):
+    """One page of older messages (« Messages plus anciens »), before message `before`."""
+    conversation = await conversation_for(request, worker, conversation_id)
+    async with request.app.state.rt.sessionmaker() as session:
+        older = await inbox_view.older_page(session, conversation.id, before)
+    return page(request, "inbox/_older.html", worker=worker, conversation=conversation, items=older.items,
+                older_cursor=older.older_cursor)
 
 
 async def act(request: Request, worker: Worker, conversation_id: int, csrf: str | None, change) -> Response:

@@ -95,10 +95,12 @@ def test_person_on_web_chat_reaches_named_worker_who_replies_live(settings_for, 
         # The worker opens it: the summary card shows what the person said.
         cards.first.click()
         expect(worker).to_have_url(re.compile(rf"/inbox/conversations/{conversation_id}$"))
+        # (folded behind « Ce que la personne a dit »: the worker opens it)
+        worker.locator("#transcript > summary").click()
         summary = worker.locator("#summary")
         expect(summary).to_be_visible()
         expect(summary).to_contain_text("Ce que la personne a dit")
-        expect(summary).to_contain_text("logement")
+        expect(summary).to_contain_text("Logement")  # the button's label, not the code « logement »
         assert_accessible(worker)
         mark_no_reload(worker)
         wait_until(lambda: subscribed(live, f"conversation:{conversation_id}"), timeout=10)

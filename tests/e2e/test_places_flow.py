@@ -24,6 +24,14 @@ from tests.directory.conftest import shipped_database_url, shipped_directory  # 
 from tests.fakes.telegram_api import FakeTelegram, callback_update, text_update
 from tests.webchat import Person, text_of, values
 
+
+async def with_older(client, conversation_id: int, page: str) -> str:
+    """The conversation page and every page of older messages (the bot's transcript, folded)."""
+    while (cursor := re.search(rf"/inbox/conversations/{conversation_id}/older\?before=(\d+)", page)):
+        older = (await client.get(f"/inbox/conversations/{conversation_id}/older?before={cursor.group(1)}")).text
+        page = page.replace(cursor.group(0), "") + older
+    return page
+
 REZE_CENTRE = (47.1917, -1.5696)
 AT_SEA = (46.0, -4.5)  # Bay of Biscay
 NUMBERS = ("115", "3919", "119", "15", "17", "112", "114")
@@ -97,7 +105,8 @@ async def test_demarches_near_44400_voir_plus_then_named_worker_sees_what_was_sh
         assert "France services de Rezé" in page and re.search(r"France services de Rezé</a>\s*— 1,\d km", page)
         assert "Rezé (44400" in page and "avec « voir plus »" in page
         assert "summary_key" not in page and "{&#34;" not in page  # readable, not a JSON dump
-        assert "Démarches et droits : 5 lieux proposés près de Rezé" in page  # timeline line
+        # timeline line: the bot's part is folded, loaded on demand (« Messages plus anciens »)
+        assert "Démarches et droits : 5 lieux proposés près de Rezé" in await with_older(client, conversation_id, page)
 
 
 async def test_typo_trigger_and_free_text_need(shared_settings):
@@ -181,7 +190,7 @@ async def test_food_aid_missing_from_open_data_is_said_and_a_worker_offered(shar
         conversation_id = int(inbox.text.split('data-conversation="')[1].split('"')[0])
         page = (await client.get(f"/inbox/conversations/{conversation_id}")).text
         assert "Aucun lieu trouvé à moins de 100 km" in page and "Nantes (44000" in page
-        assert "Se nourrir : aucun lieu à moins de 100 km de Nantes" in page
+        assert "Se nourrir : aucun lieu à moins de 100 km de Nantes" in await with_older(client, conversation_id, page)
 
 
 async def test_sparse_need_widens_the_radius_and_says_so(shared_settings, shipped_directory):  # noqa: F811

@@ -14,7 +14,8 @@ of any size, at:
     GET /chat/api/stream (status only)   GET /chat/api/media/{id}   POST /inbox/login
     logged in: POST /inbox/conversations/{id}/reply|note|transfer|close|take|return-to-bot,
     POST /inbox/presence, GET /inbox/conversations/{id}[/timeline], /inbox/media/{id},
-    /inbox/stream?conversation=, /inbox, /inbox/partials/lists
+    /inbox/stream?conversation=, /inbox, /inbox/partials/lists (with the search's fields),
+    /inbox/conversations/{id}/older?before=, .../timeline?since=
 
 Property: no answer is a 5xx, and the server's log (every record at DEBUG on the root logger)
 holds no ERROR record and no traceback. FUZZ_EXAMPLES per backend (2,000; ALLERVERS_TEST_FUZZ_EXAMPLES
@@ -214,12 +215,22 @@ def inbox_posts(draw) -> Call:
 @st.composite
 def inbox_pages(draw) -> Call:
     target = draw(st.one_of(st.just(CURRENT), PATH_ID))
-    page = draw(st.sampled_from(["conversation", "timeline", "media", "stream", "index", "lists"]))
+    page = draw(st.sampled_from(["conversation", "timeline", "media", "stream", "index", "lists", "older"]))
     if page == "stream":
         return Call("GET", f"/inbox/stream?conversation={target}", status_only=True)
+    # the lists' search (a GET form) and the timeline's cursors (handoff/inbox.py)
+    search = draw(st.one_of(st.just(""), st.builds(lambda q, c, d, v, p: query({"q": q, "channel": c, "date": d,
+                                                                                   "view": v, "page": p}),
+        ANY_STRING, st.one_of(st.sampled_from(["", "telegram", "whatsapp", "webchat"]), SHORT_STRING),
+        st.one_of(st.sampled_from(["", "2026-11-20", "2026-02-30"]), SHORT_STRING),
+        st.one_of(st.sampled_from(["all", "waiting", "mine", "team", "closed"]), SHORT_STRING),
+        st.one_of(st.integers(-3, 20000).map(str), SHORT_STRING)), st.builds(lambda v: "q=" + v, RAW_QUERY_VALUE)))
+    cursor = draw(st.one_of(PATH_ID, st.just("1")))
     return Call("GET", {"conversation": f"/inbox/conversations/{target}",
-                        "timeline": f"/inbox/conversations/{target}/timeline", "media": f"/inbox/media/{target}",
-                        "index": "/inbox", "lists": "/inbox/partials/lists"}[page])
+                        "timeline": f"/inbox/conversations/{target}/timeline?since={cursor}",
+                        "older": f"/inbox/conversations/{target}/older?before={cursor}",
+                        "media": f"/inbox/media/{target}",
+                        "index": "/inbox?" + search, "lists": "/inbox/partials/lists?" + search}[page])
 
 
 ENTRY_POINTS = [(telegram_calls, 7), (whatsapp_posts, 7), (webchat_posts, 6), (whatsapp_handshakes, 1),
