@@ -32,6 +32,10 @@ class PlaceCard:
     open_now: bool | None
     map_link: str
     approximate_location: bool = False
+    where_text: str | None = None  # approximate: "à Bordeaux (adresse à vérifier)", never a distance
+    kind: str | None = None  # "mairie"
+    source: str | None = None  # the data's source(s), for the worker ("entourage", "dila-mairies + ...")
+    date_maj: str | None = None  # the data's date (ISO)
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -57,6 +61,12 @@ class PlacesAnswer:
     offset: int = 0
     next_offset: int | None = None
     message: str | None = None
+    # Nothing within FALLBACK_KM: said plainly (`honest`), the nearest mairie first, what exists.
+    fallback: bool = False
+    honest: str | None = None
+    mairie: PlaceCard | None = None
+    numbers: list[str] = field(default_factory=list)  # useful numbers and contacts for the need
+    numbers_only: bool = False  # a need answered with numbers (pharmacie, médecin de garde)
 
     @property
     def buttons(self) -> list[tuple[str, str]]:
@@ -79,6 +89,11 @@ class PlacesAnswer:
             "offset": self.offset,
             "next_offset": self.next_offset,
             "message": self.message,
+            "fallback": self.fallback,
+            "honest": self.honest,
+            "mairie": self.mairie.to_dict() if self.mairie else None,
+            "numbers": list(self.numbers),
+            "numbers_only": self.numbers_only,
         }
 
 
@@ -123,18 +138,39 @@ def map_link(latitude: float, longitude: float) -> str:
     return f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=17/{lat}/{lon}"
 
 
+def search_link(address: str) -> str:
+    """A map search for an address (a place whose exact position is unknown: never the centre)."""
+    from urllib.parse import quote
+
+    return f"https://www.openstreetmap.org/search?query={quote(address)}"
+
+
 def _card(place: Place, distance: float, now: datetime | None) -> PlaceCard:
+    from directory.places import MAIRIE
+    from directory.texts import text
+
     hours = describe(place.hours, now)
+    where_text = None
+    link = map_link(place.latitude, place.longitude)
+    if place.approximate:
+        where_text = text("approximate_place", commune=place.commune or "?")
+        query = place.address or ", ".join(part for part in (place.name, place.commune) if part)
+        link = search_link(query)
+    name = text("mairie_label", name=place.name) if place.kind == MAIRIE else place.name
     return PlaceCard(
         id=place.id,
-        name=place.name,
+        name=name,
         distance_km=round(distance, 2),
         address=place.address,
         phone=place.phone,
         hours_text=hours.text,
         open_now=hours.open_now,
-        map_link=map_link(place.latitude, place.longitude),
+        map_link=link,
         approximate_location=place.approximate,
+        where_text=where_text,
+        kind=place.kind,
+        source=" + ".join(place.sources) if place.sources else place.source,
+        date_maj=place.date_maj,
     )
 
 
@@ -167,6 +203,7 @@ MISSING_FROM_OPEN_DATA = (
     "L'aide alimentaire et l'hébergement d'urgence manquent encore dans notre annuaire : "
     "une personne de l'équipe peut chercher avec vous."
 )
+FALLBACK_KM = 30.0  # nothing within this distance: said plainly, the mairie and what exists first
 NO_POSITION = "Je n'ai pas la position de cette commune. Pouvez-vous m'écrire une commune voisine ?"
 
 
@@ -228,6 +265,14 @@ def find_places(
             return answer
         latitude, longitude = resolution_commune.latitude, resolution_commune.longitude
 
+    from directory.texts import numbers, text
+
+    answer.numbers = numbers(resolved_need.id if resolved_need else None)
+    if resolved_need is not None and resolved_need.numbers_only:
+        answer.numbers_only = True
+        answer.message = text("numbers_only", need=resolved_need.label)
+        return answer
+
     result = directory.places.nearest(latitude, longitude, resolved_need, limit=limit, offset=offset,
                                       organisation=organisation)
     answer.places = [_card(place, distance, now) for place, distance in result.hits]
@@ -235,6 +280,18 @@ def find_places(
     answer.widened = result.widened
     answer.has_more = result.has_more
     answer.next_offset = offset + limit if result.has_more else None
+    if offset == 0 and resolved_need is not None and not directory.places.has_specific_within(
+            latitude, longitude, resolved_need, FALLBACK_KM, organisation=organisation):
+        # Nothing within a sensible distance: say it plainly, give what exists, offer a worker.
+        answer.fallback = True
+        where_name = answer.commune.name if answer.commune else "chez vous"
+        key = "nothing_near_urgent" if resolved_need.urgent else "nothing_near"
+        answer.honest = text(key, need=resolved_need.label, km=f"{FALLBACK_KM:g}", commune=where_name)
+        mairie = directory.places.nearest_mairie(latitude, longitude, FALLBACK_KM)
+        if mairie is not None:
+            answer.mairie = _card(mairie[0], mairie[1], now)
+        answer.message = answer.honest
+        return answer
     if not answer.places:
         answer.message = (
             f"Je n'ai trouvé aucun lieu à moins de {result.radius_km:g} km pour ce besoin."

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from directory.communes import Commune, CommuneIndex
-from directory.finder import Directory, PlacesAnswer, find_places, shipped_communes
+from directory.finder import FALLBACK_KM, Directory, PlacesAnswer, find_places, shipped_communes
 from directory.needs import UnknownNeed
 from directory.render import render_lines
 
@@ -309,9 +309,14 @@ def _where(place) -> object:
     return place or ""
 
 
+PLACE_KEYS = ("id", "name", "distance_km", "address", "phone", "hours_text", "open_now", "map_link",
+              "approximate_location", "where_text", "kind", "source", "date_maj")
+SHOWN_KEYS = ("id", "name", "distance_km", "address", "phone", "map_link", "approximate_location", "where_text",
+              "source", "date_maj")
+
+
 def _place_line(card: dict) -> dict:
-    return {key: card.get(key) for key in ("id", "name", "distance_km", "address", "phone", "hours_text",
-                                            "open_now", "map_link", "approximate_location")}
+    return {key: card.get(key) for key in PLACE_KEYS}
 
 
 def flow_result(answer: PlacesAnswer, previous: dict | None = None) -> dict:
@@ -319,16 +324,17 @@ def flow_result(answer: PlacesAnswer, previous: dict | None = None) -> dict:
     blocks = render_lines(answer)
     emergency = blocks[0] if answer.emergency_numbers else ""
     rest = blocks[1:] if answer.emergency_numbers else blocks
-    if answer.has_more and len(rest) > 1 and "voir plus" in rest[-1]:
-        rest = rest[:-1]  # the flow offers a "➕ Voir plus" button instead
+    if answer.has_more:
+        rest = [block for block in rest if "« voir plus »" not in block]  # the flow offers a "➕ Voir plus" button
     places = [_place_line(card.to_dict()) for card in answer.places]
+    if answer.mairie is not None:
+        places.insert(0, _place_line(answer.mairie.to_dict()))
     shown = []
     if previous and answer.offset and previous.get("need") == answer.need and \
             (previous.get("commune") or {}).get("insee") == (answer.commune.code_insee if answer.commune else None):
         shown = list(previous.get("shown") or [])
     known = {entry["id"] for entry in shown}
-    shown += [{key: p[key] for key in ("id", "name", "distance_km", "address", "phone", "map_link",
-                                       "approximate_location")} for p in places if p["id"] not in known]
+    shown += [{key: p.get(key) for key in SHOWN_KEYS} for p in places if p["id"] not in known]
     commune = None
     if answer.commune is not None:
         commune = {"insee": answer.commune.code_insee, "name": answer.commune.name,
@@ -336,6 +342,10 @@ def flow_result(answer: PlacesAnswer, previous: dict | None = None) -> dict:
     where = (commune or {}).get("name") or "?"
     if answer.status != "places":
         label = "lieu non trouvé"
+    elif answer.numbers_only:
+        label = "numéros donnés"
+    elif answer.fallback:
+        label = f"rien à moins de {FALLBACK_KM:g} km de {where} : mairie et numéros donnés, équipe proposée"
     elif places:
         label = f"{len(places)} lieu{'x' if len(places) > 1 else ''} proposé{'s' if len(places) > 1 else ''}"
         label += f" près de {where}" + (f", à moins de {answer.radius_km:g} km" if answer.radius_km else "")
@@ -354,7 +364,11 @@ def flow_result(answer: PlacesAnswer, previous: dict | None = None) -> dict:
         "commune": commune,
         "from_position": answer.from_position,
         "places": places,
-        "found": bool(places),
+        "found": bool(places) and not answer.fallback,  # fallback: the worker is offered first
+        "fallback": answer.fallback,
+        "honest": answer.honest,
+        "numbers": list(answer.numbers),
+        "numbers_only": answer.numbers_only,
         "shown": shown[:MAX_SHOWN_KEPT],
         "radius_km": answer.radius_km,
         "widened": answer.widened,
