@@ -67,6 +67,8 @@ class PlacesAnswer:
     mairie: PlaceCard | None = None
     numbers: list[str] = field(default_factory=list)  # useful numbers and contacts for the need
     numbers_only: bool = False  # a need answered with numbers (pharmacie, médecin de garde)
+    search_point: tuple[float, float] | None = None  # where the search started (not shown)
+    resolved: Need | None = None
 
     @property
     def buttons(self) -> list[tuple[str, str]]:
@@ -273,6 +275,7 @@ def find_places(
         answer.message = text("numbers_only", need=resolved_need.label)
         return answer
 
+    answer.search_point, answer.resolved = (latitude, longitude), resolved_need
     result = directory.places.nearest(latitude, longitude, resolved_need, limit=limit, offset=offset,
                                       organisation=organisation)
     answer.places = [_card(place, distance, now) for place, distance in result.hits]
@@ -303,4 +306,53 @@ def find_places(
     return answer
 
 
-__all__ = ["RADII_KM", "Directory", "PlaceCard", "PlacesAnswer", "find_places", "map_link", "shipped_communes"]
+def merge_live(answer: PlacesAnswer, remote: list[tuple[Place, float | None]], limit: int = 5,
+               now: datetime | None = None) -> PlacesAnswer:
+    """Add the live source's places (data·inclusion API) to a first-page answer from the shipped
+    data: a place both list is shown once, the same order rules apply (distance band, then real
+    positions first, then distance). A live place within FALLBACK_KM lifts the "nothing near"."""
+    from directory.places import _digits, haversine_km
+
+    if answer.status != "places" or answer.offset or answer.numbers_only or answer.search_point is None or not remote:
+        return answer
+    latitude, longitude = answer.search_point
+    radius = answer.radius_km or RADII_KM[-1]
+    cards = list(answer.places)
+    known = [(card.name, card.address, card.phone) for card in cards]
+    added = 0
+    for place, distance in remote:
+        if not place.approximate:
+            distance = haversine_km(latitude, longitude, place.latitude, place.longitude)
+        elif distance is None:
+            continue  # neither a position nor a distance: cannot be placed honestly
+        if distance > max(radius, FALLBACK_KM):
+            continue
+        if any(_plain_name(name) == _plain_name(place.name) and (
+                (address and _plain_name(address) == _plain_name(place.address))
+                or (_digits(phone) and _digits(phone) == _digits(place.phone))) for name, address, phone in known):
+            continue  # the same place in the shipped data: shown once
+        card = _card(place, distance, now)
+        if place.approximate:
+            card.map_link = search_link(place.address or place.name)
+        cards.append(card)
+        known.append((place.name, place.address, place.phone))
+        added += 1
+    if not added:
+        return answer
+    bands = lambda card: next((i for i, r in enumerate(RADII_KM) if card.distance_km <= r), len(RADII_KM))  # noqa: E731
+    cards.sort(key=lambda card: (bands(card), card.kind == "mairie", card.approximate_location, card.distance_km))
+    answer.has_more = answer.has_more or len(cards) > limit
+    answer.places = cards[:limit]
+    answer.next_offset = limit if answer.has_more else None
+    if answer.fallback and any(card.distance_km <= FALLBACK_KM and card.kind != "mairie" for card in answer.places):
+        answer.fallback, answer.honest, answer.mairie, answer.message = False, None, None, None
+    return answer
+
+
+def _plain_name(name: str | None) -> str:
+    from directory.places import _plain
+
+    return _plain(name)
+
+
+__all__ = ["RADII_KM", "merge_live", "Directory", "PlaceCard", "PlacesAnswer", "find_places", "map_link", "shipped_communes"]

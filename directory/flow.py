@@ -79,6 +79,7 @@ class LiveDirectory:
         self.refresher: asyncio.Task | None = None  # the polling task (`start_refresh`)
         self.listener: asyncio.Task | None = None  # the change announcements task (`start_listening`)
         self._refreshing = asyncio.Lock()  # a poll and an announcement never build two indexes at once
+        self.api = None  # directory.live_source.DataInclusionSource when configured
 
     @property
     def ready(self) -> bool:
@@ -180,6 +181,8 @@ class LiveDirectory:
 
     async def close(self) -> None:
         """Stop polling; a reload under way is cancelled (the current places stay)."""
+        if self.api is not None:
+            await self.api.close()
         for name in ("refresher", "listener"):
             task = getattr(self, name)
             setattr(self, name, None)
@@ -210,6 +213,9 @@ async def start_directory(rt) -> LiveDirectory:
     and position lookup at once, the communes then the places loaded in the background (worker
     threads for the CPU work; first run: ~18,000 records imported, a few seconds)."""
     live = LiveDirectory()
+    from directory.live_source import DataInclusionSource
+
+    live.api = DataInclusionSource.from_settings(rt.settings)  # None unless a token is configured
     rt.directory = live
     rt.flow_engine.resolvers["commune"] = commune_resolver(live.communes)
     rt.flow_engine.locate = position_locator(live.communes)
@@ -382,6 +388,22 @@ def flow_result(answer: PlacesAnswer, previous: dict | None = None) -> dict:
     }
 
 
+async def _with_live_source(live, answer: PlacesAnswer, limit: int) -> PlacesAnswer:
+    """The data·inclusion API's places merged into the local answer; the local answer alone when
+    it fails or takes longer than its time-out (the person is answered within about 2 s)."""
+    from directory.finder import merge_live
+
+    try:
+        remote = await asyncio.wait_for(
+            live.search(answer.resolved, answer.commune.code_insee if answer.commune else None,
+                        *answer.search_point, size=max(limit * 2, 10)),
+            timeout=live.timeout + 0.3)
+    except Exception as error:  # noqa: BLE001 (time-out or anything else: the shipped data answer)
+        log.warning("data·inclusion API not used (%s)", type(error).__name__)
+        return answer
+    return merge_live(answer, remote or [], limit=limit) if remote else answer
+
+
 def unavailable(need: str | None = None) -> dict:
     return {
         "summary_key": SUMMARY_KEY, "title": "📍 Lieux proposés", "label": "recherche impossible",
@@ -426,6 +448,10 @@ async def places_for_flow(directory, args: dict, answers: dict, organisation: st
         answer = find_places(loaded, _where(where), need, offset=offset, limit=limit, organisation=organisation)
     except UnknownNeed:
         return unavailable(need)
+    live = getattr(directory, "api", None)
+    if live is not None and answer.status == "places" and not offset and answer.resolved is not None \
+            and not answer.numbers_only and answer.search_point is not None:
+        answer = await _with_live_source(live, answer, limit)
     previous = answers.get(args.get("previous") or "places_result")
     return flow_result(answer, previous if isinstance(previous, dict) else None)
 

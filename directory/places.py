@@ -294,6 +294,12 @@ class PlaceIndex:
         return candidates[close], distances[close]
 
 
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    return float(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(min(a, 1.0))))
+
+
 # -- building from the database --------------------------------------------------------------
 
 
@@ -404,7 +410,7 @@ def _build_places(service_rows, structure_rows, communes) -> tuple[list[Place], 
                 owner=owner_of(row.origin, row.source),
                 source=row.source,
                 date_maj=row.date_maj.isoformat() if row.date_maj is not None else None,
-                commune=row.commune or _commune_name(communes, row.code_insee, row.code_postal),
+                commune=_commune_name(communes, row.code_insee, row.code_postal) or row.commune,
                 kind=MAIRIE if row.source == MAIRIE_SOURCE else None,
                 siret=row.siret,
                 sources=(row.source,) if row.source else (),
