@@ -144,11 +144,11 @@ async def test_admin_csv_with_list_separators(sessionmaker, tmp_path):
 
 async def test_first_run_loads_the_shipped_data_once(sessionmaker):
     report = await ensure_loaded(sessionmaker)
-    # 9,039 France services and médiation numérique places, then (issue 14) 35,575 mairies,
-    # 472 Entourage places and 1,453 annuaire 2019 entries.
-    assert report.structures_created == 46539 and report.services_created == 46781 and not report.rejected
+    # 9,039 France services and médiation numérique places, then (issue 14) 35,609 mairies,
+    # 473 Entourage places (713 services) and 1,453 annuaire 2019 entries.
+    assert report.structures_created == 46574 and report.services_created == 46814 and not report.rejected
     assert await ensure_loaded(sessionmaker) is None
-    assert await count_places(sessionmaker) == (46539, 46781)
+    assert await count_places(sessionmaker) == (46574, 46814)
     async with sessionmaker() as session:
         origin = await session.scalar(select(Structure.origin).limit(1))
     assert origin == ORIGIN_OPEN_DATA
