@@ -181,7 +181,7 @@ async def test_admin_adds_a_place_with_hours_found_by_the_cli_and_the_web_chat(s
             place = await session.get(Structure, place.id)
         assert place.horaires_accueil == "Sa 10:00-12:30; PH off" and place.latitude == pytest.approx(47.1801)
         await eventually(lambda: not finder(rt).find("44400", "se-nourrir", organisation="demo").places[0]
-                         .approximate_location, timeout=10)
+                         .approximate_location, timeout=30)  # 46,000 places reloaded (issue 14)
 
         from admin.audit import AuditEntry
 
