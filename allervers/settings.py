@@ -173,6 +173,13 @@ class Settings(BaseSettings):
     vapid_private_key: str | None = None
     vapid_subject: str | None = None
 
+    # Directory live source (issue 14, directory/live_source.py): the data·inclusion API, queried
+    # at answer time when a token is set (short cache); the shipped data answer when it fails or is slow.
+    directory_api_url: str = "https://api.data.inclusion.gouv.fr"
+    directory_api_token: str | None = None
+    directory_api_timeout_seconds: float = Field(default=1.5, gt=0, le=10)
+    directory_api_cache_seconds: float = Field(default=300.0, ge=0)
+
     @field_validator("rate_limits")
     @classmethod
     def _rate_limits_over_defaults(cls, value: dict[str, str]) -> dict[str, str]:

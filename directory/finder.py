@@ -32,6 +32,10 @@ class PlaceCard:
     open_now: bool | None
     map_link: str
     approximate_location: bool = False
+    where_text: str | None = None  # approximate: "à Bordeaux (adresse à vérifier)", never a distance
+    kind: str | None = None  # "mairie"
+    source: str | None = None  # the data's source(s), for the worker ("entourage", "dila-mairies + ...")
+    date_maj: str | None = None  # the data's date (ISO)
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -57,6 +61,14 @@ class PlacesAnswer:
     offset: int = 0
     next_offset: int | None = None
     message: str | None = None
+    # Nothing within FALLBACK_KM: said plainly (`honest`), the nearest mairie first, what exists.
+    fallback: bool = False
+    honest: str | None = None
+    mairie: PlaceCard | None = None
+    numbers: list[str] = field(default_factory=list)  # useful numbers and contacts for the need
+    numbers_only: bool = False  # a need answered with numbers (pharmacie, médecin de garde)
+    search_point: tuple[float, float] | None = None  # where the search started (not shown)
+    resolved: Need | None = None
 
     @property
     def buttons(self) -> list[tuple[str, str]]:
@@ -79,6 +91,11 @@ class PlacesAnswer:
             "offset": self.offset,
             "next_offset": self.next_offset,
             "message": self.message,
+            "fallback": self.fallback,
+            "honest": self.honest,
+            "mairie": self.mairie.to_dict() if self.mairie else None,
+            "numbers": list(self.numbers),
+            "numbers_only": self.numbers_only,
         }
 
 
@@ -123,18 +140,39 @@ def map_link(latitude: float, longitude: float) -> str:
     return f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=17/{lat}/{lon}"
 
 
+def search_link(address: str) -> str:
+    """A map search for an address (a place whose exact position is unknown: never the centre)."""
+    from urllib.parse import quote
+
+    return f"https://www.openstreetmap.org/search?query={quote(address)}"
+
+
 def _card(place: Place, distance: float, now: datetime | None) -> PlaceCard:
+    from directory.places import MAIRIE
+    from directory.texts import text
+
     hours = describe(place.hours, now)
+    where_text = None
+    link = map_link(place.latitude, place.longitude)
+    if place.approximate:
+        where_text = text("approximate_place", commune=place.commune or "?")
+        query = place.address or ", ".join(part for part in (place.name, place.commune) if part)
+        link = search_link(query)
+    name = text("mairie_label", name=place.name) if place.kind == MAIRIE else place.name
     return PlaceCard(
         id=place.id,
-        name=place.name,
+        name=name,
         distance_km=round(distance, 2),
         address=place.address,
         phone=place.phone,
         hours_text=hours.text,
         open_now=hours.open_now,
-        map_link=map_link(place.latitude, place.longitude),
+        map_link=link,
         approximate_location=place.approximate,
+        where_text=where_text,
+        kind=place.kind,
+        source=" + ".join(place.sources) if place.sources else place.source,
+        date_maj=place.date_maj,
     )
 
 
@@ -167,6 +205,7 @@ MISSING_FROM_OPEN_DATA = (
     "L'aide alimentaire et l'hébergement d'urgence manquent encore dans notre annuaire : "
     "une personne de l'équipe peut chercher avec vous."
 )
+FALLBACK_KM = 30.0  # nothing within this distance: said plainly, the mairie and what exists first
 NO_POSITION = "Je n'ai pas la position de cette commune. Pouvez-vous m'écrire une commune voisine ?"
 
 
@@ -228,6 +267,15 @@ def find_places(
             return answer
         latitude, longitude = resolution_commune.latitude, resolution_commune.longitude
 
+    from directory.texts import numbers, text
+
+    answer.numbers = numbers(resolved_need.id if resolved_need else None)
+    if resolved_need is not None and resolved_need.numbers_only:
+        answer.numbers_only = True
+        answer.message = text("numbers_only", need=resolved_need.label)
+        return answer
+
+    answer.search_point, answer.resolved = (latitude, longitude), resolved_need
     result = directory.places.nearest(latitude, longitude, resolved_need, limit=limit, offset=offset,
                                       organisation=organisation)
     answer.places = [_card(place, distance, now) for place, distance in result.hits]
@@ -235,6 +283,18 @@ def find_places(
     answer.widened = result.widened
     answer.has_more = result.has_more
     answer.next_offset = offset + limit if result.has_more else None
+    if offset == 0 and resolved_need is not None and not directory.places.has_specific_within(
+            latitude, longitude, resolved_need, FALLBACK_KM, organisation=organisation):
+        # Nothing within a sensible distance: say it plainly, give what exists, offer a worker.
+        answer.fallback = True
+        where_name = answer.commune.name if answer.commune else "chez vous"
+        key = "nothing_near_urgent" if resolved_need.urgent else "nothing_near"
+        answer.honest = text(key, need=resolved_need.label, km=f"{FALLBACK_KM:g}", commune=where_name)
+        mairie = directory.places.nearest_mairie(latitude, longitude, FALLBACK_KM)
+        if mairie is not None:
+            answer.mairie = _card(mairie[0], mairie[1], now)
+        answer.message = answer.honest
+        return answer
     if not answer.places:
         answer.message = (
             f"Je n'ai trouvé aucun lieu à moins de {result.radius_km:g} km pour ce besoin."
@@ -246,4 +306,53 @@ def find_places(
     return answer
 
 
-__all__ = ["RADII_KM", "Directory", "PlaceCard", "PlacesAnswer", "find_places", "map_link", "shipped_communes"]
+def merge_live(answer: PlacesAnswer, remote: list[tuple[Place, float | None]], limit: int = 5,
+               now: datetime | None = None) -> PlacesAnswer:
+    """Add the live source's places (data·inclusion API) to a first-page answer from the shipped
+    data: a place both list is shown once, the same order rules apply (distance band, then real
+    positions first, then distance). A live place within FALLBACK_KM lifts the "nothing near"."""
+    from directory.places import _digits, haversine_km
+
+    if answer.status != "places" or answer.offset or answer.numbers_only or answer.search_point is None or not remote:
+        return answer
+    latitude, longitude = answer.search_point
+    radius = answer.radius_km or RADII_KM[-1]
+    cards = list(answer.places)
+    known = [(card.name, card.address, card.phone) for card in cards]
+    added = 0
+    for place, distance in remote:
+        if not place.approximate:
+            distance = haversine_km(latitude, longitude, place.latitude, place.longitude)
+        elif distance is None:
+            continue  # neither a position nor a distance: cannot be placed honestly
+        if distance > max(radius, FALLBACK_KM):
+            continue
+        if any(_plain_name(name) == _plain_name(place.name) and (
+                (address and _plain_name(address) == _plain_name(place.address))
+                or (_digits(phone) and _digits(phone) == _digits(place.phone))) for name, address, phone in known):
+            continue  # the same place in the shipped data: shown once
+        card = _card(place, distance, now)
+        if place.approximate:
+            card.map_link = search_link(place.address or place.name)
+        cards.append(card)
+        known.append((place.name, place.address, place.phone))
+        added += 1
+    if not added:
+        return answer
+    bands = lambda card: next((i for i, r in enumerate(RADII_KM) if card.distance_km <= r), len(RADII_KM))  # noqa: E731
+    cards.sort(key=lambda card: (bands(card), card.kind == "mairie", card.approximate_location, card.distance_km))
+    answer.has_more = answer.has_more or len(cards) > limit
+    answer.places = cards[:limit]
+    answer.next_offset = limit if answer.has_more else None
+    if answer.fallback and any(card.distance_km <= FALLBACK_KM and card.kind != "mairie" for card in answer.places):
+        answer.fallback, answer.honest, answer.mairie, answer.message = False, None, None, None
+    return answer
+
+
+def _plain_name(name: str | None) -> str:
+    from directory.places import _plain
+
+    return _plain(name)
+
+
+__all__ = ["RADII_KM", "merge_live", "Directory", "PlaceCard", "PlacesAnswer", "find_places", "map_link", "shipped_communes"]

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from directory.communes import Commune, CommuneIndex
-from directory.finder import Directory, PlacesAnswer, find_places, shipped_communes
+from directory.finder import FALLBACK_KM, Directory, PlacesAnswer, find_places, shipped_communes
 from directory.needs import UnknownNeed
 from directory.render import render_lines
 
@@ -79,6 +79,7 @@ class LiveDirectory:
         self.refresher: asyncio.Task | None = None  # the polling task (`start_refresh`)
         self.listener: asyncio.Task | None = None  # the change announcements task (`start_listening`)
         self._refreshing = asyncio.Lock()  # a poll and an announcement never build two indexes at once
+        self.api = None  # directory.live_source.DataInclusionSource when configured
 
     @property
     def ready(self) -> bool:
@@ -180,6 +181,8 @@ class LiveDirectory:
 
     async def close(self) -> None:
         """Stop polling; a reload under way is cancelled (the current places stay)."""
+        if self.api is not None:
+            await self.api.close()
         for name in ("refresher", "listener"):
             task = getattr(self, name)
             setattr(self, name, None)
@@ -210,6 +213,9 @@ async def start_directory(rt) -> LiveDirectory:
     and position lookup at once, the communes then the places loaded in the background (worker
     threads for the CPU work; first run: ~18,000 records imported, a few seconds)."""
     live = LiveDirectory()
+    from directory.live_source import DataInclusionSource
+
+    live.api = DataInclusionSource.from_settings(rt.settings)  # None unless a token is configured
     rt.directory = live
     rt.flow_engine.resolvers["commune"] = commune_resolver(live.communes)
     rt.flow_engine.locate = position_locator(live.communes)
@@ -309,9 +315,14 @@ def _where(place) -> object:
     return place or ""
 
 
+PLACE_KEYS = ("id", "name", "distance_km", "address", "phone", "hours_text", "open_now", "map_link",
+              "approximate_location", "where_text", "kind", "source", "date_maj")
+SHOWN_KEYS = ("id", "name", "distance_km", "address", "phone", "map_link", "approximate_location", "where_text",
+              "source", "date_maj")
+
+
 def _place_line(card: dict) -> dict:
-    return {key: card.get(key) for key in ("id", "name", "distance_km", "address", "phone", "hours_text",
-                                            "open_now", "map_link", "approximate_location")}
+    return {key: card.get(key) for key in PLACE_KEYS}
 
 
 def flow_result(answer: PlacesAnswer, previous: dict | None = None) -> dict:
@@ -319,16 +330,17 @@ def flow_result(answer: PlacesAnswer, previous: dict | None = None) -> dict:
     blocks = render_lines(answer)
     emergency = blocks[0] if answer.emergency_numbers else ""
     rest = blocks[1:] if answer.emergency_numbers else blocks
-    if answer.has_more and len(rest) > 1 and "voir plus" in rest[-1]:
-        rest = rest[:-1]  # the flow offers a "➕ Voir plus" button instead
+    if answer.has_more:
+        rest = [block for block in rest if "« voir plus »" not in block]  # the flow offers a "➕ Voir plus" button
     places = [_place_line(card.to_dict()) for card in answer.places]
+    if answer.mairie is not None:
+        places.insert(0, _place_line(answer.mairie.to_dict()))
     shown = []
     if previous and answer.offset and previous.get("need") == answer.need and \
             (previous.get("commune") or {}).get("insee") == (answer.commune.code_insee if answer.commune else None):
         shown = list(previous.get("shown") or [])
     known = {entry["id"] for entry in shown}
-    shown += [{key: p[key] for key in ("id", "name", "distance_km", "address", "phone", "map_link",
-                                       "approximate_location")} for p in places if p["id"] not in known]
+    shown += [{key: p.get(key) for key in SHOWN_KEYS} for p in places if p["id"] not in known]
     commune = None
     if answer.commune is not None:
         commune = {"insee": answer.commune.code_insee, "name": answer.commune.name,
@@ -336,6 +348,10 @@ def flow_result(answer: PlacesAnswer, previous: dict | None = None) -> dict:
     where = (commune or {}).get("name") or "?"
     if answer.status != "places":
         label = "lieu non trouvé"
+    elif answer.numbers_only:
+        label = "numéros donnés"
+    elif answer.fallback:
+        label = f"rien à moins de {FALLBACK_KM:g} km de {where} : mairie et numéros donnés, équipe proposée"
     elif places:
         label = f"{len(places)} lieu{'x' if len(places) > 1 else ''} proposé{'s' if len(places) > 1 else ''}"
         label += f" près de {where}" + (f", à moins de {answer.radius_km:g} km" if answer.radius_km else "")
@@ -354,7 +370,11 @@ def flow_result(answer: PlacesAnswer, previous: dict | None = None) -> dict:
         "commune": commune,
         "from_position": answer.from_position,
         "places": places,
-        "found": bool(places),
+        "found": bool(places) and not answer.fallback,  # fallback: the worker is offered first
+        "fallback": answer.fallback,
+        "honest": answer.honest,
+        "numbers": list(answer.numbers),
+        "numbers_only": answer.numbers_only,
         "shown": shown[:MAX_SHOWN_KEPT],
         "radius_km": answer.radius_km,
         "widened": answer.widened,
@@ -366,6 +386,22 @@ def flow_result(answer: PlacesAnswer, previous: dict | None = None) -> dict:
         "text": "\n\n".join(rest),
         "message": answer.message,
     }
+
+
+async def _with_live_source(live, answer: PlacesAnswer, limit: int) -> PlacesAnswer:
+    """The data·inclusion API's places merged into the local answer; the local answer alone when
+    it fails or takes longer than its time-out (the person is answered within about 2 s)."""
+    from directory.finder import merge_live
+
+    try:
+        remote = await asyncio.wait_for(
+            live.search(answer.resolved, answer.commune.code_insee if answer.commune else None,
+                        *answer.search_point, size=max(limit * 2, 10)),
+            timeout=live.timeout + 0.3)
+    except Exception as error:  # noqa: BLE001 (time-out or anything else: the shipped data answer)
+        log.warning("data·inclusion API not used (%s)", type(error).__name__)
+        return answer
+    return merge_live(answer, remote or [], limit=limit) if remote else answer
 
 
 def unavailable(need: str | None = None) -> dict:
@@ -412,6 +448,10 @@ async def places_for_flow(directory, args: dict, answers: dict, organisation: st
         answer = find_places(loaded, _where(where), need, offset=offset, limit=limit, organisation=organisation)
     except UnknownNeed:
         return unavailable(need)
+    live = getattr(directory, "api", None)
+    if live is not None and answer.status == "places" and not offset and answer.resolved is not None \
+            and not answer.numbers_only and answer.search_point is not None:
+        answer = await _with_live_source(live, answer, limit)
     previous = answers.get(args.get("previous") or "places_result")
     return flow_result(answer, previous if isinstance(previous, dict) else None)
 

@@ -43,6 +43,13 @@ from directory.models import (
 
 DATA = Path(__file__).parent / "data"
 SHIPPED_FILES = [DATA / "structures_di-v1.jsonl.gz", DATA / "services_di-v1.jsonl.gz"]
+# Sources added later (issue 14; built by `python -m directory.sources`): each is loaded once, when
+# none of its places is in the database yet (so an existing deployment gets them at its next start).
+SHIPPED_SOURCES = [
+    ("dila-mairies", DATA / "mairies_di-v1.jsonl.gz"),
+    ("entourage", DATA / "entourage_di-v1.jsonl.gz"),
+    ("dila-annuaire-2019", DATA / "annuaire2019_di-v1.jsonl.gz"),
+]
 
 LIST_FIELDS = {
     "reseaux_porteurs",
@@ -543,12 +550,24 @@ async def count_places(sessionmaker) -> tuple[int, int]:
     return structures, services
 
 
+async def missing_sources(sessionmaker) -> list[Path]:
+    """The shipped files of `SHIPPED_SOURCES` whose source has no place in the database yet."""
+    async with sessionmaker() as session:
+        present = set((await session.scalars(
+            select(Structure.source).where(Structure.source.in_([source for source, _ in SHIPPED_SOURCES]))
+            .distinct())).all())
+    return [path for source, path in SHIPPED_SOURCES if source not in present and path.exists()]
+
+
 async def ensure_loaded(sessionmaker, *, progress: bool | None = False) -> ImportReport | None:
-    """First run: import the shipped open data when the places tables are empty."""
+    """First run: import the shipped open data when the places tables are empty; later runs: the
+    shipped sources not in the database yet (one import, one revision bump). None: nothing to do."""
     structures, _ = await count_places(sessionmaker)
-    if structures:
+    paths = [] if structures else list(SHIPPED_FILES)
+    paths += await missing_sources(sessionmaker)
+    if not paths:
         return None
-    return await import_files(sessionmaker, SHIPPED_FILES, origin=ORIGIN_OPEN_DATA, progress=progress, trusted=True)
+    return await import_files(sessionmaker, paths, origin=ORIGIN_OPEN_DATA, progress=progress, trusted=True)
 
 
 __all__ = [

@@ -16,18 +16,27 @@ class Need:
     label: str  # button text, plain French
     thematiques: tuple[str, ...]  # data·inclusion values; a catégorie stands for all its thématiques
     emergency: bool = False  # show the national emergency numbers first
+    urgent: bool = False  # nothing within a sensible distance: say so, give what exists, offer a worker
+    numbers_only: bool = False  # answered with numbers to call, no places (pharmacie, médecin de garde)
+    specific: tuple[str, ...] = ()  # thématiques that make a match specific (default: any of the need's)
 
 
 NEEDS: tuple[Need, ...] = (
-    Need("se-nourrir", "Se nourrir", ("equipement-et-alimentation--alimentation",)),
+    Need("se-nourrir", "Se nourrir", ("equipement-et-alimentation--alimentation",), urgent=True),
     Need(
         "dormir-ce-soir",
         "Dormir ce soir",
         ("logement-hebergement--rechercher-une-solution-dhebergement-temporaire",),
         emergency=True,
+        urgent=True,
     ),
     Need("se-loger", "Se loger", ("logement-hebergement",)),
     Need("sante", "Santé", ("sante",)),
+    # "Santé" split into what people ask (issue 14).
+    Need("sante-soins", "Se soigner sans argent", ("sante--acces-aux-soins",), urgent=True),
+    Need("sante-mentale", "Santé mentale, écoute", ("sante--sante-mentale",)),
+    Need("addictions", "Addictions", ("sante--addictions",)),
+    Need("sante-garde", "Pharmacie ou médecin de garde", ("sante--acces-aux-soins",), numbers_only=True),
     Need("demarches-et-droits", "Démarches et droits", ("difficultes-administratives-ou-juridiques",)),
     Need("numerique", "Numérique", ("numerique",)),
     Need("emploi", "Emploi, formation", ("trouver-un-emploi", "preparer-sa-candidature", "choisir-un-metier", "se-former")),
@@ -41,6 +50,7 @@ NEEDS: tuple[Need, ...] = (
             "difficultes-administratives-ou-juridiques--prendre-en-compte-une-problematique-judiciaire",
         ),
         emergency=True,
+        urgent=True,
     ),
     Need(
         "s-equiper",

@@ -19,6 +19,9 @@ import numpy as np
 from directory.needs import Need, all_thematiques, expand
 
 RADII_KM = (10, 20, 50, 100)
+SPECIFIC_WIDEN_KM = 20  # up to this radius, the search widens until a page of specific matches
+MAIRIE = "mairie"
+MAIRIE_SOURCE = "dila-mairies"
 EARTH_RADIUS_KM = 6371.0088
 KM_PER_DEGREE = EARTH_RADIUS_KM * np.pi / 180
 
@@ -39,6 +42,12 @@ class Place:
     approximate: bool = False  # placed at its commune's centre (no coordinates in the data)
     services: tuple[str, ...] = ()  # service names
     owner: str | None = None  # slug of the organisation whose people only see it (None: everyone)
+    source: str | None = None  # data·inclusion source ("france-services", "entourage", ...)
+    date_maj: str | None = None  # the data's date (ISO), so a worker can judge it
+    commune: str | None = None  # the commune's name ("à Bordeaux (adresse à vérifier)")
+    kind: str | None = None  # "mairie": a generic match, the last resort of any need
+    siret: str | None = None
+    sources: tuple[str, ...] = ()  # every source merged into this place (duplicates shown once)
 
 
 @dataclass(slots=True)
@@ -87,17 +96,21 @@ def thematique_bits(thematiques: frozenset[str]) -> tuple[int, int]:
 class _Subset:
     """The places matching one need, still sorted by latitude (positions into PlaceIndex.places)."""
 
-    __slots__ = ("positions", "latitudes", "longitudes", "cos_lat")
+    __slots__ = ("positions", "latitudes", "longitudes", "cos_lat", "tier")
 
-    def __init__(self, positions, latitudes, longitudes):
+    def __init__(self, positions, latitudes, longitudes, tier=None):
         self.positions = positions.astype(np.int32)
         self.latitudes = latitudes[positions]
         self.longitudes = longitudes[positions]
         self.cos_lat = np.cos(np.radians(self.latitudes))
+        # 0: specific match with a real position, 1: specific, approximate position,
+        # 2: generic match (a mairie, a place where the need is a side line), 3: generic, approximate.
+        self.tier = np.zeros(len(self.positions), dtype=np.int8) if tier is None else tier.astype(np.int8)
 
     @property
     def nbytes(self) -> int:
-        return self.positions.nbytes + self.latitudes.nbytes + self.longitudes.nbytes + self.cos_lat.nbytes
+        return (self.positions.nbytes + self.latitudes.nbytes + self.longitudes.nbytes + self.cos_lat.nbytes
+                + self.tier.nbytes)
 
 
 class PlaceIndex:
@@ -112,6 +125,8 @@ class PlaceIndex:
         bits = [thematique_bits(p.thematiques) for p in self.places]
         self._low = np.array([b[0] for b in bits], dtype=np.uint64)
         self._high = np.array([b[1] for b in bits], dtype=np.uint64)
+        self._approximate = np.fromiter((p.approximate for p in self.places), dtype=bool, count=len(self.places))
+        self._mairie = np.fromiter((p.kind == MAIRIE for p in self.places), dtype=bool, count=len(self.places))
         self._subsets: dict[tuple[str, ...] | None, _Subset] = {}
         self._views: dict[str | None, np.ndarray | None] = {}
         self.overrides: dict[str, Overrides] = {}  # organisation slug -> what it hides or corrects
@@ -137,11 +152,54 @@ class PlaceIndex:
         if subset is None:
             if need is None:
                 positions = np.arange(len(self.places))
+                tier = self._approximate[positions].astype(np.int8)
             else:
-                low, high = (np.uint64(word) for word in thematique_bits(frozenset(expand(need.thematiques))))
+                wanted = frozenset(expand(need.thematiques))
+                low, high = (np.uint64(word) for word in thematique_bits(wanted))
                 positions = np.flatnonzero(((self._low & low) | (self._high & high)) != 0)
-            subset = self._subsets[key] = _Subset(positions, self.latitudes, self.longitudes)
+                specific = frozenset(expand(need.specific)) if need.specific else wanted
+                generic = np.fromiter((self._is_generic(self.places[i], specific) for i in positions), dtype=bool,
+                                      count=len(positions))
+                tier = generic.astype(np.int8) * 2 + self._approximate[positions]
+            subset = self._subsets[key] = _Subset(positions, self.latitudes, self.longitudes, tier)
         return subset
+
+    @staticmethod
+    def _is_generic(place: Place, specific: frozenset[str]) -> bool:
+        """A mairie, or a place where the need is a side line: less than half of its thématiques
+        are the need's (a training body or a digital help place that also lists "santé")."""
+        if place.kind == MAIRIE:
+            return True
+        if not place.thematiques:
+            return True
+        inside = sum(1 for thematique in place.thematiques if thematique in specific)
+        return inside == 0 or inside * 2 < len(place.thematiques)
+
+    def has_specific_within(self, latitude: float, longitude: float, need: Need, max_km: float,
+                            organisation: str | None = None) -> bool:
+        """Whether a specific match for `need` (not a mairie, not a side line) lies within `max_km`."""
+        subset = self._subset(need)
+        lat, lon = np.radians(latitude), np.radians(longitude)
+        candidates, _ = self._within(subset, latitude, longitude, lat, lon, np.cos(lat), max_km,
+                                     self.view(organisation))
+        return bool(np.count_nonzero(subset.tier[candidates] < 2))
+
+    def mairies(self) -> _Subset:
+        subset = self._subsets.get(MAIRIE)
+        if subset is None:
+            positions = np.flatnonzero(self._mairie)
+            subset = self._subsets[MAIRIE] = _Subset(positions, self.latitudes, self.longitudes)
+        return subset
+
+    def nearest_mairie(self, latitude: float, longitude: float, max_km: float = 30.0) -> tuple[Place, float] | None:
+        """The nearest mairie (the commune's door to its CCAS), within `max_km`."""
+        subset = self.mairies()
+        lat, lon = np.radians(latitude), np.radians(longitude)
+        candidates, distances = self._within(subset, latitude, longitude, lat, lon, np.cos(lat), max_km)
+        if not len(candidates):
+            return None
+        best = int(np.argmin(distances))
+        return self.places[subset.positions[candidates[best]]], float(distances[best])
 
     def view(self, organisation: str | None) -> np.ndarray | None:
         """Which places the people of `organisation` (a slug; None: no organisation) see, as a
@@ -182,13 +240,19 @@ class PlaceIndex:
         # Widen step by step: each radius only looks at its own latitude band.
         for step, radius in enumerate(radii):
             candidates, distances = self._within(subset, latitude, longitude, lat, lon, cos_lat, radius, visible)
-            if len(candidates) >= wanted or step == len(radii) - 1:
+            if step == len(radii) - 1:
                 break
-        if len(candidates) > wanted:
-            top = np.argpartition(distances, wanted - 1)[:wanted]
-        else:
-            top = np.arange(len(candidates))
-        top = top[np.argsort(distances[top], kind="stable")][offset:wanted]
+            if radius < SPECIFIC_WIDEN_KM:  # a page of specific matches, else widen a little
+                if int(np.count_nonzero(subset.tier[candidates] < 2)) >= wanted:
+                    break
+            elif len(candidates) >= wanted:
+                break
+        # Distance bands first (within 10 km, 20, 50, 100), then in each band specific matches
+        # before generic ones, real positions before approximate ones (a place without coordinates
+        # is never "0 km" ahead of a real one), then by distance.
+        bands = np.searchsorted(np.asarray(radii, dtype=np.float64), distances, side="left")
+        order = np.lexsort((distances, subset.tier[candidates], bands))
+        top = order[offset:wanted]
         hits = [(self.places[subset.positions[candidates[i]]], float(distances[i])) for i in top]
         if radius == radii[-1]:
             has_more = len(candidates) > wanted
@@ -228,6 +292,12 @@ class PlaceIndex:
         distances = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
         close = distances <= radius
         return candidates[close], distances[close]
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    return float(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(min(a, 1.0))))
 
 
 # -- building from the database --------------------------------------------------------------
@@ -289,6 +359,8 @@ async def load_places(sessionmaker, communes=None) -> tuple[list[Place], int]:
                     Structure.horaires_accueil,
                     Structure.origin,
                     Structure.source,
+                    Structure.date_maj,
+                    Structure.siret,
                 )
             )
         ).all()
@@ -336,9 +408,101 @@ def _build_places(service_rows, structure_rows, communes) -> tuple[list[Place], 
                 approximate=approximate,
                 services=tuple(dict.fromkeys(s.nom for s in services)),
                 owner=owner_of(row.origin, row.source),
+                source=row.source,
+                date_maj=row.date_maj.isoformat() if row.date_maj is not None else None,
+                commune=_commune_name(communes, row.code_insee, row.code_postal) or row.commune,
+                kind=MAIRIE if row.source == MAIRIE_SOURCE else None,
+                siret=row.siret,
+                sources=(row.source,) if row.source else (),
             )
         )
-    return places, left_out
+    return merge_duplicates(places), left_out
+
+
+def _commune_name(communes, code_insee, code_postal) -> str | None:
+    if communes is None:
+        return None
+    commune = communes.get(code_insee) if code_insee else None
+    if commune is None and code_postal:
+        found = communes.by_postcode_code(code_postal)
+        commune = found[0] if len(found) == 1 else None
+    return commune.name if commune is not None else None
+
+
+# -- the same place from several sources ------------------------------------------------------
+
+DUPLICATE_KM = 0.1
+
+
+def _plain(text: str | None) -> str:
+    import re
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", (text or "").casefold()).encode("ascii", "ignore").decode("ascii")
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+
+
+def _digits(text: str | None) -> str:
+    return "".join(character for character in (text or "") if character.isdigit())[-9:]
+
+
+def _same_place(a: Place, b: Place) -> bool:
+    """Same name (checked by the caller) and the same address, phone or SIRET, within 100 m
+    (a place without coordinates: in the same commune)."""
+    if a.owner != b.owner:
+        return False
+    same = bool(
+        (a.address and _plain(a.address) == _plain(b.address))
+        or (_digits(a.phone) and _digits(a.phone) == _digits(b.phone))
+        or (a.siret and a.siret == b.siret)
+    )
+    if not same:
+        return False
+    if a.approximate or b.approximate:
+        return _plain(a.commune) == _plain(b.commune)
+    dlat = (a.latitude - b.latitude) * KM_PER_DEGREE
+    dlon = (a.longitude - b.longitude) * KM_PER_DEGREE * np.cos(np.radians(a.latitude))
+    return float(np.hypot(dlat, dlon)) <= DUPLICATE_KM
+
+
+def _merge(best: Place, other: Place) -> None:
+    """Fold `other` into `best` (the one with a real position and the most data): what it lacks."""
+    best.thematiques = best.thematiques | other.thematiques
+    best.services = tuple(dict.fromkeys(best.services + other.services))
+    best.address = best.address or other.address
+    best.phone = best.phone or other.phone
+    best.hours = best.hours or other.hours
+    best.siret = best.siret or other.siret
+    best.commune = best.commune or other.commune
+    if other.date_maj and (not best.date_maj or other.date_maj > best.date_maj):
+        best.date_maj = other.date_maj
+    best.sources = tuple(dict.fromkeys(best.sources + other.sources))
+
+
+def _richness(place: Place) -> tuple:
+    return (not place.approximate, place.hours is not None, place.phone is not None, place.address is not None,
+            place.date_maj or "")
+
+
+def merge_duplicates(places: list[Place]) -> list[Place]:
+    """The same place listed by several sources is kept once, with the best data of each."""
+    by_name: dict[str, list[int]] = {}
+    for position, place in enumerate(places):
+        if place.kind != MAIRIE:
+            by_name.setdefault(_plain(place.name), []).append(position)
+    dropped: set[int] = set()
+    for positions in by_name.values():
+        if len(positions) < 2:
+            continue
+        group = sorted(positions, key=lambda i: _richness(places[i]), reverse=True)
+        for index, first in enumerate(group):
+            if first in dropped:
+                continue
+            for second in group[index + 1 :]:
+                if second not in dropped and _same_place(places[first], places[second]):
+                    _merge(places[first], places[second])
+                    dropped.add(second)
+    return [place for position, place in enumerate(places) if position not in dropped] if dropped else places
 
 
 async def load_overrides(sessionmaker) -> dict[str, Overrides]:

@@ -36,18 +36,53 @@ def _heading(answer: PlacesAnswer) -> str:
     return f"Voici des lieux{need} {where}, à moins de {radius} km :"
 
 
-def _place_block(number: int, card) -> str:
-    distance = distance_text(card.distance_km)
-    if card.approximate_location:
-        distance = f"environ {distance}"
-    lines = [f"{number}. {card.name} — {distance}"]
+OLD_DATA_YEARS = 3  # data older than this: "informations de 2019, à vérifier"
+
+
+def _old_data(card) -> str | None:
+    from datetime import date
+
+    if not card.date_maj or len(card.date_maj) < 4 or not card.date_maj[:4].isdigit():
+        return None
+    year = int(card.date_maj[:4])
+    return f"ℹ️ informations de {year}, à vérifier" if date.today().year - year >= OLD_DATA_YEARS else None
+
+
+def _place_block(number: int | None, card) -> str:
+    where = card.where_text if card.approximate_location and card.where_text else distance_text(card.distance_km)
+    lines = [f"{number}. {card.name} — {where}" if number is not None else f"{card.name} — {where}"]
     if card.address:
         lines.append(f"📍 {card.address}")
     lines.append(f"🕒 {card.hours_text}")
     if card.phone:
         lines.append(f"☎️ {card.phone}")
+    old = _old_data(card)
+    if old:
+        lines.append(old)
     lines.append(f"🗺️ {card.map_link}")
     return "\n".join(lines)
+
+
+def _numbers_block(answer: PlacesAnswer) -> list[str]:
+    from directory.texts import text
+
+    if not answer.numbers:
+        return []
+    return ["\n".join([text("numbers_heading")] + [f"• {line}" for line in answer.numbers])]
+
+
+def _fallback_blocks(answer: PlacesAnswer) -> list[str]:
+    from directory.texts import text
+
+    blocks = [answer.honest or ""]
+    if answer.mairie is not None:
+        blocks.append(text("mairie_first") + "\n" + _place_block(None, answer.mairie))
+    blocks += _numbers_block(answer)
+    if answer.places:
+        blocks.append(text("farther"))
+        blocks += [_place_block(index, card) for index, card in enumerate(answer.places, start=1)]
+    blocks.append(text("worker_now"))
+    return blocks
 
 
 def render_lines(answer: PlacesAnswer) -> list[str]:
@@ -60,6 +95,12 @@ def render_lines(answer: PlacesAnswer) -> list[str]:
     if answer.status == "unknown_place":
         blocks.append(answer.message or "Je ne trouve pas ce lieu.")
         return blocks
+    if answer.numbers_only:
+        blocks.append(answer.message or "")
+        blocks += ["\n".join(f"📞 {line}" for line in answer.numbers)]
+        return blocks
+    if answer.fallback:
+        return blocks + _fallback_blocks(answer)
     if not answer.places:
         blocks.append(answer.message or "Je n'ai trouvé aucun lieu.")
         return blocks
@@ -67,6 +108,8 @@ def render_lines(answer: PlacesAnswer) -> list[str]:
     blocks += [_place_block(answer.offset + index, card) for index, card in enumerate(answer.places, start=1)]
     if answer.has_more:
         blocks.append("D'autres lieux existent plus loin : demandez « voir plus ».")
+    if answer.offset == 0:
+        blocks += _numbers_block(answer)
     return blocks
 
 

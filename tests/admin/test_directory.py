@@ -167,7 +167,8 @@ async def test_admin_adds_a_place_with_hours_found_by_the_cli_and_the_web_chat(s
         await person.send(choice="lieux")
         await person.send(choice="se-nourrir")
         shown = text_of(await person.send("44400"))
-        assert "Restos du Cœur de Rezé" in shown and "environ" in shown
+        # Issue 14: at its commune's centre, it says "à Rezé (adresse à vérifier)", never a distance.
+        assert "Restos du Cœur de Rezé — à Rezé (adresse à vérifier)" in shown
 
         # Editing it: the form shows the days and times back; a changed hour is what people see.
         edit = await client.get("/admin/directory/edit", params={"id": place.id})
@@ -180,7 +181,7 @@ async def test_admin_adds_a_place_with_hours_found_by_the_cli_and_the_web_chat(s
             place = await session.get(Structure, place.id)
         assert place.horaires_accueil == "Sa 10:00-12:30; PH off" and place.latitude == pytest.approx(47.1801)
         await eventually(lambda: not finder(rt).find("44400", "se-nourrir", organisation="demo").places[0]
-                         .approximate_location, timeout=10)
+                         .approximate_location, timeout=30)  # 46,000 places reloaded (issue 14)
 
         from admin.audit import AuditEntry
 

@@ -144,9 +144,11 @@ async def test_admin_csv_with_list_separators(sessionmaker, tmp_path):
 
 async def test_first_run_loads_the_shipped_data_once(sessionmaker):
     report = await ensure_loaded(sessionmaker)
-    assert report.structures_created == 9039 and report.services_created == 9039 and not report.rejected
+    # 9,039 France services and médiation numérique places, then (issue 14) 35,609 mairies,
+    # 473 Entourage places (713 services) and 1,453 annuaire 2019 entries.
+    assert report.structures_created == 46574 and report.services_created == 46814 and not report.rejected
     assert await ensure_loaded(sessionmaker) is None
-    assert await count_places(sessionmaker) == (9039, 9039)
+    assert await count_places(sessionmaker) == (46574, 46814)
     async with sessionmaker() as session:
         origin = await session.scalar(select(Structure.origin).limit(1))
     assert origin == ORIGIN_OPEN_DATA
@@ -161,6 +163,22 @@ def test_shipped_files_validate_with_the_schema():
         validate(path.name, read_records(path), parsed, report)
     assert report.rejected == []
     assert len(parsed.structures) == len(parsed.services) == 9039
+
+
+def test_shipped_sources_validate_with_the_schema():
+    """The issue 14 sources, trusted on first run too: every Entourage and annuaire record, one
+    mairie in ten (the whole file was validated when built: `python -m directory.sources`)."""
+    from directory.importer import SHIPPED_SOURCES, ImportReport, _Parsed, validate
+
+    parsed, report = _Parsed(), ImportReport()
+    for source, path in SHIPPED_SOURCES:
+        records = read_records(path)
+        if source == "dila-mairies":
+            records = [pair for number, pair in enumerate(records) if number % 20 in (0, 1)]
+        validate(path.name, records, parsed, report)
+        assert all(record["source"] == source and record["date_maj"] for _, record in records)
+    assert report.rejected == []
+    assert len(parsed.structures) > 3900
 
 
 def test_gzip_json_array(tmp_path):

@@ -139,14 +139,16 @@ async def test_ambiguous_postcode_offers_communes_as_buttons(shared_settings):
 async def test_unknown_place_and_location_at_sea_are_asked_again_kindly(shared_settings):
     async with app_client(shared_settings) as client:
         person = await at_need_question(client)
-        await person.send(choice="sante")
+        kinds = await person.send(choice="sante")  # issue 14: "Santé" split into what people ask
+        assert values(kinds[-1]) == ["sante-soins", "sante-garde", "sante-mentale", "addictions"]
+        await person.send(choice="sante-soins")
         unknown = await person.send("Zzyzxville-sur-Mer")
         assert "Je ne connais pas cette commune" in unknown[-1]["text"] and "44400" in unknown[-1]["text"]
         assert unknown[-1]["request_location"] is True
         sea = await person.send(location=AT_SEA)
         assert "Je ne trouve pas de commune près de cette position" in sea[-1]["text"]
         shown = await person.send(location=REZE_CENTRE)
-        assert "près de votre position (Rezé)" in text_of(shown) or "Je n'ai trouvé aucun lieu" in text_of(shown)
+        assert "près de votre position (Rezé)" in text_of(shown) or "Je n'ai pas trouvé de lieu" in text_of(shown)
         result = await summary_places(client)
         assert result["from_position"] is True and result["commune"]["name"] == "Rezé"
 
@@ -161,9 +163,10 @@ async def test_dormir_ce_soir_gives_115_first_then_says_honestly_and_offers_a_wo
         assert first[0].startswith("🆘") and first[1].startswith("📞 115")
         assert [line.split()[1] for line in first[1:]] == list(NUMBERS)
         text = text_of(answer)
-        assert "Je n'ai trouvé aucun lieu" in text or "Voici des lieux" in text
-        if "Je n'ai trouvé aucun lieu" in text:
-            assert "une personne de l'équipe peut chercher avec vous" in text
+        assert "Je n'ai pas trouvé de lieu" in text or "Voici des lieux" in text
+        if "Je n'ai pas trouvé de lieu" in text:  # issue 14: said plainly, the mairie, the worker
+            assert "Mairie de Rezé : le CCAS y répond ou vous oriente" in text
+            assert "Une personne de l'équipe peut chercher avec vous" in text
             assert values(answer[-1])[0] == "parler"
         handed = await person.send(choice="parler")
         assert "Camille" in text_of(handed)
@@ -176,8 +179,11 @@ async def test_food_aid_missing_from_open_data_is_said_and_a_worker_offered(shar
         await person.send(choice="se-nourrir")
         answer = await person.send("Nantes")
         text = text_of(answer)
-        assert "Je n'ai trouvé aucun lieu à moins de 100 km" in text
-        assert "L'aide alimentaire et l'hébergement d'urgence manquent encore" in text
+        # Issue 14: no food aid near Nantes in the data: said plainly, the mairie / CCAS, the food
+        # aid networks, and the worker offered at once.
+        assert "Je n'ai pas trouvé de lieu pour « Se nourrir » à moins de 30 km de Nantes" in text
+        assert "Mairie de Nantes : le CCAS y répond ou vous oriente" in text and "29 rue de Strasbourg" in text
+        assert "restosducoeur.org" in text and "secourspopulaire.fr" in text
         assert "Voulez-vous parler à une personne" in answer[-1]["text"]
         assert values(answer[-1]) == ["parler", "ailleurs", "besoin"]
         again = await person.send(choice="besoin")  # another need
@@ -189,8 +195,8 @@ async def test_food_aid_missing_from_open_data_is_said_and_a_worker_offered(shar
         inbox = await client.get("/inbox")
         conversation_id = int(inbox.text.split('data-conversation="')[1].split('"')[0])
         page = (await client.get(f"/inbox/conversations/{conversation_id}")).text
-        assert "Aucun lieu trouvé à moins de 100 km" in page and "Nantes (44000" in page
-        assert "Se nourrir : aucun lieu à moins de 100 km de Nantes" in await with_older(client, conversation_id, page)
+        assert "Mairie de Nantes" in page and "Nantes (44000" in page and "Source : dila-mairies" in page
+        assert "Se nourrir : rien à moins de 30 km de Nantes" in await with_older(client, conversation_id, page)
 
 
 async def test_sparse_need_widens_the_radius_and_says_so(shared_settings, shipped_directory):  # noqa: F811
