@@ -99,3 +99,13 @@ def assert_accessible(page, *, impacts: tuple[str, ...] = ("serious", "critical"
         f"- {v['id']} ({v['impact']}): {v['help']} -> "
         + ", ".join(str(node.get("target")) for node in v.get("nodes", [])[:5]) for v in bad)
     return violations
+
+
+def open_inbox_actions(page) -> None:
+    """The inbox conversation's actions sheet (« ⋯ Actions »): take, note, transfer, close, and the
+    rooms' panels (casework, follow-ups). Opened once; left open when it already is."""
+    from playwright.sync_api import expect
+
+    if not page.locator("#actions-sheet").is_visible():
+        page.get_by_role("button", name="⋯ Actions").click()
+    expect(page.locator("#actions-sheet")).to_be_visible()

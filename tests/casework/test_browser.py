@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.admin.test_admin_browser import SIZES, assert_in_view, new_page
-from tests.browser import assert_accessible, chromium, csp_violations  # noqa: F401
+from tests.browser import open_inbox_actions, assert_accessible, chromium, csp_violations  # noqa: F401
 from tests.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -76,8 +76,11 @@ def test_worker_inserts_a_canned_answer_and_admin_reviews_the_library(settings_f
         assert "{prénom}" in box.input_value()
         box.fill("")
 
+        open_inbox_actions(worker)
+
         worker.locator("#casework-referral-1 > summary").click()
         expect(worker.get_by_label("La personne est d'accord pour partager ce résumé")).to_be_visible()
+        open_inbox_actions(worker)
         worker.locator("#casework-transfer-1 > summary").click()
         expect(worker.locator("#transfer-box-1")).to_be_visible()
         assert_accessible(worker)

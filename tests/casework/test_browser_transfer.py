@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.admin.test_admin_browser import SIZES, new_page
-from tests.browser import assert_accessible, chromium  # noqa: F401
+from tests.browser import open_inbox_actions, assert_accessible, chromium  # noqa: F401
 from tests.casework.test_browser import log_in
 from tests.conftest import LiveServer, wait_until
 
@@ -79,6 +79,8 @@ def test_transfer_question_then_referral(settings_for, backend, chromium, size):
         log_in(worker, settings.demo_worker_email, settings.demo_worker_password)
         worker.goto("/inbox/conversations/1")
 
+        open_inbox_actions(worker)
+
         worker.locator("#casework-transfer-1 > summary").click()
         worker.get_by_label("Structure", exact=True).select_option(label="Maison Ailleurs")
         worker.get_by_label("Note pour cette structure (facultatif)").fill("Dossier CAF en cours")
@@ -87,6 +89,7 @@ def test_transfer_question_then_referral(settings_for, backend, chromium, size):
         assert_accessible(worker)
 
         # Typing in the referral panel while the person answers: the live update keeps it
+        open_inbox_actions(worker)
         worker.locator("#casework-referral-1 > summary").click()
         summary = worker.get_by_label("Résumé à partager (vous pouvez le modifier)")
         summary.fill("Besoin d'aide alimentaire, 2 enfants.")

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from handoff.hours import PARIS
-from tests.browser import TIMEOUT_MS, assert_accessible, chromium, csp_violations, phone_page  # noqa: F401
+from tests.browser import open_inbox_actions, TIMEOUT_MS, assert_accessible, chromium, csp_violations, phone_page  # noqa: F401
 from tests.conftest import LiveServer, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -58,6 +58,7 @@ def test_sheet_and_dashboard_in_chromium(settings_for, chromium, size):  # noqa:
         assert link
         conversation = page.locator("[data-conversation]").first.get_attribute("data-conversation")
         page.goto(f"/inbox/conversations/{conversation}")
+        open_inbox_actions(page)
         page.get_by_text("Noter un rendez-vous").click()
         day = (datetime.now(PARIS) + timedelta(days=10)).strftime("%Y-%m-%d")
         page.locator("#fu-day").fill(day)
@@ -68,6 +69,7 @@ def test_sheet_and_dashboard_in_chromium(settings_for, chromium, size):  # noqa:
         expect(page.locator(".appointment").first).to_contain_text("14 h 30")
         expect(page.locator("#timeline")).to_contain_text("Rendez-vous noté")
         # A refusal shows its reason in the sheet.
+        open_inbox_actions(page)
         page.get_by_text("Noter un rendez-vous").click()
         page.locator("#fu-day").fill("2020-01-01")
         page.locator("#fu-time").fill("10:00")
@@ -76,8 +78,11 @@ def test_sheet_and_dashboard_in_chromium(settings_for, chromium, size):  # noqa:
         expect(page.get_by_role("alert")).to_contain_text("déjà passé")
 
         # Close as oriented, then schedule the follow-up with the person's agreement.
-        page.get_by_label("Résultat").select_option("oriented")
-        page.get_by_role("button", name="✅ Terminer").click()
+        open_inbox_actions(page)
+        page.locator("#actions-sheet").get_by_label("✅ Terminer : résultat").select_option("oriented")
+        page.locator("#actions-sheet").get_by_role("button", name="Terminer la conversation").click()
+        expect(page.locator(".closed-note")).to_be_visible()
+        open_inbox_actions(page)
         expect(page.get_by_text("La personne est d'accord")).to_be_visible()
         page.get_by_label("La personne est d'accord").check()
         assert_accessible(page)

@@ -1,8 +1,8 @@
 """The inbox one-handed, in Chromium at 390x844 (and 1280x800 for the screenshots): a worker hears of
 a new waiting person (title, sound, notification), opens the conversation at its newest message,
 reads the summary, takes it, types a reply, an outcome, a précision and a note while the person
-writes through the real web chat — nothing typed or chosen is lost — replies, closes with the
-outcome, and finds the closed conversation by search. A 1,000-message timeline comes in pages.
+writes through the real web chat — nothing typed or chosen is lost — inserts a canned answer in one
+tap, replies without scrolling (the person sees it live), closes with the outcome, and finds the closed conversation by search. A 1,000-message timeline comes in pages.
 axe-core on every inbox page; the manifest and the service worker (scope /inbox) are served.
 
 Screenshots: /tmp/shots-inbox/ (ALLERVERS_SHOTS overrides).
@@ -205,10 +205,22 @@ def test_one_handed_inbox_at_phone_size(settings_for, chromium):  # noqa: F811
         assert_not_reloaded(worker)
         worker.screenshot(path=str(SHOTS / "conversation-390.png"))
 
+        # A canned answer, found and inserted in one tap (nothing sent yet), then completed.
+        worker.locator("#reply-text").fill("")
+        worker.locator(f"#casework-canned-{conversation_id} > summary").click()
+        worker.get_by_label("Chercher une réponse type").fill("115")
+        worker.get_by_role("button", name="➕ Urgence : dormir ce soir (115)").click()
+        expect(worker.locator("#reply-text")).to_have_value(re.compile(r"^Si vous n'avez pas d'endroit où dormir ce soir"))
+        expect(worker.locator("#timeline")).not_to_contain_text("appelez le 115")  # inserted, not sent
+        worker.locator("#reply-text").press("End")
+        worker.keyboard.type(" Je regarde votre dossier CAF tout de suite.")
+
         # The reply, sent without scrolling, reaches the person live.
-        worker.locator("#reply-text").fill("Je regarde votre dossier CAF tout de suite.")
-        worker.locator("#reply-form").get_by_role("button", name="Envoyer").click()
-        expect(person.locator(".bubble.them").filter(has_text="Je regarde votre dossier CAF")).to_contain_text("— Camille")
+        send = worker.locator("#reply-form").get_by_role("button", name="Envoyer")
+        assert in_viewport(worker, "#reply-form button[type=submit]"), "Envoyer is not on screen without scrolling"
+        send.click()
+        expect(person.locator(".bubble.them").filter(has_text="appelez le 115")).to_contain_text("— Camille")
+        expect(person.locator(".bubble.them").filter(has_text="Je regarde votre dossier CAF")).to_be_visible()
         expect(worker.locator("#reply-text")).to_have_value("")
 
         # Closed with the outcome and the précision chosen before the live updates.
