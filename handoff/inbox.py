@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -34,7 +33,7 @@ from conversations.models import ASSIGNED, CLOSED, INBOUND, WAITING, Address, Co
 from conversations.store import Pending, Thread, load_thread
 from conversations.webhooks import sse_events
 from handoff import inbox_view, push, transitions
-from handoff.inbox_view import HIDDEN_EVENTS, Search
+from handoff.inbox_view import Search
 from handoff.models import Organisation, Worker
 
 log = logging.getLogger(__name__)

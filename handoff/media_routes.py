@@ -7,7 +7,6 @@ worker's first name, delivered by the outbox on the person's channel after commi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import time
 from datetime import datetime, time as dtime, timedelta
 
 from limits import RateLimitItemPerSecond
@@ -31,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allervers.database import utcnow
 from bots.base import Choice, OutboundMessage
-from conversations.models import CLOSED, Address, Contact, Conversation
+from conversations.models import Address, Contact, Conversation
 from conversations.store import Pending, Thread, queue_message
 from handoff.hours import PARIS, is_holiday
 from outreach.models import (
@@ -48,7 +47,6 @@ from outreach.models import (
     CampaignRecipient,
     Consent,
     ContactSource,
-    Source,
 )
 
 log = logging.getLogger(__name__)

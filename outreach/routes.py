@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from admin.access import admin_page, current_admin
 from admin.audit import record
-from admin.forms import LANGUAGES, FormError, checkbox, integer, owned, read_form, text
+from admin.forms import LANGUAGES, FormError, integer, owned, read_form, text
 from allervers.database import utcnow
 from allervers.fields import RowId
 from handoff.hours import PARIS
