@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 
 from allervers.database import checkpoint, utcnow
+from allervers.periodic import repeat, stop_periodic
 from conversations import tombstones
 from conversations.media import sweep_fetches
 from conversations.models import Contact, Media, Message
@@ -91,23 +92,14 @@ async def housekeeping(rt) -> None:
     """Background loop of the app: refetch files a crash left behind, then purge every interval."""
     with contextlib.suppress(Exception):
         await sweep_fetches(rt)
-    interval = rt.settings.retention_purge_interval
-    while interval and interval > 0:
-        try:
-            await purge_expired(rt)
-        except Exception:
-            log.exception("retention purge failed")
-        await asyncio.sleep(interval)
+    await repeat("retention purge", rt.settings.retention_purge_interval, lambda: purge_expired(rt), wait_first=False)
 
 
 def start_housekeeping(rt) -> asyncio.Task:
     return asyncio.create_task(housekeeping(rt), name="housekeeping")
 
 
-async def stop_housekeeping(task: asyncio.Task) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+stop_housekeeping = stop_periodic
 
 
 def run_cli(dry_run: bool) -> int:

@@ -11,7 +11,6 @@ before the commit sends nothing and a crash after it leaves the outbox to send (
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 from urllib.parse import quote_plus
@@ -20,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allervers.database import utcnow
+from allervers.periodic import start_periodic, stop_periodic
 from bots.base import Choice, InboundMessage, OutboundMessage
 from conversations.models import ASSIGNED, BOT, WAITING, Conversation
 from conversations.store import Pending, Thread, add_event, load_thread, queue_message
@@ -280,24 +280,11 @@ async def send_due(rt, now: datetime | None = None) -> int:
     return sent
 
 
-async def scheduler_loop(rt) -> None:
-    interval = rt.settings.followups_interval
-    while interval and interval > 0:
-        await asyncio.sleep(interval)
-        try:
-            await send_due(rt)
-        except Exception:
-            log.exception("followups pass failed")
-
-
 def start_scheduler(rt) -> asyncio.Task:
-    return asyncio.create_task(scheduler_loop(rt), name="followups")
+    return start_periodic("followups", rt.settings.followups_interval, lambda: send_due(rt))
 
 
-async def stop_scheduler(task: asyncio.Task) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+stop_scheduler = stop_periodic
 
 
 __all__ = ["NEXT_STEP_OUTCOMES", "next_allowed", "note_appointment", "on_inbound", "send_due"]

@@ -11,7 +11,6 @@ seconds from the app's lifespan.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allervers.database import utcnow
+from allervers.periodic import start_periodic, stop_periodic
 from conversations.models import WAITING, Address, Conversation, Event
 from conversations.store import Pending, load_thread
 from handoff import transitions
@@ -127,21 +127,8 @@ async def escalate_due(rt, now: datetime | None = None) -> int:
     return count
 
 
-async def escalation_loop(rt) -> None:
-    interval = rt.settings.routing_escalation_interval
-    while interval and interval > 0:
-        await asyncio.sleep(interval)
-        try:
-            await escalate_due(rt)
-        except Exception:
-            log.exception("escalation pass failed")
-
-
 def start_escalation(rt) -> asyncio.Task:
-    return asyncio.create_task(escalation_loop(rt), name="escalation")
+    return start_periodic("escalation", rt.settings.routing_escalation_interval, lambda: escalate_due(rt))
 
 
-async def stop_escalation(task: asyncio.Task) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+stop_escalation = stop_periodic
