@@ -169,11 +169,34 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Link:
+    """A link shown as words, never as a raw URL: an inline URL button (Telegram), a CTA URL button
+    (WhatsApp), a real link (web chat). `url` is https://… or tel:+33… (a phone number to tap)."""
+
+    title: str  # "👉 Faire la demande", "📞 Appeler le 115", "🗺️ Voir sur la carte"
+    url: str
+
+
+@dataclass(frozen=True)
+class Venue:
+    """A place a tap opens in the person's maps app: Telegram sendVenue, WhatsApp location message,
+    a map link with words in the web chat."""
+
+    latitude: float
+    longitude: float
+    title: str
+    address: str
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """What we say to a person. Channels degrade what they cannot show to plain text."""
 
     text: str
     choices: tuple[Choice, ...] = ()
+    links: tuple[Link, ...] = ()
+    venue: Venue | None = None
+    locale: str = "fr"  # the language of `text` (the web chat sets lang and dir from it)
     request_location: bool = False
     attachment: Attachment | None = None
     attachment_path: str | None = None  # local file to upload (voice note recorded by a worker)

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from allervers.database import utcnow
-from bots.base import Attachment, Choice, DeliveryError, OutboundMessage, OutsideWindow
+from bots.base import Attachment, Choice, DeliveryError, Link, OutboundMessage, OutsideWindow, Venue
 from conversations.models import (
     FAILED,
     OUTBOUND,
@@ -49,6 +49,10 @@ def outbound_of(message: Message) -> OutboundMessage:
     return OutboundMessage(
         text=message.text or "",
         choices=tuple(Choice(v, t) for v, t in payload.get("choices", [])),
+        # payload "links": [[title, url], ...]; "venue": {latitude, longitude, title, address}
+        links=tuple(Link(t, u) for t, u in payload.get("links", [])),
+        venue=Venue(**payload["venue"]) if payload.get("venue") else None,
+        locale=payload.get("locale") or "fr",
         request_location=bool(payload.get("request_location")),
         attachment=attachment,
         attachment_path=payload.get("attachment_path"),

@@ -150,6 +150,22 @@ class Engine:
         self._run(turn)
         return turn
 
+    def repeat(self, state: dict, locale: str | None = None) -> Turn:
+        """Say the pending question again (with its buttons), in `locale` when given (the person
+        just chose another language): nothing is answered, nothing moves on."""
+        turn = Turn(state=copy.deepcopy(state))
+        if locale:
+            turn.state["locale"] = locale
+        if turn.state.get("waiting") != "input":
+            return turn
+        step = self._step(turn.state)
+        if turn.state.get("candidates"):
+            self._say(turn, step.ask, choices=self.current_choices(turn.state),
+                      request_location=step.input in ("location", "place"))
+        else:
+            self._ask(turn, step)
+        return turn
+
     def current_choices(self, state: dict) -> list[tuple[str, str]]:
         return [tuple(choice) for choice in state.get("choices") or []]
 

@@ -168,3 +168,28 @@ steps:
         parse_flow("flow: x\ntitle: X\nstart: a\nsteps:\n  a:\n    end: bye\n    each: items\n", "x.yaml")
     with pytest.raises(FlowError, match="expression error"):
         parse_flow("flow: x\ntitle: X\nstart: a\nsteps:\n  a:\n    say: hi\n    each: 'items +'\n    next: a\n", "x.yaml")
+
+
+def test_repeat_says_the_pending_question_again_in_the_new_language():
+    flow = parse_flow("""
+flow: lang
+title: Lang
+start: housing
+steps:
+  housing:
+    ask: {fr: "Votre logement ?", en: "Your home?"}
+    buttons:
+      - {value: locataire, label: {fr: "🏠 Locataire", en: "🏠 Tenant"}}
+    save: housing
+    next: done
+  done:
+    end: "ok"
+""", "lang.yaml")
+    e = Engine({"lang": flow})
+    turn = e.start("lang")
+    again = e.repeat(turn.state, "en")
+    assert again.said()[-1].text == "Your home?" and again.said()[-1].choices == (("locataire", "🏠 Tenant"),)
+    assert again.state["step"] == "housing" and again.state["locale"] == "en"
+    assert not [event for event in again.events if isinstance(event, AnswerSaved)]
+    done = e.resume(turn.state, Input(choice="locataire"))
+    assert e.repeat(done.state, "en").events == []  # nothing pending: nothing said
