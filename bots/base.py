@@ -194,15 +194,15 @@ class OutboundMessage:
 
     text: str
     choices: tuple[Choice, ...] = ()
-    links: tuple[Link, ...] = ()
-    venue: Venue | None = None
-    locale: str = "fr"  # the language of `text` (the web chat sets lang and dir from it)
     request_location: bool = False
     attachment: Attachment | None = None
     attachment_path: str | None = None  # local file to upload (voice note recorded by a worker)
     # WhatsApp outside the 24-hour window: send this approved template instead.
     template: str | None = None
     template_params: tuple[str, ...] = field(default=())
+    links: tuple[Link, ...] = ()
+    venue: Venue | None = None
+    locale: str = "fr"  # the language of `text` (the web chat sets lang and dir from it)
 
 
 @dataclass(frozen=True)
