@@ -94,6 +94,9 @@ class Settings(BaseSettings):
 
     # Directory
     directory_autoload: bool = True
+    # Only these départements' shipped open data is loaded ("44,85,49"; empty: all of France). The
+    # organisation's own places and the data·inclusion API are not limited by it.
+    directory_departements: str = ""
     # Seconds between two checks for an import (from any process): a running server reloads its
     # places after at most this long (0: never, a restart is needed)
     directory_refresh_seconds: float = Field(default=60.0, ge=0)
@@ -188,6 +191,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def shipped_departements(self) -> frozenset[str]:
+        """directory_departements as a set ("44, 2a" -> {"44", "2A"})."""
+        return frozenset(part.strip().upper() for part in self.directory_departements.split(",") if part.strip())
 
     # Outreach (outreach/: sources and QR codes, consent per purpose, campaigns)
     # The bot's username (deep links https://t.me/<username>?start=<code>) and the WhatsApp number

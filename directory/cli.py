@@ -57,6 +57,7 @@ async def _database():
 
 
 async def _import(args) -> int:
+    from allervers.settings import Settings
     from directory.importer import ImportFileError, ensure_loaded, import_files
     from directory.models import ORIGIN_ADMIN, ORIGIN_OPEN_DATA
 
@@ -65,7 +66,8 @@ async def _import(args) -> int:
         if args.organisation and not await _organisation_exists(sessionmaker, args.organisation):
             print(f"organisation inconnue : {args.organisation}", file=sys.stderr)
             return 2
-        await ensure_loaded(sessionmaker, progress=args.progress or None)
+        await ensure_loaded(sessionmaker, progress=args.progress or None,
+                            departements=Settings().shipped_departements)
         report = await import_files(
             sessionmaker,
             args.files,
@@ -87,6 +89,7 @@ async def _import(args) -> int:
 
 
 async def _near(args) -> int:
+    from allervers.settings import Settings
     from directory.finder import Directory
     from directory.needs import UnknownNeed, resolve_need
 
@@ -100,7 +103,7 @@ async def _near(args) -> int:
         if args.organisation and not await _organisation_exists(sessionmaker, args.organisation):
             print(f"organisation inconnue : {args.organisation}", file=sys.stderr)
             return 2
-        directory = await Directory.load(sessionmaker)
+        directory = await Directory.load(sessionmaker, departements=Settings().shipped_departements)
     finally:
         await engine.dispose()
     answer = directory.find(args.where, args.need, offset=args.offset, limit=args.limit,

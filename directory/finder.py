@@ -118,12 +118,14 @@ class Directory:
         return cls(communes or shipped_communes(), PlaceIndex(places))
 
     @classmethod
-    async def load(cls, sessionmaker, *, autoload: bool = True) -> "Directory":
-        """Import the shipped data on first run (when `autoload`), then index the places."""
+    async def load(cls, sessionmaker, *, autoload: bool = True,
+                   departements: frozenset[str] = frozenset()) -> "Directory":
+        """Import the shipped data on first run (when `autoload`; only `departements` when given),
+        then index the places."""
         if autoload:
             from directory.importer import ensure_loaded
 
-            await ensure_loaded(sessionmaker)
+            await ensure_loaded(sessionmaker, departements=departements)
         communes = shipped_communes()
         places, left_out = await load_places(sessionmaker, communes)
         index = PlaceIndex(places)

@@ -39,7 +39,7 @@ MAX_SHOWN_KEPT = 50  # places listed in the worker's summary, over all "voir plu
 # -- loading -------------------------------------------------------------------------------------
 
 
-async def open_directory(sessionmaker, autoload: bool = True) -> Directory:
+async def open_directory(sessionmaker, autoload: bool = True, departements: frozenset[str] = frozenset()) -> Directory:
     """`Directory.load` with its CPU-heavy parts (communes CSV, record validation, index) in
     worker threads, so that the event loop keeps serving while it loads. The directory notes the
     revision read before the places: an import committed after that read is reloaded later."""
@@ -52,7 +52,7 @@ async def open_directory(sessionmaker, autoload: bool = True) -> Directory:
     if autoload:
         from directory.importer import ensure_loaded
 
-        report = await ensure_loaded(sessionmaker)
+        report = await ensure_loaded(sessionmaker, departements=departements)
     revision = await read_revision(sessionmaker)
     places, left_out = await load_places(sessionmaker, communes)
     index = await asyncio.to_thread(PlaceIndex, places)
@@ -76,6 +76,7 @@ class LiveDirectory:
         self._communes: CommuneIndex | None = None
         self._done = asyncio.Event()
         self._autoload = False  # as asked of the first load (a retry after its failure does the same)
+        self._departements: frozenset[str] = frozenset()  # Settings.directory_departements
         self.refresher: asyncio.Task | None = None  # the polling task (`start_refresh`)
         self.listener: asyncio.Task | None = None  # the change announcements task (`start_listening`)
         self._refreshing = asyncio.Lock()  # a poll and an announcement never build two indexes at once
@@ -92,12 +93,12 @@ class LiveDirectory:
             self._communes = shipped_communes()
         return self._communes
 
-    async def load(self, sessionmaker, autoload: bool) -> None:
+    async def load(self, sessionmaker, autoload: bool, departements: frozenset[str] = frozenset()) -> None:
         started = time.perf_counter()
-        self._autoload = autoload
+        self._autoload, self._departements = autoload, departements
         try:
             self._communes = await asyncio.to_thread(shipped_communes)
-            directory = await load_directory(sessionmaker, autoload)
+            directory = await load_directory(sessionmaker, autoload, departements)
             self.directory, self.revision = directory, directory.revision
         except asyncio.CancelledError:
             raise
@@ -135,7 +136,8 @@ class LiveDirectory:
                 if revision == self.revision:
                     return False
             started = time.perf_counter()
-            directory = await open_directory(sessionmaker, autoload=self._autoload and self.directory is None)
+            directory = await open_directory(sessionmaker, autoload=self._autoload and self.directory is None,
+                                             departements=self._departements)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 (its type only: a message may quote rows)
@@ -219,7 +221,7 @@ async def start_directory(rt) -> LiveDirectory:
     rt.directory = live
     rt.flow_engine.resolvers["commune"] = commune_resolver(live.communes)
     rt.flow_engine.locate = position_locator(live.communes)
-    rt.spawn(live.load(rt.sessionmaker, rt.settings.directory_autoload))
+    rt.spawn(live.load(rt.sessionmaker, rt.settings.directory_autoload, rt.settings.shipped_departements))
     live.start_refresh(rt.sessionmaker, rt.settings.directory_refresh_seconds)
     live.start_listening(getattr(rt, "notifier", None), rt.sessionmaker)
     return live

@@ -559,15 +559,52 @@ async def missing_sources(sessionmaker) -> list[Path]:
     return [path for source, path in SHIPPED_SOURCES if source not in present and path.exists()]
 
 
-async def ensure_loaded(sessionmaker, *, progress: bool | None = False) -> ImportReport | None:
+def departement_of(record: dict) -> str | None:
+    """The département of a structure record ("44", "2A", "974"), from its INSEE code, else its
+    postcode (Corsica's "20…" postcodes give "20", which matches both 2A and 2B)."""
+    code = record.get("code_insee") or record.get("code_postal")
+    if not isinstance(code, str) or len(code) < 2:
+        return None
+    code = code.strip().upper()
+    return code[:3] if code.startswith("97") else code[:2]
+
+
+def within(files: list[tuple[str, list[tuple[str, dict]]]],
+           departements: frozenset[str]) -> list[tuple[str, list[tuple[str, dict]]]]:
+    """The structures of these départements and the services of those structures only."""
+    wanted = set(departements)
+    if wanted & {"2A", "2B"}:
+        wanted.add("20")
+    kept = {record.get("id") for _, records in files for _, record in records
+            if "structure_id" not in record and departement_of(record) in wanted}
+    return [(name, [(where, record) for where, record in records
+                    if record.get("structure_id" if "structure_id" in record else "id") in kept])
+            for name, records in files]
+
+
+async def ensure_loaded(sessionmaker, *, progress: bool | None = False,
+                        departements: frozenset[str] = frozenset()) -> ImportReport | None:
     """First run: import the shipped open data when the places tables are empty; later runs: the
-    shipped sources not in the database yet (one import, one revision bump). None: nothing to do."""
+    shipped sources not in the database yet (one import, one revision bump). None: nothing to do.
+    `departements` (Settings.directory_departements): only those territories' shipped places are
+    loaded (an organisation serving one département needs not the 35,000 mairies of France)."""
     structures, _ = await count_places(sessionmaker)
     paths = [] if structures else list(SHIPPED_FILES)
     paths += await missing_sources(sessionmaker)
     if not paths:
         return None
-    return await import_files(sessionmaker, paths, origin=ORIGIN_OPEN_DATA, progress=progress, trusted=True)
+    if not departements:
+        return await import_files(sessionmaker, paths, origin=ORIGIN_OPEN_DATA, progress=progress, trusted=True)
+    warnings: list[str] = []
+
+    def read() -> list[tuple[str, list[tuple[str, dict]]]]:  # CPU-bound: in a worker thread
+        return within([(path.name, read_records(path, warnings)) for path in paths], departements)
+
+    files = await asyncio.to_thread(read)
+    if not any(records for _, records in files):
+        return None  # a source with no place in these territories (read again at the next start: small)
+    return await import_records(sessionmaker, files, origin=ORIGIN_OPEN_DATA, progress=progress, trusted=True,
+                                warnings=warnings)
 
 
 __all__ = [
@@ -578,6 +615,7 @@ __all__ = [
     "Rejection",
     "bump_revision",
     "count_places",
+    "departement_of",
     "ensure_loaded",
     "import_files",
     "import_records",

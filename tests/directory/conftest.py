@@ -11,6 +11,7 @@ import pytest
 
 from allervers.database import make_engine, make_sessionmaker
 from allervers.migrate import upgrade
+from allervers.settings import Settings
 
 POSTGRES_URL = os.environ.get("ALLERVERS_TEST_POSTGRES_URL")
 DB_BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
@@ -37,7 +38,7 @@ def shipped_database_url(tmp_path_factory) -> str:
         engine = make_engine(url)
         try:
             await upgrade(engine)
-            await ensure_loaded(make_sessionmaker(engine))
+            await ensure_loaded(make_sessionmaker(engine), departements=Settings().shipped_departements)
         finally:
             await engine.dispose()
 

@@ -80,7 +80,7 @@ async def test_live_directory_waits_for_the_load_then_answers(shipped_directory,
 
     gate = asyncio.Event()
 
-    async def slow(sessionmaker, autoload):
+    async def slow(sessionmaker, autoload, *departements):
         await gate.wait()
         return shipped_directory
 
@@ -96,7 +96,7 @@ async def test_live_directory_waits_for_the_load_then_answers(shipped_directory,
 
     failing = LiveDirectory()
 
-    async def broken(sessionmaker, autoload):
+    async def broken(sessionmaker, autoload, *departements):
         raise RuntimeError("database down")
 
     monkeypatch.setattr(directory.flow, "load_directory", broken)

@@ -2,7 +2,7 @@ import gzip
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from directory.importer import ImportFileError, count_places, ensure_loaded, import_files, read_records
 from directory.models import ORIGIN_ADMIN, ORIGIN_OPEN_DATA, Service, Structure
@@ -152,6 +152,24 @@ async def test_first_run_loads_the_shipped_data_once(sessionmaker):
     async with sessionmaker() as session:
         origin = await session.scalar(select(Structure.origin).limit(1))
     assert origin == ORIGIN_OPEN_DATA
+
+
+async def test_a_territory_loads_only_its_places_and_every_service_keeps_its_structure(sessionmaker):
+    """Settings.directory_departements: Loire-Atlantique and Corse-du-Sud only (a postcode "20…"
+    stands for both Corsican départements)."""
+    from directory.importer import departement_of
+
+    report = await ensure_loaded(sessionmaker, departements=frozenset({"44", "2A"}))
+    assert not report.rejected and 300 < report.structures_created < 46574 / 20
+    async with sessionmaker() as session:
+        structures = (await session.execute(select(Structure.id, Structure.code_insee, Structure.code_postal))).all()
+        orphans = await session.scalar(select(func.count()).select_from(Service).where(
+            Service.structure_id.not_in(select(Structure.id))))
+    kept = {departement_of({"code_insee": insee, "code_postal": postcode}) for _, insee, postcode in structures}
+    assert kept <= {"44", "2A", "20"} and {"44", "2A"} <= kept
+    assert orphans == 0
+    assert await ensure_loaded(sessionmaker, departements=frozenset({"44", "2A"})) is None
+    assert departement_of({"code_insee": "97411"}) == "974" and departement_of({"code_postal": "2"}) is None
 
 
 def test_shipped_files_validate_with_the_schema():

@@ -85,7 +85,7 @@ def test_bordeaux_numerique_lists_real_positions_first(shipped_database_url):  #
 async def test_data_inclusion_api_answers_then_fails_and_the_person_is_answered(settings_for, shipped_directory, monkeypatch):  # noqa: F811
     import directory.flow
 
-    async def shared(sessionmaker, autoload):
+    async def shared(sessionmaker, autoload, *departements):
         return shipped_directory
 
     monkeypatch.setattr(directory.flow, "load_directory", shared)

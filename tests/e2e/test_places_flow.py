@@ -62,7 +62,7 @@ async def summary_places(client) -> dict:
 def shared_settings(settings_for, shipped_directory, monkeypatch):  # noqa: F811
     """Settings whose app starts its directory with the shared, already loaded one."""
 
-    async def shared(sessionmaker, autoload):
+    async def shared(sessionmaker, autoload, *departements):
         return shipped_directory
 
     monkeypatch.setattr(directory.flow, "load_directory", shared)
