@@ -90,6 +90,24 @@ if os.environ.get("ALLERVERS_TEST_REQUIRE_BACKENDS") and not (POSTGRES_URL and R
     raise RuntimeError("ALLERVERS_TEST_REQUIRE_BACKENDS is set: PostgreSQL and Redis URLs are mandatory")
 
 
+# The files measured longest (SQLite and PostgreSQL runs together, tens of seconds each), collected
+# first: scripts/test spreads whole files over pytest-xdist workers (--dist loadfile) in collection
+# order, and a long file handed out last keeps one worker busy alone at the end.
+LONG_FILES_FIRST = (
+    "tests/scaleout/test_processes.py", "tests/e2e/test_live_across_processes.py", "tests/hardening/test_crash.py",
+    "tests/hardening/test_fuzz.py", "tests/admin/test_directory.py", "tests/e2e/test_places_refresh.py",
+    "tests/outreach/test_outreach_browser.py", "tests/rights/test_engine.py", "tests/hardening/test_ratelimit.py",
+    "tests/e2e/test_places_flow.py", "tests/casework/test_browser.py", "tests/followups/test_browser.py",
+    "tests/casework/test_browser_transfer.py", "tests/scaleout/test_s3_media.py", "tests/hardening/test_bad_input.py",
+    "tests/directory/test_urgent_needs.py", "tests/handoff/test_inbox_browser_phone.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {path: index for index, path in enumerate(LONG_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable otherwise
+
+
 def pytest_report_header(config):
     lines = []
     lines.append("PostgreSQL runs: " + (f"yes ({POSTGRES_URL})" if POSTGRES_URL else
