@@ -40,8 +40,10 @@ EXTENSIONS = {"audio/ogg": ".ogg", "audio/webm": ".webm", "audio/mp4": ".m4a", "
 
 def refusal_text(settings, reason: str, locale: str | None = "fr") -> str:
     """What the person is told when their file is not kept ("too_large", "too_long", "download_failed")."""
+    minutes = max(1, settings.max_media_seconds // 60)
+    duration = WORDS.text("media.minutes_one" if minutes == 1 else "media.minutes_many", locale, minutes=minutes)
     return WORDS.text(f"media.{reason}", locale, megabytes=max(1, settings.max_media_bytes // (1024 * 1024)),
-                      minutes=max(1, settings.max_media_seconds // 60))
+                      duration=duration)
 
 
 def extension_for(content_type: str) -> str:
