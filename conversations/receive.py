@@ -206,7 +206,7 @@ async def say(session: AsyncSession, thread: Thread, pending: Pending, text: str
               locale: str | None = None) -> None:
     """Queue one bot message; `locale` is the language of `text` (the person's by default)."""
     await queue_message(session, thread, OutboundMessage(
-        text, tuple(Choice(v, t) for v, t in choices), request_location,
+        text, tuple(Choice(v, t) for v, t in choices), request_location=request_location,
         locale=language_of(locale or thread.contact.locale)), pending)
 
 
