@@ -26,7 +26,6 @@ from handoff.models import Organisation
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_LOCALES = ("fr",)
 FLOWS_TOPIC = "flows"  # notifier topic: {"event": "flows_published", "organisation": id}
 
 # An action runs outside any transaction: (runtime, conversation id, args, answers) -> result.
@@ -135,8 +134,10 @@ class Runtime:
         return self._default_org
 
     def locale_for(self, language_code: str | None) -> str:
-        code = (language_code or "fr")[:2].lower()
-        return code if code in SUPPORTED_LOCALES else "fr"
+        """A new contact's language from the platform's hint (words.catalogue.LANGUAGES; French otherwise)."""
+        from words.catalogue import language_of
+
+        return language_of(language_code)
 
     async def flow_context(self, session: AsyncSession, thread: Thread) -> dict:
         """Constants the flow texts may show. Organisation names are cached for a minute."""

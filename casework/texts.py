@@ -1,4 +1,5 @@
-"""The casework texts (casework/data/texts.yaml), loaded once."""
+"""The casework texts: the workers' labels (casework/data/texts.yaml, French, loaded once) and what
+the person reads (casework/words/<language>.yaml, in their language)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 
 import yaml
 
+from words.catalogue import room
+
 TEXTS = Path(__file__).parent / "data" / "texts.yaml"
+WORDS = room(__file__)
 
 
 @lru_cache(maxsize=1)
@@ -16,8 +20,8 @@ def texts() -> dict:
         return yaml.safe_load(handle)
 
 
-def person(key: str, **values) -> str:
-    return texts()["person"][key].format(**values)
+def person(key: str, locale: str | None, **values) -> str:
+    return WORDS.text(key, locale, **values)
 
 
 def label(key: str, **values) -> str:

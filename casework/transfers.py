@@ -18,6 +18,7 @@ from admin.audit import record
 from allervers.database import utcnow
 from bots.base import Choice, OutboundMessage
 from casework import texts
+from words.catalogue import language_of
 from casework.models import ACCEPTED, ASKED, DECLINED, TO_ORGANISATION, Referral
 from conversations.store import Pending, Thread, add_event, queue_message
 from handoff import transitions
@@ -43,9 +44,11 @@ async def ask(session: AsyncSession, thread: Thread, worker: Worker, target: Org
               {"label": texts.label("transfer_asked", organisation=target.name), "referral_id": referral.id,
                "to_organisation_id": target.id, "note": note, "worker": worker.first_name},
               worker_id=worker.id, pending=pending)
+    locale = language_of(thread.contact.locale)
     await queue_message(session, thread, OutboundMessage(
-        texts.person("transfer_question", worker=worker.first_name, organisation=target.name),
-        (Choice(YES, texts.person("button_yes")), Choice(NO, texts.person("button_no")))), pending)
+        texts.person("transfer_question", locale, worker=worker.first_name, organisation=target.name),
+        (Choice(YES, texts.person("button_yes", locale)), Choice(NO, texts.person("button_no", locale))),
+        locale=locale), pending)
     record(session, organisation_id=conversation.organisation_id, actor_id=worker.id, action="transfer.asked",
            target_type="conversation", target_id=conversation.id,
            details={"referral_id": referral.id, "to_organisation_id": target.id})
@@ -65,10 +68,12 @@ def _answer_of(inbound) -> bool | None:
 async def answer(rt, session: AsyncSession, thread: Thread, inbound, pending: Pending) -> bool:
     """The person's answer to a pending transfer question. True: handled (nothing else to do)."""
     conversation = thread.conversation
+    locale = language_of(thread.contact.locale)
     pending_transfer = (conversation.flow_state or {}).get(STATE_KEY)
     if not isinstance(pending_transfer, dict):
         if inbound.choice in (YES, NO):  # an old button, already answered: say so, never a code to the worker
-            await queue_message(session, thread, OutboundMessage(texts.person("transfer_moved_on")), pending)
+            await queue_message(session, thread, OutboundMessage(texts.person("transfer_moved_on", locale),
+                                                                 locale=locale), pending)
             return True
         return False
     yes = _answer_of(inbound)
@@ -89,7 +94,8 @@ async def answer(rt, session: AsyncSession, thread: Thread, inbound, pending: Pe
         add_event(session, conversation, "transfer_declined",
                   {"label": texts.label("transfer_declined"), "referral_id": referral.id}, pending=pending)
         await queue_message(session, thread, OutboundMessage(texts.person(
-            "transfer_declined", worker=pending_transfer.get("worker") or "La personne")), pending)
+            "transfer_declined", locale, worker=pending_transfer.get("worker") or texts.person("someone", locale)),
+            locale=locale), pending)
         record(session, organisation_id=from_organisation_id, actor_id=None, action="transfer.declined",
                target_type="conversation", target_id=conversation.id, details={"referral_id": referral.id})
         if conversation.assignee_id:
@@ -98,8 +104,8 @@ async def answer(rt, session: AsyncSession, thread: Thread, inbound, pending: Pe
         return True
     referral.status = ACCEPTED
     source = await session.get(Organisation, from_organisation_id)
-    await queue_message(session, thread, OutboundMessage(texts.person("transfer_accepted", organisation=target.name)),
-                        pending)
+    await queue_message(session, thread, OutboundMessage(
+        texts.person("transfer_accepted", locale, organisation=target.name), locale=locale), pending)
     record(session, organisation_id=from_organisation_id, actor_id=None, action="transfer.accepted",
            target_type="conversation", target_id=conversation.id,
            details={"referral_id": referral.id, "to_organisation_id": target.id})

@@ -25,8 +25,10 @@ from bots.base import DeliveryError, OutboundMessage, TooLarge
 from conversations.audio import VoiceLimits, check_voice
 from conversations.models import INBOUND, Contact, Media, Message
 from conversations.store import Pending, load_thread, queue_message
+from words.catalogue import language_of, room
 
 log = logging.getLogger(__name__)
+WORDS = room(__file__)  # conversations/words/<language>.yaml
 
 FETCHED_KINDS = {"voice", "audio", "image", "document", "video"}
 AUDIO_KINDS = {"voice", "audio"}
@@ -36,22 +38,12 @@ EXTENSIONS = {"audio/ogg": ".ogg", "audio/webm": ".webm", "audio/mp4": ".m4a", "
               "image/webp": ".webp", "application/pdf": ".pdf", "video/mp4": ".mp4"}
 
 
-def too_large_text(settings) -> str:
-    megabytes = max(1, settings.max_media_bytes // (1024 * 1024))
-    return (f"⚠️ Ce fichier est trop lourd pour moi ({megabytes} Mo au plus) : je n'ai pas pu le garder.\n"
-            "Vous pouvez écrire votre message, ou envoyer un message vocal plus court.")
-
-
-def too_long_text(settings) -> str:
+def refusal_text(settings, reason: str, locale: str | None = "fr") -> str:
+    """What the person is told when their file is not kept ("too_large", "too_long", "download_failed")."""
     minutes = max(1, settings.max_media_seconds // 60)
-    unit = "minute" if minutes == 1 else "minutes"
-    return (f"⚠️ Ce message vocal est trop long ({minutes} {unit} au plus) : je n'ai pas pu le garder.\n"
-            "Vous pouvez le redire en plusieurs messages plus courts, ou écrire.")
-
-
-DOWNLOAD_FAILED = ("⚠️ Je n'ai pas pu récupérer votre fichier. Pouvez-vous le renvoyer ? "
-                   "Vous pouvez aussi écrire votre message.")
-REFUSALS = {"too_large": too_large_text, "too_long": too_long_text, "download_failed": lambda s: DOWNLOAD_FAILED}
+    duration = WORDS.text("media.minutes_one" if minutes == 1 else "media.minutes_many", locale, minutes=minutes)
+    return WORDS.text(f"media.{reason}", locale, megabytes=max(1, settings.max_media_bytes // (1024 * 1024)),
+                      duration=duration)
 
 
 def extension_for(content_type: str) -> str:
@@ -207,7 +199,8 @@ async def refuse(rt, message_id: int, reason: str) -> None:
             message.payload = {**(message.payload or {}), "media_error": reason}
             thread = await load_thread(session, message.conversation_id)
             if thread is not None and thread.contact.stopped_at is None:
-                await queue_message(session, thread, OutboundMessage(REFUSALS[reason](rt.settings)), pending)
+                await queue_message(session, thread, OutboundMessage(
+                    refusal_text(rt.settings, reason, thread.contact.locale), locale=language_of(thread.contact.locale)), pending)
             pending.notify.append((f"conversation:{message.conversation_id}",
                                    {"event": "media_refused", "conversation": message.conversation_id}))
     log.info("media of message %s not kept: %s", message_id, reason)

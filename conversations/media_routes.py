@@ -15,14 +15,27 @@ from bots.base import Attachment, InboundMessage
 from bots.webchat import valid_client_id
 from conversations.media import attach, contact_of_media
 from storage.media import serve_media
-from conversations.models import Address
+from conversations.models import Address, Contact
 from conversations.receive import receive
 from conversations.webchat_identity import require_identity
 from conversations.webhooks import channel_or_404
-from handoff.media_routes import REFUSAL_STATUS, refusal_text
+from handoff.media_routes import REFUSAL_STATUS
+from words.catalogue import language_of, negotiate, room
 
 log = logging.getLogger(__name__)
+WORDS = room(__file__)  # conversations/words/<language>.yaml
 router = APIRouter(prefix="/chat/api")
+
+
+async def _refusal(request: Request, uid: str, reason: str) -> str:
+    """Why a voice note is refused, in the person's language (their contact's, else the browser's)."""
+    rt, settings = request.app.state.rt, request.app.state.rt.settings
+    async with rt.sessionmaker() as session:
+        locale = (await session.execute(select(Contact.locale).join(Address, Address.contact_id == Contact.id).where(
+            Address.channel == "webchat", Address.external_id == uid))).scalar()
+    locale = language_of(locale or negotiate(request.headers.get("accept-language")))
+    return WORDS.text(f"media.voice.{reason}", locale, megabytes=max(1, settings.max_media_bytes // (1024 * 1024)),
+                      minutes=max(1, settings.max_media_seconds // 60))
 
 
 @router.post("/voice")
@@ -46,13 +59,13 @@ async def webchat_voice(request: Request, uid: str = Depends(require_identity)):
         data = await audio.read(settings.max_media_bytes + 1)
         declared_type = audio.content_type
     if not data:
-        return JSONResponse({"ok": False, "error": "⚠️ " + refusal_text(settings, "empty")}, status_code=400)
+        return JSONResponse({"ok": False, "error": await _refusal(request, uid, "empty")}, status_code=400)
     data, content_type, duration, refusal = await rt.audio.check(data, declared_type or "audio/webm", "voice",
                                                                  strict=True)
     if refusal:
         log.info("web chat voice note refused: %s", refusal)
-        return JSONResponse({"ok": False, "error": "⚠️ " + refusal_text(settings, refusal)
-                             + " Vous pouvez aussi écrire votre message."}, status_code=REFUSAL_STATUS[refusal])
+        return JSONResponse({"ok": False, "error": await _refusal(request, uid, refusal)},
+                            status_code=REFUSAL_STATUS[refusal])
     inbound = InboundMessage(channel="webchat", user_id=uid, external_id=f"{uid}:{client_id}",
                              attachment=Attachment(kind="voice", content_type=content_type, size=len(data),
                                                    duration_seconds=round(duration) if duration else None))

@@ -19,7 +19,7 @@ from allervers.database import checkpoint, utcnow
 from allervers.logscrub import opaque
 from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
 from casework import transfers as casework_transfers
-from conversations import tombstones
+from conversations import language, tombstones
 from ops.metrics import handling
 from conversations.models import ASSIGNED, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
 from conversations.webchat_identity import forget_identities
@@ -28,6 +28,7 @@ from conversations.store import (
     Pending,
     Thread,
     add_event,
+    choice_label,
     create_threads,
     find_threads,
     insert_inbound_many,
@@ -49,12 +50,12 @@ from flows.intents import command_of, intent_of
 from handoff import transitions
 from handoff.models import Organisation
 from outreach import inbound as outreach_inbound
+from words.catalogue import language_of, room
 
 log = logging.getLogger(__name__)
 
+WORDS = room(__file__)  # conversations/words/<language>.yaml: what the bot itself says
 ERASE_YES, ERASE_NO = "erase_yes", "erase_no"
-NOT_UNDERSTOOD = ("🤔 Je n'ai pas bien compris. Je suis un robot : je peux vous aider à connaître vos droits, "
-                  "trouver de l'aide près de chez vous, ou vous mettre en lien avec une personne.")
 
 
 @dataclass
@@ -166,6 +167,11 @@ async def _store(session: AsyncSession, rt, inbound: list[InboundMessage],
         if (message.channel, message.external_id) in erased:
             continue
         values = inbound_values(message)
+        if message.choice is not None:  # the words the person saw on the button, for the timelines
+            thread = threads[(message.channel, message.user_id)]
+            label = await choice_label(session, thread.conversation.id, message.choice)
+            if label is not None:
+                values["payload"]["label"] = label
         if handled:
             values["handled_at"] = now
         rows.append((threads[(message.channel, message.user_id)], values))
@@ -190,10 +196,18 @@ async def _store(session: AsyncSession, rt, inbound: list[InboundMessage],
     return stored
 
 
+def locale_of(thread: Thread) -> str:
+    """The language the person reads (Contact.locale; French when unknown)."""
+    return language_of(thread.contact.locale)
+
+
 async def say(session: AsyncSession, thread: Thread, pending: Pending, text: str,
-              choices: tuple[tuple[str, str], ...] = (), request_location: bool = False) -> None:
+              choices: tuple[tuple[str, str], ...] = (), request_location: bool = False,
+              locale: str | None = None) -> None:
+    """Queue one bot message; `locale` is the language of `text` (the person's by default)."""
     await queue_message(session, thread, OutboundMessage(
-        text, tuple(Choice(v, t) for v, t in choices), request_location), pending)
+        text, tuple(Choice(v, t) for v, t in choices), request_location=request_location,
+        locale=language_of(locale or thread.contact.locale)), pending)
 
 
 async def handle(rt, session: AsyncSession, thread: Thread, inbound: InboundMessage, pending: Pending) -> None:
@@ -215,16 +229,15 @@ async def handle(rt, session: AsyncSession, thread: Thread, inbound: InboundMess
         if yes:
             await erase_contact(rt, session, thread, pending)
             return
-        await say(session, thread, pending, "👍 D'accord, rien n'est supprimé.")
+        await say(session, thread, pending, WORDS.text("erase.kept", locale_of(thread)))
         if command is None:
             return
 
     if command == "erase":
         conversation.flow_state = {**state, "confirm_erase": True}
-        await say(session, thread, pending,
-                  "🗑️ Voulez-vous vraiment supprimer toutes vos données ? Nos échanges et vos réponses seront "
-                  "effacés. Cela ne peut pas être annulé.",
-                  ((ERASE_YES, "🗑️ Oui, tout supprimer"), (ERASE_NO, "↩️ Non, garder")))
+        locale = locale_of(thread)
+        await say(session, thread, pending, WORDS.text("erase.confirm", locale),
+                  ((ERASE_YES, WORDS.text("erase.yes", locale)), (ERASE_NO, WORDS.text("erase.no", locale))))
         return
 
     if command == "stop":
@@ -236,6 +249,11 @@ async def handle(rt, session: AsyncSession, thread: Thread, inbound: InboundMess
             return  # "stop" is honoured: the bot stays silent until the person restarts
         contact.stopped_at = None
         add_event(session, conversation, "contact_restarted", pending=pending)
+
+    asked = language.request_of(inbound.text, inbound.choice)  # "English", "🌐", a chooser's button
+    if asked is not None:
+        await choose_language(rt, session, thread, state, asked[1], pending)
+        return
 
     if inbound.choice in outreach_inbound.NEWS_CHOICES:  # the news consent's buttons
         await outreach_inbound.answer_news(session, thread, inbound.choice, pending, say)
@@ -268,7 +286,7 @@ async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMes
     engine = rt.engine_for(thread.conversation.organisation_id)  # the organisation's published flows
     contact = thread.contact
     context = await rt.flow_context(session, thread)
-    locale = contact.locale or "fr"
+    locale = locale_of(thread)
     answers = state.get("answers", {})
     waiting = state.get("waiting")
 
@@ -284,7 +302,7 @@ async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMes
         await apply_turn(rt, session, thread, start("welcome" if contact.consent is None else "menu"), pending)
         return
     if waiting == "action":
-        await say(session, thread, pending, "⏳ Un instant, je cherche encore…")
+        await say(session, thread, pending, WORDS.text("still_looking", locale))
         return
     if inbound.attachment is not None and "media" in engine.flows:
         context["attachment"] = inbound.attachment.kind  # the media flow words its answer by kind
@@ -315,7 +333,7 @@ async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMes
         await apply_turn(rt, session, thread, start(intent.flow), pending)
     else:
         if intent is None:
-            await say(session, thread, pending, NOT_UNDERSTOOD)
+            await say(session, thread, pending, WORDS.text("not_understood", locale))
         await apply_turn(rt, session, thread, start("menu"), pending)
 
 
@@ -324,9 +342,13 @@ async def apply_turn(rt, session: AsyncSession, thread: Thread, turn: Turn, pend
     conversation, contact = thread.conversation, thread.contact
     turn = outreach_inbound.redirect(rt, thread, turn)  # a source's start instead of the menu
     summary = dict(conversation.summary or {})
+    locale = language_of(turn.state.get("locale") or contact.locale)  # the flow's texts are in its locale
     for event in turn.events:
         if isinstance(event, Said):
-            await say(session, thread, pending, event.text, event.choices, event.request_location)
+            text = event.text
+            if thread.new_contact:  # the first message to a new person says that other languages are offered
+                text, thread.new_contact = f"{text}\n\n{language.welcome_hint(locale)}", False
+            await say(session, thread, pending, text, event.choices, event.request_location, locale=locale)
         elif isinstance(event, AnswerSaved):
             if event.key == "consent":
                 contact.consent = bool(event.value)
@@ -362,6 +384,34 @@ async def apply_turn(rt, session: AsyncSession, thread: Thread, turn: Turn, pend
     await outreach_inbound.maybe_ask_news(session, thread, turn, pending, say)  # a quiet moment
 
 
+async def choose_language(rt, session: AsyncSession, thread: Thread, state: dict, code: str | None,
+                          pending: Pending) -> None:
+    """The person asked for the chooser (`code` None) or chose a language: saved on the contact and
+    on the flow state, confirmed in one short line in that language, then the pending question is
+    asked again in it (the welcome, for a person who has not begun)."""
+    conversation, contact = thread.conversation, thread.contact
+    if code is None:
+        text, choices = language.chooser(locale_of(thread))
+        await say(session, thread, pending, text, choices)
+        return
+    contact.locale = code
+    add_event(session, conversation, "language_changed", {"locale": code}, pending=pending)
+    await say(session, thread, pending, language.switched(code), locale=code)
+    state = {**state, "locale": code}
+    conversation.flow_state = state
+    if conversation.status in (WAITING, ASSIGNED) or state.get("confirm_erase") or state.get("waiting") == "action":
+        return  # a human is on, or an answer is on its way: nothing to ask again
+    engine = rt.engine_for(conversation.organisation_id)
+    flow, step = state.get("flow"), state.get("step")
+    if state.get("waiting") == "input" and flow in engine.flows and step in engine.flows[flow].steps:
+        await apply_turn(rt, session, thread, engine.repeat(state, code), pending)
+        return
+    context = await rt.flow_context(session, thread)
+    start = "welcome" if contact.consent is None else "menu"
+    answers = {k: v for k, v in (state.get("answers") or {}).items() if k == "consent"}
+    await apply_turn(rt, session, thread, engine.start(start, answers=answers, locale=code, context=context), pending)
+
+
 async def stop_contact(session: AsyncSession, thread: Thread, pending: Pending) -> None:
     contact = thread.contact
     already = contact.stopped_at is not None
@@ -375,9 +425,7 @@ async def stop_contact(session: AsyncSession, thread: Thread, pending: Pending) 
     if thread.conversation.status in (WAITING, ASSIGNED):
         await transitions.close(session, thread, None, "stopped by the person", pending, tell_person=False)
     if not already:  # said once
-        await say(session, thread, pending,
-                  "🛑 C'est noté : vous ne recevrez plus de message de notre part.\n"
-                  "Si vous changez d'avis, écrivez « menu ». Pour effacer vos données : « supprimer mes données ».")
+        await say(session, thread, pending, WORDS.text("stopped", locale_of(thread)))
 
 
 async def erase_contact(rt, session: AsyncSession, thread: Thread, pending: Pending) -> None:
@@ -386,7 +434,7 @@ async def erase_contact(rt, session: AsyncSession, thread: Thread, pending: Pend
     pending.erase_contact_id = thread.contact.id
     pending.notify.append((f"org:{thread.conversation.organisation_id}", {"event": "contact_erased"}))
     pending.farewell = (thread.address.channel, thread.address.external_id, thread.address.account,
-                        "🗑️ C'est fait : vos données sont supprimées. Au revoir, et à bientôt si besoin. 👋")
+                        WORDS.text("erase.done", locale_of(thread)))
     pending.outbound.clear()
 
 

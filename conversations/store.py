@@ -36,6 +36,7 @@ class Thread:
     address: Address
     conversation: Conversation
     created: bool = False
+    new_contact: bool = False  # a person never seen before (their first message): the welcome says the languages
 
 
 @dataclass
@@ -111,7 +112,7 @@ async def queue_message(session: AsyncSession, thread: Thread, message: Outbound
                         worker_id: int | None = None, flush: bool = False) -> Message:
     """An outbound message is a row before it is a network call (flushed with the transaction,
     or at once when the caller needs its id)."""
-    payload: dict = {}
+    payload: dict = {"locale": message.locale or "fr"}  # the language of the text (the web chat's lang and dir)
     if message.choices:
         payload["choices"] = [[c.value, c.title] for c in message.choices]
     if message.request_location:
@@ -226,8 +227,21 @@ async def create_threads(session: AsyncSession, people: list[NewPerson]) -> dict
     conversations = [_new_conversation(contact, address) for contact, address in zip(contacts, addresses)]
     session.add_all(conversations)
     await session.flush()
-    return {(p.channel, p.user_id): Thread(contact, address, conversation, created=True)
+    return {(p.channel, p.user_id): Thread(contact, address, conversation, created=True, new_contact=True)
             for p, contact, address, conversation in zip(people, contacts, addresses, conversations)}
+
+
+async def choice_label(session: AsyncSession, conversation_id: int, value: str) -> str | None:
+    """The label the person saw on the button whose value is `value`: from the newest of the
+    conversation's recent outbound messages offering it (None when none did)."""
+    rows = (await session.execute(
+        select(Message.payload).where(Message.conversation_id == conversation_id, Message.direction == OUTBOUND)
+        .order_by(Message.id.desc()).limit(20))).scalars()
+    for payload in rows:
+        for choice in (payload or {}).get("choices") or ():
+            if len(choice) == 2 and choice[0] == value:
+                return str(choice[1])
+    return None
 
 
 async def load_thread(session: AsyncSession, conversation_id: int) -> Thread | None:

@@ -7,6 +7,7 @@ the update is stored. Bad input gets a clear 4xx and changes nothing; bodies are
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 
@@ -16,12 +17,14 @@ from sqlalchemy import select
 
 from bots.base import BadPayload, Unauthorized, load_json
 from conversations.deliver import record_status
-from conversations.models import INBOUND, OUTBOUND, Address, Message
+from conversations.models import INBOUND, OUTBOUND, Address, Contact, Message
 from conversations.receive import receive
 from conversations.webchat_identity import cookie_header, identity_of, new_identity, require_identity
+from words.catalogue import language_of, negotiate, room
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+WORDS = room(__file__)  # conversations/words/<language>.yaml
 
 async def read_body(request: Request, limit: int | None = None) -> bytes:
     """The request's body, capped while it streamed in (allervers/bodycap.py: 413 past the path's
@@ -137,6 +140,8 @@ async def webchat_message(request: Request):
         inbound = channel.parse(load_json(body), external_id)
     except BadPayload as error:
         return JSONResponse({"ok": False, "error": str(error)}, status_code=400)
+    if inbound.locale is None:  # the page did not say: the browser's languages propose one
+        inbound = dataclasses.replace(inbound, locale=negotiate(request.headers.get("accept-language")))
     await rt.limiter.hit("webchat_message", inbound.user_id)
     received = await receive(rt, inbound)
     return {"ok": True, "duplicate": received.duplicate}
@@ -151,30 +156,35 @@ async def webchat_history(request: Request):
             Address.channel == "webchat", Address.external_id == uid))).scalar()
         if address is None:
             return {"messages": []}
+        locale = language_of((await session.execute(select(Contact.locale).where(
+            Contact.id == address.contact_id))).scalar())
         rows = (await session.execute(
             select(Message).where(Message.contact_id == address.contact_id).order_by(Message.id).limit(200)
         )).scalars().all()
     shown = []
     for row in rows:
         if row.direction == INBOUND:
-            shown.append({"id": f"in-{row.id}", "from": "me", "text": row.text or _inbound_label(row),
-                          "audio": (row.payload or {}).get("media_id")})
+            shown.append({"id": f"in-{row.id}", "from": "me", "text": row.text or _inbound_label(row, locale),
+                          "label": (row.payload or {}).get("label"), "audio": (row.payload or {}).get("media_id")})
         elif row.direction == OUTBOUND and row.platform_message_id:
             payload = row.payload or {}
             shown.append({"id": row.platform_message_id, "from": "bot", "text": row.text,
                           "choices": payload.get("choices", []),
                           "request_location": payload.get("request_location", False),
+                          "locale": payload.get("locale") or "fr",
                           "audio": payload.get("media_id")})
-    return {"messages": shown}
+    return {"messages": shown, "locale": locale}
 
 
-def _inbound_label(row: Message) -> str:
+def _inbound_label(row: Message, locale: str) -> str:
+    """What the person sent without words, as their history shows it: the button's label, never its code."""
     payload = row.payload or {}
     if payload.get("location"):
-        return "📍 Position partagée"
+        return WORDS.text("history.location", locale)
     if payload.get("attachment"):
-        return "🎤 Message vocal" if payload["attachment"].get("kind") in ("voice", "audio") else "📎 Fichier"
-    return payload.get("choice", "")
+        return WORDS.text("history.voice" if payload["attachment"].get("kind") in ("voice", "audio") else "history.file",
+                          locale)
+    return payload.get("label") or payload.get("choice", "")
 
 
 @router.get("/chat/api/stream")

@@ -61,7 +61,7 @@ async def panel_context(request: Request, worker: Worker, conversation: Conversa
             "can_follow_up": conversation.status == CLOSED and outcome in NEXT_STEP_OUTCOMES
             and not any(f.status in (SCHEDULED, SENT) for f in followups),
             "closed": conversation.status == CLOSED, "default_days": request.app.state.rt.settings.followups_default_days,
-            "answer_labels": texts.ANSWER_LABELS, "statuses": {"scheduled": SCHEDULED, "sent": SENT, "answered": ANSWERED}}
+            "answer_labels": texts.label("answers"), "statuses": {"scheduled": SCHEDULED, "sent": SENT, "answered": ANSWERED}}
 
 
 def _panel(request: Request, context: dict, status: int = 200, changed: bool = False) -> Response:

@@ -24,6 +24,7 @@ from bots.base import Choice, InboundMessage, OutboundMessage
 from conversations.models import ASSIGNED, BOT, WAITING, Conversation
 from conversations.store import Pending, Thread, add_event, load_thread, queue_message
 from followups import texts
+from words.catalogue import language_of
 from followups.models import (
     ANSWERED,
     ANSWERS,
@@ -69,7 +70,7 @@ def _plan_reminder(appointment: Appointment, now: datetime, quiet: Quiet) -> str
     appointment.remind_at = when
     appointment.reminder_status = SCHEDULED if when else NONE
     appointment.reminder_sent_at = None
-    return texts.REMINDER_PLANNED.format(when=spoken_date(when)) if when else texts.REMINDER_IMPOSSIBLE
+    return texts.label("reminder_planned", when=spoken_date(when)) if when else texts.label("reminder_impossible")
 
 
 async def note_appointment(session: AsyncSession, thread: Thread, worker: Worker, starts_at: datetime,
@@ -93,8 +94,8 @@ async def note_appointment(session: AsyncSession, thread: Thread, worker: Worker
     appointment.updated_at = now
     reminder = _plan_reminder(appointment, now, quiet)
     await session.flush()
-    label = (texts.APPOINTMENT_CHANGED if changed else texts.APPOINTMENT_NOTED).format(
-        when=spoken_date(starts_at), place=place_text(appointment), reminder=reminder)
+    label = texts.label("appointment_changed" if changed else "appointment_noted",
+                        when=spoken_date(starts_at), place=place_text(appointment), reminder=reminder)
     add_event(session, thread.conversation, "appointment_changed" if changed else "appointment_noted",
               {"appointment_id": appointment.id, "label": label, "worker": worker.first_name},
               worker_id=worker.id, pending=pending)
@@ -108,8 +109,8 @@ async def cancel_appointment(session: AsyncSession, thread: Thread, worker: Work
         appointment.reminder_status = NONE
     appointment.updated_at = now or utcnow()
     add_event(session, thread.conversation, "appointment_cancelled",
-              {"appointment_id": appointment.id, "label": texts.APPOINTMENT_CANCELLED.format(
-                  when=spoken_date(appointment.starts_at)), "worker": worker.first_name},
+              {"appointment_id": appointment.id, "label": texts.label(
+                  "appointment_cancelled", when=spoken_date(appointment.starts_at)), "worker": worker.first_name},
               worker_id=worker.id, pending=pending)
 
 
@@ -125,7 +126,7 @@ async def schedule_followup(session: AsyncSession, thread: Thread, worker: Worke
     session.add(row)
     await session.flush()
     add_event(session, thread.conversation, "followup_scheduled",
-              {"followup_id": row.id, "days": days, "label": texts.FOLLOWUP_SCHEDULED.format(when=spoken_date(due)),
+              {"followup_id": row.id, "days": days, "label": texts.label("followup_scheduled", when=spoken_date(due)),
                "worker": worker.first_name}, worker_id=worker.id, pending=pending)
     return row
 
@@ -134,7 +135,7 @@ async def cancel_followup(session: AsyncSession, thread: Thread, worker: Worker,
                           pending: Pending) -> None:
     row.status = CANCELLED
     add_event(session, thread.conversation, "followup_cancelled",
-              {"followup_id": row.id, "label": texts.FOLLOWUP_CANCELLED, "worker": worker.first_name},
+              {"followup_id": row.id, "label": texts.label("followup_cancelled"), "worker": worker.first_name},
               worker_id=worker.id, pending=pending)
 
 
@@ -155,34 +156,35 @@ async def on_inbound(rt, session: AsyncSession, thread: Thread, inbound: Inbound
     if parsed is None:
         return False
     followup_id, answer = parsed
+    locale = language_of(thread.contact.locale)
     row = await session.get(Followup, followup_id)
     if row is None or row.contact_id != thread.contact.id:
         return False  # not theirs: the bot handles it as any unknown choice
     if row.status == ANSWERED:
         if thread.conversation.status == BOT:
-            await queue_message(session, thread, OutboundMessage(texts.ALREADY), pending)
+            await queue_message(session, thread, OutboundMessage(texts.person("already", locale), locale=locale), pending)
         return True
     if row.status != SENT:
         return False
     now = utcnow()
     row.status, row.answer, row.answered_at = ANSWERED, answer, now
-    label = texts.FOLLOWUP_ANSWERED.format(answer=texts.ANSWER_LABELS[answer])
+    label = texts.label("followup_answered", answer=texts.answer_label(answer))
     origin = await session.get(Conversation, row.conversation_id)
     if origin is not None:
-        origin.summary = {**(origin.summary or {}), "followup": {"answer": answer, "label": texts.ANSWER_LABELS[answer],
+        origin.summary = {**(origin.summary or {}), "followup": {"answer": answer, "label": texts.answer_label(answer),
                                                                  "answered_at": now.isoformat()}}
         add_event(session, origin, "followup_answered", {"followup_id": row.id, "answer": answer, "label": label},
                   pending=pending)
     here = thread.conversation
     if origin is None or here.id != origin.id:
         data = {"followup_id": row.id, "answer": answer, "from_conversation_id": row.conversation_id,
-                "label": texts.FOLLOWUP_HELP_HERE.format(conversation=row.conversation_id) if answer == "help" else label}
+                "label": texts.label("followup_help_here", conversation=row.conversation_id) if answer == "help" else label}
         add_event(session, here, "followup_answered", data, pending=pending)
     if answer == "help":
         await transitions.reopen_for(session, thread, row.worker_id, "followup_help", pending,
                                      presence_seconds=rt.settings.routing_presence_seconds)
     elif here.status == BOT:
-        await queue_message(session, thread, OutboundMessage(texts.THANKS[answer]), pending)
+        await queue_message(session, thread, OutboundMessage(texts.person(f"thanks.{answer}", locale), locale=locale), pending)
     elif here.status in (WAITING, ASSIGNED) and here.assignee_id:
         pending.notify.append((f"worker:{here.assignee_id}", {"event": "followup_answered", "conversation": here.id}))
     return True
@@ -198,7 +200,7 @@ def _claimable(session: AsyncSession, query):
 async def _send(session: AsyncSession, thread: Thread, text: str, choices: tuple, purpose: str, params: list[str],
                 pending: Pending) -> None:
     message = await queue_message(session, thread, OutboundMessage(
-        text, tuple(Choice(v, t) for v, t in choices)), pending)
+        text, tuple(Choice(v, t) for v, t in choices), locale=language_of(thread.contact.locale)), pending)
     # WhatsApp outside the 24 h window: the organisation's approved template for this purpose, if
     # any (Organisation.whatsapp_templates[purpose]), else the usual invitation (conversations/window.py).
     message.payload = {**message.payload, "template_purpose": purpose, "template_params": params}
@@ -212,16 +214,18 @@ async def _remind(session: AsyncSession, row: Appointment, now: datetime, quiet:
         return False
     thread = await load_thread(session, row.conversation_id)
     if thread.contact.stopped_at is not None or row.starts_at - MIN_NOTICE < now:
-        why = texts.WHY_STOPPED if thread.contact.stopped_at is not None else texts.WHY_TOO_LATE
+        why = texts.label("why_stopped" if thread.contact.stopped_at is not None else "why_too_late")
         await session.execute(update(Appointment).where(Appointment.id == row.id).values(reminder_status=SKIPPED))
         add_event(session, thread.conversation, "reminder_skipped",
-                  {"appointment_id": row.id, "label": texts.REMINDER_SKIPPED.format(why=why)}, pending=pending)
+                  {"appointment_id": row.id, "label": texts.label("reminder_skipped", why=why)}, pending=pending)
         return False
-    when, place = spoken_date(row.starts_at), place_text(row)
+    locale = language_of(thread.contact.locale)
+    when, place = spoken_date(row.starts_at, locale), place_text(row)
     tomorrow = row.starts_at.astimezone(PARIS).date() == now.astimezone(PARIS).date() + timedelta(days=1)
-    text = (texts.REMINDER if tomorrow else texts.REMINDER_SOON).format(when=when, place=place or "—", map=row.map_link or "—")
+    text = texts.person("reminder" if tomorrow else "reminder_soon", locale, when=when, place=place or "—",
+                        map=row.map_link or "—")
     await _send(session, thread, text, (), "appointment_reminder", [when, place], pending)
-    add_event(session, thread.conversation, "reminder_sent", {"appointment_id": row.id, "label": texts.REMINDER_SENT},
+    add_event(session, thread.conversation, "reminder_sent", {"appointment_id": row.id, "label": texts.label("reminder_sent")},
               pending=pending)
     return True
 
@@ -235,15 +239,17 @@ async def _ask(session: AsyncSession, row: Followup, now: datetime, pending: Pen
     if thread.contact.stopped_at is not None:
         await session.execute(update(Followup).where(Followup.id == row.id).values(status=SKIPPED))
         add_event(session, thread.conversation, "followup_skipped",
-                  {"followup_id": row.id, "label": texts.FOLLOWUP_SKIPPED.format(why=texts.WHY_STOPPED)},
+                  {"followup_id": row.id, "label": texts.label("followup_skipped", why=texts.label("why_stopped"))},
                   pending=pending)
         return False
     worker = await session.get(Worker, row.worker_id) if row.worker_id else None
-    name = worker.first_name if worker else "l'équipe"
-    where = texts.WHERE.format(structure=worker.structure) if worker and worker.structure else ""
-    buttons = tuple((f"{BUTTON_PREFIX}{row.id}:{value}", title) for value, title in texts.BUTTONS)
-    await _send(session, thread, texts.FOLLOWUP.format(worker=name, where=where), buttons, "followup", [name], pending)
-    add_event(session, thread.conversation, "followup_sent", {"followup_id": row.id, "label": texts.FOLLOWUP_SENT},
+    locale = language_of(thread.contact.locale)
+    name = worker.first_name if worker else texts.person("the_team", locale)
+    where = texts.person("where", locale, structure=worker.structure) if worker and worker.structure else ""
+    buttons = tuple((f"{BUTTON_PREFIX}{row.id}:{value}", title) for value, title in texts.buttons(locale))
+    await _send(session, thread, texts.person("followup", locale, worker=name, where=where), buttons, "followup",
+                [name], pending)
+    add_event(session, thread.conversation, "followup_sent", {"followup_id": row.id, "label": texts.label("followup_sent")},
               pending=pending)
     return True
 

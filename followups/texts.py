@@ -1,38 +1,38 @@
-"""What the person reads (reminders, "Ça a marché ?") and the timeline's labels (data.label), in plain French."""
+"""What the person reads (followups/words/<language>.yaml) and the timeline's labels (labels.yaml,
+French: for workers). Reminders and "Ça a marché ?" go in the person's language."""
 
-REMINDER = ("📅 Rappel : vous avez rendez-vous demain, {when}.\n"
-            "📍 {place}\n"
-            "🗺️ Le plan : {map}\n"
-            "Si vous ne pouvez pas venir, répondez à ce message.")
-REMINDER_SOON = ("📅 Rappel : vous avez rendez-vous {when}.\n"
-                 "📍 {place}\n"
-                 "🗺️ Le plan : {map}\n"
-                 "Si vous ne pouvez pas venir, répondez à ce message.")
-FOLLOWUP = ("👋 Bonjour, c'est {worker}{where}. Nous avons parlé de votre démarche il y a quelques jours.\n"
-            "Ça a marché ?")
-WHERE = ", de {structure}"
-BUTTONS = (("yes", "✅ Oui"), ("not_yet", "⏳ Pas encore"), ("help", "🙋 J'ai besoin d'aide"))
-THANKS = {
-    "yes": "🎉 Merci, c'est une bonne nouvelle ! Écrivez « menu » si vous avez besoin d'autre chose.",
-    "not_yet": "👍 Merci de nous le dire. Prenez votre temps. Si vous avez besoin d'aide, écrivez « humain ».",
-}
-ALREADY = "👍 Merci, votre réponse est déjà notée."
+from __future__ import annotations
 
-ANSWER_LABELS = {"yes": "✅ Oui, ça a marché", "not_yet": "⏳ Pas encore", "help": "🙋 J'ai besoin d'aide"}
+from functools import lru_cache
+from pathlib import Path
 
-# data.label of the events (the inbox shows unknown event types by their label).
-APPOINTMENT_NOTED = "📅 Rendez-vous noté : {when}, {place}. {reminder}"
-APPOINTMENT_CHANGED = "📅 Rendez-vous modifié : {when}, {place}. {reminder}"
-APPOINTMENT_CANCELLED = "📅 Rendez-vous annulé ({when})"
-REMINDER_PLANNED = "Rappel prévu {when}."
-REMINDER_IMPOSSIBLE = "Pas de rappel : le rendez-vous est trop proche."
-REMINDER_SENT = "🔔 Rappel du rendez-vous envoyé"
-REMINDER_SKIPPED = "🔕 Rappel non envoyé : {why}"
-FOLLOWUP_SCHEDULED = "🔁 Message « Ça a marché ? » prévu {when} (la personne est d'accord)"
-FOLLOWUP_CANCELLED = "🔁 Message « Ça a marché ? » annulé"
-FOLLOWUP_SENT = "🔁 Message « Ça a marché ? » envoyé"
-FOLLOWUP_SKIPPED = "🔁 Message « Ça a marché ? » non envoyé : {why}"
-FOLLOWUP_ANSWERED = "🔁 Réponse au suivi : {answer}"
-FOLLOWUP_HELP_HERE = "🔁 Suite du suivi de la conversation n° {conversation} : la personne a besoin d'aide"
-WHY_STOPPED = "la personne a écrit stop"
-WHY_TOO_LATE = "le rendez-vous est trop proche"
+import yaml
+
+from followups.models import ANSWERS
+from words.catalogue import room
+
+WORDS = room(__file__)
+
+
+@lru_cache(maxsize=1)
+def _labels() -> dict:
+    with open(Path(__file__).with_name("labels.yaml"), encoding="utf-8") as file:
+        return yaml.safe_load(file)
+
+
+def person(key: str, locale: str | None, **values) -> str:
+    return WORDS.text(key, locale, **values)
+
+
+def buttons(locale: str | None) -> tuple[tuple[str, str], ...]:
+    return tuple((answer, WORDS.text(f"buttons.{answer}", locale)) for answer in ANSWERS)
+
+
+def label(key: str, **values) -> str:
+    """A timeline label (French, for workers)."""
+    text = _labels()[key]
+    return text.format(**values) if values and isinstance(text, str) else text
+
+
+def answer_label(answer: str) -> str:
+    return _labels()["answers"][answer]

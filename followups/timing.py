@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 from handoff.hours import PARIS, is_holiday
+from words import times as words_times
 
-WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-          "novembre", "décembre")
 # A reminder is useless when the appointment is closer than this.
 MIN_NOTICE = timedelta(hours=2)
 
@@ -79,11 +77,9 @@ def followup_time(closed_at: datetime, days: int, quiet: Quiet) -> datetime:
     return next_allowed(at_hour(day, quiet.send_hour), quiet)
 
 
-def spoken_date(at: datetime) -> str:
-    """« mardi 8 décembre à 14 h 30 » (Paris time)."""
-    local = at.astimezone(PARIS)
-    minutes = f" {local.minute:02d}" if local.minute else ""
-    return f"{WEEKDAYS[local.weekday()]} {local.day} {MONTHS[local.month - 1]} à {local.hour} h{minutes}"
+def spoken_date(at: datetime, locale: str | None = "fr") -> str:
+    """« mardi 8 décembre à 14 h 30 » (Paris time, in the person's language: words.times)."""
+    return words_times.spoken_date(at, locale)
 
 
 def parse_local(day: str, hour: str) -> datetime:

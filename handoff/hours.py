@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from words import times as words_times
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES = {"mon": "lundi", "tue": "mardi", "wed": "mercredi", "thu": "jeudi", "fri": "vendredi",
              "sat": "samedi", "sun": "dimanche"}
@@ -78,8 +80,6 @@ def french_holidays(year: int) -> list[tuple[date, str]]:
     return sorted(holidays.France(years=year, language="fr").items())
 
 
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-          "novembre", "décembre")
 LOOK_AHEAD_DAYS = 14
 
 
@@ -137,18 +137,7 @@ def next_opening(hours: dict | None, at: datetime, closed_on_holidays: bool = Tr
     return None
 
 
-def spoken_time(when: datetime, now: datetime) -> str:
-    """Plain French, Paris time: "aujourd'hui à 14 h", "demain à 9 h 30", "lundi à 9 h",
-    "le 2 janvier à 9 h" (a week or more ahead)."""
-    local, today = when.astimezone(PARIS), now.astimezone(PARIS).date()
-    time = f"{local.hour} h" + (f" {local.minute:02d}" if local.minute else "")
-    ahead = (local.date() - today).days
-    if ahead <= 0:
-        day = "aujourd'hui"
-    elif ahead == 1:
-        day = "demain"
-    elif ahead < 7:
-        day = DAY_NAMES[DAYS[local.weekday()]]
-    else:
-        day = f"le {'1er' if local.day == 1 else local.day} {MONTHS[local.month - 1]}"
-    return f"{day} à {time}"
+def spoken_time(when: datetime, now: datetime, locale: str | None = "fr") -> str:
+    """Paris time, in words and in the person's language: "aujourd'hui à 14 h", "demain à 9 h 30",
+    "lundi à 9 h", "le 2 janvier à 9 h" (a week or more ahead); see words.times."""
+    return words_times.spoken_time(when, now, locale)

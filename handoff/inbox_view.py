@@ -14,9 +14,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import yaml
+from markupsafe import Markup
 from sqlalchemy import and_, func, or_, select
 
 from conversations.models import ASSIGNED, CLOSED, WAITING, Address, Contact, Conversation, Event, Message
+from words.catalogue import direction, language_of, own_name
 
 PARIS = ZoneInfo("Europe/Paris")
 PAGE_SIZE = 50  # messages per page of a timeline
@@ -85,6 +87,15 @@ def install_filters(env) -> None:
     env.filters["paris_iso"] = paris_iso
     env.filters["channel_label"] = lambda code: words()["channels"].get(code or "", code or "")
     env.filters["language_label"] = lambda code: words()["languages"].get((code or "fr").split("-")[0], code or "")
+    env.filters["language_badge"] = language_badge
+
+
+def language_badge(code: str | None) -> Markup:
+    """The person's language by its own name, marked up so that screen readers read it in that
+    language: "🌐 English" (the globe hidden from them). A French name in `title` for workers."""
+    language = language_of(code)
+    return Markup('<span aria-hidden="true">🌐</span> <span lang="{}" dir="{}">{}</span>').format(
+        language, direction(language), own_name(language))
 
 
 # The summary ----------------------------------------------------------------------------------

@@ -16,36 +16,52 @@ from bots.base import OutboundMessage
 from ops.metrics import first_reply
 from conversations.models import ASSIGNED, BOT, CLOSED, WAITING, Event, Message
 from conversations.store import Pending, Thread, add_event, queue_message
-from handoff import texts
 from handoff.hours import is_open, next_opening, spoken_time
 from handoff.models import Organisation, Team, Worker
 from handoff.routing import Route, need_of, queue_team, route
+from words.catalogue import language_of, room
+
+WORDS = room(__file__)  # handoff/words/<language>.yaml
 
 
-def introduction(worker: Worker, hours: str | None = None, again: bool = False) -> str:
+def locale_of(thread: Thread) -> str:
+    """The language the person reads (Contact.locale, French when unknown)."""
+    return language_of(thread.contact.locale)
+
+
+def introduction(worker: Worker, hours: str | None = None, again: bool = False, locale: str = "fr") -> str:
     """Who answers, their role and structure, and when: the person always knows who is there.
     `again`: the person's previous worker answers them again ("Camille vous répond")."""
-    where = texts.WHERE.format(structure=worker.structure) if worker.structure else ""
-    when = texts.LATER.format(hours=hours) if hours and not worker.is_online else texts.SOON
-    who = (texts.CONTINUITY if again else texts.INTRODUCTION).format(
-        first_name=worker.first_name, job_title=worker.job_title, where=where)
+    where = WORDS.text("where", locale, structure=worker.structure) if worker.structure else ""
+    when = WORDS.text("later", locale, hours=hours) if hours and not worker.is_online else WORDS.text("soon", locale)
+    who = WORDS.text("continuity" if again else "introduction", locale,
+                     first_name=worker.first_name, job_title=worker.job_title, where=where)
     return f"{who}\n{when}"
 
 
-def queued_text(organisation: Organisation, team: Team | None, hours_team: Team | None, need, now: datetime) -> str:
+def reached(worker: Worker, again: bool, locale: str) -> str:
+    return f"{WORDS.text('reached', locale)}\n{introduction(worker, again=again, locale=locale)}"
+
+
+def queued_text(organisation: Organisation, team: Team | None, hours_team: Team | None, need, now: datetime,
+                locale: str = "fr") -> str:
     """What a person waiting in a queue is told: passed on, and when (out of hours: the team's next
-    opening, Paris time, and the emergency numbers for an urgent need)."""
-    who = (texts.TEAM.format(name=team.name) if team else texts.ORGANISATION.format(name=organisation.name))
+    opening, Paris time, and the emergency numbers for an urgent need). The team's own words
+    (out_of_hours_message) are French: shown as such to a French reader, the catalogue's otherwise."""
+    who = (WORDS.text("team", locale, name=team.name) if team
+           else WORDS.text("organisation", locale, name=organisation.name))
     if hours_team is None or is_open(hours_team.opening_hours, now, hours_team.closed_on_holidays):
-        return texts.QUEUED.format(who=who, hours=organisation.opening_hours_text)
+        return WORDS.text("queued", locale, who=who, hours=organisation.opening_hours_text)
     opening = next_opening(hours_team.opening_hours, now, hours_team.closed_on_holidays)
-    lines = [texts.PASSED_ON.format(who=who), (hours_team.out_of_hours_message or "").strip() or texts.CLOSED_NOW,
-             texts.EXPECTED.format(when=spoken_time(opening, now)) if opening else texts.EXPECTED_UNKNOWN]
+    own = (hours_team.out_of_hours_message or "").strip() if locale == "fr" else ""
+    lines = [WORDS.text("passed_on", locale, who=who), own or WORDS.text("closed_now", locale),
+             WORDS.text("expected", locale, when=spoken_time(opening, now, locale)) if opening
+             else WORDS.text("expected_unknown", locale)]
     if need.urgent:
         from directory.emergency import numbers_for
 
-        numbers = "\n".join(texts.NUMBER.format(text=entry.text) for entry in numbers_for(need.need)[:3])
-        lines.append(texts.URGENT.format(numbers=numbers))
+        numbers = "\n".join(WORDS.text("number", locale, text=entry.text) for entry in numbers_for(need.need)[:3])
+        lines.append(WORDS.text("urgent", locale, numbers=numbers))
     return "\n".join(lines)
 
 
@@ -77,8 +93,9 @@ async def request_handoff(session: AsyncSession, thread: Thread, reason: str, pe
         add_event(session, conversation, "conversation_assigned",
                   {"worker": worker.first_name, "worker_id": worker.id, "by": "routing", "rule": found.rule},
                   pending=pending)
-        text = f"{texts.REACHED}\n{introduction(worker, again=found.rule == 'continuity')}"
-        await queue_message(session, thread, OutboundMessage(text), pending)
+        locale = locale_of(thread)
+        text = reached(worker, found.rule == "continuity", locale)
+        await queue_message(session, thread, OutboundMessage(text, locale=locale), pending)
         pending.notify.append((f"worker:{worker.id}", {"event": "conversation_assigned",
                                                       "conversation": conversation.id}))
         return worker
@@ -89,8 +106,9 @@ async def request_handoff(session: AsyncSession, thread: Thread, reason: str, pe
     add_event(session, conversation, "conversation_queued",
               {"team": team.name if team else None, "team_id": team.id if team else None, "rule": found.rule},
               pending=pending)
-    text = queued_text(organisation, team, found.hours_team, need_of(conversation, thread.contact), now)
-    await queue_message(session, thread, OutboundMessage(text), pending)
+    locale = locale_of(thread)
+    text = queued_text(organisation, team, found.hours_team, need_of(conversation, thread.contact), now, locale)
+    await queue_message(session, thread, OutboundMessage(text, locale=locale), pending)
     return None
 
 
@@ -104,8 +122,9 @@ async def assign(session: AsyncSession, thread: Thread, worker: Worker, by: Work
                "by": by.first_name if by else "routing"},
               worker_id=by.id if by else None, pending=pending)
     organisation = await session.get(Organisation, thread.conversation.organisation_id)
-    await queue_message(session, thread, OutboundMessage(introduction(worker, organisation.opening_hours_text)),
-                        pending)
+    locale = locale_of(thread)
+    await queue_message(session, thread, OutboundMessage(
+        introduction(worker, organisation.opening_hours_text, locale=locale), locale=locale), pending)
     pending.notify.append((f"worker:{worker.id}", {"event": kind, "conversation": thread.conversation.id}))
 
 
@@ -138,10 +157,10 @@ async def close(session: AsyncSession, thread: Thread, worker: Worker | None, ou
               {"outcome": outcome, "worker": worker.first_name if worker else None},
               worker_id=worker.id if worker else None, pending=pending)
     if tell_person:
-        who = worker.first_name if worker else "L'équipe"
-        await queue_message(session, thread, OutboundMessage(
-            f"✅ {who} a terminé la conversation. Écrivez-nous quand vous voulez : « menu » pour recommencer."
-        ), pending)
+        locale = locale_of(thread)
+        who = worker.first_name if worker else WORDS.text("the_team", locale)
+        await queue_message(session, thread, OutboundMessage(WORDS.text("closed", locale, who=who), locale=locale),
+                            pending)
         from outreach.inbound import ask_news_once
 
         await ask_news_once(session, thread, pending)  # a quiet moment: news from time to time?
@@ -176,10 +195,12 @@ async def return_to_queue(session: AsyncSession, thread: Thread, by: Worker | No
     add_event(session, conversation, "conversation_requeued",
               {"from_worker_id": previous, "by": by.first_name if by else None, "team": team.name if team else None},
               worker_id=by.id if by else None, pending=pending)
-    who = texts.TEAM.format(name=team.name) if team else texts.ORGANISATION.format(name=organisation.name)
-    name = leaving.first_name if leaving else texts.SOMEONE
-    await queue_message(session, thread, OutboundMessage(texts.REQUEUED.format(
-        name=name, who=who, hours=organisation.opening_hours_text)), pending)
+    locale = locale_of(thread)
+    who = (WORDS.text("team", locale, name=team.name) if team
+           else WORDS.text("organisation", locale, name=organisation.name))
+    name = leaving.first_name if leaving else WORDS.text("someone", locale)
+    await queue_message(session, thread, OutboundMessage(WORDS.text(
+        "requeued", locale, name=name, who=who, hours=organisation.opening_hours_text), locale=locale), pending)
 
 
 async def team_of(session: AsyncSession, worker: Worker) -> Team | None:
@@ -222,8 +243,8 @@ async def reopen_for(session: AsyncSession, thread: Thread, worker_id: int | Non
     add_event(session, conversation, "conversation_assigned",
               {"worker": worker.first_name, "worker_id": worker.id, "by": "routing", "rule": "continuity"},
               pending=pending)
-    await queue_message(session, thread, OutboundMessage(f"{texts.REACHED}\n{introduction(worker, again=True)}"),
-                        pending)
+    locale = locale_of(thread)
+    await queue_message(session, thread, OutboundMessage(reached(worker, True, locale), locale=locale), pending)
     pending.notify.append((f"worker:{worker.id}", {"event": "conversation_assigned", "conversation": conversation.id}))
     return worker
 

@@ -48,7 +48,8 @@ async def test_summary_in_the_flows_words_and_the_page_around_the_live_region(se
         # labels and button labels, not keys and codes
         assert "<dt>Sujet</dt><dd>🏠 Logement</dd>" in summary
         assert "consent_answer" not in summary and "menu_choice" not in summary and ">logement<" not in summary
-        assert "<dt>Langue</dt><dd>français</dd>" in summary and "Discussion sur le site" in summary
+        assert ('<dt>Langue</dt><dd><span aria-hidden="true">🌐</span> <span lang="fr" dir="ltr">Français</span></dd>'
+                in summary and "Discussion sur le site" in summary)
         # folded behind « Ce que la personne a dit »
         assert re.search(r'<details class="panel transcript" id="transcript">\s*<summary>🧾 Ce que la personne a dit', page)
         # the hooks' places, the reply box and the actions sheet outside the live region
@@ -154,7 +155,9 @@ async def test_lists_history_and_search_in_one_organisation(settings_for):
         await login(client, *CAMILLE)
         inbox = (await client.get("/inbox")).text
         assert "En attente (3)" in inbox and "Mes conversations (2)" in inbox
-        assert "WhatsApp" in inbox and ">anglais<" in inbox and ">français<" in inbox  # channel and language
+        # The channel, and the language by its own name, marked for screen readers (title: for workers).
+        assert "WhatsApp" in inbox and '<span lang="en" dir="ltr">English</span>' in inbox
+        assert '<span lang="fr" dir="ltr">Français</span>' in inbox and 'title="Langue de la personne : anglais"' in inbox
         assert "Zoé · Conversation" in inbox and "🏠 Logement" in inbox
         assert f'data-conversation="{closed[0]}"' not in inbox  # the history is its own list
 
