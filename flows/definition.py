@@ -30,10 +30,12 @@ from typing import Any, Union
 import yaml
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
+from words.catalogue import LANGUAGES, room
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SPEC_VERSION = 1
-LOCALES = ("fr", "en", "es", "ar", "uk")
+LOCALES = LANGUAGES  # fr (the source), en, ar, uk: a text may be a mapping of these
 INPUT_KINDS = ("buttons", "text", "number", "numbers", "yesno", "commune", "location", "place")
 
 Text = Union[str, dict[str, str]]
@@ -41,6 +43,13 @@ Text = Union[str, dict[str, str]]
 SANDBOX = SandboxedEnvironment(autoescape=False)
 # libyaml's safe loader when PyYAML was built with it (10x faster, the same safe subset)
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+WORDS = room(__file__)
+
+
+def _every_language(key: str) -> dict[str, str]:
+    return {language: WORDS.text(key, language) for language in LANGUAGES}
 
 
 class FlowError(ValueError):
@@ -114,7 +123,8 @@ class Step(BaseModel):
             if self.input == "buttons" and not self.buttons:
                 raise ValueError("an ask with input buttons needs buttons")
             if self.input == "yesno" and not self.buttons:
-                self.buttons = [Button(value="oui", label="✅ Oui"), Button(value="non", label="❌ Non")]
+                self.buttons = [Button(value="oui", label=_every_language("engine.yes")),
+                                Button(value="non", label=_every_language("engine.no"))]
             if not self.save:
                 raise ValueError("an ask needs `save` (the answer's name)")
         if kind in ("say", "set", "call") and self.next is None:
@@ -130,6 +140,14 @@ class Step(BaseModel):
         return self
 
 
+class Trigger(BaseModel):
+    """Phrases (any language) that start the flow with some answers given: "j'ai faim" ->
+    {need: se-nourrir}. The engine answers the first questions with them (Engine.start preset)."""
+    model_config = ConfigDict(extra="forbid")
+    phrases: list[str] = Field(min_length=1)
+    answers: dict[str, str] = Field(default_factory=dict)
+
+
 class Flow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -139,7 +157,9 @@ class Flow(BaseModel):
     description: str = ""
     start: str
     # Free text that starts this flow from anywhere (matched tolerantly).
-    triggers: list[str] = Field(default_factory=list)
+    # Free text that starts this flow from anywhere (matched tolerantly, in any language); an entry
+    # may be {phrases: [...], answers: {key: value}} to start with answers given.
+    triggers: list[Union[str, Trigger]] = Field(default_factory=list)
     # The menu button that starts this flow, if any.
     menu_label: Text | None = None
     steps: dict[str, Step]
@@ -186,6 +206,8 @@ def check_flow(flow: Flow, known_flows: set[str] | None = None, known_actions: s
     """Check references and templates; raise FlowError naming the step."""
     if flow.start not in flow.steps:
         raise FlowError(f"start step {flow.start!r} does not exist")
+    if isinstance(flow.menu_label, dict) and not flow.menu_label.get("fr"):
+        raise FlowError("menu_label: a translated text needs its French version (fr)")
     for step_id, step in flow.steps.items():
         where = f"step {step_id!r}"
         for target in targets(step):
@@ -198,8 +220,11 @@ def check_flow(flow: Flow, known_flows: set[str] | None = None, known_actions: s
             raise FlowError(f"{where}: unknown action {step.call!r}")
         for text in _texts(step):
             variants = text.values() if isinstance(text, dict) else [text]
-            if isinstance(text, dict) and "fr" not in text:
+            if isinstance(text, dict) and not text.get("fr"):
                 raise FlowError(f"{where}: a translated text needs its French version (fr)")
+            if isinstance(text, dict) and set(text) - set(LOCALES):
+                unknown = ", ".join(sorted(set(text) - set(LOCALES)))
+                raise FlowError(f"{where}: unknown language {unknown} (expected {', '.join(LOCALES)})")
             for variant in variants:
                 try:
                     _check_template(variant)
