@@ -272,9 +272,9 @@ async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMes
     answers = state.get("answers", {})
     waiting = state.get("waiting")
 
-    def start(flow_id: str) -> Turn:
+    def start(flow_id: str, preset: dict | None = None) -> Turn:
         return engine.start(flow_id, answers={k: v for k, v in answers.items() if k == "consent"},
-                            locale=locale, context=context)
+                            locale=locale, context=context, preset=preset)
 
     if command == "human":
         await apply_turn(rt, session, thread, Turn(events=[HandoffRequested("command")],
@@ -295,7 +295,8 @@ async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMes
         step = engine.flows[state["flow"]].steps[state["step"]]
         switch = None
         if inbound.text and step.input in ("buttons", "yesno") and state.get("choices"):
-            if match_choice(inbound.text, [tuple(c) for c in state["choices"]]) is None:
+            if match_choice(inbound.text, [tuple(c) for c in state["choices"]]) is None \
+                    and not engine.notices(inbound.text):  # distress: the engine offers a person
                 switch = intent_of(inbound.text, engine.flows)
         if switch is None:
             location = (inbound.location.latitude, inbound.location.longitude) if inbound.location else None
@@ -312,7 +313,7 @@ async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMes
         await apply_turn(rt, session, thread, Turn(events=[HandoffRequested("free_text")],
                                                    state={**state, "waiting": "done"}), pending)
     elif intent is not None and intent.kind == "flow":
-        await apply_turn(rt, session, thread, start(intent.flow), pending)
+        await apply_turn(rt, session, thread, start(intent.flow, intent.answers), pending)
     else:
         if intent is None:
             await say(session, thread, pending, NOT_UNDERSTOOD)
