@@ -37,6 +37,7 @@ from conversations.store import (
 from flows.engine import (
     ActionRequested,
     AnswerSaved,
+    DistressNoticed,
     FlowEnded,
     FlowStarted,
     HandoffRequested,
@@ -354,6 +355,8 @@ async def apply_turn(rt, session: AsyncSession, thread: Thread, turn: Turn, pend
             add_event(session, conversation, "flow_started", {"flow": event.flow})
         elif isinstance(event, FlowEnded):
             add_event(session, conversation, "flow_ended", {"flow": event.flow})
+        elif isinstance(event, DistressNoticed):  # counted (stats); the words typed are not kept here
+            add_event(session, conversation, "distress_noticed", {"kind": event.kind})
     answers = {k: v for k, v in (turn.state.get("answers") or {}).items()
                if not (isinstance(v, dict) and v.get("summary_key"))}
     summary["answers"] = answers
