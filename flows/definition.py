@@ -194,6 +194,29 @@ def _texts(step: Step) -> list[Text]:
     return texts
 
 
+def language_neutral(text: Text) -> bool:
+    """A text that is only template output ("{{ places_result.text }}": the action's words, already in
+    the person's language): it needs no translation."""
+    import re
+
+    source = text.get("fr", "") if isinstance(text, dict) else text
+    return not re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\\n|\s", "", source or "")
+
+
+def missing_languages(flow: Flow) -> list[str]:
+    """Every text of `flow` (say, ask, end, message, error, button and menu labels) lacking a language,
+    as "step: language" lines."""
+    texts = [("menu_label", flow.menu_label)] if flow.menu_label else []
+    texts += [(step_id, text) for step_id, step in flow.steps.items() for text in _texts(step)]
+    missing = []
+    for where, text in texts:
+        if language_neutral(text):
+            continue
+        values = text if isinstance(text, dict) else {"fr": text}
+        missing.extend(f"{where}: {language}" for language in LOCALES if not (values.get(language) or "").strip())
+    return missing
+
+
 def _check_template(source: str) -> None:
     SANDBOX.parse(source)
 

@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from flows.definition import FlowError, parse_flow, _texts
+from flows.definition import FlowError, _texts, language_neutral, parse_flow
+from flows.definition import missing_languages as definition_missing
 from flows.distress import distress_of
 from flows.engine import (DistressNoticed, FlowStarted, HandoffRequested, HUMAN, MENU, Engine, Input, Said)
 from flows.inputs import parse_number, parse_numbers, parse_yes_no
@@ -23,30 +24,16 @@ FLOWS = LIBRARY.flows
 CONTEXT = {"organisation": "Maison Test", "retention_days": 90}
 
 
-def _neutral(text: str) -> bool:
-    """A text that is only template output (say: "{{ places_result.text }}"): no language of its own."""
-    return not re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\\n|\s", "", text)
-
-
 def missing_languages() -> list[str]:
-    """Every flow text (say, ask, end, message, error, labels, menu labels) lacking a language."""
-    missing = []
-    for flow in FLOWS.values():
-        texts = [("menu_label", flow.menu_label)] if flow.menu_label else []
-        texts += [(step_id, text) for step_id, step in flow.steps.items() for text in _texts(step)]
-        for where, text in texts:
-            if isinstance(text, str):
-                if not _neutral(text):
-                    missing.append(f"{flow.flow}.{where}: {text[:40]!r} has only French")
-                continue
-            for language in LANGUAGES:
-                if not (text.get(language) or "").strip():
-                    missing.append(f"{flow.flow}.{where}: {text['fr'][:40]!r} lacks {language}")
-    return missing
+    return [f"{flow.flow}.{line}" for flow in FLOWS.values() for line in definition_missing(flow)]
 
 
 def test_every_flow_text_is_in_every_language():
     assert missing_languages() == []
+    assert language_neutral("{{ places_result.emergency_text }}\n\n{{ places_result.text }}")
+    assert not language_neutral("Et maintenant ? {{ x }}")
+    gap = parse_flow("flow: g\ntitle: G\nstart: a\nsteps:\n  a:\n    end: {fr: Salut, en: Hi}\n", "g.yaml")
+    assert definition_missing(gap) == ["a: ar", "a: uk"]
 
 
 def test_french_texts_follow_the_plain_words_rules():
