@@ -244,3 +244,26 @@ def test_said_texts_are_never_empty_in_any_language():
             turn = Engine(FLOWS).start(flow_id, answers={"consent": True}, locale=locale,
                                        context={**CONTEXT, "attachment": "voice"})
             assert all(isinstance(s, Said) and s.text for s in turn.said())
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.text(max_size=600))
+def test_any_text_is_read_without_error(typed):
+    """Whatever a person types reaches these through every channel: they never raise."""
+    parse_number(typed)
+    parse_numbers(typed)
+    parse_yes_no(typed)
+    distress_of(typed)
+    command_of(typed)
+    intent_of(typed, FLOWS)
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.text(max_size=400), st.sampled_from(LANGUAGES))
+def test_any_text_at_a_question_gets_an_answer(typed, locale):
+    engine, turn = start("rights", locale)
+    after = engine.resume(turn.state, Input(text=typed))
+    assert after.said() or after.state["step"] != "age"  # a re-ask, an offer, or the next question
