@@ -45,7 +45,7 @@ from flows.engine import (
     Said,
     Turn,
 )
-from flows.inputs import match_choice, parse_yes_no
+from flows.inputs import parse_yes_no
 from flows.intents import command_of, intent_of
 from handoff import transitions
 from handoff.models import Organisation
@@ -296,7 +296,7 @@ async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMes
         step = engine.flows[state["flow"]].steps[state["step"]]
         switch = None
         if inbound.text and step.input in ("buttons", "yesno") and state.get("choices"):
-            if match_choice(inbound.text, [tuple(c) for c in state["choices"]]) is None \
+            if engine.matches(state, inbound.text) is None \
                     and not engine.notices(inbound.text):  # distress: the engine offers a person
                 switch = intent_of(inbound.text, engine.flows)
         if switch is None:

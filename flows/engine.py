@@ -142,11 +142,17 @@ class Engine:
             value = (preset or {}).get(step.save)
             if value is None or not any(value == c[0] for c in self.current_choices(turn.state)):
                 break
-            asked = max(i for i, e in enumerate(turn.events) if isinstance(e, Said))
+            asked = max((i for i, e in enumerate(turn.events) if isinstance(e, Said)), default=None)
             answered = self.resume(turn.state, Input(choice=value))
-            turn = Turn(events=turn.events[:asked] + turn.events[asked + 1:] + answered.events,
-                        state=answered.state)
+            kept = turn.events if asked is None else turn.events[:asked] + turn.events[asked + 1:]
+            turn = Turn(events=kept + answered.events, state=answered.state)
         return turn
+
+    def matches(self, state: dict, text: str | None) -> str | None:
+        """The pending question's choice that `text` names (its number, or a label in any language)."""
+        if not text or state.get("waiting") != "input":
+            return None
+        return self._match(Turn(state=state), self._step(state), text)
 
     def notices(self, text: str | None) -> str | None:
         """What makes a typed message one for a person rather than for the pending question:
@@ -247,7 +253,7 @@ class Engine:
     def _noticed(self, turn: Turn, step: Step, text: str) -> bool:
         """Distress, danger or a long story typed at a question: no re-ask; a person offered at once,
         with the emergency numbers that fit. The question stays open (its answer still works)."""
-        if match_choice(text, self._all_choices(turn, step)) is not None and not is_long(text):
+        if self._match(turn, step, text) is not None and not is_long(text):
             return False  # a button's own words ("🆘 Violences, danger") answer the question
         kind = self.notices(text)
         if kind is None:
@@ -263,18 +269,17 @@ class Engine:
         turn.events.append(Said("\n".join(lines), tuple(self._offer_ways_out(turn)), False))
         return True
 
-    def _all_choices(self, turn: Turn, step: Step) -> list[tuple[str, str]]:
-        """The pending choices, then the step's button labels in every language (typed in another
-        language than the conversation's, they still answer)."""
-        choices = self.current_choices(turn.state)
-        if turn.state.get("candidates"):
-            return choices
-        answers, context = turn.state["answers"], turn.state.get("context")
-        for button in step.buttons:
-            if isinstance(button.label, dict):
-                choices.extend((button.value, render(label, answers, loc, context))
-                               for loc, label in button.label.items() if label)
-        return choices
+    def _match(self, turn: Turn, step: Step, text: str) -> str | None:
+        """The pending choice `text` names: by number or title, or by the step's button label in any
+        language (typed in another language than the conversation's, it still answers)."""
+        aliases = []
+        if not turn.state.get("candidates"):
+            answers, context = turn.state["answers"], turn.state.get("context")
+            for button in step.buttons:
+                if isinstance(button.label, dict):
+                    aliases.extend((button.value, render(label, answers, loc, context))
+                                   for loc, label in button.label.items() if label)
+        return match_choice(text, self.current_choices(turn.state), aliases)
 
     # Internals --------------------------------------------------------------------------------
     def _step(self, state: dict) -> Step:
@@ -398,7 +403,7 @@ class Engine:
             if given.choice is not None and any(given.choice == c[0] for c in choices):
                 value = given.choice
             elif given.text:
-                value = match_choice(given.text, self._all_choices(turn, step))
+                value = self._match(turn, step, given.text)
                 if value is None and kind == "yesno":
                     yes_no = parse_yes_no(given.text)
                     value = None if yes_no is None else ("oui" if yes_no else "non")
@@ -416,7 +421,7 @@ class Engine:
         if kind not in ("buttons", "yesno") and choices and not turn.state.get("candidates"):
             pressed = given.choice if any(given.choice == c[0] for c in choices) else None
             if pressed is None and given.text:
-                typed = match_choice(given.text, self._all_choices(turn, step))
+                typed = self._match(turn, step, given.text)
                 pressed = typed if typed is not None and parse_number(given.text) is None else None
             if pressed is not None:
                 self._save(turn, step.save, pressed)

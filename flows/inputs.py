@@ -55,14 +55,16 @@ def strip_emoji(text: str) -> str:
     return "".join(c for c in text if unicodedata.category(c)[0] in "LNZP" or c in "'-").strip()
 
 
-def match_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
-    """The value of the choice a person meant: its number, its value, or its title (typos tolerated)."""
+def match_choice(text: str, choices: list[tuple[str, str]],
+                 aliases: list[tuple[str, str]] = ()) -> str | None:
+    """The value of the choice a person meant: its number, its value, or its title (typos tolerated).
+    `aliases` are more (value, title) pairs matched by title only (a label in another language)."""
     norm = normalise(text)
     if not norm or not choices:
         return None
     if norm.isdigit() and 1 <= int(norm) <= len(choices):
         return choices[int(norm) - 1][0]
-    titles = {normalise(strip_emoji(title)): value for value, title in choices}
+    titles = {normalise(strip_emoji(title)): value for value, title in [*aliases, *choices]}
     values = {normalise(value): value for value, _ in choices}
     if norm in titles:
         return titles[norm]

@@ -79,3 +79,18 @@ async def test_distress_at_a_question_gives_the_numbers_through_the_route(settin
         last = await person.last()
         assert "3919" in last["text"] and "17" in last["text"]
         assert [c[0] for c in last["choices"]] == ["@human", "@menu"]
+
+
+async def test_common_phrasings_through_the_route(settings_for):
+    async with app_client(settings_for()) as client:
+        person = Person(client)
+        await person.send("/start")
+        await person.send(choice="oui")
+        await person.send("j'ai faim")  # the places flow, the need answered: where?
+        assert (await person.last())["text"].startswith("📍 Où êtes-vous")
+        await person.send("je dors dehors")  # at the place question: a person offered, the 115 said
+        last = await person.last()
+        assert "115" in last["text"] and [c[0] for c in last["choices"]] == ["@human", "@menu"]
+        await person.send(choice="@menu")
+        await person.send("loyer impayé")  # at the menu question: a person
+        assert "Camille" in (await person.last())["text"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings as hsettings, strategies as st
 
 from flows.definition import FlowError, _texts, language_neutral, parse_flow
 from flows.definition import missing_languages as definition_missing
@@ -113,6 +114,14 @@ def test_a_button_label_typed_in_any_language_answers(typed):
     state = engine.repeat(state).state
     answered = engine.resume(state, Input(text=typed))
     assert answered.state["answers"]["housing"] == "tenant"
+
+
+def test_a_number_beyond_the_buttons_is_not_a_label_in_another_language():
+    engine = Engine(FLOWS)
+    turn = engine.start("rights", locale="fr", context=CONTEXT)
+    state = engine.repeat({**turn.state, "step": "housing"}).state
+    again = engine.resume(state, Input(text="5"))  # 4 buttons: "5" is no answer
+    assert "housing" not in again.state["answers"] and again.said()
 
 
 @pytest.mark.parametrize("typed,value", [("oui", True), ("yes", True), ("نعم", True), ("так", True),
@@ -244,9 +253,6 @@ def test_said_texts_are_never_empty_in_any_language():
             turn = Engine(FLOWS).start(flow_id, answers={"consent": True}, locale=locale,
                                        context={**CONTEXT, "attachment": "voice"})
             assert all(isinstance(s, Said) and s.text for s in turn.said())
-
-
-from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
 
 
 @hsettings(max_examples=300, deadline=None)
