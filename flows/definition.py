@@ -24,6 +24,7 @@ see the answers; a text is a string (French) or a mapping locale -> string.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Union
 
@@ -197,8 +198,6 @@ def _texts(step: Step) -> list[Text]:
 def language_neutral(text: Text) -> bool:
     """A text that is only template output ("{{ places_result.text }}": the action's words, already in
     the person's language): it needs no translation."""
-    import re
-
     source = text.get("fr", "") if isinstance(text, dict) else text
     return not re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\\n|\s", "", source or "")
 
