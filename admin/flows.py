@@ -24,7 +24,7 @@ from admin.flow_check import LANGUAGE_NAMES, KIND_NAMES, check_draft, translatio
 from admin.flow_diff import describe
 from admin.flow_form import apply_form, step_forms
 from allervers.auth import check_csrf
-from flows.definition import LOCALES, FlowError, parse_flow
+from flows.definition import LOCALES, FlowError, language_neutral, parse_flow
 from flows.library import load_sources
 from handoff.models import Organisation, Worker
 
@@ -104,9 +104,13 @@ def _editor_context(rt, found: store.FlowEntry, source: str, published: dict[str
             data = None
     forms = step_forms(data) if isinstance(data, dict) else []
     steps = list(report.flow.steps) if report.flow else [f.id for f in forms]
+    rows = translations(report.flow) if report.flow else []
+    for row in rows:  # "{{ item }}": the action's own words, already translated
+        if language_neutral(row["values"].get("fr", "")):
+            row["missing"] = []
     return {"entry": found, "flow_id": found.flow_id, "source": source, "tab": tab if forms or tab == "yaml" else "yaml",
             "report": report, "forms": forms, "kinds": KIND_NAMES, "steps": steps,
-            "rows": translations(report.flow) if report.flow else [], "locales": LOCALES,
+            "rows": rows, "locales": LOCALES,
             "languages": LANGUAGE_NAMES, "version": found.version, **extra}
 
 
@@ -134,7 +138,7 @@ async def editor(request: Request, flow_id: str, admin: Worker = Depends(current
     rt = request.app.state.rt
     found, published = await _flow_and_published(rt, admin, flow_id)
     context = _editor_context(rt, found, store.current_source(found), published, "yaml" if tab == "yaml" else "form",
-                              notice=NOTICES.get(done or ""))
+                              notice=NOTICES.get(done or ""), languages_open=tab == "languages")
     return admin_page(request, "admin/flows_editor.html", admin, **context)
 
 

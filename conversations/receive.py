@@ -38,6 +38,7 @@ from conversations.store import (
 from flows.engine import (
     ActionRequested,
     AnswerSaved,
+    DistressNoticed,
     FlowEnded,
     FlowStarted,
     HandoffRequested,
@@ -45,7 +46,7 @@ from flows.engine import (
     Said,
     Turn,
 )
-from flows.inputs import match_choice, parse_yes_no
+from flows.inputs import parse_yes_no
 from flows.intents import command_of, intent_of
 from handoff import transitions
 from handoff.models import Organisation
@@ -290,9 +291,9 @@ async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMes
     answers = state.get("answers", {})
     waiting = state.get("waiting")
 
-    def start(flow_id: str) -> Turn:
+    def start(flow_id: str, preset: dict | None = None) -> Turn:
         return engine.start(flow_id, answers={k: v for k, v in answers.items() if k == "consent"},
-                            locale=locale, context=context)
+                            locale=locale, context=context, preset=preset)
 
     if command == "human":
         await apply_turn(rt, session, thread, Turn(events=[HandoffRequested("command")],
@@ -313,7 +314,8 @@ async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMes
         step = engine.flows[state["flow"]].steps[state["step"]]
         switch = None
         if inbound.text and step.input in ("buttons", "yesno") and state.get("choices"):
-            if match_choice(inbound.text, [tuple(c) for c in state["choices"]]) is None:
+            if engine.matches(state, inbound.text) is None \
+                    and not engine.notices(inbound.text):  # distress: the engine offers a person
                 switch = intent_of(inbound.text, engine.flows)
         if switch is None:
             location = (inbound.location.latitude, inbound.location.longitude) if inbound.location else None
@@ -330,7 +332,7 @@ async def run_bot(rt, session: AsyncSession, thread: Thread, inbound: InboundMes
         await apply_turn(rt, session, thread, Turn(events=[HandoffRequested("free_text")],
                                                    state={**state, "waiting": "done"}), pending)
     elif intent is not None and intent.kind == "flow":
-        await apply_turn(rt, session, thread, start(intent.flow), pending)
+        await apply_turn(rt, session, thread, start(intent.flow, intent.answers), pending)
     else:
         if intent is None:
             await say(session, thread, pending, WORDS.text("not_understood", locale))
@@ -375,6 +377,8 @@ async def apply_turn(rt, session: AsyncSession, thread: Thread, turn: Turn, pend
             add_event(session, conversation, "flow_started", {"flow": event.flow})
         elif isinstance(event, FlowEnded):
             add_event(session, conversation, "flow_ended", {"flow": event.flow})
+        elif isinstance(event, DistressNoticed):  # counted (stats); the words typed are not kept here
+            add_event(session, conversation, "distress_noticed", {"kind": event.kind})
     answers = {k: v for k, v in (turn.state.get("answers") or {}).items()
                if not (isinstance(v, dict) and v.get("summary_key"))}
     summary["answers"] = answers

@@ -24,16 +24,19 @@ see the answers; a text is a string (French) or a mapping locale -> string.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Union
 
 import yaml
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
+from words.catalogue import LANGUAGES, room
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SPEC_VERSION = 1
-LOCALES = ("fr", "en", "es", "ar", "uk")
+LOCALES = LANGUAGES  # fr (the source), en, ar, uk: a text may be a mapping of these
 INPUT_KINDS = ("buttons", "text", "number", "numbers", "yesno", "commune", "location", "place")
 
 Text = Union[str, dict[str, str]]
@@ -41,6 +44,13 @@ Text = Union[str, dict[str, str]]
 SANDBOX = SandboxedEnvironment(autoescape=False)
 # libyaml's safe loader when PyYAML was built with it (10x faster, the same safe subset)
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+WORDS = room(__file__)
+
+
+def _every_language(key: str) -> dict[str, str]:
+    return {language: WORDS.text(key, language) for language in LANGUAGES}
 
 
 class FlowError(ValueError):
@@ -114,7 +124,8 @@ class Step(BaseModel):
             if self.input == "buttons" and not self.buttons:
                 raise ValueError("an ask with input buttons needs buttons")
             if self.input == "yesno" and not self.buttons:
-                self.buttons = [Button(value="oui", label="✅ Oui"), Button(value="non", label="❌ Non")]
+                self.buttons = [Button(value="oui", label=_every_language("engine.yes")),
+                                Button(value="non", label=_every_language("engine.no"))]
             if not self.save:
                 raise ValueError("an ask needs `save` (the answer's name)")
         if kind in ("say", "set", "call") and self.next is None:
@@ -130,6 +141,14 @@ class Step(BaseModel):
         return self
 
 
+class Trigger(BaseModel):
+    """Phrases (any language) that start the flow with some answers given: "j'ai faim" ->
+    {need: se-nourrir}. The engine answers the first questions with them (Engine.start preset)."""
+    model_config = ConfigDict(extra="forbid")
+    phrases: list[str] = Field(min_length=1)
+    answers: dict[str, str] = Field(default_factory=dict)
+
+
 class Flow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -139,7 +158,9 @@ class Flow(BaseModel):
     description: str = ""
     start: str
     # Free text that starts this flow from anywhere (matched tolerantly).
-    triggers: list[str] = Field(default_factory=list)
+    # Free text that starts this flow from anywhere (matched tolerantly, in any language); an entry
+    # may be {phrases: [...], answers: {key: value}} to start with answers given.
+    triggers: list[Union[str, Trigger]] = Field(default_factory=list)
     # The menu button that starts this flow, if any.
     menu_label: Text | None = None
     steps: dict[str, Step]
@@ -174,6 +195,27 @@ def _texts(step: Step) -> list[Text]:
     return texts
 
 
+def language_neutral(text: Text) -> bool:
+    """A text that is only template output ("{{ places_result.text }}": the action's words, already in
+    the person's language): it needs no translation."""
+    source = text.get("fr", "") if isinstance(text, dict) else text
+    return not re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\\n|\s", "", source or "")
+
+
+def missing_languages(flow: Flow) -> list[str]:
+    """Every text of `flow` (say, ask, end, message, error, button and menu labels) lacking a language,
+    as "step: language" lines."""
+    texts = [("menu_label", flow.menu_label)] if flow.menu_label else []
+    texts += [(step_id, text) for step_id, step in flow.steps.items() for text in _texts(step)]
+    missing = []
+    for where, text in texts:
+        if language_neutral(text):
+            continue
+        values = text if isinstance(text, dict) else {"fr": text}
+        missing.extend(f"{where}: {language}" for language in LOCALES if not (values.get(language) or "").strip())
+    return missing
+
+
 def _check_template(source: str) -> None:
     SANDBOX.parse(source)
 
@@ -186,6 +228,8 @@ def check_flow(flow: Flow, known_flows: set[str] | None = None, known_actions: s
     """Check references and templates; raise FlowError naming the step."""
     if flow.start not in flow.steps:
         raise FlowError(f"start step {flow.start!r} does not exist")
+    if isinstance(flow.menu_label, dict) and not flow.menu_label.get("fr"):
+        raise FlowError("menu_label: a translated text needs its French version (fr)")
     for step_id, step in flow.steps.items():
         where = f"step {step_id!r}"
         for target in targets(step):
@@ -198,8 +242,11 @@ def check_flow(flow: Flow, known_flows: set[str] | None = None, known_actions: s
             raise FlowError(f"{where}: unknown action {step.call!r}")
         for text in _texts(step):
             variants = text.values() if isinstance(text, dict) else [text]
-            if isinstance(text, dict) and "fr" not in text:
+            if isinstance(text, dict) and not text.get("fr"):
                 raise FlowError(f"{where}: a translated text needs its French version (fr)")
+            if isinstance(text, dict) and set(text) - set(LOCALES):
+                unknown = ", ".join(sorted(set(text) - set(LOCALES)))
+                raise FlowError(f"{where}: unknown language {unknown} (expected {', '.join(LOCALES)})")
             for variant in variants:
                 try:
                     _check_template(variant)

@@ -14,11 +14,16 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from flows.definition import SANDBOX, Flow, Step
-from flows.inputs import match_choice, parse_number, parse_numbers, parse_yes_no
+from flows.definition import LOCALES, SANDBOX, Flow, Step
+from flows.distress import distress_of, is_long
+from flows.inputs import match_choice, normalise, parse_number, parse_numbers, parse_yes_no, strip_emoji
+from flows.phrases import WORDS
 
 MAX_STEPS_PER_TURN = 200
 MAX_REASKS = 3
+STUCK_AFTER = 2  # answers not understood at one question before a person and the menu are offered
+# The two ways out the engine itself offers and handles (never a flow's button value).
+HUMAN, MENU = "@human", "@menu"
 
 
 # Events of a turn (past tense, like the stored events they become).
@@ -55,6 +60,13 @@ class FlowEnded:
 @dataclass(frozen=True)
 class FlowStarted:
     flow: str
+
+
+@dataclass(frozen=True)
+class DistressNoticed:
+    """Words of distress or danger, or a long message, typed at a question: a person was offered.
+    `kind`: suicide, child, violence, street, danger, or long. The text itself is not carried."""
+    kind: str
 
 
 @dataclass
@@ -115,13 +127,37 @@ class Engine:
 
     # Entry points -----------------------------------------------------------------------------
     def start(self, flow_id: str, answers: dict | None = None, locale: str = "fr",
-              context: dict | None = None) -> Turn:
-        """Start a flow. `context` holds constants the texts may show (organisation, retention)."""
+              context: dict | None = None, preset: dict | None = None) -> Turn:
+        """Start a flow. `context` holds constants the texts may show (organisation, retention).
+        `preset` answers the questions it names (by their `save`) as if the person had pressed the
+        button: a trigger's answers ("j'ai faim" -> need: se-nourrir). Those questions are not said."""
         state = {"flow": flow_id, "step": self.flows[flow_id].start, "answers": dict(answers or {}),
                  "waiting": None, "choices": [], "reasks": 0, "locale": locale, "context": context or {}}
         turn = Turn(events=[FlowStarted(flow_id)], state=state)
         self._run(turn)
+        for _ in range(len(preset or {})):
+            if turn.state.get("waiting") != "input":
+                break
+            step = self._step(turn.state)
+            value = (preset or {}).get(step.save)
+            if value is None or not any(value == c[0] for c in self.current_choices(turn.state)):
+                break
+            asked = max((i for i, e in enumerate(turn.events) if isinstance(e, Said)), default=None)
+            answered = self.resume(turn.state, Input(choice=value))
+            kept = turn.events if asked is None else turn.events[:asked] + turn.events[asked + 1:]
+            turn = Turn(events=kept + answered.events, state=answered.state)
         return turn
+
+    def matches(self, state: dict, text: str | None) -> str | None:
+        """The pending question's choice that `text` names (its number, or a label in any language)."""
+        if not text or state.get("waiting") != "input":
+            return None
+        return self._match(Turn(state=state), self._step(state), text)
+
+    def notices(self, text: str | None) -> str | None:
+        """What makes a typed message one for a person rather than for the pending question:
+        words of distress or danger (their kind), or "long". None otherwise."""
+        return distress_of(text) or ("long" if is_long(text) else None)
 
     def resume(self, state: dict, given: Input) -> Turn:
         """Continue a flow waiting for an answer with what the person sent."""
@@ -129,6 +165,10 @@ class Engine:
         if turn.state.get("waiting") != "input":
             return turn
         step = self._step(turn.state)
+        if self._way_out(turn, given):
+            return turn
+        if given.choice is None and given.text and self._noticed(turn, step, given.text):
+            return turn
         accepted = self._accept(turn, step, given)
         if accepted:
             turn.state["waiting"] = None
@@ -168,6 +208,78 @@ class Engine:
 
     def current_choices(self, state: dict) -> list[tuple[str, str]]:
         return [tuple(choice) for choice in state.get("choices") or []]
+
+    # Never stuck ------------------------------------------------------------------------------
+    def _word(self, turn: Turn, key: str) -> str:
+        return WORDS.text(key, turn.state.get("locale", "fr"))
+
+    def _ways_out(self, turn: Turn) -> list[tuple[str, str]]:
+        return [(HUMAN, self._word(turn, "engine.human")), (MENU, self._word(turn, "engine.menu"))]
+
+    def _offer_ways_out(self, turn: Turn) -> list[tuple[str, str]]:
+        """The pending choices with a person and the menu added (kept in the state: a press, or the
+        label typed in any language, is understood at the next message)."""
+        choices = [c for c in self.current_choices(turn.state) if c[0] not in (HUMAN, MENU)]
+        ways = self._ways_out(turn)
+        turn.state["choices"] = [list(c) for c in choices + ways]
+        return ways
+
+    def _way_out(self, turn: Turn, given: Input) -> bool:
+        """A press of "Parler à quelqu'un" or "Menu" offered by the engine (or its label typed)."""
+        offered = {c[0] for c in self.current_choices(turn.state)} & {HUMAN, MENU}
+        if not offered:
+            return False
+        value = given.choice if given.choice in offered else None
+        if value is None and given.text:
+            typed = normalise(strip_emoji(given.text))
+            for way in offered:
+                key = "engine.human" if way == HUMAN else "engine.menu"
+                if typed and typed in {normalise(strip_emoji(WORDS.text(key, loc))) for loc in LOCALES}:
+                    value = way
+        if value is None:
+            return False
+        turn.state.update(waiting=None, reasks=0, choices=[])
+        turn.state.pop("candidates", None)
+        if value == HUMAN:
+            turn.events.append(HandoffRequested("stuck"))
+            turn.state["waiting"] = "done"
+            turn.events.append(FlowEnded(turn.state["flow"]))
+            return True
+        turn.events.append(FlowEnded(turn.state["flow"]))
+        self._goto(turn, "@menu")
+        self._run(turn)
+        return True
+
+    def _noticed(self, turn: Turn, step: Step, text: str) -> bool:
+        """Distress, danger or a long story typed at a question: no re-ask; a person offered at once,
+        with the emergency numbers that fit. The question stays open (its answer still works)."""
+        if self._match(turn, step, text) is not None and not is_long(text):
+            return False  # a button's own words ("🆘 Violences, danger") answer the question
+        kind = self.notices(text)
+        if kind is None:
+            return False
+        turn.events.append(DistressNoticed(kind))
+        lines = []
+        if kind == "long":
+            lines.append(self._word(turn, "distress.long"))
+            kind = distress_of(text) or "long"
+        if kind != "long":
+            lines.append(self._word(turn, f"distress.numbers.{kind}"))
+        lines.append(self._word(turn, "distress.offer"))
+        turn.events.append(Said("\n".join(lines), tuple(self._offer_ways_out(turn)), False))
+        return True
+
+    def _match(self, turn: Turn, step: Step, text: str) -> str | None:
+        """The pending choice `text` names: by number or title, or by the step's button label in any
+        language (typed in another language than the conversation's, it still answers)."""
+        aliases = []
+        if not turn.state.get("candidates"):
+            answers, context = turn.state["answers"], turn.state.get("context")
+            for button in step.buttons:
+                if isinstance(button.label, dict):
+                    aliases.extend((button.value, render(label, answers, loc, context))
+                                   for loc, label in button.label.items() if label)
+        return match_choice(text, self.current_choices(turn.state), aliases)
 
     # Internals --------------------------------------------------------------------------------
     def _step(self, state: dict) -> Step:
@@ -272,11 +384,14 @@ class Engine:
         """Say kindly what is expected and ask again (keeping the same choices)."""
         turn.state["reasks"] = turn.state.get("reasks", 0) + 1
         locale = turn.state.get("locale", "fr")
-        message = render(step.error, turn.state["answers"], locale) if step.error else problem
-        choices = self.current_choices(turn.state)
+        message = self._render(turn, step.error) if step.error else (problem and self._word(turn, problem))
+        choices = [c for c in self.current_choices(turn.state) if c[0] not in (HUMAN, MENU)]
         if turn.state["reasks"] > MAX_REASKS and choices:
-            message = (message or "") + "\n👉 Touchez un des boutons ci-dessous."
-        turn.events.append(Said((message or "Je n'ai pas compris.").strip(), tuple(choices),
+            message = (message or "") + "\n" + self._word(turn, "engine.touch_button")
+        if turn.state["reasks"] >= STUCK_AFTER:
+            message = (message or "") + "\n" + self._word(turn, "engine.stuck")
+            choices = choices + self._offer_ways_out(turn)
+        turn.events.append(Said((message or self._word(turn, "engine.not_understood")).strip(), tuple(choices),
                                 step.input in ("location", "place")))
 
     def _accept(self, turn: Turn, step: Step, given: Input) -> tuple[Any] | None:
@@ -288,7 +403,7 @@ class Engine:
             if given.choice is not None and any(given.choice == c[0] for c in choices):
                 value = given.choice
             elif given.text:
-                value = match_choice(given.text, choices)
+                value = self._match(turn, step, given.text)
                 if value is None and kind == "yesno":
                     yes_no = parse_yes_no(given.text)
                     value = None if yes_no is None else ("oui" if yes_no else "non")
@@ -296,7 +411,7 @@ class Engine:
                 turn.state.pop("candidates", None)  # another commune typed: resolve it afresh
                 return self._accept(turn, step, given)
             if value is None:
-                self._reask(turn, step, "Choisissez une réponse avec les boutons 👇")
+                self._reask(turn, step, "engine.pick_button")
                 return None
             if kind in ("commune", "place"):
                 value = next(c for c in turn.state["candidates"] if c["value"] == value)
@@ -306,56 +421,54 @@ class Engine:
         if kind not in ("buttons", "yesno") and choices and not turn.state.get("candidates"):
             pressed = given.choice if any(given.choice == c[0] for c in choices) else None
             if pressed is None and given.text:
-                typed = match_choice(given.text, choices)
+                typed = self._match(turn, step, given.text)
                 pressed = typed if typed is not None and parse_number(given.text) is None else None
             if pressed is not None:
                 self._save(turn, step.save, pressed)
                 return (pressed,)
         if kind == "text":
             if not given.text:
-                self._reask(turn, step, "Écrivez votre réponse en quelques mots ✍️")
+                self._reask(turn, step, "engine.text_expected")
                 return None
             value = given.text.strip()
         elif kind == "number":
             number = parse_number(given.text or given.choice or "")
             if number is None:
-                self._reask(turn, step, "J'attends un nombre, par exemple 450 🔢")
+                self._reask(turn, step, "engine.number_expected")
                 return None
             if (step.min is not None and number < step.min) or (step.max is not None and number > step.max):
-                self._reask(turn, step, "Ce nombre me semble impossible. Pouvez-vous vérifier ? 🔢")
+                self._reask(turn, step, "engine.number_impossible")
                 return None
             value = int(number) if float(number).is_integer() else number
         elif kind == "numbers":
             numbers = parse_numbers(given.text or "")
             if numbers is None or any((step.min is not None and n < step.min) or
                                       (step.max is not None and n > step.max) for n in numbers):
-                self._reask(turn, step, "Écrivez les nombres séparés par des virgules, par exemple : 3, 7, 12 🔢")
+                self._reask(turn, step, "engine.numbers_expected")
                 return None
             value = [int(n) if float(n).is_integer() else n for n in numbers]
         elif kind in ("commune", "place", "location"):
             if given.location is not None:
                 place = self.locate(*given.location) if self.locate else None
                 if place is None and kind != "location":
-                    self._reask(turn, step, "Je ne trouve pas de commune près de cette position. "
-                                            "Écrivez votre code postal ou le nom de votre commune 📍")
+                    self._reask(turn, step, "engine.no_commune_near")
                     return None
-                value = place or {"value": "position", "label": "votre position"}
+                value = place or {"value": "position", "label": self._word(turn, "engine.your_position")}
                 value = {**value, "latitude": given.location[0], "longitude": given.location[1]}
             elif given.text and "commune" in self.resolvers:
                 candidates = self.resolvers["commune"](given.text)
                 if not candidates:
-                    self._reask(turn, step, "Je ne connais pas cette commune. Écrivez le code postal, "
-                                            "par exemple 44400 📍")
+                    self._reask(turn, step, "engine.unknown_commune")
                     return None
                 if len(candidates) > 1:
                     turn.state["candidates"] = candidates
                     turn.state["reasks"] = 0
                     self._ask(turn, step, choices=[(c["value"], c["label"]) for c in candidates[:10]],
-                              text="Laquelle de ces communes ? 👇")
+                              text=WORDS.raw("engine.which_commune", turn.state.get("locale", "fr")))
                     return None
                 value = candidates[0]
             else:
-                self._reask(turn, step, "Écrivez votre code postal ou le nom de votre commune 📍")
+                self._reask(turn, step, "engine.commune_expected")
                 return None
         self._save(turn, step.save, value)
         return (value.get("value") if isinstance(value, dict) else value,)

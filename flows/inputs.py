@@ -7,6 +7,8 @@ import unicodedata
 
 from rapidfuzz import fuzz, process
 
+from flows.numbers import digits
+
 
 def normalise(text: str) -> str:
     """Lower case, no accents, punctuation as spaces, single spaces: 'Rezé !' -> 'reze'."""
@@ -21,7 +23,7 @@ _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 
 def parse_number(text: str) -> float | None:
     """'1 200 €', '1200,50', '500e', '-3' -> a number; None when there is none or several."""
-    compact = re.sub(r"(?<=\d)[\s\u202f\u00a0.](?=\d{3}\b)", "", text.strip())
+    compact = re.sub(r"(?<=\d)[\s\u202f\u00a0.](?=\d{3}\b)", "", digits(text.strip()))
     found = _NUMBER.findall(compact)
     if len(found) != 1:
         return None
@@ -30,21 +32,21 @@ def parse_number(text: str) -> float | None:
 
 def parse_numbers(text: str) -> list[float] | None:
     """'3, 7 et 12' -> [3, 7, 12]; None when there is no number. Decimals use a comma or a dot."""
+    text = digits(text)
     found = re.findall(r"\d+(?:[.,]\d+)?(?=\D|$)", text.replace(", ", " ").replace(" ,", " "))
     if not found:
         return None
     return [float(n.replace(",", ".")) for n in found]
 
 
-YES = {"oui", "o", "ouais", "yes", "y", "ok", "d accord", "daccord", "bien sur", "exact", "si"}
-NO = {"non", "n", "no", "nan", "pas du tout", "jamais", "aucun", "aucune"}
-
-
 def parse_yes_no(text: str) -> bool | None:
-    norm = normalise(text)
-    if norm in YES:
+    """Yes or no, in any of the four languages (flows/words/*.yaml `understand.yes` / `.no`)."""
+    from flows.phrases import phrases
+
+    norm = normalise(strip_emoji(text))
+    if norm in phrases("yes") or norm.replace(" ", "") in phrases("yes"):
         return True
-    if norm in NO:
+    if norm in phrases("no"):
         return False
     return None
 
@@ -53,14 +55,16 @@ def strip_emoji(text: str) -> str:
     return "".join(c for c in text if unicodedata.category(c)[0] in "LNZP" or c in "'-").strip()
 
 
-def match_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
-    """The value of the choice a person meant: its number, its value, or its title (typos tolerated)."""
+def match_choice(text: str, choices: list[tuple[str, str]],
+                 aliases: list[tuple[str, str]] = ()) -> str | None:
+    """The value of the choice a person meant: its number, its value, or its title (typos tolerated).
+    `aliases` are more (value, title) pairs matched by title only (a label in another language)."""
     norm = normalise(text)
     if not norm or not choices:
         return None
     if norm.isdigit() and 1 <= int(norm) <= len(choices):
         return choices[int(norm) - 1][0]
-    titles = {normalise(strip_emoji(title)): value for value, title in choices}
+    titles = {normalise(strip_emoji(title)): value for value, title in [*aliases, *choices]}
     values = {normalise(value): value for value, _ in choices}
     if norm in titles:
         return titles[norm]

@@ -295,3 +295,33 @@ async def test_a_person_mid_flow_when_their_step_is_published_away(settings_for)
             unhandled = (await session.execute(select(func.count()).select_from(Message).where(
                 Message.direction == INBOUND, Message.handled_at.is_(None)))).scalar()
         assert unhandled == 0
+
+
+async def test_strings_by_languages_table_edits_one_cell_in_the_draft(settings_for):
+    """The shipped flows are complete in fr/en/ar/uk; an admin empties then fills a cell of the
+    draft (a multi-line text stays multi-line); the save is audited; people still see the published text."""
+    async with app_client(settings_for()) as client:
+        await admin_client(client)
+        page, fields = await editor(client, "rights", tab="languages")
+        assert "Textes × langues : tout est traduit" in html.unescape(page)
+        assert 'id="flow-translations" open' in page
+        assert fields["tr|age|ask|uk"] == "🎂 Скільки вам років?"
+        assert "\n" in fields["tr|intro|say|ar"]  # a textarea: its lines survive a save
+        fields["tr|age|ask|uk"] = ""
+        await client.post("/admin/flows/rights/save", data=fields)
+        page, fields = await editor(client, "rights")
+        assert "1 case manquante" in html.unescape(page) and "❓ Manquant" in page
+        fields["tr|age|ask|uk"] = "🎂 Скільки Вам років?"
+        saved = await client.post("/admin/flows/rights/save", data=fields)
+        assert saved.status_code == 303
+        draft = yaml.safe_load((await client.get("/admin/flows/rights/export", params={"which": "draft"})).text)
+        assert draft["steps"]["age"]["ask"]["uk"] == "🎂 Скільки Вам років?"
+        assert draft["steps"]["intro"]["say"]["ar"].count("\n") >= 2
+        assert draft["steps"]["couple"]["buttons"][0]["label"]["fr"] == "🧍 Seul ou seule"  # untouched
+        from sqlalchemy import select
+
+        from admin.audit import AuditEntry
+
+        async with client.app.state.rt.sessionmaker() as session:
+            actions = (await session.execute(select(AuditEntry.action))).scalars().all()
+        assert actions.count("flow.draft_saved") == 2

@@ -98,3 +98,40 @@ def test_admin_edits_simulates_and_publishes_the_welcome(settings_for, chromium)
                 "👋 Bienvenue ! Je suis le nouvel assistant de {{ organisation }}.", "👋 Bonjour ! Je suis", True)
         journey(chromium, live, settings, phone_page(chromium, base_url=live.url),
                 "🌞 Bonjour et bienvenue chez {{ organisation }} !", "👋 Bienvenue ! Je suis", False)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_strings_by_languages_table_on_a_phone(settings_for, chromium, backend):  # noqa: F811
+    """390×844: the rights flow's texts, one card per text with a field per language, a missing cell
+    said in words; an admin fills it and saves the draft; axe-clean."""
+    from playwright.sync_api import expect
+
+    settings = settings_for()
+    with LiveServer(settings) as live:
+        page = phone_page(chromium, base_url=live.url)
+        page.goto("/inbox/login")
+        page.get_by_label("E-mail").fill(settings.demo_admin_email)
+        page.get_by_label("Mot de passe").fill(settings.demo_worker_password)
+        page.get_by_role("button", name="Se connecter").click()
+        page.goto("/admin/flows/rights?tab=languages")
+        table = page.locator("table.flow-languages")
+        expect(table.locator("caption")).to_contain_text("tout est traduit")
+        ukrainian = page.get_by_label("age ask en ukrainien", exact=True)
+        expect(ukrainian).to_have_value("🎂 Скільки вам років?")
+        arabic = page.get_by_label("age ask en arabe", exact=True)
+        assert arabic.get_attribute("dir") == "rtl" and arabic.get_attribute("lang") == "ar"
+        box = ukrainian.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390  # a card: no sideways scroll
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert_accessible(page)
+        ukrainian.fill("")
+        page.get_by_role("button", name="💾 Enregistrer le brouillon").click()
+        expect(page.get_by_role("status")).to_contain_text("Brouillon enregistré")
+        page.goto("/admin/flows/rights?tab=languages")
+        expect(table.locator("caption")).to_contain_text("1 case manquante")
+        expect(page.locator(".flow-missing").first).to_contain_text("❓ Manquant")
+        page.get_by_label("age ask en ukrainien", exact=True).fill("🎂 Скільки Вам років?")
+        page.get_by_role("button", name="💾 Enregistrer le brouillon").click()
+        expect(page.get_by_role("status")).to_contain_text("Brouillon enregistré")
+        assert not page.js_errors, page.js_errors
+        page.context.close()

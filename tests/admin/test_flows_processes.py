@@ -101,9 +101,9 @@ async def test_missed_notification_caught_by_the_periodic_check(settings_for):
             organisation_id = await rt.default_organisation_id(session)
             await flow_store.save_draft(session, organisation_id, "welcome", source, 0, None)
             await flow_store.publish(session, organisation_id, "welcome", 1, ["test"], None)
-        assert "Rebonjour" not in rt.engine_for(organisation_id).flows["welcome"].steps["hello"].say
+        assert "Rebonjour" not in rt.engine_for(organisation_id).flows["welcome"].steps["hello"].say["fr"]
         deadline = time.monotonic() + 3
-        while "Rebonjour" not in rt.engine_for(organisation_id).flows["welcome"].steps["hello"].say:
+        while "Rebonjour" not in rt.engine_for(organisation_id).flows["welcome"].steps["hello"].say["fr"]:
             assert time.monotonic() < deadline, "the periodic check did not load the revision"
             await asyncio.sleep(0.05)
         from tests.webchat import Person
