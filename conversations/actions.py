@@ -32,7 +32,7 @@ async def check_rights(rt, conversation_id: int, args: dict, answers: dict) -> d
     from ops.metrics import rights_timer
 
     with rights_timer():  # ops.metrics: rights estimate latency
-        return await estimate_for_flow(rt.rights, answers)
+        return await estimate_for_flow(rt.rights, answers, args.get("locale") or "fr")
 
 
 async def find_places(rt, conversation_id: int, args: dict, answers: dict) -> dict:
