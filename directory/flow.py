@@ -295,7 +295,9 @@ def position_locator(communes: Communes, max_km: float | None = None) -> Callabl
             return None
         found = candidate(nearest[0])
         # The engine puts the person's own position in latitude/longitude.
-        return {**found, "label": f"votre position, {found['name']}", "from_position": True}
+        from directory.texts import text
+
+        return {**found, "label": text("places.your_position", commune=found["name"]), "from_position": True}
 
     return locate
 
