@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 import pytest_asyncio
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from bots.base import Choice, DeliveryError, Link, OutboundMessage, Venue, link_lines
 from bots.phones import display, e164, tel_url
@@ -253,3 +253,54 @@ def test_a_button_reply_names_the_message_it_answers():
     message["context"] = {"from": "15550000000", "id": "wamid.QUESTION"}
     [reply], _ = channel.parse(json.dumps(body))
     assert reply.reply_to == "wamid.QUESTION"
+
+
+_TELEGRAM_PARSER = TelegramChannel(TOKEN, webhook_secret="s")  # parse makes no HTTP call
+_WHATSAPP_PARSER = WhatsAppChannel(app_secret="x", verify_token="v", access_token="t", phone_number_id="1")
+_json = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=12)
+
+
+@settings(deadline=None, max_examples=100)
+@given(message=st.one_of(_json, st.fixed_dictionaries({
+    "message_id": st.integers(-5, 2**64), "date": st.integers(0, 2**31), "chat": st.fixed_dictionaries(
+        {"id": st.integers(-2**63, 2**63), "type": st.sampled_from(["private", "group"])}),
+    "text": st.text(max_size=50),
+    "reply_markup": st.one_of(_json, st.fixed_dictionaries({"inline_keyboard": st.lists(st.lists(
+        st.fixed_dictionaries({"text": st.text(max_size=10), "callback_data": st.text(max_size=10)}), max_size=3),
+        max_size=3)}))})),
+    data=st.text(max_size=70))
+def test_a_hostile_callback_query_is_parsed_or_refused_never_crashes(message, data):
+    from bots.base import BadPayload
+
+    channel = _TELEGRAM_PARSER
+    channel._presses.clear()
+    body = callback_update("x", message=message if isinstance(message, dict) else None)
+    body["callback_query"]["data"] = data
+    if not isinstance(message, dict):
+        body["callback_query"]["message"] = message
+    try:
+        found = channel.parse(json.dumps(body).encode())
+    except BadPayload:
+        return
+    assert all(m.choice == data and (m.reply_to is None or m.reply_to.lstrip("-").isdigit()) for m in found)
+    assert len(channel._presses) <= 1
+
+
+@settings(deadline=None, max_examples=100)
+@given(context=_json)
+def test_a_hostile_reply_context_on_whatsapp_never_crashes(context):
+    from pathlib import Path
+
+    from bots.base import BadPayload
+
+    channel = _WHATSAPP_PARSER
+    body = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "whatsapp" /
+                       "interactive_button_reply.json").read_text())
+    body["entry"][0]["changes"][0]["value"]["messages"][0]["context"] = context
+    try:
+        messages, _ = channel.parse(json.dumps(body))
+    except BadPayload:
+        return
+    assert all(m.reply_to is None or isinstance(m.reply_to, str) for m in messages)
