@@ -235,16 +235,17 @@ class TelegramChannel:
         """What a press carries to edit its question afterwards: the message, its text, the label."""
         message = query.message
         label = None
-        markup = getattr(message, "reply_markup", None)
-        for row in (markup.inline_keyboard if markup is not None else []):
-            for button in row:
-                if button.callback_data == query.data:
+        rows = getattr(getattr(message, "reply_markup", None), "inline_keyboard", None)
+        rows = rows if isinstance(rows, list) else []  # an odd update may carry anything there
+        for row in rows:
+            for button in row if isinstance(row, list) else ():
+                if getattr(button, "callback_data", None) == query.data and isinstance(getattr(button, "text", None), str):
                     label = button.text
         text = getattr(message, "text", None)
         if len(self._presses) >= MAX_PRESSES_KEPT:
             self._presses.pop(next(iter(self._presses)))
-        self._presses[query.id] = _Press(chat_id, message.message_id, text, label,
-                                         bool(markup is not None and markup.inline_keyboard))
+        self._presses[query.id] = _Press(chat_id, message.message_id, text if isinstance(text, str) else None,
+                                         label, bool(rows))
 
     # Outbound -----------------------------------------------------------------------------
 
