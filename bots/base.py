@@ -112,17 +112,20 @@ class InboundMessage:
     callback_id: str | None = None  # Telegram callback query to answer
     locale: str | None = None
     source: str | None = None  # an outreach source's code the message came with (web chat ?src=)
+    # The platform id of our message whose button was pressed (Telegram: the callback query's
+    # message; WhatsApp: the reply's context id): tells a press on an old question from a current one.
+    reply_to: str | None = None
 
     def __post_init__(self) -> None:
         """Every parser builds one of these: its strings are cleaned here (clean_text) and its ids
         must fit their columns, whatever the channel (BadPayload otherwise)."""
         _clean_fields(self, ("channel", "user_id", "external_id", "text", "choice", "account", "callback_id",
-                             "locale", "source"))
+                             "locale", "source", "reply_to"))
         for name in ("user_id", "external_id"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
                 raise BadPayload(f"{name} missing or longer than {MAX_ID_LENGTH} characters")
-        for name in ("text", "choice", "account", "callback_id", "locale", "source"):
+        for name in ("text", "choice", "account", "callback_id", "locale", "source", "reply_to"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise BadPayload(f"{name} must be a string")
@@ -130,6 +133,7 @@ class InboundMessage:
         _check_length("account", self.account, MAX_ACCOUNT_LENGTH)
         _check_length("choice", self.choice, MAX_CHOICE_LENGTH)
         _check_length("callback_id", self.callback_id, MAX_FIELD_LENGTH)
+        _check_length("reply_to", self.reply_to, MAX_ID_LENGTH)
         if self.locale is not None and len(self.locale) > MAX_FIELD_LENGTH:
             object.__setattr__(self, "locale", None)  # a hint only
 
@@ -203,6 +207,32 @@ class OutboundMessage:
     links: tuple[Link, ...] = ()
     venue: Venue | None = None
     locale: str = "fr"  # the language of `text` (the web chat sets lang and dir from it)
+
+
+def link_lines(message: "OutboundMessage", links: tuple[Link, ...] | None = None) -> str:
+    """Links a channel cannot show as buttons, as words in the text: a phone number as its digits
+    (which Telegram and WhatsApp make tappable), not repeated when the text already shows it; a web
+    link as "title : url" on its own line. Returns the text to send."""
+    from bots.phones import digits, display
+    from words.catalogue import room
+
+    words = room(__file__)
+    text = message.text or ""
+    lines = []
+    for link in message.links if links is None else links:
+        if link.url.startswith("tel:"):
+            number = digits(link.url)
+            core = number[2:] if number.startswith("33") and len(number) == 11 else number  # 04 78… or +33 4 78…
+            if not number or core in digits(text):
+                continue
+            lines.append(words.text("links.call_line", message.locale, title=link.title, number=display(link.url)))
+        else:
+            lines.append(words.text("links.line", message.locale, title=link.title, url=link.url))
+    return "\n\n".join(part for part in (text, "\n".join(lines)) if part)
+
+
+def is_web(url: str) -> bool:
+    return url.startswith(("https://", "http://"))
 
 
 @dataclass(frozen=True)

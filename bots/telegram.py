@@ -1,6 +1,11 @@
 """Telegram channel: aiogram's Bot client and types, no Dispatcher and no FSM.
 
 Translates Bot API updates into InboundMessage and OutboundMessage into Bot API calls, nothing more.
+Links are inline URL buttons (http(s) only: the Bot API takes "HTTP or tg:// URL", so a tel: link
+becomes the number's digits in the text, which Telegram makes tappable), above the choices' buttons;
+a Venue is a sendVenue after the text (the outbox sends it as its own part: `venue_apart`). A press
+on a button: `settle_press` edits that question's keyboard away (showing "✔️ <label>" when the
+choice was taken), `callback_answer_reply(..., stale=True)` says "⏳ Cette question est passée.".
 Importing aiogram is slow (seconds): import this module only when Telegram is configured.
 Logs carry update ids, update types, method names and error classes; never texts, names or chat ids.
 """
@@ -14,6 +19,7 @@ import mimetypes
 import os
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -58,8 +64,13 @@ from bots.base import (
     SendResult,
     TooLarge,
     Unauthorized,
+    is_web,
+    link_lines,
     load_json,
 )
+from words.catalogue import language_of, room
+
+WORDS = room(__file__)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +86,8 @@ MAX_CAPTION_LENGTH = 1024  # Bot API limit for media captions
 MAX_CALLBACK_DATA_BYTES = 64  # Bot API limit for inline button callback_data
 SHORT_TITLE = 16  # buttons whose titles all fit this go two per row, otherwise one per row
 ALLOWED_UPDATES = ["message", "callback_query"]
+MAX_CALLBACK_TEXT = 200  # Bot API limit for answerCallbackQuery text
+MAX_PRESSES_KEPT = 2048  # presses parsed but not yet settled (a webhook settles its own at once)
 _RETRYABLE_NETWORK = (TelegramNetworkError, ClientDecodeError, aiohttp.ClientError, asyncio.TimeoutError)
 
 
@@ -97,6 +110,7 @@ class _RawGetUpdates(GetUpdates):
 
 class TelegramChannel:
     name = "telegram"
+    venue_apart = True  # the outbox sends a message's venue as its own part (sendVenue), after the text
 
     def __init__(
         self,
@@ -106,13 +120,14 @@ class TelegramChannel:
         api_base: str = "https://api.telegram.org",
         max_text_length: int = MAX_MESSAGE_LENGTH,
         request_timeout: float = 30.0,
-        location_label: str = "📍 Envoyer ma position",
+        location_label: str | None = None,
     ):
         self._secret = webhook_secret or None
         self._server = TelegramAPIServer.from_base(api_base)
         self._bot = Bot(token, session=AiohttpSession(api=self._server, timeout=request_timeout))
         self.max_text_length = max_text_length
-        self.location_label = location_label
+        self.location_label = location_label  # None: the catalogue's, in the message's language
+        self._presses: dict[str, _Press] = {}  # callback id -> what settle_press needs (no database)
 
     @classmethod
     def from_settings(cls, settings: Any) -> TelegramChannel:
@@ -200,6 +215,10 @@ class TelegramChannel:
         else:
             user_id = query.from_user.id
         _check_id("chat id", user_id)
+        reply_to = None
+        if query.message is not None and isinstance(getattr(query.message, "message_id", None), int):
+            reply_to = str(query.message.message_id)
+            self._remember(query, user_id)
         return [
             InboundMessage(
                 channel=self.name,
@@ -208,8 +227,25 @@ class TelegramChannel:
                 choice=query.data,
                 callback_id=query.id,
                 locale=query.from_user.language_code,
+                reply_to=reply_to,
             )
         ]
+
+    def _remember(self, query: CallbackQuery, chat_id: int) -> None:
+        """What a press carries to edit its question afterwards: the message, its text, the label."""
+        message = query.message
+        label = None
+        rows = getattr(getattr(message, "reply_markup", None), "inline_keyboard", None)
+        rows = rows if isinstance(rows, list) else []  # an odd update may carry anything there
+        for row in rows:
+            for button in row if isinstance(row, list) else ():
+                if getattr(button, "callback_data", None) == query.data and isinstance(getattr(button, "text", None), str):
+                    label = button.text
+        text = getattr(message, "text", None)
+        if len(self._presses) >= MAX_PRESSES_KEPT:
+            self._presses.pop(next(iter(self._presses)))
+        self._presses[query.id] = _Press(chat_id, message.message_id, text if isinstance(text, str) else None,
+                                         label, bool(rows))
 
     # Outbound -----------------------------------------------------------------------------
 
@@ -224,7 +260,9 @@ class TelegramChannel:
         except ValueError:
             raise DeliveryError("not a Telegram chat id", retryable=False) from None
         markup = self._markup(message)
-        text = message.text or ""
+        buttons = () if message.request_location else tuple(link for link in message.links if is_web(link.url))
+        text = link_lines(message, tuple(link for link in message.links if link not in buttons))
+        sent = None
         try:
             if message.attachment_path:
                 caption = text if len(text) <= MAX_CAPTION_LENGTH else ""
@@ -233,8 +271,15 @@ class TelegramChannel:
                     sent = await self._send_text(chat_id, text, markup)
             elif text:
                 sent = await self._send_text(chat_id, text, markup)
-            else:
+            elif buttons or message.choices:
+                raise DeliveryError("buttons without words", retryable=False)
+            elif message.venue is None:
                 raise DeliveryError("empty message", retryable=False)
+            if message.venue is not None:
+                venue = message.venue
+                placed = await self._bot.send_venue(chat_id, venue.latitude, venue.longitude,
+                                                    venue.title[:256] or "📍", venue.address[:256] or "📍")
+                sent = sent or placed
         except (AiogramError, *_RETRYABLE_NETWORK) as e:
             raise _delivery_error(e) from None
         return SendResult(platform_message_id=str(sent.message_id))
@@ -245,14 +290,16 @@ class TelegramChannel:
                 raise DeliveryError("choice value over 64 bytes", retryable=False)
         if message.request_location:
             # One markup per message: the location button and the choices share a reply keyboard.
-            # Pressing a choice there sends its title as plain text, not its value.
-            rows = [[KeyboardButton(text=self.location_label, request_location=True)]]
+            # Pressing a choice there sends its title as plain text, not its value. (Links then go in the text.)
+            label = self.location_label or WORDS.text("location_button", message.locale)
+            rows = [[KeyboardButton(text=label, request_location=True)]]
             rows += [[KeyboardButton(text=c.title) for c in row] for row in _rows(message.choices)]
             return ReplyKeyboardMarkup(keyboard=rows, resize_keyboard=True, one_time_keyboard=True)
-        if message.choices:
-            rows = [[InlineKeyboardButton(text=c.title, callback_data=c.value) for c in row] for row in _rows(message.choices)]
-            return InlineKeyboardMarkup(inline_keyboard=rows)
-        return None
+        # Links first (one per row: their titles are words), then the answers' buttons.
+        rows = [[InlineKeyboardButton(text=link.title[:64] or "🔗", url=link.url)]
+                for link in message.links if is_web(link.url)]
+        rows += [[InlineKeyboardButton(text=c.title, callback_data=c.value) for c in row] for row in _rows(message.choices)]
+        return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 
     async def _send_text(self, chat_id: int, text: str, markup: Any) -> Message:
         parts = _split(text, MAX_MESSAGE_LENGTH)
@@ -279,19 +326,52 @@ class TelegramChannel:
         return await self._bot.send_document(chat_id, file, **common)
 
     @staticmethod
-    def callback_answer_reply(callback_id: str) -> dict:
+    def stale_text(locale: str | None) -> str:
+        return WORDS.text("press.stale", language_of(locale))[:MAX_CALLBACK_TEXT]
+
+    @staticmethod
+    def callback_answer_reply(callback_id: str, *, stale: bool = False, locale: str | None = None) -> dict:
         """answerCallbackQuery as a webhook's response body: Telegram runs a method given in the
         reply to its webhook call, which saves a Bot API request per button press (its result is not
-        known, which does not matter here: it only stops the button's spinner)."""
-        method = AnswerCallbackQuery(callback_query_id=callback_id)
+        known, which does not matter here: it only stops the button's spinner). `stale`: the press
+        was on an old, already answered question: the person reads "⏳ Cette question est passée."."""
+        text = TelegramChannel.stale_text(locale) if stale else None
+        method = AnswerCallbackQuery(callback_query_id=callback_id, text=text)
         return {"method": method.__api_method__, **method.model_dump(exclude_none=True, mode="json")}
 
-    async def answer_callback(self, callback_id: str) -> None:
-        """Stop the button's spinner. Failures do not matter (the query may have expired)."""
+    async def answer_callback(self, callback_id: str, *, stale: bool = False, locale: str | None = None) -> None:
+        """Stop the button's spinner (with the "question passée" words when `stale`). Failures do
+        not matter (the query may have expired)."""
         try:
-            await self._bot.answer_callback_query(callback_id, request_timeout=10)
+            await self._bot.answer_callback_query(callback_id, text=self.stale_text(locale) if stale else None,
+                                                  request_timeout=10)
         except (AiogramError, *_RETRYABLE_NETWORK) as e:
             log.debug("telegram answerCallbackQuery failed: %s", type(e).__name__)
+
+    async def settle_press(self, callback_id: str, *, accepted: bool | None = None) -> bool:
+        """After a press was handled: its question's buttons stop working. `accepted` True (the
+        choice was taken): the question's text gets "✔️ <label>" and loses its keyboard, so the tap
+        is shown back; False (an old question) or None (not known): the keyboard is edited away.
+        Needs nothing but what the callback query carried (kept by `parse`). Never raises; True
+        when Telegram took the edit."""
+        press = self._presses.pop(callback_id, None)
+        if press is None or not press.had_buttons:
+            return False
+        try:
+            if accepted and press.label and press.text:
+                chosen = WORDS.text("press.chosen", "fr", label=press.label)
+                text = f"{press.text}\n\n{chosen}"
+                if len(text) <= MAX_MESSAGE_LENGTH:
+                    await self._bot.edit_message_text(text=text, chat_id=press.chat_id, message_id=press.message_id,
+                                                      reply_markup=None, request_timeout=10)
+                    return True
+            await self._bot.edit_message_reply_markup(chat_id=press.chat_id, message_id=press.message_id,
+                                                      reply_markup=InlineKeyboardMarkup(inline_keyboard=[]),
+                                                      request_timeout=10)
+            return True
+        except (AiogramError, *_RETRYABLE_NETWORK) as e:  # too old to edit (48 h), already edited...
+            log.debug("telegram press not settled: %s", type(e).__name__)
+            return False
 
     async def fetch_file(self, file_id: str, max_bytes: int) -> tuple[bytes, str]:
         """Download a file the person sent: (bytes, content type). Raises DeliveryError / FileTooLarge."""
@@ -415,6 +495,15 @@ class TelegramChannel:
         except asyncio.TimeoutError:
             pass
         return min(delay * 2, max_delay)
+
+
+@dataclass(frozen=True, slots=True)
+class _Press:
+    chat_id: int
+    message_id: int
+    text: str | None  # the question's text (None for a caption or a message without text)
+    label: str | None  # the pressed button's words
+    had_buttons: bool
 
 
 def _lenient_update(body: bytes) -> Update:

@@ -1,7 +1,10 @@
 """WhatsApp Cloud API channel: webhook checks, payload parsing, sends through the Graph API.
 
 Translates only. No database, no flows: the caller stores what `parse` returns and queues what
-`send` delivers. Message bodies and phone numbers are never logged (ids, types, status codes only).
+`send` delivers. One web link is an interactive "cta_url" message (a button with words, display
+text at most 20 characters); several links, or links beside buttons, become words in the text,
+each link on its own line; phone numbers stay digits in the text (WhatsApp makes them tappable). A
+Venue is a "location" message, sent as its own part by the outbox (`venue_apart`). Message bodies and phone numbers are never logged (ids, types, status codes only).
 """
 
 from __future__ import annotations
@@ -37,7 +40,12 @@ from bots.base import (
     Forbidden,
     TooLarge,
     Unauthorized,
+    is_web,
+    link_lines,
 )
+from words.catalogue import room
+
+WORDS = room(__file__)
 
 log = logging.getLogger("allervers.bots.whatsapp")
 
@@ -48,8 +56,10 @@ BUTTON_TITLE = 20
 ROW_TITLE = 24
 ROW_DESCRIPTION = 72
 INTERACTIVE_BODY = 1024
-LIST_BUTTON = "Choisir"
-NUMBERED_HINT = "Répondez par le numéro de votre choix."
+CTA_DISPLAY_TEXT = 20  # Cloud API limit for a cta_url button's display_text
+LOCATION_NAME = 1000  # generous: the API documents no limit; names and addresses are short
+LIST_BUTTON = WORDS.text("whatsapp.list_button")  # French; in the message's language at send time
+NUMBERED_HINT = WORDS.text("whatsapp.numbered_hint")
 
 # What the worker reads when a message cannot go out because the window is closed.
 WINDOW_CLOSED = "fenêtre de 24 h fermée : la personne doit d'abord réécrire"
@@ -89,9 +99,10 @@ def numbered_choice(text: str | None, choices: Sequence[Choice]) -> str | None:
     return choices[index].value if 0 <= index < len(choices) else None
 
 
-def numbered_text(text: str, choices: Sequence[Choice]) -> str:
+def numbered_text(text: str, choices: Sequence[Choice], locale: str | None = "fr") -> str:
     lines = "\n".join(f"{i}. {c.title}" for i, c in enumerate(choices, 1))
-    return f"{text}\n\n{lines}\n\n{NUMBERED_HINT}" if text else f"{lines}\n\n{NUMBERED_HINT}"
+    hint = WORDS.text("whatsapp.numbered_hint", locale)
+    return f"{text}\n\n{lines}\n\n{hint}" if text else f"{lines}\n\n{hint}"
 
 
 def _cut(title: str, limit: int) -> str:
@@ -151,6 +162,7 @@ def _get(obj: Any, key: str, kind: type | tuple[type, ...], *, required: bool = 
 
 
 class WhatsAppChannel:
+    venue_apart = True  # the outbox sends a message's venue as its own part (a location message)
     name = "whatsapp"
 
     def __init__(
@@ -254,8 +266,11 @@ class WhatsAppChannel:
             if reply_type in ("button_reply", "list_reply"):
                 reply = _get(interactive, reply_type, dict)
                 title = _get(reply, "title", str, required=False)
+                context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
+                replied = context.get("id") if isinstance(context.get("id"), str) else None
                 return InboundMessage(**common, choice=_get(reply, "id", str),
-                                      text=self._text(title) if title is not None else None)
+                                      text=self._text(title) if title is not None else None,
+                                      reply_to=replied if replied and len(replied) <= 128 else None)
         elif kind == "button":  # quick reply on a template message
             button = _get(raw, "button", dict)
             text = _get(button, "text", str, required=False)
@@ -351,11 +366,32 @@ class WhatsAppChannel:
             return await self._post_message(
                 number, user_id, self._media_payload(attachment, message.text if caption_ok else None)
             )
+        if message.venue is not None and not message.template and (message.text or message.choices or message.links):
+            from dataclasses import replace
+
+            result = await self._post_message(number, user_id, self.build_payload(replace(message, venue=None)))
+            await self._post_message(number, user_id, self.build_payload(
+                OutboundMessage(text="", venue=message.venue, locale=message.locale)))
+            return result
         return await self._post_message(number, user_id, self.build_payload(message))
 
     def build_payload(self, message: OutboundMessage) -> dict[str, Any]:
         """The type-specific part of a /messages body (without attachments, which need uploads)."""
-        text, choices = message.text, message.choices
+        choices = message.choices
+        if not message.template and message.venue is not None and not (message.text or choices or message.links):
+            venue = message.venue
+            return {"type": "location", "location": {"latitude": venue.latitude, "longitude": venue.longitude,
+                                                     "name": venue.title[:LOCATION_NAME],
+                                                     "address": venue.address[:LOCATION_NAME]}}
+        web = [link for link in message.links if is_web(link.url)]
+        if not message.template and len(web) == 1 and not choices and not message.request_location:
+            body = link_lines(message, tuple(link for link in message.links if link is not web[0]))
+            if 0 < len(body) <= INTERACTIVE_BODY:
+                return {"type": "interactive", "interactive": {
+                    "type": "cta_url", "body": {"text": body},
+                    "action": {"name": "cta_url", "parameters": {
+                        "display_text": _cut(web[0].title, CTA_DISPLAY_TEXT), "url": web[0].url}}}}
+        text = link_lines(message) if not message.template else message.text
         if message.template:
             template: dict[str, Any] = {"name": message.template, "language": {"code": self.template_language}}
             if message.template_params:
@@ -373,9 +409,10 @@ class WhatsAppChannel:
                 for c in choices:
                     title, description = _split_title(c.title)
                     rows.append({"id": c.value, "title": title} | ({"description": description} if description else {}))
-                return self._interactive("list", text, {"button": LIST_BUTTON, "sections": [{"rows": rows}]})
+                return self._interactive("list", text, {"button": WORDS.text("whatsapp.list_button", message.locale),
+                                                        "sections": [{"rows": rows}]})
         if choices:
-            return self._text_payload(numbered_text(text, choices))
+            return self._text_payload(numbered_text(text, choices, message.locale))
         if message.request_location and fits:
             return self._interactive("location_request_message", text, {"name": "send_location"})
         return self._text_payload(text)

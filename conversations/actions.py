@@ -4,6 +4,12 @@ An action gets (runtime, conversation id, args, answers) and returns a JSON-able
 flow saves under the step's `save` name. A failing action returns {"ok": False}: flows offer a
 human instead. The step's waiting message is said only if the action is slow. Conversations left
 waiting for an action by a crash are resumed at start-up.
+
+An action is given the person's language (args["locale"]) and may return `rich`: a list of
+{"says": text, "messages": [{"text", "links": [[title, url]], "venue": {...}}]}. When the flow
+says a text equal to an entry's `says`, that entry's messages go out instead, each an outbox row
+whose payload carries its links, venue and locale (the places answer: one message per place, with
+"🗺️ Voir sur la carte", "📞 Appeler", a venue; the rights answer: "👉 Faire la demande").
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import logging
 
 from sqlalchemy import select
 
-from conversations.models import BOT, Conversation
+from conversations.models import BOT, OUTBOUND, Conversation, Message
+from flows.engine import Said
 from conversations.store import Pending, load_thread
 
 log = logging.getLogger(__name__)
@@ -25,7 +32,7 @@ async def check_rights(rt, conversation_id: int, args: dict, answers: dict) -> d
     from ops.metrics import rights_timer
 
     with rights_timer():  # ops.metrics: rights estimate latency
-        return await estimate_for_flow(rt.rights, answers)
+        return await estimate_for_flow(rt.rights, answers, args.get("locale") or "fr")
 
 
 async def find_places(rt, conversation_id: int, args: dict, answers: dict) -> dict:
@@ -47,7 +54,9 @@ async def run_action(rt, conversation_id: int) -> None:
             return
         state = thread.conversation.flow_state
         key = f"{thread.address.channel}:{thread.address.external_id}"
+        locale = state.get("locale") or thread.contact.locale or "fr"
     requested = state.get("action") or {}
+    requested = {**requested, "args": {**(requested.get("args") or {}), "locale": locale}}
     work = asyncio.ensure_future(_perform(rt, conversation_id, requested, state.get("answers") or {}))
     try:
         if requested.get("notice") and not requested.get("noticed"):
@@ -128,8 +137,71 @@ async def _resume(rt, conversation_id: int, key: str, state: dict, result) -> No
                 return
             turn = engine.resume_action(current, result)
             turn.state.pop("action", None)
+            extras = expand_rich(turn, result)
+            before = _outbound_rows(session)
             await apply_turn(rt, session, thread, turn, pending)
+            attach_rich(session, before, extras, conversation_id,
+                        (result or {}).get("locale") if isinstance(result, dict) else None)
         await rt.after_commit(pending)
+
+
+MAX_RICH_MESSAGES = 20  # a places answer: emergency, 5 places, numbers, hints
+
+
+def expand_rich(turn, result) -> list[dict]:
+    """Replace each Said whose text is a `rich` entry's `says` by that entry's messages (plain
+    Saids, in order); returns the messages whose rows need links or a venue."""
+    rich = (result or {}).get("rich") if isinstance(result, dict) else None
+    if not isinstance(rich, list) or not rich:
+        return []
+    by_text = {}
+    for entry in rich:
+        if isinstance(entry, dict) and isinstance(entry.get("says"), str) and isinstance(entry.get("messages"), list):
+            by_text.setdefault(entry["says"].strip(), [m for m in entry["messages"][:MAX_RICH_MESSAGES]
+                                                        if isinstance(m, dict) and m.get("text")])
+    extras: list[dict] = []
+    events = []
+    for event in turn.events:
+        messages = by_text.get(event.text.strip()) if isinstance(event, Said) and not event.choices else None
+        if not messages:
+            events.append(event)
+            continue
+        for message in messages:
+            events.append(Said(message["text"]))
+            if message.get("links") or message.get("venue"):
+                extras.append(message)
+    turn.events[:] = events
+    return extras
+
+
+def _outbound_rows(session) -> set[int]:
+    return {id(obj) for obj in (*session.new, *session.identity_map.values())
+            if isinstance(obj, Message) and obj.direction == OUTBOUND}
+
+
+def attach_rich(session, before: set[int], extras: list[dict], conversation_id: int, locale: str | None) -> None:
+    """Put the links and venues of `extras` on the rows apply_turn just queued for their texts
+    (before the commit, so the outbox reads them: payload "links", "venue", "locale")."""
+    if not extras:
+        return
+    rows = [obj for obj in (*session.new, *session.identity_map.values())
+            if isinstance(obj, Message) and obj.direction == OUTBOUND and id(obj) not in before
+            and obj.conversation_id == conversation_id]
+    for message in extras:
+        row = next((r for r in rows if r.text == message["text"]), None)
+        if row is None:
+            continue
+        rows.remove(row)
+        payload = dict(row.payload or {})
+        links = [[str(t), str(u)] for t, u in (message.get("links") or [])
+                 if str(u).startswith(("https://", "http://", "tel:"))]
+        if links:
+            payload["links"] = links
+        if isinstance(message.get("venue"), dict):
+            payload["venue"] = message["venue"]
+        if locale:
+            payload.setdefault("locale", locale)
+        row.payload = payload
 
 
 async def sweep_actions(rt) -> None:

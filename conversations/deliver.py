@@ -62,6 +62,28 @@ def outbound_of(message: Message) -> OutboundMessage:
     )
 
 
+PARTIAL = "partial"  # a sent-journal note: the first parts of a message went out, not all
+
+
+def parts_of(channel, message: OutboundMessage) -> list[OutboundMessage]:
+    """The calls a message takes on `channel`: one, or (for a channel with `venue_apart`) its
+    words and buttons first, then the venue alone (an OutboundMessage with no text)."""
+    from dataclasses import replace
+
+    if message.venue is None or message.template or not getattr(channel, "venue_apart", False):
+        return [message]
+    if not (message.text or message.choices or message.links or message.attachment_path or message.attachment):
+        return [message]
+    return [replace(message, venue=None), OutboundMessage(text="", venue=message.venue, locale=message.locale)]
+
+
+def _int(value) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 class Outbox:
     def __init__(self, rt) -> None:
         self.rt = rt
@@ -161,6 +183,10 @@ class Outbox:
                 note = notes.get(message.id)
                 if note is None:
                     message.status = QUEUED
+                elif note.get("status") == PARTIAL:  # crashed between the parts: the rest only
+                    message.status = QUEUED
+                    message.payload = {**(message.payload or {}), "parts_sent": _int(note.get("parts_sent")),
+                                       "first_platform_id": note.get("platform_id")}
                 elif note.get("status") == HELD:
                     message.status = HELD
                     message.payload = {**(message.payload or {}), "template": {
@@ -314,6 +340,9 @@ class Outbox:
             elif pacer is not None:
                 pacer.note(job.address.channel)
             async with self._in_flight, sendable(rt, prepared) as prepared:  # (an S3 file: a temporary copy)
+                pieces = parts_of(channel, prepared)
+                if len(pieces) > 1:  # text, then the venue: each part noted once sent, never sent twice
+                    return await self._deliver_parts(job, channel, pieces)
                 result = await channel.send(job.address.external_id, prepared, account=job.address.account)
                 held = bool(prepared.template and not job.outbound.template)
                 await self._note(job, {"status": HELD if held else SENT, "platform_id": result.platform_message_id,
@@ -338,6 +367,46 @@ class Outbox:
             if attempts < rt.settings.delivery_max_attempts:
                 return self._retry(job, type(failure).__name__, None, free=False)
             return _Outcome(FAILED, error=type(failure).__name__)
+
+    async def _deliver_parts(self, job: "_Job", channel, pieces: list[OutboundMessage]) -> "_Outcome":
+        """A message the channel sends as several calls (Telegram: sendMessage then sendVenue;
+        WhatsApp: the text then a location message). Each part sent is noted in the sent journal
+        ({"status": "partial", "parts_sent": n}) and, on a failure, in the row's payload
+        ("parts_sent"): a retry, or the start-up sweep after a crash, sends only what is left, so
+        the text never goes twice. A later part that fails for good leaves the row sent (the words
+        arrived; the error is kept in the payload as "part_error")."""
+        payload = job.message.payload or {}
+        done = _int(payload.get("parts_sent"))
+        first_id = payload.get("first_platform_id")
+        for index, piece in enumerate(pieces):
+            if index < done:
+                continue
+            try:
+                result = await channel.send(job.address.external_id, piece, account=job.address.account)
+            except Exception as failure:
+                if index == 0:
+                    raise
+                progress = {"parts_sent": index, "first_platform_id": first_id}
+                retryable = isinstance(failure, DeliveryError) and failure.retryable
+                if not isinstance(failure, DeliveryError):
+                    log.exception("unexpected delivery error on %s (part %d)", job.address.channel, index + 1)
+                reason = failure.reason[:300] if isinstance(failure, DeliveryError) else type(failure).__name__
+                limited = isinstance(failure, DeliveryError) and failure.rate_limited
+                if (retryable or not isinstance(failure, DeliveryError)) and \
+                        (limited or job.attempts < self.rt.settings.delivery_max_attempts):
+                    outcome = self._retry(job, reason, getattr(failure, "retry_after", None), free=limited)
+                    if outcome.status == QUEUED:
+                        outcome.payload_update = {**outcome.payload_update, **progress}
+                        outcome.noted = True  # the journal's partial note is in the row now
+                        return outcome
+                return _Outcome(SENT, platform_id=first_id, noted=True,
+                                payload_update={**progress, "part_error": reason})
+            first_id = first_id or result.platform_message_id
+            last = index == len(pieces) - 1
+            await self._note(job, {"status": SENT, "platform_id": first_id} if last else
+                             {"status": PARTIAL, "parts_sent": index + 1, "platform_id": first_id})
+        return _Outcome(SENT, platform_id=first_id, noted=True,
+                        payload_update={"parts_sent": len(pieces)} if done else {})
 
     def _retry(self, job: "_Job", error: str, retry_after: float | None, *, free: bool) -> "_Outcome":
         """Queued again after a delay (a rate limit's `free` retry gives its attempt back), unless
@@ -560,3 +629,23 @@ async def record_status(rt, update_) -> None:
         rt.outbox.kick(requeued)
     await rt.notifier.publish(f"conversation:{conversation_id}", {"event": f"message_{update_.status}",
                                                                   "conversation": conversation_id})
+
+
+STALE_LOOKBACK = 50  # outbound rows looked at to find the question a press answers
+
+
+async def stale_press(session, conversation_id: int, reply_to: str | None) -> bool:
+    """Is a button press (`InboundMessage.reply_to`: the platform id of the message whose button
+    was pressed) on an old question? True when that message is one of ours with buttons but not the
+    conversation's latest one with buttons (the person answered it already, or the bot moved on).
+    False when it is the latest, or unknown (not recorded yet: the benefit of the doubt)."""
+    if not reply_to:
+        return False
+    rows = (await session.execute(
+        select(Message.platform_message_id, Message.payload)
+        .where(Message.conversation_id == conversation_id, Message.direction == OUTBOUND)
+        .order_by(Message.id.desc()).limit(STALE_LOOKBACK))).all()
+    questions = [platform_id for platform_id, payload in rows if (payload or {}).get("choices")]
+    if not questions or reply_to not in questions:
+        return False
+    return questions[0] != reply_to

@@ -6,29 +6,53 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from words.catalogue import room
+
+WORDS = room(__file__)
+
 
 @dataclass(frozen=True, slots=True)
 class EmergencyNumber:
     number: str
-    label: str  # plain French
-    how: str = "appel"
+    how: str = "appel"  # "appel" or "SMS"
+
+    @property
+    def label(self) -> str:
+        """What the number is for, in plain French (label_in for another language)."""
+        return self.label_in("fr")
+
+    def label_in(self, locale: str | None) -> str:
+        return WORDS.text(f"emergency.labels.{self.number}", locale)
 
     def to_dict(self) -> dict:
         return {"number": self.number, "label": self.label, "how": self.how}
 
     @property
     def text(self) -> str:
-        return f"{self.number} — {self.label}" + (" (par SMS)" if self.how == "SMS" else "")
+        return self.text_in("fr")
+
+    def text_in(self, locale: str | None) -> str:
+        """"115 — hébergement d'urgence, pour dormir ce soir" (with "(par SMS)" for 114)."""
+        key = "emergency.line_sms" if self.how == "SMS" else "emergency.line"
+        return WORDS.text(key, locale, number=self.number, label=self.label_in(locale))
+
+    @property
+    def url(self) -> str:
+        """tel:115 (sms:114 for the text-only number)."""
+        return f"{'sms' if self.how == 'SMS' else 'tel'}:{self.number}"
+
+    def link_title(self, locale: str | None) -> str:
+        return WORDS.text("emergency.call", locale, number=self.number)
 
 
 EMERGENCY_NUMBERS: tuple[EmergencyNumber, ...] = (
-    EmergencyNumber("115", "hébergement d'urgence, pour dormir ce soir"),
-    EmergencyNumber("3919", "violences faites aux femmes, écoute anonyme"),
-    EmergencyNumber("119", "enfant en danger"),
-    EmergencyNumber("15", "SAMU, urgence médicale"),
-    EmergencyNumber("17", "police, gendarmerie"),
-    EmergencyNumber("112", "urgence, depuis tout téléphone en Europe"),
-    EmergencyNumber("114", "urgence pour les personnes sourdes ou malentendantes", "SMS"),
+    EmergencyNumber("115"),
+    EmergencyNumber("3919"),
+    EmergencyNumber("119"),
+    EmergencyNumber("15"),
+    EmergencyNumber("17"),
+    EmergencyNumber("112"),
+    EmergencyNumber("114", "SMS"),
 )
 BY_NUMBER = {entry.number: entry for entry in EMERGENCY_NUMBERS}
 

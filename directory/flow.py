@@ -11,6 +11,9 @@
 * `places_for_flow(directory, args, answers)`: the `find_places` action. Its JSON-able result holds
   the texts the flow says (`emergency_text`, `text`) and what the worker sees in the inbox
   (`summary_key: "places"`: need, commune, places shown with their distance, radius, numbers).
+  `rich` says how those texts go out: a said text equal to an entry's `says` becomes that entry's
+  `messages` (one per place, with links and a venue: conversations/actions.py sends them).
+  Words are in the person's language (args `locale`, set by conversations/actions.py).
 
 Nothing here logs what a person wrote or where they are.
 """
@@ -26,7 +29,7 @@ from collections.abc import Callable
 from directory.communes import Commune, CommuneIndex
 from directory.finder import FALLBACK_KM, Directory, PlacesAnswer, find_places, shipped_communes
 from directory.needs import UnknownNeed
-from directory.render import render_lines
+from directory.render import PlaceDetails, render_parts
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +297,9 @@ def position_locator(communes: Communes, max_km: float | None = None) -> Callabl
             return None
         found = candidate(nearest[0])
         # The engine puts the person's own position in latitude/longitude.
-        return {**found, "label": f"votre position, {found['name']}", "from_position": True}
+        from directory.texts import text
+
+        return {**found, "label": text("places.your_position", commune=found["name"]), "from_position": True}
 
     return locate
 
@@ -327,13 +332,48 @@ def _place_line(card: dict) -> dict:
     return {key: card.get(key) for key in PLACE_KEYS}
 
 
-def flow_result(answer: PlacesAnswer, previous: dict | None = None) -> dict:
+_DETAILS: "weakref.WeakKeyDictionary" = None  # PlaceIndex -> {id: Place}, built once per index
+
+
+def details_lookup(directory) -> Callable[[str], PlaceDetails | None] | None:
+    """id -> the place's position, hours expression and services, from the loaded directory."""
+    import weakref
+
+    global _DETAILS
+    index = getattr(directory, "places", None)
+    places = getattr(index, "places", None)
+    if places is None:
+        return None
+    if _DETAILS is None:
+        _DETAILS = weakref.WeakKeyDictionary()
+    try:
+        by_id = _DETAILS.get(index)
+        if by_id is None:
+            by_id = _DETAILS[index] = {place.id: place for place in places}
+    except TypeError:  # not weakly referable: built each time
+        by_id = {place.id: place for place in places}
+
+    def lookup(place_id: str) -> PlaceDetails | None:
+        place = by_id.get(place_id)
+        if place is None:
+            return None
+        return PlaceDetails(None if place.approximate else place.latitude, None if place.approximate else place.longitude,
+                            place.hours or "", tuple(place.services or ()), getattr(place, "website", None))
+
+    return lookup
+
+
+def flow_result(answer: PlacesAnswer, previous: dict | None = None, locale: str | None = "fr",
+                lookup: Callable[[str], PlaceDetails | None] | None = None) -> dict:
     """A PlacesAnswer as the flow and the inbox use it (JSON-able)."""
-    blocks = render_lines(answer)
-    emergency = blocks[0] if answer.emergency_numbers else ""
-    rest = blocks[1:] if answer.emergency_numbers else blocks
-    if answer.has_more:
-        rest = [block for block in rest if "« voir plus »" not in block]  # the flow offers a "➕ Voir plus" button
+    parts = render_parts(answer, locale, lookup=lookup, more_hint=False)  # the flow offers a "➕ Voir plus" button
+    emergency_parts = parts[:1] if answer.emergency_numbers else []
+    rest_parts = parts[1:] if answer.emergency_numbers else parts
+    emergency = emergency_parts[0].text if emergency_parts else ""
+    rest = [part.text for part in rest_parts]
+    rich = [{"says": emergency, "messages": [part.to_dict() for part in emergency_parts]}] if emergency else []
+    if rest:
+        rich.append({"says": "\n\n".join(rest), "messages": [part.to_dict() for part in rest_parts]})
     places = [_place_line(card.to_dict()) for card in answer.places]
     if answer.mairie is not None:
         places.insert(0, _place_line(answer.mairie.to_dict()))
@@ -386,6 +426,8 @@ def flow_result(answer: PlacesAnswer, previous: dict | None = None) -> dict:
         "emergency_numbers": [entry.number for entry in answer.emergency_numbers],
         "emergency_text": emergency,
         "text": "\n\n".join(rest),
+        "rich": rich,
+        "locale": locale or "fr",
         "message": answer.message,
     }
 
@@ -455,7 +497,8 @@ async def places_for_flow(directory, args: dict, answers: dict, organisation: st
             and not answer.numbers_only and answer.search_point is not None:
         answer = await _with_live_source(live, answer, limit)
     previous = answers.get(args.get("previous") or "places_result")
-    return flow_result(answer, previous if isinstance(previous, dict) else None)
+    return flow_result(answer, previous if isinstance(previous, dict) else None, args.get("locale") or "fr",
+                       details_lookup(loaded))
 
 
 __all__ = [

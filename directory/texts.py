@@ -1,24 +1,20 @@
-"""The directory's words around the places, from `directory/data/help.yaml` (plain French)."""
+"""The directory's words around the places, from the catalogue in `directory/words/` (French source,
+English, Arabic, Ukrainian; see words/catalogue.py)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
+from words.catalogue import room
 
-HELP_FILE = Path(__file__).parent / "data" / "help.yaml"
-
-
-@lru_cache(maxsize=1)
-def texts() -> dict:
-    import yaml
-
-    return yaml.safe_load(HELP_FILE.read_text(encoding="utf-8"))
+WORDS = room(__file__)
 
 
-def text(key: str, **values) -> str:
-    return str(texts()[key]).format(**values)
+def text(key: str, locale: str | None = "fr", /, **values) -> str:
+    return WORDS.text(key, locale, **values)
 
 
-def numbers(need: str | None) -> list[str]:
+def numbers(need: str | None, locale: str | None = "fr") -> list[str]:
     """Numbers and contacts to give with a need (empty when none)."""
-    return list((texts().get("numbers") or {}).get(need or "", []))
+    key = f"numbers.{need or ''}"
+    if key not in WORDS.keys():
+        return []
+    return list(WORDS.raw(key, locale) or [])

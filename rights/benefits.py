@@ -1,5 +1,7 @@
-"""Benefit texts (labels, one-line descriptions, links, rounding steps, display order) read from
-`benefits.yaml`, so that wording changes never touch code."""
+"""Benefits: rounding steps, periods, links and display order from `benefits.yaml`; their words
+(name, one-line description, note, reasons at zero) from the catalogue `rights/words/` in each
+language (French source; the others keep the French name in brackets: "Help with rent (Aide au
+logement: APL, ALS or ALF)"), so that wording changes never touch code."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ from pathlib import Path
 
 import yaml
 
+from words.catalogue import room
+
+WORDS = room(__file__)
 _FILE = Path(__file__).with_name("benefits.yaml")
 
 
@@ -24,6 +29,16 @@ class BenefitText:
     note: str | None
     rank: int
 
+    def label_in(self, locale: str | None) -> str:
+        return WORDS.text(f"benefits.{self.id}.label", locale)
+
+    def description_in(self, locale: str | None) -> str:
+        return WORDS.text(f"benefits.{self.id}.description", locale)
+
+    def note_in(self, locale: str | None) -> str | None:
+        key = f"benefits.{self.id}.note"
+        return WORDS.text(key, locale) if key in WORDS.keys() else None
+
     def rounded(self, amount: float) -> float:
         """Floor to the benefit's step (10 € for RSA, housing aid...; 1 € for PPA...)."""
         if self.step >= 1:
@@ -35,18 +50,21 @@ class BenefitText:
 def _load() -> tuple[dict[str, BenefitText], dict[str, str]]:
     data = yaml.safe_load(_FILE.read_text(encoding="utf-8"))
     texts = {}
+    keys = set(WORDS.keys())
     for rank, entry in enumerate(data["benefits"]):
-        texts[entry["id"]] = BenefitText(
-            id=entry["id"],
-            label=entry["label"],
-            description=entry["description"],
+        benefit = entry["id"]
+        texts[benefit] = BenefitText(
+            id=benefit,
+            label=WORDS.text(f"benefits.{benefit}.label"),
+            description=WORDS.text(f"benefits.{benefit}.description"),
             step=float(entry["step"]),
             period=entry["period"],
             link=entry["link"],
-            note=entry.get("note"),
+            note=WORDS.text(f"benefits.{benefit}.note") if f"benefits.{benefit}.note" in keys else None,
             rank=rank,
         )
-    return texts, dict(data["reasons"])
+    reasons = {key.removeprefix("reasons."): WORDS.text(key) for key in keys if key.startswith("reasons.")}
+    return texts, reasons
 
 
 def benefit_texts() -> dict[str, BenefitText]:
@@ -58,7 +76,7 @@ def benefit_ids() -> list[str]:
     return list(_load()[0])
 
 
-def reason(key: str) -> str:
-    """A short French reason for a benefit at zero (keys under `reasons:` in benefits.yaml)."""
+def reason(key: str, locale: str | None = "fr") -> str:
+    """A short reason for a benefit at zero (keys under `reasons:` in rights/words/)."""
     reasons = _load()[1]
-    return reasons.get(key, reasons["unknown"])
+    return WORDS.text(f"reasons.{key if key in reasons else 'unknown'}", locale)

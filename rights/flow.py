@@ -74,8 +74,6 @@ HOUSING_LABELS = {"tenant": "locataire", "hosted": "hébergé·e gratuitement", 
                   "homeless": "sans logement fixe"}
 TENANT_LABELS = {"private": "logement privé vide", "social": "logement social (HLM)",
                  "furnished": "logement meublé", "foyer": "foyer, résidence"}
-MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
-          "octobre", "novembre", "décembre"]
 
 # Which adults a household resource kind belongs to (first group found among the adults wins).
 _OWNERS = {
@@ -206,60 +204,115 @@ def answers_from_flow(flat: dict) -> tuple[Answers, list[str]]:
 # -- texts ------------------------------------------------------------------------------------
 
 
-def euros(amount: float) -> str:
-    """1234.5 -> '1 234,50 €', 640.0 -> '640 €' (narrow no-break space for thousands)."""
-    text = f"{amount:,.2f}".replace(",", "\u202f").replace(".", ",")
-    return text.removesuffix(",00") + " €"
+def euros(amount: float, locale: str | None = "fr") -> str:
+    """1234.5 -> '1 234,50 €', 640.0 -> '640 €' (French; Babel's formatting for the others)."""
+    from rights.results import euros as formatted
+
+    return formatted(amount, locale)
 
 
-def month_label(reference_month: str) -> str:
+def month_label(reference_month: str, locale: str | None = "fr") -> str:
+    """"2025-11" -> "novembre 2025" ("November 2025", "листопад 2025")."""
+    from datetime import date
+
+    from babel.dates import format_date
+
+    from words.catalogue import language_of
+
     year, month = reference_month.split("-")
-    return f"{MONTHS[int(month) - 1]} {year}"
+    return format_date(date(int(year), int(month), 1), "LLLL y", locale=language_of(locale))
 
 
-def amount_text(benefit: dict) -> str:
+def _w(key: str, locale: str | None, **values) -> str:
+    from rights.benefits import WORDS
+
+    return WORDS.text(key, locale, **values)
+
+
+def _benefit(benefit_id: str):
+    from rights.benefits import benefit_texts
+
+    return benefit_texts().get(benefit_id)
+
+
+def amount_text(benefit: dict, locale: str | None = "fr") -> str:
     """How much, in plain words: 'environ 560 € par mois', 'gratuite', '194 € par an'."""
     if benefit["id"] == "css":
         if benefit.get("participation"):
-            return f"avec une participation d'environ {euros(benefit['participation'])} par mois"
-        return "gratuite"
+            return _w("result.css_participation", locale, amount=euros(benefit["participation"], locale))
+        return _w("result.css_free", locale)
     if benefit.get("yearly_amount"):
-        return f"environ {euros(benefit['yearly_amount'])} par an"
-    prefix = "jusqu'à" if benefit.get("conditional") else "environ"
-    return f"{prefix} {euros(benefit['monthly_amount'] or 0)} par mois"
+        return _w("result.about_year", locale, amount=euros(benefit["yearly_amount"], locale))
+    key = "result.up_to_month" if benefit.get("conditional") else "result.about_month"
+    return _w(key, locale, amount=euros(benefit["monthly_amount"] or 0, locale))
 
 
-def benefit_message(benefit: dict) -> str:
-    lines = [f"✅ {benefit['label']} : {amount_text(benefit)}"]
+def benefit_message(benefit: dict, locale: str | None = "fr") -> str:
+    """One benefit in words only: its name (French name kept in brackets in other languages), how
+    much, what it is, its note. Where to apply is the "👉 Faire la demande" link (benefit_links)."""
+    from words.catalogue import language_of
+
+    text = _benefit(benefit["id"])
+    label = benefit["label"] if text is None or language_of(locale) == "fr" else text.label_in(locale)
+    lines = [_w("result.benefit_line", locale, label=label, amount=amount_text(benefit, locale))]
     if benefit.get("already_received"):
-        lines[0] += " (vous la touchez déjà)"
-    lines.append(benefit["description"])
-    if benefit.get("note") and benefit["id"] != "css":  # the CSS note is its amount text
-        lines.append(f"ℹ️ {benefit['note']}")
-    lines.append(f"👉 Où la demander : {benefit['link']}")
+        lines[0] = _w("result.already", locale, line=lines[0])
+    french = language_of(locale) == "fr" or text is None  # the estimate's own words are French
+    lines.append(benefit["description"] if french else text.description_in(locale))
+    note = benefit.get("note") if french else text.note_in(locale)
+    if note and benefit["id"] != "css":  # the CSS note is its amount text
+        lines.append(_w("result.note", locale, note=note))
     return "\n".join(lines)
 
 
-def chat_messages(estimate: dict, dont_know: bool) -> list[str]:
+def benefit_links(benefit: dict, locale: str | None = "fr") -> list[list[str]]:
+    """[["👉 Faire la demande", <the benefit's official page>]] (the outbox payload's shape)."""
+    link = benefit.get("link") or (_benefit(benefit["id"]).link if _benefit(benefit["id"]) else None)
+    return [[_w("result.apply", locale), link]] if link and link.startswith("https://") else []
+
+
+def chat_messages(estimate: dict, dont_know: bool, locale: str | None = "fr") -> list[str]:
     """What the person reads: an introduction, one message per benefit."""
     benefits = estimate["benefits"]
     if not benefits:
-        return ["🔎 D'après vos réponses, je ne trouve pas d'aide nationale à laquelle vous auriez droit "
-                "pour le moment."]
-    intro = f"💶 D'après vos réponses, voici les aides que vous pourriez avoir ({month_label(estimate['reference_month'])}) :"
+        return [_w("result.none", locale)]
+    intro = _w("result.intro", locale, month=month_label(estimate["reference_month"], locale))
     if estimate.get("monthly_total"):
-        intro += f"\nAu total, environ {euros(estimate['monthly_total'])} par mois."
+        intro += "\n" + _w("result.total", locale, amount=euros(estimate["monthly_total"], locale))
     if dont_know:
-        intro += "\n(Pour ce que vous ne saviez pas, j'ai compté 0 €.)"
-    return [intro] + [benefit_message(b) for b in benefits]
+        intro += "\n" + _w("result.dont_know", locale)
+    return [intro] + [benefit_message(b, locale) for b in benefits]
 
 
-def why_text(estimate: dict) -> str:
+def rich_messages(estimate: dict, messages: list[str], locale: str | None = "fr") -> list[dict]:
+    """How the chat messages go out (conversations/actions.py): each benefit's with its link."""
+    rich = []
+    for benefit, text in zip(estimate["benefits"], messages[1:]):
+        links = benefit_links(benefit, locale)
+        if links:
+            rich.append({"says": text, "messages": [{"text": text, "links": links}]})
+    return rich
+
+
+def _reason_key(french: str | None) -> str | None:
+    from rights.benefits import _load
+
+    return next((key for key, text in _load()[1].items() if text == french), None)
+
+
+def why_text(estimate: dict, locale: str | None = "fr") -> str:
+    from rights.benefits import reason
+
     zeros = estimate["zero_benefits"]
     if not zeros:
-        return "Je n'ai pas trouvé d'autre aide à vérifier."
-    lines = ["❓ Les autres aides sont à 0 € d'après vos réponses :"]
-    lines += [f"• {z['label']} : {z['why']}" for z in zeros]
+        return _w("result.why_none", locale)
+    lines = [_w("result.why_heading", locale)]
+    for zero in zeros:
+        text = _benefit(zero["id"])
+        label = text.label_in(locale) if text else zero["label"]
+        key = zero.get("why_key") or _reason_key(zero.get("why"))  # estimates stored before why_key
+        why = reason(key, locale) if key else zero["why"]
+        lines.append(_w("result.why_line", locale, label=label, why=why))
     return "\n".join(lines)
 
 
@@ -344,8 +397,9 @@ def unavailable(flat: dict, reason: str) -> dict:
             "messages": [], "why_text": "", "benefits": [], "zero_benefits": [], "assumptions": []}
 
 
-async def estimate_for_flow(estimator, flat: dict) -> dict:
-    """The `check_rights` action: flat flow answers -> texts for the chat + the estimate for the worker."""
+async def estimate_for_flow(estimator, flat: dict, locale: str | None = "fr") -> dict:
+    """The `check_rights` action: flat flow answers -> texts for the chat (in `locale`, with the
+    "👉 Faire la demande" links in `rich`) + the estimate for the worker (French)."""
     if estimator is None:
         return unavailable(flat, "off")
     try:
@@ -371,10 +425,12 @@ async def estimate_for_flow(estimator, flat: dict) -> dict:
         "ok": True,
         "covers": COVERS,
         "label": short_label(estimate),  # one line for the inbox timeline
-        "messages": chat_messages(estimate, dont_know),
+        "messages": (messages := chat_messages(estimate, dont_know, locale)),
+        "rich": rich_messages(estimate, messages, locale),
+        "locale": locale or "fr",
         "found": bool(estimate["benefits"]),
         "has_zeros": bool(estimate["zero_benefits"]),
-        "why_text": why_text(estimate),
+        "why_text": why_text(estimate, locale),
         "answers_readable": readable_answers(flat, answers),
         "assumptions": assumptions,
         "benefits": estimate["benefits"],

@@ -11,16 +11,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from rights.answers import Answers
-from rights.benefits import benefit_texts, reason
+from rights.benefits import WORDS, benefit_texts, reason
 from rights.mapping import Household, Reference, school_from_age
 
 CRDS_KEPT = 0.995  # amount after CRDS = amount before x (1 - 0.5 %)
 
-DISCLAIMER = (
-    "Ceci est une estimation, pas une décision : seuls les organismes (CAF, MSA, France Travail, "
-    "Assurance maladie...) peuvent calculer vos droits exacts. Un ou une intervenante peut "
-    "vérifier avec vous et vous aider à faire les demandes."
-)
+DISCLAIMER = WORDS.text("result.disclaimer")  # French: the estimate is the worker's record
 
 
 def amounts(raw: dict) -> dict[str, float]:
@@ -69,12 +65,12 @@ def build_result(
         if benefit_id == "css":
             if raw["cmu_c"]:
                 entry["monthly_amount"] = 0.0
-                entry["note"] = "Gratuite pour vous : aucune cotisation à payer."
+                entry["note"] = WORDS.text("result.css_free_note")
             elif raw["css_participation_forfaitaire"] > 0:
                 cost = text.rounded(raw["css_participation_forfaitaire"])
                 entry["monthly_amount"] = 0.0
                 entry["participation"] = cost
-                entry["note"] = f"Avec une participation estimée à {_euros(cost)} par mois pour le foyer."
+                entry["note"] = WORDS.text("result.css_participation_note", amount=euros(cost))
             else:
                 zero_benefits.append(_zero(benefit_id, text.label, answers, adults))
                 continue
@@ -103,13 +99,22 @@ def build_result(
     }
 
 
-def _euros(amount: float) -> str:
-    text = f"{amount:,.2f}".replace(",", "\u202f").replace(".", ",")
-    return text.removesuffix(",00") + " €"
+def euros(amount: float, locale: str | None = "fr") -> str:
+    """An amount as the person's language writes it, with Babel's number formatting: "1 234,50 €",
+    "450 €" (French), "€1,234.50" (English); whole euros without decimals."""
+    from babel.numbers import format_decimal
+
+    from words.catalogue import language_of
+
+    whole = abs(amount - round(amount)) < 0.005
+    number = format_decimal(round(amount) if whole else round(amount, 2), format="#,##0" if whole else "#,##0.00",
+                            locale=language_of(locale))
+    return WORDS.text("result.euros", locale, amount=number)
 
 
 def _zero(benefit_id: str, label: str, answers: Answers, adults: list) -> dict:
-    return {"id": benefit_id, "label": label, "why": reason(_why(benefit_id, answers, adults))}
+    key = _why(benefit_id, answers, adults)
+    return {"id": benefit_id, "label": label, "why": reason(key), "why_key": key}
 
 
 def _why(benefit_id: str, answers: Answers, adults: list) -> str:

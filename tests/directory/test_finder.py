@@ -21,7 +21,7 @@ def test_reze_demarches(shipped_directory):
         card = answer.places[names.index("France services de Rezé")]
         assert card.id == "france-services--2412" and card.distance_km < 3
         assert card.phone and "44400 Rezé" in card.address
-        assert card.open_now is True and card.hours_text.startswith("ouvert maintenant")
+        assert card.open_now is True and card.hours_text.startswith("ouvert jusqu")
         assert card.map_link.startswith("https://www.openstreetmap.org/?mlat=47.18")
         assert "#map=17/47.18" in card.map_link
 

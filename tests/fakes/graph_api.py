@@ -11,7 +11,9 @@ Routes (under /v21.0, like the real base URL):
     GET  /{media_id}                   media metadata with a download url pointing back to this fake
     GET  /media-download/{media_id}    (outside /v21.0, like Meta's lookaside host) the bytes
 Bodies are checked against Meta's documented limits (3 buttons of 20 characters, 10 list rows of 24,
-1024-character interactive bodies, 4096-character texts): a violation answers 400 with code 131009.
+1024-character interactive bodies, 4096-character texts, a cta_url button's display_text of at most
+20 characters and an http(s) url, a location's latitude/longitude on the globe): a violation
+answers 400 with code 131009.
 """
 
 from __future__ import annotations
@@ -330,6 +332,14 @@ def check_message(body: Any) -> str | None:
         return None if part.get("name") and part.get("language", {}).get("code") else "template name/language"
     if kind in ("audio", "image", "document", "video", "sticker"):
         return None if part.get("id") or part.get("link") else "media id or link required"
+    if kind == "location":
+        latitude, longitude = part.get("latitude"), part.get("longitude")
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (latitude, longitude))
+        if not numbers or not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            return "location latitude and longitude required, on the globe"
+        if any(key in part and not isinstance(part[key], str) for key in ("name", "address")):
+            return "location name and address must be strings"
+        return None
     if kind != "interactive":
         return f"unexpected type {kind}"
     body_text = part.get("body", {}).get("text", "")
@@ -347,6 +357,13 @@ def check_message(body: Any) -> str | None:
             return "1-10 rows and a button label of at most 20 characters"
         if any(not 0 < len(r["title"]) <= 24 or len(r.get("description", "")) > 72 for r in rows):
             return "row titles at most 24, descriptions at most 72 characters"
+    elif part.get("type") == "cta_url":
+        parameters = action.get("parameters") or {}
+        display, url = parameters.get("display_text"), parameters.get("url")
+        if action.get("name") != "cta_url" or not isinstance(display, str) or not 0 < len(display) <= 20:
+            return "cta_url needs a display_text of at most 20 characters"
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            return "cta_url needs an http(s) url"
     elif part.get("type") == "location_request_message":
         if action.get("name") != "send_location":
             return "location request action must be send_location"

@@ -13,6 +13,11 @@ fail_next(method, status, times, retry_after), fail_randomly(method, {500: 0.3, 
 platform: each call fails at those rates, seeded). Inspection: calls(), sent(), sent_messages(),
 sent_texts(), pending_updates(), wait_for() / wait_for_async(), reset().
 Parameters are recorded decoded: JSON fields (reply_markup...) as objects, ids as ints, flags as bools.
+Refused as the real Bot API refuses them (400 "Bad Request: ..."): an inline URL button whose URL is
+not http(s):// or tg:// (tel: is not allowed), a button with both or neither url and callback_data,
+callback_data over 64 bytes, answerCallbackQuery text over 200 characters, sendVenue without a
+title/address or off the globe, edits of a message the bot did not send or with nothing changed.
+Sent messages are kept (`message(chat_id, message_id)`), so edits change what a test reads.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ CHAT_ID = 111111111  # the person of the fixtures (tests/fixtures/telegram/*.jso
 T = TypeVar("T")
 
 _JSON_FIELDS = {"reply_markup", "allowed_updates", "entities", "caption_entities", "link_preview_options", "reply_parameters", "media"}
+_FLOAT_FIELDS = {"latitude", "longitude"}
 _INT_FIELDS = {"chat_id", "offset", "limit", "timeout", "message_id", "duration", "cache_time", "max_connections", "from_chat_id"}
 _BOOL_FIELDS = {"drop_pending_updates", "show_alert", "disable_notification", "protect_content", "supports_streaming"}
 # send method -> (file parameter, field of the returned Message)
@@ -130,6 +136,7 @@ class FakeTelegram:
         self._holds: dict[str, threading.Event] = {}
         self._random_failures: dict[str, tuple[dict[int, float], int | None, random.Random]] = {}
         self._message_ids = itertools.count(1)
+        self._messages: dict[tuple[str, int], dict[str, Any]] = {}  # (chat id, message id) -> Message
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
@@ -137,7 +144,10 @@ class FakeTelegram:
             "getMe": self._get_me,
             "sendMessage": self._send_message,
             **{name: functools.partial(self._send_file, name) for name in _FILE_METHODS},
-            "answerCallbackQuery": self._true,
+            "answerCallbackQuery": self._answer_callback,
+            "sendVenue": self._send_venue,
+            "editMessageReplyMarkup": self._edit_markup,
+            "editMessageText": self._edit_text,
             "setMyCommands": self._true,
             "getUpdates": self._get_updates,
             "setWebhook": self._set_webhook,
@@ -199,6 +209,7 @@ class FakeTelegram:
             self._files.clear()
             self._failures.clear()
             self._random_failures.clear()
+            self._messages.clear()
             self.webhook_url, self.webhook_secret = "", None
 
     def queue_update(self, update: dict[str, Any]) -> dict[str, Any]:
@@ -282,6 +293,14 @@ class FakeTelegram:
 
     def sent_texts(self, chat_id: int | str | None = None) -> list[str]:
         return [c.params["text"] for c in self.sent_messages(chat_id)]
+
+    def sent_venues(self, chat_id: int | str | None = None) -> list[Call]:
+        return [c for c in self.sent(chat_id) if c.method == "sendVenue"]
+
+    def message(self, chat_id: int | str, message_id: int) -> dict[str, Any] | None:
+        """A message the bot sent, as it is now (after edits)."""
+        with self._lock:
+            return self._messages.get((str(chat_id), int(message_id)))
 
     def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:
         """Poll `predicate` until it returns something truthy, and return that; AssertionError on timeout."""
@@ -402,14 +421,108 @@ class FakeTelegram:
         else:
             chat = {"id": chat_id, "title": "Groupe", "type": "supergroup"}
         message = {"message_id": next(self._message_ids), "from": self.bot_user, "chat": chat, "date": int(time.time())}
-        return message | {k: v for k, v in content.items() if v is not None}
+        message |= {k: v for k, v in content.items() if v is not None}
+        with self._lock:
+            self._messages[(str(chat_id), message["message_id"])] = message
+        return message
 
     @staticmethod
     def _inline_markup(params: dict[str, Any]) -> Any:
         markup = params.get("reply_markup")
         return markup if isinstance(markup, dict) and "inline_keyboard" in markup else None
 
+    def _bad_markup(self, params: dict[str, Any]) -> Response | None:
+        """The Bot API's checks of an inline keyboard (its documented URL schemes, one action per button)."""
+        markup = params.get("reply_markup")
+        if not isinstance(markup, dict) or "inline_keyboard" not in markup:
+            return None
+        rows = markup["inline_keyboard"]
+        if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+            return self._bad_request("can't parse inline keyboard button: InlineKeyboardButton must be an Object")
+        for row in rows:
+            for button in row:
+                if not isinstance(button, dict) or not str(button.get("text") or "").strip():
+                    return self._bad_request("can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard")
+                url, data = button.get("url"), button.get("callback_data")
+                if (url is None) == (data is None):
+                    return self._bad_request("can't parse inline keyboard button: exactly one of the optional fields must be used")
+                if url is not None and not str(url).startswith(("http://", "https://", "tg://")):
+                    return self._bad_request(f"inline keyboard button URL '{url}' is invalid: Unsupported URL protocol")
+                if data is not None and len(str(data).encode()) > 64:
+                    return self._bad_request("BUTTON_DATA_INVALID")
+        return None
+
+    async def _answer_callback(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
+        if not params.get("callback_query_id"):
+            return self._bad_request("QUERY_ID_INVALID")
+        if len(params.get("text") or "") > 200:
+            return self._bad_request("MESSAGE_TOO_LONG")
+        return True
+
+    async def _send_venue(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
+        if not params.get("chat_id"):
+            return self._bad_request("chat_id is empty")
+        try:
+            latitude, longitude = float(params.get("latitude")), float(params.get("longitude"))
+        except (TypeError, ValueError):
+            return self._bad_request("latitude and longitude must be numbers")
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            return self._bad_request("wrong latitude or longitude")
+        if not str(params.get("title") or "").strip() or not str(params.get("address") or "").strip():
+            return self._bad_request("venue title and address must be non-empty")
+        venue = {"location": {"latitude": latitude, "longitude": longitude}, "title": params["title"],
+                 "address": params["address"]}
+        return self._message(params["chat_id"], venue=venue, location=venue["location"],
+                             reply_markup=self._inline_markup(params))
+
+    def _editable(self, params: dict[str, Any]) -> tuple[dict[str, Any] | None, Response | None]:
+        if not params.get("chat_id") or not params.get("message_id"):
+            return None, self._bad_request("message identifier is not specified")
+        with self._lock:
+            message = self._messages.get((str(params["chat_id"]), int(params["message_id"])))
+        if message is None:
+            return None, self._bad_request("message to edit not found")
+        return message, self._bad_markup(params)
+
+    async def _edit_markup(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
+        message, error = self._editable(params)
+        if error is not None:
+            return error
+        markup = self._inline_markup(params)
+        markup = markup if markup and markup.get("inline_keyboard") else None
+        if markup == message.get("reply_markup"):
+            return self._bad_request("message is not modified: specified new message content and reply markup are "
+                                     "exactly the same as a current content and reply markup of the message")
+        with self._lock:
+            message.pop("reply_markup", None)
+            if markup:
+                message["reply_markup"] = markup
+        return message
+
+    async def _edit_text(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
+        message, error = self._editable(params)
+        if error is not None:
+            return error
+        text = params.get("text") or ""
+        if not text.strip():
+            return self._bad_request("message text is empty")
+        if len(text.encode("utf-16-le")) // 2 > 4096:
+            return self._bad_request("MESSAGE_TOO_LONG")
+        markup = self._inline_markup(params)
+        markup = markup if markup and markup.get("inline_keyboard") else None
+        if text == message.get("text") and markup == message.get("reply_markup"):
+            return self._bad_request("message is not modified: specified new message content and reply markup are "
+                                     "exactly the same as a current content and reply markup of the message")
+        with self._lock:
+            message["text"] = text
+            message.pop("reply_markup", None)
+            if markup:
+                message["reply_markup"] = markup
+        return message
+
     async def _send_message(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
+        if (bad := self._bad_markup(params)) is not None:
+            return bad
         text = params.get("text") or ""
         if not params.get("chat_id"):
             return self._bad_request("chat_id is empty")
@@ -515,6 +628,11 @@ def _decode(key: str, value: Any) -> Any:
         return json.loads(value)
     if key in _INT_FIELDS and value.lstrip("-").isdigit():
         return int(value)
+    if key in _FLOAT_FIELDS:
+        try:
+            return float(value)
+        except ValueError:
+            return value
     if key in _BOOL_FIELDS and value in ("true", "false"):
         return value == "true"
     return value
@@ -562,8 +680,10 @@ def callback_update(
     message_id: int = 1,
     first_name: str = "Sam",
     language_code: str | None = "fr",
+    message: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A press on an inline button whose callback_data is `data`, under bot message `message_id`."""
+    """A press on an inline button whose callback_data is `data`, under bot message `message_id`
+    (`message`: that message as the fake holds it, keyboard included: `FakeTelegram.message`)."""
     user, chat = _person(chat_id, first_name, language_code)
     update_id = update_id if update_id is not None else next(_update_ids)
     bot = {"id": int(TOKEN.split(":")[0]), "is_bot": True, "first_name": "Allervers", "username": "allervers_test_bot"}
@@ -572,7 +692,8 @@ def callback_update(
         "callback_query": {
             "id": f"cbq-{update_id}",
             "from": user,
-            "message": {"message_id": message_id, "from": bot, "chat": chat, "date": int(time.time()), "text": "…"},
+            "message": message or {"message_id": message_id, "from": bot, "chat": chat, "date": int(time.time()),
+                                   "text": "…"},
             "chat_instance": f"-{chat_id}0042",
             "data": data,
         },

@@ -100,7 +100,9 @@ async def test_the_action_result_holds_the_chat_texts_and_the_worker_card():
     intro, rsa, css, energy = result["messages"]
     assert "novembre 2025" in intro and "860 €" in intro and "j'ai compté 0 €" in intro
     assert rsa.startswith("✅ Revenu de solidarité active (RSA) : environ 560 € par mois\nUn revenu minimum.")
-    assert "👉 Où la demander : https://example.org/rsa" in rsa
+    assert "https://" not in rsa and "http" not in "".join(result["messages"])  # links are words, not URLs
+    assert {"says": rsa, "messages": [{"text": rsa, "links": [["👉 Faire la demande", "https://example.org/rsa"]]}]} \
+        in result["rich"]
     assert "participation d'environ 30,50 € par mois (vous la touchez déjà)" in css
     assert "environ 1\u202f194 € par an" in energy and "ℹ️ Envoyé automatiquement." in energy
     assert result["why_text"] == "❓ Les autres aides sont à 0 € d'après vos réponses :\n• Allocations familiales : pas d'enfant à charge"
@@ -138,3 +140,21 @@ def test_texts_without_benefits():
     cej = {"id": "cej", "label": "CEJ", "description": "d", "monthly_amount": 528.0, "yearly_amount": None,
            "link": "l", "conditional": True, "note": "Seulement si..."}
     assert benefit_message(cej).startswith("✅ CEJ : jusqu'à 528 € par mois") and "ℹ️ Seulement si..." in benefit_message(cej)
+
+
+@pytest.mark.parametrize("locale, intro, rsa, apply, why", [
+    ("en", "November 2025", "✅ Minimum income (Revenu de solidarité active, RSA): about €560 a month", "👉 Apply",
+     "• Family allowance (Allocations familiales): no dependent child"),
+    ("ar", "نوفمبر 2025", "✅ الدخل الأدنى (Revenu de solidarité active، RSA): حوالي 560 € في الشهر", "👉 تقديم الطلب",
+     "• المنح العائلية (Allocations familiales): لا يوجد طفل في رعايتك"),
+    ("uk", "листопад 2025", "✅ Мінімальний дохід (Revenu de solidarité active, RSA): приблизно 560 € на місяць",
+     "👉 Подати заяву", "• Сімейна допомога (Allocations familiales): немає дитини на утриманні"),
+])
+async def test_the_answer_in_the_persons_language_keeps_the_french_name(locale, intro, rsa, apply, why):
+    result = await estimate_for_flow(Estimator(), flat(salary="nsp"), locale)
+    first, benefit, css, energy = result["messages"]
+    assert intro in first and benefit.startswith(rsa), benefit
+    assert [apply, "https://example.org/rsa"] in result["rich"][0]["messages"][0]["links"]
+    assert why in result["why_text"]
+    assert "1,194" in energy or "1\u00a0194" in energy  # Babel's grouping per language
+    assert result["label"].startswith("estimation : Revenu de solidarité active")  # the worker's card stays French

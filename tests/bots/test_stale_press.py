@@ -1,0 +1,49 @@
+"""A press on an old question is told apart from a press on the current one (conversations.deliver
+.stale_press, from the platform id the press carries), through the real app and the fake Bot API."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from conversations.deliver import stale_press
+from conversations.models import OUTBOUND, Message
+from tests.conftest import app_client, eventually
+from tests.fakes.telegram_api import FakeTelegram, callback_update, text_update
+
+SECRET = "stale-secret"
+CHAT = 6363
+
+
+async def _post(client, update: dict) -> None:
+    response = await client.post("/bots/telegram/webhook", content=json.dumps(update), headers={
+        "X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"})
+    assert response.status_code == 200
+
+
+async def test_an_answered_question_is_stale_the_current_one_is_not(settings_for):
+    with FakeTelegram() as fake:
+        settings = settings_for(telegram_bot_token=fake.token, telegram_webhook_secret=SECRET,
+                                telegram_api_base=fake.base_url)
+        async with app_client(settings) as client:
+            rt = client.app.state.rt
+            await _post(client, text_update("/start", chat_id=CHAT))
+            consent = await eventually(lambda: [c for c in fake.sent_messages(CHAT) if "Êtes-vous d'accord" in c.params["text"]])
+            await _post(client, callback_update("oui", chat_id=CHAT, message_id=consent[-1].result["message_id"]))
+            menu = await eventually(lambda: [c for c in fake.sent_messages(CHAT) if "Que voulez-vous faire" in c.params["text"]])
+            await rt.drain(timeout=15)
+            channel = rt.channels["telegram"]
+            old = channel.parse(json.dumps(callback_update("oui", chat_id=CHAT, message=fake.message(
+                CHAT, consent[-1].result["message_id"]))).encode())[0]
+            current = channel.parse(json.dumps(callback_update("lieux", chat_id=CHAT, message=fake.message(
+                CHAT, menu[-1].result["message_id"]))).encode())[0]
+            async with rt.sessionmaker() as session:
+                conversation = (await session.execute(select(Message.conversation_id).where(
+                    Message.direction == OUTBOUND))).scalar()
+                assert await stale_press(session, conversation, old.reply_to) is True
+                assert await stale_press(session, conversation, current.reply_to) is False
+                assert await stale_press(session, conversation, "424242") is False  # not ours: the benefit of the doubt
+                assert await stale_press(session, conversation, None) is False
+            assert await channel.settle_press(old.callback_id, accepted=False)
+            assert "reply_markup" not in fake.message(CHAT, consent[-1].result["message_id"])
