@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 
 from bots.base import BadPayload, Unauthorized, load_json
+from bots.webchat import label_of as webchat_label_of, shown_row as webchat_shown_row
 from conversations.deliver import record_status
 from conversations.models import INBOUND, OUTBOUND, Address, Message
 from conversations.receive import receive
@@ -154,17 +155,19 @@ async def webchat_history(request: Request):
         rows = (await session.execute(
             select(Message).where(Message.contact_id == address.contact_id).order_by(Message.id).limit(200)
         )).scalars().all()
-    shown = []
+    # bots.webchat says what the page renders (links, venue, locale, the worker who signed); a tap
+    # is shown with its words: its label, else the title the last question's button had.
+    shown, titles = [], {}
     for row in rows:
+        payload = row.payload or {}
         if row.direction == INBOUND:
-            shown.append({"id": f"in-{row.id}", "from": "me", "text": row.text or _inbound_label(row),
-                          "audio": (row.payload or {}).get("media_id")})
-        elif row.direction == OUTBOUND and row.platform_message_id:
-            payload = row.payload or {}
-            shown.append({"id": row.platform_message_id, "from": "bot", "text": row.text,
-                          "choices": payload.get("choices", []),
-                          "request_location": payload.get("request_location", False),
+            shown.append({"id": f"in-{row.id}", "from": "me",
+                          "text": row.text or _inbound_label(row) or webchat_label_of(payload, titles),
                           "audio": payload.get("media_id")})
+        elif row.direction == OUTBOUND and row.platform_message_id:
+            shown.append(webchat_shown_row(row.platform_message_id, row.text, payload))
+            if payload.get("choices"):
+                titles = {value: title for value, title in payload["choices"]}
     return {"messages": shown}
 
 
@@ -174,7 +177,7 @@ def _inbound_label(row: Message) -> str:
         return "📍 Position partagée"
     if payload.get("attachment"):
         return "🎤 Message vocal" if payload["attachment"].get("kind") in ("voice", "audio") else "📎 Fichier"
-    return payload.get("choice", "")
+    return ""
 
 
 @router.get("/chat/api/stream")
