@@ -146,7 +146,7 @@ def safe_links(links: object) -> list[list[str]]:
         if not (isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, str) for x in item)):
             continue
         title, url = item[0].strip(), item[1].strip()
-        if title and (url.startswith("https://") or re.fullmatch(r"tel:\+?[0-9 .\-]{2,20}", url)):
+        if title and (re.fullmatch(r"https://[^\s<>\"'\\]{1,2000}", url) or re.fullmatch(r"tel:\+?[0-9 .\-]{2,20}", url)):
             kept.append([title, url])
     return kept
 

@@ -160,11 +160,12 @@
       group.className = "choices";
       group.setAttribute("role", "group");
       if (row.id) group.setAttribute("aria-labelledby", row.id);
-      if (message.locale) { group.lang = message.locale; group.dir = message.dir || "auto"; }
       message.choices.forEach(function (choice) {
         const button = document.createElement("button");
         button.type = "button";
         button.className = "choice";
+        // The buttons flow the conversation's way; each one's words read in the message's language.
+        if (message.locale) { button.lang = message.locale; button.dir = message.dir || "auto"; }
         button.textContent = choice[1];
         button.addEventListener("click", function () {
           if (button.disabled) return;
