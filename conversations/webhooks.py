@@ -161,8 +161,9 @@ async def webchat_history(request: Request):
     for row in rows:
         payload = row.payload or {}
         if row.direction == INBOUND:
-            shown.append({"id": f"in-{row.id}", "from": "me",
-                          "text": row.text or _inbound_label(row) or webchat_label_of(payload, titles),
+            kind = None if row.text else _inbound_kind(row)
+            shown.append({"id": f"in-{row.id}", "from": "me", "kind": kind,
+                          "text": row.text or ("" if kind else webchat_label_of(payload, titles)),
                           "audio": payload.get("media_id")})
         elif row.direction == OUTBOUND and row.platform_message_id:
             shown.append(webchat_shown_row(row.platform_message_id, row.text, payload))
@@ -171,13 +172,14 @@ async def webchat_history(request: Request):
     return {"messages": shown}
 
 
-def _inbound_label(row: Message) -> str:
+def _inbound_kind(row: Message) -> str | None:
+    """What an inbound message without text was (the page words it in the person's language)."""
     payload = row.payload or {}
     if payload.get("location"):
-        return "📍 Position partagée"
+        return "location"
     if payload.get("attachment"):
-        return "🎤 Message vocal" if payload["attachment"].get("kind") in ("voice", "audio") else "📎 Fichier"
-    return ""
+        return "voice" if payload["attachment"].get("kind") in ("voice", "audio") else "file"
+    return None
 
 
 @router.get("/chat/api/stream")

@@ -121,7 +121,9 @@
     row.appendChild(pageWords("span", "visually-hidden speaker", speaker(message) + " "));
     const text = document.createElement("span");
     text.className = "text";
-    text.textContent = message.text || "";
+    // A position, a voice note or a file sent earlier, in the history: the page words it.
+    const KINDS = { location: "my_position", voice: "voice_note", file: "file" };
+    text.textContent = message.text || (KINDS[message.kind] ? say(KINDS[message.kind]) : "");
     row.appendChild(text);
     const links = (message.links || []).map(l => Array.isArray(l) && l.length === 2 ? link(String(l[0]), String(l[1])) : null).filter(Boolean);
     if (links.length) {
