@@ -1,5 +1,5 @@
 // Allervers web chat: bubbles, buttons, live replies (server-sent events), no reload.
-// Its words come from the page (templates/webchat.html: a JSON block, webchat/words/): none here.
+// Its words come from the page (templates/webchat.html: JSON in data-words, webchat/words/): none here.
 (function () {
   "use strict";
   const thread = document.getElementById("thread");
@@ -10,7 +10,7 @@
   let recorder = null;  // the voice recorder, when the browser can record (below)
   const LEGACY_KEY = "allervers-uid";
   const DRAFT_KEY = "allervers-draft";
-  const page = JSON.parse(document.getElementById("chat-words").textContent);
+  const page = JSON.parse(document.body.dataset.words);
   const LOCALE = page.locale, DIR = page.dir, WORDS = page.words;
 
   // A page word, its {placeholders} filled.

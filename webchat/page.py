@@ -2,8 +2,8 @@
 
 The language is the contact's (their choice, kept on the contact) when the identity cookie names a
 known person, else the browser's Accept-Language (a proposal only), else French. The page's words
-travel in a JSON block the script reads (the Content-Security-Policy forbids inline script; a
-`type="application/json"` block is data, not script): the page's language and French, the fallback.
+travel as JSON in the body's data-words attribute (the Content-Security-Policy forbids inline
+script), each in the page's language (French where a translation lacks one).
 """
 
 from __future__ import annotations

@@ -247,7 +247,7 @@ def test_no_horizontal_scroll_and_the_recording_hint_whole(settings_for, chromiu
         assert page.evaluate("document.getElementById('thread').scrollWidth <= document.getElementById('thread').clientWidth")
         # The recording hint as the page shows it: on its own lines above the composer, all of it.
         page.evaluate("""() => { const hint = document.getElementById('hint');
-            hint.textContent = JSON.parse(document.getElementById('chat-words').textContent).words.recording + ' 0:05';
+            hint.textContent = JSON.parse(document.body.dataset.words).words.recording + ' 0:05';
             hint.hidden = false; }""")
         hint = page.locator("#hint")
         expect(hint).to_be_visible()
