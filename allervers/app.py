@@ -142,7 +142,9 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
 
     @app.get("/chat", response_class=HTMLResponse)
     async def chat(request: Request):
-        return app.state.templates.TemplateResponse(request, "webchat.html", {})
+        from webchat.page import page  # the person's language: webchat/page.py
+
+        return await page(request)
 
     @app.get("/healthz")
     async def health(request: Request):

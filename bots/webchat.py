@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import re
 import uuid
 
-from bots.base import BadPayload, Choice, clean_text, InboundMessage, Location, OutboundMessage, SendResult
+from bots.base import BadPayload, Choice, clean_text, InboundMessage, Link, Location, OutboundMessage, SendResult, Venue
+from words.catalogue import direction
 
 MAX_TEXT = 4096
 MAX_CLIENT_ID = 48  # the message's dedupe key "<identity>:<client_id>" fits its 128 characters
@@ -66,15 +69,101 @@ class WebChatChannel:
 
 
 def shown(platform_id: str, message: OutboundMessage) -> dict:
-    """What the page renders for one outbound message."""
+    """What the page renders for one outbound message (the history says the same: `shown_row`)."""
     return {
         "id": platform_id,
         "from": "bot",
         "text": message.text,
+        "speaker": speaker_of(message.text),
+        "locale": locale_of(message.locale) or "fr",
+        "dir": direction(locale_of(message.locale) or "fr"),
         "choices": [[c.value, c.title] for c in message.choices],
+        "links": safe_links([[link.title, link.url] for link in message.links]),
+        "venue": venue_of(message.venue),
         "request_location": message.request_location,
         "audio": message.attachment.media_id if message.attachment and message.attachment.media_id else None,
     }
 
 
-__all__ = ["WebChatChannel", "Choice", "shown", "valid_client_id"]
+def shown_row(platform_id: str, text: str | None, payload: dict | None) -> dict:
+    """One stored outbound message (its outbox payload) as the page renders it, like `shown`."""
+    payload = payload if isinstance(payload, dict) else {}
+    venue = payload.get("venue")
+    try:
+        place = Venue(**venue) if isinstance(venue, dict) else None
+    except TypeError:  # a payload of another shape: no venue rather than a 500
+        place = None
+    return {
+        "id": platform_id,
+        "from": "bot",
+        "text": text or "",
+        "speaker": speaker_of(text),
+        "locale": locale_of(payload.get("locale")) or "fr",  # like conversations.deliver.outbound_of
+        "dir": direction(locale_of(payload.get("locale")) or "fr"),
+        "choices": payload.get("choices", []),
+        "links": safe_links(payload.get("links")),
+        "venue": venue_of(place),
+        "request_location": bool(payload.get("request_location", False)),
+        "audio": payload.get("media_id"),
+    }
+
+
+def label_of(payload: dict | None, titles: dict[str, str]) -> str:
+    """The words of a tap, shown back in the history: the payload's `label` (the button's title,
+    kept by receive), else the title the last question's button had, else the value."""
+    payload = payload if isinstance(payload, dict) else {}
+    label, choice = payload.get("label"), payload.get("choice")
+    if isinstance(label, str) and label.strip():
+        return label
+    if isinstance(choice, str):
+        return titles.get(choice, choice)
+    return ""
+
+
+# A worker's reply is signed on its last line ("\n— Camille", handoff.transitions.signed): the page
+# then says "Camille dit :" before it rather than "Allervers dit :".
+_SIGNATURE = re.compile(r"\n— ([^\W\d_][\w' .-]{0,39})\Z")
+
+
+def speaker_of(text: str | None) -> str | None:
+    """The first name of the worker who signed `text`, or None (the bot speaks)."""
+    found = _SIGNATURE.search(text or "")
+    return found.group(1).strip() if found else None
+
+
+def locale_of(value: object) -> str | None:
+    """The language of a message's text for the page's lang attribute: a short tag, or None."""
+    if isinstance(value, str) and 2 <= len(value) <= 8 and value.replace("-", "").isascii() \
+            and value.replace("-", "").isalpha():
+        return value.lower()
+    return None
+
+
+def safe_links(links: object) -> list[list[str]]:
+    """[[title, url], ...] that a page may render as a link: https:// or tel: only, with words."""
+    kept = []
+    for item in links if isinstance(links, (list, tuple)) else ():
+        if not (isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+            continue
+        title, url = item[0].strip(), item[1].strip()
+        if title and (re.fullmatch(r"https://[^\s<>\"'\\]{1,2000}", url) or re.fullmatch(r"tel:\+?[0-9 .\-]{2,20}", url)):
+            kept.append([title, url])
+    return kept
+
+
+def venue_of(venue: Venue | None) -> dict | None:
+    """A place as the page shows it: its title and address, and an OpenStreetMap link built from the
+    coordinates (the page words it "🗺️ Voir sur la carte")."""
+    if venue is None:
+        return None
+    try:
+        lat, lon = float(venue.latitude), float(venue.longitude)
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    return {"latitude": lat, "longitude": lon, "title": str(venue.title or ""), "address": str(venue.address or ""),
+            "url": f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=17/{lat:.6f}/{lon:.6f}"}
+
+
+__all__ = ["WebChatChannel", "Choice", "Link", "shown", "shown_row", "label_of", "speaker_of", "valid_client_id"]

@@ -16,15 +16,15 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 
 from bots.base import BadPayload, Unauthorized, load_json
+from bots.webchat import label_of as webchat_label_of, shown_row as webchat_shown_row
 from conversations.deliver import record_status
 from conversations.models import INBOUND, OUTBOUND, Address, Contact, Message
 from conversations.receive import receive
 from conversations.webchat_identity import cookie_header, identity_of, new_identity, require_identity
-from words.catalogue import language_of, negotiate, room
+from words.catalogue import language_of, negotiate
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-WORDS = room(__file__)  # conversations/words/<language>.yaml
 
 async def read_body(request: Request, limit: int | None = None) -> bytes:
     """The request's body, capped while it streamed in (allervers/bodycap.py: 413 past the path's
@@ -161,30 +161,31 @@ async def webchat_history(request: Request):
         rows = (await session.execute(
             select(Message).where(Message.contact_id == address.contact_id).order_by(Message.id).limit(200)
         )).scalars().all()
-    shown = []
+    # bots.webchat says what the page renders (links, venue, locale, the worker who signed); a tap
+    # is shown with its words: its label, else the title the last question's button had.
+    shown, titles = [], {}
     for row in rows:
+        payload = row.payload or {}
         if row.direction == INBOUND:
-            shown.append({"id": f"in-{row.id}", "from": "me", "text": row.text or _inbound_label(row, locale),
-                          "label": (row.payload or {}).get("label"), "audio": (row.payload or {}).get("media_id")})
-        elif row.direction == OUTBOUND and row.platform_message_id:
-            payload = row.payload or {}
-            shown.append({"id": row.platform_message_id, "from": "bot", "text": row.text,
-                          "choices": payload.get("choices", []),
-                          "request_location": payload.get("request_location", False),
-                          "locale": payload.get("locale") or "fr",
+            kind = None if row.text else _inbound_kind(row)
+            shown.append({"id": f"in-{row.id}", "from": "me", "kind": kind,
+                          "text": row.text or ("" if kind else webchat_label_of(payload, titles)),
                           "audio": payload.get("media_id")})
+        elif row.direction == OUTBOUND and row.platform_message_id:
+            shown.append(webchat_shown_row(row.platform_message_id, row.text, payload))
+            if payload.get("choices"):
+                titles = {value: title for value, title in payload["choices"]}
     return {"messages": shown, "locale": locale}
 
 
-def _inbound_label(row: Message, locale: str) -> str:
-    """What the person sent without words, as their history shows it: the button's label, never its code."""
+def _inbound_kind(row: Message) -> str | None:
+    """What an inbound message without text was (the page words it in the person's language)."""
     payload = row.payload or {}
     if payload.get("location"):
-        return WORDS.text("history.location", locale)
+        return "location"
     if payload.get("attachment"):
-        return WORDS.text("history.voice" if payload["attachment"].get("kind") in ("voice", "audio") else "history.file",
-                          locale)
-    return payload.get("label") or payload.get("choice", "")
+        return "voice" if payload["attachment"].get("kind") in ("voice", "audio") else "file"
+    return None
 
 
 @router.get("/chat/api/stream")

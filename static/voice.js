@@ -14,17 +14,18 @@
     return type.indexOf("ogg") >= 0 ? "ogg" : type.indexOf("mp4") >= 0 ? "m4a" : "webm";
   }
 
-  // One recording at a time. onDone(blob, filename) is called when it stops.
+  // One recording at a time. onDone(blob, filename) is called when it stops; onError(text, code)
+  // when it cannot start (code "unsupported" or "denied": the web chat says it in its own words).
   function Recorder(maxSeconds, onTick, onDone, onError) {
     let recorder = null, stream = null, chunks = [], timer = null, started = 0;
     this.recording = () => recorder !== null && recorder.state === "recording";
     this.start = async function () {
       const type = pickType();
-      if (type === null || !navigator.mediaDevices) { onError("L'enregistrement n'est pas possible dans ce navigateur."); return; }
+      if (type === null || !navigator.mediaDevices) { onError("L'enregistrement n'est pas possible dans ce navigateur.", "unsupported"); return; }
       try {
         stream = await navigator.mediaDevices.getUserMedia({ audio: true });
       } catch (error) {
-        onError("Micro non autorisé. Autorisez le micro pour enregistrer."); return;
+        onError("Micro non autorisé. Autorisez le micro pour enregistrer.", "denied"); return;
       }
       chunks = [];
       recorder = type ? new MediaRecorder(stream, { mimeType: type }) : new MediaRecorder(stream);
