@@ -60,10 +60,12 @@ class PlacesAnswer:
     has_more: bool = False
     offset: int = 0
     next_offset: int | None = None
-    message: str | None = None
+    message: str | None = None  # in French (the CLI, the worker's summary); `words` for the person
+    words: tuple[str, dict] | None = None  # (key in directory/words, values) of `message`
     # Nothing within FALLBACK_KM: said plainly (`honest`), the nearest mairie first, what exists.
     fallback: bool = False
     honest: str | None = None
+    honest_words: tuple[str, dict] | None = None
     mairie: PlaceCard | None = None
     numbers: list[str] = field(default_factory=list)  # useful numbers and contacts for the need
     numbers_only: bool = False  # a need answered with numbers (pharmacie, médecin de garde)
@@ -193,22 +195,17 @@ def _position(where) -> tuple[float, float] | None:
     return None
 
 
-UNKNOWN_PLACE = (
-    "Je ne trouve pas cette commune. Pouvez-vous m'écrire votre code postal (5 chiffres) "
-    "ou le nom de votre commune ?"
-)
-FAR_POSITION = (
-    "Cette position semble loin de toute commune française. Pouvez-vous m'écrire votre code postal "
-    "ou le nom de votre commune ?"
-)
 # Open data has no food aid and no emergency housing: admins add them (docs/directory.md).
 NEEDS_MISSING_FROM_OPEN_DATA = {"se-nourrir", "dormir-ce-soir", "se-loger", "s-equiper"}
-MISSING_FROM_OPEN_DATA = (
-    "L'aide alimentaire et l'hébergement d'urgence manquent encore dans notre annuaire : "
-    "une personne de l'équipe peut chercher avec vous."
-)
 FALLBACK_KM = 30.0  # nothing within this distance: said plainly, the mairie and what exists first
-NO_POSITION = "Je n'ai pas la position de cette commune. Pouvez-vous m'écrire une commune voisine ?"
+
+
+def _say(answer: "PlacesAnswer", key: str, **values) -> None:
+    """The answer's message, by its key in directory/words: French in `message`, the key kept for
+    the person's language (directory/render.py)."""
+    from directory.texts import text
+
+    answer.message, answer.words = text(f"finder.{key}", "fr", **values), (f"finder.{key}", values)
 
 
 def find_places(
@@ -243,7 +240,8 @@ def find_places(
         answer.from_position = True
         nearest = directory.communes.nearest(*position, max_km=POSITION_MAX_KM)
         if nearest is None:
-            answer.status, answer.message = "unknown_place", FAR_POSITION
+            answer.status = "unknown_place"
+            _say(answer, "far_position")
             return answer
         answer.commune = nearest[0]
         latitude, longitude = position
@@ -258,14 +256,16 @@ def find_places(
         if resolution_commune is None:
             if candidates:
                 answer.status, answer.candidates = "choose_commune", candidates
-                answer.message = "Plusieurs communes correspondent. Laquelle est la vôtre ?"
+                _say(answer, "choose_commune")
             else:
-                answer.status, answer.message = "unknown_place", UNKNOWN_PLACE
+                answer.status = "unknown_place"
+                _say(answer, "unknown_place")
             return answer
         answer.commune = resolution_commune
         answer.candidates = [c for c in candidates if c is not resolution_commune]
         if not resolution_commune.has_position:
-            answer.status, answer.message = "unknown_place", NO_POSITION
+            answer.status = "unknown_place"
+            _say(answer, "no_position")
             return answer
         latitude, longitude = resolution_commune.latitude, resolution_commune.longitude
 
@@ -275,6 +275,7 @@ def find_places(
     if resolved_need is not None and resolved_need.numbers_only:
         answer.numbers_only = True
         answer.message = text("numbers_only", need=resolved_need.label)
+        answer.words = ("numbers_only", {"need": resolved_need.id})
         return answer
 
     answer.search_point, answer.resolved = (latitude, longitude), resolved_need
@@ -292,19 +293,19 @@ def find_places(
         where_name = answer.commune.name if answer.commune else "chez vous"
         key = "nothing_near_urgent" if resolved_need.urgent else "nothing_near"
         answer.honest = text(key, need=resolved_need.label, km=f"{FALLBACK_KM:g}", commune=where_name)
+        answer.honest_words = (key, {"need": resolved_need.id, "km": f"{FALLBACK_KM:g}", "commune": where_name})
         mairie = directory.places.nearest_mairie(latitude, longitude, FALLBACK_KM)
         if mairie is not None:
             answer.mairie = _card(mairie[0], mairie[1], now)
         answer.message = answer.honest
         return answer
     if not answer.places:
-        answer.message = (
-            f"Je n'ai trouvé aucun lieu à moins de {result.radius_km:g} km pour ce besoin."
-            if offset == 0
-            else "Il n'y a pas d'autres lieux à proposer."
-        )
-        if offset == 0 and answer.need in NEEDS_MISSING_FROM_OPEN_DATA:
-            answer.message += " " + MISSING_FROM_OPEN_DATA
+        if offset:
+            _say(answer, "no_more")
+        elif answer.need in NEEDS_MISSING_FROM_OPEN_DATA:
+            _say(answer, "none_within_missing", km=f"{result.radius_km:g}")
+        else:
+            _say(answer, "none_within", km=f"{result.radius_km:g}")
     return answer
 
 

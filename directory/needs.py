@@ -12,54 +12,56 @@ from functools import lru_cache
 
 @dataclass(frozen=True, slots=True)
 class Need:
+    """A need; its name is in directory/words (needs.<id>), French in `label`."""
+
     id: str
-    label: str  # button text, plain French
     thematiques: tuple[str, ...]  # data·inclusion values; a catégorie stands for all its thématiques
     emergency: bool = False  # show the national emergency numbers first
     urgent: bool = False  # nothing within a sensible distance: say so, give what exists, offer a worker
     numbers_only: bool = False  # answered with numbers to call, no places (pharmacie, médecin de garde)
     specific: tuple[str, ...] = ()  # thématiques that make a match specific (default: any of the need's)
 
+    @property
+    def label(self) -> str:
+        """Its name in plain French (the CLI, the worker's summary); `name(locale)` for the person."""
+        return self.name("fr")
+
+    def name(self, locale: str | None = "fr") -> str:
+        from directory.texts import text
+
+        return text(f"needs.{self.id}", locale)
+
 
 NEEDS: tuple[Need, ...] = (
-    Need("se-nourrir", "Se nourrir", ("equipement-et-alimentation--alimentation",), urgent=True),
-    Need(
-        "dormir-ce-soir",
-        "Dormir ce soir",
-        ("logement-hebergement--rechercher-une-solution-dhebergement-temporaire",),
+    Need("se-nourrir", ("equipement-et-alimentation--alimentation",), urgent=True),
+    Need("dormir-ce-soir", ("logement-hebergement--rechercher-une-solution-dhebergement-temporaire",),
         emergency=True,
         urgent=True,
     ),
-    Need("se-loger", "Se loger", ("logement-hebergement",)),
-    Need("sante", "Santé", ("sante",)),
+    Need("se-loger", ("logement-hebergement",)),
+    Need("sante", ("sante",)),
     # "Santé" split into what people ask (issue 14).
-    Need("sante-soins", "Se soigner sans argent", ("sante--acces-aux-soins",), urgent=True),
-    Need("sante-mentale", "Santé mentale, écoute", ("sante--sante-mentale",)),
-    Need("addictions", "Addictions", ("sante--addictions",)),
-    Need("sante-garde", "Pharmacie ou médecin de garde", ("sante--acces-aux-soins",), numbers_only=True),
-    Need("demarches-et-droits", "Démarches et droits", ("difficultes-administratives-ou-juridiques",)),
-    Need("numerique", "Numérique", ("numerique",)),
-    Need("emploi", "Emploi, formation", ("trouver-un-emploi", "preparer-sa-candidature", "choisir-un-metier", "se-former")),
-    Need("famille", "Famille, enfants", ("famille",)),
-    Need("argent", "Argent, dettes", ("difficultes-financieres",)),
-    Need(
-        "violences",
-        "Violences, danger",
-        (
+    Need("sante-soins", ("sante--acces-aux-soins",), urgent=True),
+    Need("sante-mentale", ("sante--sante-mentale",)),
+    Need("addictions", ("sante--addictions",)),
+    Need("sante-garde", ("sante--acces-aux-soins",), numbers_only=True),
+    Need("demarches-et-droits", ("difficultes-administratives-ou-juridiques",)),
+    Need("numerique", ("numerique",)),
+    Need("emploi", ("trouver-un-emploi", "preparer-sa-candidature", "choisir-un-metier", "se-former")),
+    Need("famille", ("famille",)),
+    Need("argent", ("difficultes-financieres",)),
+    Need("violences", (
             "famille--surmonter-conflits-separation-violence",
             "difficultes-administratives-ou-juridiques--prendre-en-compte-une-problematique-judiciaire",
         ),
         emergency=True,
         urgent=True,
     ),
-    Need(
-        "s-equiper",
-        "Vêtements, équipement",
-        ("equipement-et-alimentation--habillement", "equipement-et-alimentation--electromenager", "equipement-et-alimentation--aide-menagere"),
+    Need("s-equiper", ("equipement-et-alimentation--habillement", "equipement-et-alimentation--electromenager", "equipement-et-alimentation--aide-menagere"),
     ),
-    Need("se-deplacer", "Se déplacer", ("mobilite",)),
-    Need("apprendre-le-francais", "Apprendre le français", ("lecture-ecriture-calcul",)),
-    Need("lien-social", "Sortir, rencontrer", ("remobilisation",)),
+    Need("se-deplacer", ("mobilite",)),
+    Need("apprendre-le-francais", ("lecture-ecriture-calcul",)),
+    Need("lien-social", ("remobilisation",)),
 )
 
 NEEDS_BY_ID = {need.id: need for need in NEEDS}

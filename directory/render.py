@@ -97,6 +97,25 @@ def _emergency(answer: PlacesAnswer, context: _Context) -> list[Part]:
     return [Part("\n".join(lines), links)]
 
 
+def need_label(need: str | None, locale: str | None, french: str | None = None) -> str | None:
+    """A need's name in the person's language (directory/words needs.<id>), else its French name."""
+    key = f"needs.{need}"
+    if need and key in WORDS.keys():
+        return WORDS.text(key, locale)
+    return french
+
+
+def _said(answer: PlacesAnswer, context: _Context, words: tuple[str, dict] | None, french: str | None,
+          default: str | None = None) -> str:
+    """The finder's message in the person's language (its key and values), else its French."""
+    if words is None:
+        return french or (_w(default, context) if default else "")
+    key, values = words
+    if "need" in values:
+        values = {**values, "need": need_label(values["need"], context.locale, answer.need_label) or ""}
+    return _w(key, context, **values)
+
+
 def _heading(answer: PlacesAnswer, context: _Context) -> str:
     commune = answer.commune.name if answer.commune else None
     if answer.from_position and commune:
@@ -109,7 +128,8 @@ def _heading(answer: PlacesAnswer, context: _Context) -> str:
     key = "places.heading_more" if answer.offset else "places.heading"
     if not answer.need_label:
         key += "_any"
-    line = _w(key, context, need=answer.need_label or "", where=where, radius=radius)
+    line = _w(key, context, need=need_label(answer.need, context.locale, answer.need_label) or "", where=where,
+              radius=radius)
     if answer.widened and not answer.offset:
         return _w("places.widened", context, radius=radius) + "\n" + line
     return line
@@ -203,7 +223,7 @@ def _tel_links(lines: list[str]) -> tuple[Link, ...]:
 
 
 def _fallback(answer: PlacesAnswer, context: _Context) -> list[Part]:
-    parts = [Part(answer.honest or "")] if answer.honest else []
+    parts = [Part(_said(answer, context, answer.honest_words, answer.honest))] if answer.honest else []
     if answer.mairie is not None:
         mairie = place_part(None, answer.mairie, context)
         parts.append(Part(_w("mairie_first", context) + "\n" + mairie.text, mairie.links, mairie.venue))
@@ -224,19 +244,20 @@ def render_parts(answer: PlacesAnswer, locale: str | None = "fr", *, now: dateti
     context = _Context(language_of(locale), now, lookup)
     parts = _emergency(answer, context)
     if answer.status == "choose_commune":
-        parts.append(Part(answer.message or _w("places.which_commune", context)))
+        parts.append(Part(_said(answer, context, answer.words, answer.message, "places.which_commune")))
         parts.append(Part("\n".join(f"• {commune.label}" for commune in answer.candidates)))
         return parts
     if answer.status == "unknown_place":
-        return parts + [Part(answer.message or _w("places.unknown_place", context))]
+        return parts + [Part(_said(answer, context, answer.words, answer.message, "places.unknown_place"))]
     if answer.numbers_only:
         lines = list(answer.numbers)
-        parts.append(Part((answer.message or "") + "\n" + "\n".join(f"📞 {line}" for line in lines), _tel_links(lines)))
+        parts.append(Part(_said(answer, context, answer.words, answer.message) + "\n" + "\n".join(f"📞 {line}" for line in lines),
+                          _tel_links(lines)))
         return parts
     if answer.fallback:
         return parts + _fallback(answer, context)
     if not answer.places:
-        return parts + [Part(answer.message or _w("places.none", context))]
+        return parts + [Part(_said(answer, context, answer.words, answer.message, "places.none"))]
     places = [place_part(answer.offset + index, card, context) for index, card in enumerate(answer.places, start=1)]
     first = places[0]
     places[0] = Part(_heading(answer, context) + "\n\n" + first.text, first.links, first.venue)
