@@ -62,8 +62,9 @@ async def poll_telegram(rt, stop: asyncio.Event) -> None:
 
     async def handle(body: bytes) -> None:
         for inbound in channel.parse(body):
-            await receive(rt, inbound)
+            received = await receive(rt, inbound)
             if inbound.callback_id:
-                await channel.answer_callback(inbound.callback_id)
+                await channel.answer_callback(inbound.callback_id, stale=received.stale, locale=inbound.locale)
+                await channel.settle_press(inbound.callback_id, accepted=not received.stale)
 
     await channel.poll(handle, stop)

@@ -64,6 +64,7 @@ class Received:
     duplicate: bool
     message_id: int | None = None
     conversation_id: int | None = None
+    stale: bool = False  # a button of an old question: stored, not handled (the adapter says so)
 
 
 def inbound_values(inbound: InboundMessage) -> dict:
@@ -139,11 +140,45 @@ async def _store_and_handle_together(rt, inbound: list[InboundMessage]) -> list[
             done.append((received, pending))
             if received.duplicate:
                 continue
+            if await old_question_pressed(session, thread, message):
+                received.stale = True
+                if message.callback_id is None:  # no toast on this channel (WhatsApp): said in the chat
+                    await say_old_question(rt, session, thread, pending)
+                continue
             if rt.outbox.can_claim_at_once(thread.contact.id, thread.address.channel):
                 pending.direct[thread.contact.id] = []
                 pending.direct_to[thread.contact.id] = (thread.address, thread.contact)
             await handle(rt, session, thread, message, pending)
     return done
+
+
+# Buttons that act whatever was asked since (stop, the news consent, a follow-up, a transfer, the
+# language, a campaign's): never "an old question".
+STANDING_CHOICES = ("cmp:", "fu:", "lang")
+
+
+async def old_question_pressed(session: AsyncSession, thread: Thread, inbound: InboundMessage) -> bool:
+    """A flow button pressed on a question the person answered already or the bot moved past
+    (`reply_to`: the platform id of the pressed message; Telegram and WhatsApp give it)."""
+    choice = inbound.choice
+    if choice is None or not inbound.reply_to or thread.conversation.id is None:
+        return False
+    if choice.startswith(STANDING_CHOICES) or choice in outreach_inbound.NEWS_CHOICES \
+            or choice in casework_transfers.BUTTONS:
+        return False
+    from conversations.deliver import stale_press
+
+    return await stale_press(session, thread.conversation.id, inbound.reply_to)
+
+
+async def say_old_question(rt, session: AsyncSession, thread: Thread, pending: Pending) -> None:
+    """The question has moved on: say so, then ask the pending one again (nothing is answered)."""
+    state = dict(thread.conversation.flow_state or {})
+    await say(session, thread, pending, WORDS.text("old_question", locale_of(thread)))
+    engine = rt.engine_for(thread.conversation.organisation_id)
+    flow, step = state.get("flow"), state.get("step")
+    if state.get("waiting") == "input" and flow in engine.flows and step in engine.flows[flow].steps:
+        await apply_turn(rt, session, thread, engine.repeat(state), pending)
 
 
 async def _store(session: AsyncSession, rt, inbound: list[InboundMessage],

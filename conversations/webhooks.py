@@ -61,9 +61,11 @@ async def telegram_webhook(request: Request):
         log.info("telegram update skipped (unsupported type)")
     reply: dict = {"ok": True}
     for inbound in messages:
-        await receive(rt, inbound)
+        received = await receive(rt, inbound)
         if inbound.callback_id:  # stop the button's spinner, in the webhook's own response
-            reply = channel.callback_answer_reply(inbound.callback_id)
+            reply = channel.callback_answer_reply(inbound.callback_id, stale=received.stale, locale=inbound.locale)
+            # then the question shows the tap ("✔️ label") and loses its keyboard (after the answer)
+            rt.spawn(channel.settle_press(inbound.callback_id, accepted=not received.stale))
     return reply
 
 
@@ -170,7 +172,7 @@ async def webchat_history(request: Request):
             kind = None if row.text else _inbound_kind(row)
             shown.append({"id": f"in-{row.id}", "from": "me", "kind": kind,
                           "text": row.text or ("" if kind else webchat_label_of(payload, titles)),
-                          "audio": payload.get("media_id")})
+                          "label": payload.get("label"), "audio": payload.get("media_id")})
         elif row.direction == OUTBOUND and row.platform_message_id:
             shown.append(webchat_shown_row(row.platform_message_id, row.text, payload))
             if payload.get("choices"):

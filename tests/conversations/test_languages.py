@@ -156,7 +156,7 @@ async def test_web_chat_language_from_the_page_or_accept_language_and_a_taps_lab
         assert after[0]["text"] == "🌐 All right, I will write to you in English." and after[0]["locale"] == "en"
         assert values(after[-1]) == values(consent), "the consent question is asked again"
         # A tap: its label is stored on the inbound message and shown back, never the code.
-        yes_label = dict(consent["choices"])["oui"]
+        yes_label = dict(after[-1]["choices"])["oui"]  # the consent asked again, in English
         await french.send(choice="oui")
         history = await french.history()
         taps = [m for m in history if m["from"] == "me" and m.get("label")]
