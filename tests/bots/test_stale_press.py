@@ -47,3 +47,41 @@ async def test_an_answered_question_is_stale_the_current_one_is_not(settings_for
                 assert await stale_press(session, conversation, None) is False
             assert await channel.settle_press(old.callback_id, accepted=False)
             assert "reply_markup" not in fake.message(CHAT, consent[-1].result["message_id"])
+
+
+async def test_through_the_webhook_an_old_press_is_told_and_changes_nothing_a_current_one_shows_its_tap(
+        settings_for):
+    with FakeTelegram() as fake:
+        settings = settings_for(telegram_bot_token=fake.token, telegram_webhook_secret=SECRET,
+                                telegram_api_base=fake.base_url)
+        async with app_client(settings) as client:
+            rt = client.app.state.rt
+            await _post(client, text_update("/start", chat_id=CHAT))
+            consent = await eventually(lambda: [c for c in fake.sent_messages(CHAT) if "Êtes-vous d'accord" in c.params["text"]])
+            consent_id = consent[-1].result["message_id"]
+            # The current question: accepted, answered with no notice, then shown as tapped, keyboard gone.
+            response = await client.post("/bots/telegram/webhook", content=json.dumps(callback_update(
+                "oui", chat_id=CHAT, message=fake.message(CHAT, consent_id))), headers={
+                "X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"})
+            assert response.json()["method"] == "answerCallbackQuery" and not response.json().get("text")
+            await eventually(lambda: [c for c in fake.sent_messages(CHAT) if "Que voulez-vous faire" in c.params["text"]])
+            edits = await eventually(lambda: fake.calls("editMessageText") + fake.calls("editMessageReplyMarkup"))
+            assert edits[0].params["message_id"] == consent_id
+            if edits[0].method == "editMessageText":
+                assert edits[0].params["text"].endswith("✔️ ✅ D'accord")
+            await rt.drain(timeout=15)
+            async with rt.sessionmaker() as session:
+                before = (await session.execute(select(Message.id).where(Message.direction == OUTBOUND))).all()
+
+            # The same old button pressed again: "cette question est passée", nothing said, nothing moved.
+            response = await client.post("/bots/telegram/webhook", content=json.dumps(callback_update(
+                "oui", chat_id=CHAT, message=fake.message(CHAT, consent_id))), headers={
+                "X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"})
+            assert response.json()["method"] == "answerCallbackQuery"
+            assert response.json()["text"] == "⏳ Cette question est passée."
+            await rt.drain(timeout=15)
+            async with rt.sessionmaker() as session:
+                after = (await session.execute(select(Message.id).where(Message.direction == OUTBOUND))).all()
+                pressed = (await session.execute(select(Message).where(Message.direction == "in")
+                                                 .order_by(Message.id.desc()))).scalars().first()
+            assert after == before and pressed.payload["choice"] == "oui"  # stored, not handled
