@@ -20,6 +20,7 @@ class Need:
     urgent: bool = False  # nothing within a sensible distance: say so, give what exists, offer a worker
     numbers_only: bool = False  # answered with numbers to call, no places (pharmacie, médecin de garde)
     specific: tuple[str, ...] = ()  # thématiques that make a match specific (default: any of the need's)
+    schema_label: str | None = None  # a catégorie or thématique asked as a need: data·inclusion's French label
 
     @property
     def label(self) -> str:
@@ -27,9 +28,10 @@ class Need:
         return self.name("fr")
 
     def name(self, locale: str | None = "fr") -> str:
-        from directory.texts import text
+        from directory.texts import WORDS
 
-        return text(f"needs.{self.id}", locale)
+        key = f"needs.{self.id}"
+        return WORDS.text(key, locale) if key in WORDS.keys() else (self.schema_label or self.id)
 
 
 NEEDS: tuple[Need, ...] = (
@@ -109,7 +111,7 @@ def resolve_need(value: str | None) -> Need | None:
         from data_inclusion.schema import v1
 
         label = v1.Categorie(key).label if "--" not in key else v1.Thematique(key).label
-        return Need(key, label, (key,), emergency=key in EMERGENCY_THEMATIQUES)
+        return Need(key, (key,), emergency=key in EMERGENCY_THEMATIQUES, schema_label=label)
     raise UnknownNeed(value)
 
 

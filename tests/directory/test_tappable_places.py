@@ -124,9 +124,9 @@ async def test_places_in_lyon_on_whatsapp_are_a_cta_url_and_a_location(shared_se
 
 @pytest.mark.parametrize("locale, heading, map_title, hours_word", [
     ("fr", "Voici des lieux pour « Démarches et droits » près de Rezé", "🗺️ Voir sur la carte", "🕒 "),
-    ("en", "Here are places for “Démarches et droits” near Rezé", "🗺️ See on the map", "🕒 "),
-    ("ar", "إليك أماكن لـ «Démarches et droits» قرب Rezé", "🗺️ عرض على الخريطة", "🕒 "),
-    ("uk", "Ось місця для «Démarches et droits» біля Rezé", "🗺️ Дивитися на мапі", "🕒 "),
+    ("en", "Here are places for “Paperwork and rights” near Rezé", "🗺️ See on the map", "🕒 "),
+    ("ar", "إليك أماكن لـ «الإجراءات والحقوق» قرب Rezé", "🗺️ عرض على الخريطة", "🕒 "),
+    ("uk", "Ось місця для «Документи і права» біля Rezé", "🗺️ Дивитися на мапі", "🕒 "),
 ])
 def test_a_places_answer_in_each_language(shipped_directory, locale, heading, map_title, hours_word):  # noqa: F811
     from datetime import datetime

@@ -80,7 +80,9 @@ async def test_demarches_near_44400_voir_plus_then_named_worker_sees_what_was_sh
         text = text_of(shown)
         assert "Démarches et droits" in text and "près de Rezé" in text
         assert "1. France services de Rezé" in text
-        assert "🕒" in text and "openstreetmap.org" in text and " km" in text
+        assert "🕒" in text and " km" in text and "openstreetmap.org" not in text  # links are words, not URLs
+        maps = [link for message in shown for link in message.get("links") or [] if "openstreetmap.org" in link[1]]
+        assert maps and all(link[0] == "🗺️ Voir sur la carte" for link in maps)
         assert "🆘" not in text  # not an emergency need
         assert values(shown[-1]) == ["plus", "ailleurs", "parler"]
         first_page = await summary_places(client)

@@ -93,7 +93,7 @@ async def test_an_import_from_the_cli_is_seen_by_the_running_server_a_broken_one
         assert live.revision == revision + 1 and live.reloads == 1
 
         after = await food_near_reze(person)
-        assert f"1. {RESTOS}" in after and "3 rue de la Paix" in after and "02 40 11 22 33" in after
+        assert f"1. {RESTOS}" in after and "3 rue de la Paix" in after and "+33 2 40 11 22 33" in after
         assert "parler" in values((await person.bot_lines())[-1])
         # The old index was not touched: a search that had started with it answers as before.
         assert not [card for card in loaded.find("Rezé", "se-nourrir").places if card.name == RESTOS]

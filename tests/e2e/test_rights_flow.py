@@ -138,7 +138,9 @@ async def test_single_without_resources_tenant_in_nantes_sees_rsa_and_housing_ai
         assert f"Revenu de solidarité active (RSA) : environ {shown_amount(amounts['rsa'])} par mois" in text
         assert f"Aide au logement (APL, ALS ou ALF) : environ {shown_amount(amounts['aide_logement'])} par mois" in text
         assert "Complémentaire santé solidaire : gratuite" in text
-        assert "👉 Où la demander : https://www.service-public.fr/particuliers/vosdroits/N19775" in text
+        applying = [link for message in results for link in message.get("links") or []
+                    if link[1] == "https://www.service-public.fr/particuliers/vosdroits/N19775"]
+        assert applying and applying[0][0] == "👉 Faire la demande" and "https://" not in text  # a link in words
         assert "Un revenu minimum pour les personnes avec peu ou pas de ressources." in text
         assert "novembre 2025" in results[1]["text"] and f"environ {euros(direct['monthly_total'])} par mois" in text
         offer = results[-1]

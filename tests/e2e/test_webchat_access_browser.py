@@ -151,7 +151,7 @@ def test_an_arabic_visitor_gets_the_page_right_to_left_in_arabic(settings_for, c
         # A message says its own language: an Arabic one is right to left whatever the page.
         push(live, OutboundMessage("مرحبًا، كيف يمكنني مساعدتك؟ 115", locale="ar",
                                    links=(Link("📞 اتصل بالرقم 115", "tel:115"),)))
-        arabic = page.locator(".bubble.them").filter(has_text="مرحبًا")
+        arabic = page.locator(".bubble.them").filter(has_text="كيف يمكنني مساعدتك؟ 115")
         expect(arabic).to_have_attribute("dir", "rtl")
         expect(arabic).to_have_attribute("lang", "ar")
         # Mirrored: the person's bubbles on the left, the bot's on the right, the input right to left.

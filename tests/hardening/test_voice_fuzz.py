@@ -24,7 +24,7 @@ WORKER, PASSWORD = "camille@demo.allervers.fr", "allervers-demo"
 GOOD_WEBM = webm([FRAME_20MS] * 25)
 GOOD_OGG = silent_ogg_opus(0.5)
 CONTENT_TYPES = ["audio/webm", "audio/webm;codecs=opus", "audio/ogg", "audio/mp4", "application/octet-stream", ""]
-FRENCH = ("illisible", "vide", "trop lourd", "trop long")
+FRENCH = ("illisible", "vide", "trop lourd", "trop long", "n'arrive pas à lire")
 
 
 class Records(logging.Handler):
