@@ -5,13 +5,14 @@ per phone number id (higher tiers on request). Every outbound send of a bot goes
 (deliver._paced): ordinary replies and campaign sends count toward the same budget, so a campaign
 can never push the bot past its limit, and replies come first:
 
-- a reply may use the whole rate (`limit` sends in any sliding second), a campaign send only
-  `limit * campaign_headroom`, and only one every 1 / (limit * headroom) s (evenly spaced: the
-  network's jitter must not bunch them past the platform's window). So a reply finds room within one
-  campaign spacing (about 35 ms at 30/s), whatever the campaign;
+- every send counts in one window: at most `limit * campaign_headroom` sends in any sliding
+  second (97 %: a send's margin for the network's jitter at the platform); campaign sends also
+  leave only one every 1 / (limit * headroom) s (evenly spaced: they must not bunch). So a reply
+  finds room within one campaign spacing (about 35 ms at 30/s), whatever the campaign;
 - in one process, waiting replies are admitted before waiting campaign sends (a local gate per bot);
 - per chat (Telegram): the first message to a chat leaves at once; the next ones of a multi-message
-  answer leave `per_chat_seconds` (+ a small margin for the network) after the previous one.
+  answer leave `per_chat_seconds` (+ a small margin for the network) after the previous one was
+  let out.
 
 Storage: Redis when configured (two small Lua scripts, Redis's own clock: processes agree on time),
 memory otherwise (one process). Limits per account come from the settings (`send_limits`: the tiers).
@@ -53,14 +54,16 @@ redis.call('PEXPIRE', KEYS[1], 3000)
 if spacing > 0 then redis.call('SET', KEYS[2], tostring(now + spacing), 'PX', 3000) end
 return '0'
 """
-# KEYS: the chat's next free time. ARGV: the interval. Reserves the chat's next slot; returns its wait.
+# KEYS: the chat's next free time. ARGV: the interval (0: only read it). Returns the wait (s).
 _CHAT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local interval = tonumber(ARGV[1])
-local at = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
-redis.call('SET', KEYS[1], tostring(at + interval), 'PX', math.ceil((at - now + interval) * 1000) + 1000)
-return tostring(at - now)
+if interval > 0 then
+  redis.call('SET', KEYS[1], tostring(now + interval), 'PX', math.ceil(interval * 1000) + 1000)
+  return '0'
+end
+return tostring(math.max(0, tonumber(redis.call('GET', KEYS[1]) or '0') - now))
 """
 
 
@@ -100,12 +103,14 @@ class _MemoryStore:
         return 0.0
 
     async def chat(self, key: str, interval: float) -> float:
+        """interval > 0: the chat was just sent to (its next send waits that long); 0: the wait left."""
         now = time.monotonic()
-        at = max(now, self.chats.get(key, 0.0))
-        self.chats[key] = at + interval
-        if len(self.chats) > 100_000:  # old chats forgotten (their next slot is long past)
-            self.chats = {k: v for k, v in self.chats.items() if v > now}
-        return at - now
+        if interval > 0:
+            self.chats[key] = now + interval
+            if len(self.chats) > 100_000:  # old chats forgotten (their next slot is long past)
+                self.chats = {k: v for k, v in self.chats.items() if v > now}
+            return 0.0
+        return max(0.0, self.chats.get(key, 0.0) - now)
 
 
 class _RedisStore:
@@ -144,16 +149,15 @@ class SendPacer:
         self.on_campaign_send = None  # the campaign sender's hook (its lead of written rows)
 
     async def acquire(self, channel: str, account: str | None, chat: str, priority: str = REPLY) -> None:
-        """Wait until this send may leave: the chat's turn first (Telegram), then room in the bot's budget."""
+        """Wait until this send may leave: the chat's turn (Telegram: `per_chat_seconds` after the
+        previous send to it, counted from when that one was let out), then room in the bot's budget.
+        A person's sends are sequential (their outbox runner, their lock), so read-then-mark is safe."""
         rate = rate_for(self.settings, channel, account)
         _, per_chat = limits_of(self.settings, channel)
         bot = f"{channel}:{account or 'default'}"
+        chat_key = f"{bot}:{chat}"
         if per_chat > 0:
-            try:
-                wait = await self.store.chat(f"{bot}:{chat}", per_chat + CHAT_MARGIN)
-            except Exception:  # Redis away: pace on this process's view rather than not at all
-                log.warning("send pacer: shared store unavailable", exc_info=True)
-                wait = 0.0
+            wait = await self._chat(chat_key, 0.0)
             if wait > 0:
                 await asyncio.sleep(wait)
         gate = self.gates.get(bot)
@@ -164,14 +168,24 @@ class SendPacer:
         if gate.runner is None or gate.runner.done():
             gate.runner = asyncio.create_task(self._run(gate, bot, rate), name=f"pacer-{bot}")
         await future
+        if per_chat > 0:
+            await self._chat(chat_key, per_chat + CHAT_MARGIN)
         self.admitted[(channel, priority)] += 1
         if priority == CAMPAIGN and self.on_campaign_send is not None:
             self.on_campaign_send(channel)
 
+    async def _chat(self, key: str, interval: float) -> float:
+        try:
+            return await self.store.chat(key, interval)
+        except Exception:  # Redis away: better a send on time than none
+            log.warning("send pacer: shared store unavailable", exc_info=True)
+            return 0.0
+
     async def _run(self, gate: _Gate, bot: str, rate: float) -> None:
         headroom = self.settings.campaign_headroom
-        campaign_capacity = max(1, int(rate * headroom))
-        reply_capacity = max(1, int(rate))
+        # Replies and campaign sends share the budget (`limit * headroom` in any sliding second, a
+        # send's margin against the network's jitter); replies go first here and are not spaced.
+        campaign_capacity = reply_capacity = max(1, int(rate * headroom))
         spacing = 1.0 / (rate * headroom)
         while True:
             queue = gate.waiting[REPLY] if gate.waiting[REPLY] else gate.waiting[CAMPAIGN]
