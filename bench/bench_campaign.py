@@ -145,6 +145,12 @@ class Platform:
         return [(str(r.body.get("to")), r.at, (r.body.get("template") or {}).get("name") == WA_TEMPLATE)
                 for r in records if r.phone_number_id == WA_NUMBER]
 
+    def refused_campaign(self) -> int:
+        """Of the refused sends, the campaign's (the rest were replies to people writing meanwhile)."""
+        if self.channel == "telegram":
+            return sum(1 for c in self.telegram.calls("sendMessage") if c.status == 429 and c.params.get("text") == TEXT)
+        return -1  # the Graph API fake does not keep refused bodies
+
     def refused(self) -> int:
         return self.telegram.too_many if self.channel == "telegram" else self.graph.too_many
 
@@ -318,7 +324,7 @@ async def run(backend: str, people: int, rate: float, kill_at: float | None, inb
                 "span": span, "minimum": (people - 1) / rate,
                 "campaign_rate": (len(sends) - 1) / span if span else 0.0,
                 "rate": (len(everything) - 1) / span if span else 0.0,  # every send of the bot meanwhile
-                "too_many": platform.refused(),
+                "too_many": platform.refused(), "too_many_campaign": platform.refused_campaign(),
                 "twice": sum(1 for n in per_chat.values() if n > 1),
                 "skipped": people - len(per_chat), "killed_at": killed, "wall": time.monotonic() - started,
                 "inbound": len(latencies), "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
@@ -341,7 +347,8 @@ def line(result: dict, rate: float) -> str:
             f"{100 * result['rate'] / rate:.1f} % of {rate:g}/s (campaign alone {result['campaign_rate']:.1f}/s); "
             f"baseline (a plain paced client, same fake, same run) {base['rate']:.1f}/s, {base['refused']} refused: "
             f"ratio {result['rate'] / base['rate'] if base['rate'] else float('nan'):.3f}; "
-            f"{result['too_many']} sends answered 429 ({100 * result['too_many'] / max(1, result['sent']):.2f} %); "
+            f"{result['too_many']} sends answered 429 ({100 * result['too_many'] / max(1, result['sent']):.2f} %; "
+            f"campaign's {result['too_many_campaign'] if result['too_many_campaign'] >= 0 else 'n/a'}); "
             f"{result['twice']} sent twice, {result['skipped']} skipped{inbound}")
 
 

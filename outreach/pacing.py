@@ -30,7 +30,7 @@ import time
 log = logging.getLogger(__name__)
 
 REPLY, CAMPAIGN = "reply", "campaign"
-CHAT_MARGIN = 0.05  # seconds added to the per-chat interval (arrival jitter at the platform)
+CHAT_MARGIN = 0.2  # seconds added to the per-chat interval (arrival jitter at the platform under load)
 _members = itertools.count()
 
 # KEYS: the bot's window (a sorted set of send times), the campaign's next slot.
