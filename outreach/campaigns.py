@@ -1,20 +1,18 @@
 """Campaigns: the audience (opted-in people only), the message per channel, quiet hours, and the
 sender, paced at the platforms' limits.
 
-How one person is sent to, exactly once: when the campaign starts, every person of the audience
-becomes a `campaign_recipients` row (`pending`). The sender claims a few rows at a time (under the
-campaign's lock: one sender, whatever the number of processes) and, in one transaction per batch,
-writes each person's outbox row and marks the recipient `queued` with that row's id. A kill -9
-leaves each recipient before that transaction (still pending: claimed again after the restart) or
-after it (its outbox row exists: the outbox sends it, at least once, and its sent journal keeps the
-window for a second send to the sends in flight at the moment of the kill). Rows are claimed in the
-producing transaction (`Pending.direct`) so they leave right after the commit: the pace at which
-rows are written is the pace at which they are sent.
+How one person is sent to, once: when the campaign starts, every person of the audience becomes a
+`campaign_recipients` row (`pending`). The sender claims a few rows at a time (under the campaign's
+lock: one sender, whatever the number of processes) and, in one transaction per batch, writes each
+person's outbox row and marks the recipient `queued` with that row's id. A kill -9 leaves each
+recipient before that transaction (still pending: claimed again after the restart) or after it (its
+outbox row exists: the outbox sends it; a send in flight at the kill was noted `in_doubt` in the
+sent journal before its request and is recorded as sent, never sent twice). Rows are claimed in the
+producing transaction (`Pending.direct`) so they leave right after the commit.
 
-Pace: per channel, a moving-window limit of `campaign_<channel>_per_second` in the rate limiter's
-storage (Redis when configured: several processes and campaigns share one budget per bot or
-number), claimed in slices of a tenth of a second. One message per person per campaign keeps
-Telegram's 1 message/s per chat.
+Pace: the send pacer's (outreach/pacing.py: per bot or number, every send counted, replies first,
+shared through Redis). This sender only keeps LEAD_SECONDS of rows written ahead of it, so a slow
+transaction never leaves the bot idle.
 """
 
 from __future__ import annotations
