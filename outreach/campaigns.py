@@ -345,7 +345,7 @@ class CampaignSender:
                     room = lead - self.outstanding[channel]
                     if room < max(1, int(rate * SLICE_SECONDS)):
                         continue
-                    outcome = await self._batch(campaign_id, channel, room)
+                    outcome = await self._batch(campaign_id, channel, min(room, max(1, int(rate * SLICE_SECONDS))))
                     if outcome == "stopped":
                         return
                     if outcome == 0:
@@ -405,7 +405,10 @@ class CampaignSender:
                         continue
                     conversation, address = where
                     thread = Thread(contact, address, conversation)
-                    if rt.outbox.can_claim_at_once(contact.id, channel):
+                    # A WhatsApp campaign row is an approved template: no 24-hour window to look at,
+                    # so it may be claimed at once like the other channels' rows.
+                    claim_as = "telegram" if channel == "whatsapp" and extra.get("campaign_template") else channel
+                    if rt.outbox.can_claim_at_once(contact.id, claim_as):
                         pending.direct.setdefault(contact.id, [])
                         pending.direct_to[contact.id] = (address, contact)
                     row = await queue_message(session, thread, outbound, pending)

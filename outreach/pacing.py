@@ -30,6 +30,7 @@ import time
 log = logging.getLogger(__name__)
 
 REPLY, CAMPAIGN = "reply", "campaign"
+STORE_CONCURRENCY = 4  # store round trips in flight at once per process
 CHAT_MARGIN = 0.2  # seconds added to the per-chat interval (arrival jitter at the platform under load)
 _members = itertools.count()
 
@@ -146,6 +147,9 @@ class SendPacer:
         self.store = _RedisStore(redis) if redis is not None else _MemoryStore()
         self.gates: dict[str, _Gate] = {}
         self.admitted = collections.Counter()  # (channel, priority) -> sends admitted here
+        self.chat_waits: collections.deque = collections.deque(maxlen=1000)  # (chat key, seconds waited)
+        # Hundreds of sends may wait at once: they share a few store round trips, not a connection each.
+        self._store_calls = asyncio.Semaphore(STORE_CONCURRENCY)
         self.on_campaign_send = None  # the campaign sender's hook (its lead of written rows)
 
     async def acquire(self, channel: str, account: str | None, chat: str, priority: str = REPLY) -> None:
@@ -158,6 +162,7 @@ class SendPacer:
         chat_key = f"{bot}:{chat}"
         if per_chat > 0:
             wait = await self._chat(chat_key, 0.0)
+            self.chat_waits.append((chat_key, wait))
             if wait > 0:
                 await asyncio.sleep(wait)
         gate = self.gates.get(bot)
@@ -176,7 +181,8 @@ class SendPacer:
 
     async def _chat(self, key: str, interval: float) -> float:
         try:
-            return await self.store.chat(key, interval)
+            async with self._store_calls:
+                return await self.store.chat(key, interval)
         except Exception:  # Redis away: better a send on time than none
             log.warning("send pacer: shared store unavailable", exc_info=True)
             return 0.0
@@ -197,8 +203,9 @@ class SendPacer:
                 continue
             is_reply = queue is gate.waiting[REPLY]
             try:
-                wait = await self.store.admit(bot, reply_capacity if is_reply else campaign_capacity,
-                                              0.0 if is_reply else spacing)
+                async with self._store_calls:
+                    wait = await self.store.admit(bot, reply_capacity if is_reply else campaign_capacity,
+                                                  0.0 if is_reply else spacing)
             except Exception:
                 log.warning("send pacer: shared store unavailable", exc_info=True)
                 wait = spacing
