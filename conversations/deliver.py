@@ -288,6 +288,7 @@ class Outbox:
             outcome = await self._deliver(job)
             if (job.message.payload or {}).get("campaign_id"):
                 outcome.noted = True  # its note before the send goes once the outcome is recorded
+                _campaign_send_over(self.rt, job)
             outcomes.append((job, outcome))
             if outcome.status == QUEUED:
                 break
@@ -505,6 +506,13 @@ async def _paced(rt, job: "_Job") -> None:
 
     priority = CAMPAIGN if (job.message.payload or {}).get("campaign_id") else REPLY
     await pacer_of(rt).acquire(job.address.channel, job.address.account, job.address.external_id, priority)
+
+
+def _campaign_send_over(rt, job: "_Job") -> None:
+    """A campaign send is over (sent, failed or put back): the campaign writes the next row (outreach/)."""
+    pacer = getattr(rt, "send_pacer", None)
+    if pacer is not None:
+        pacer.finished(job.address.channel, "campaign")
 
 
 def _resolved(message: Message, note: dict | None) -> dict | None:

@@ -11,8 +11,7 @@ sent journal before its request and is recorded as sent, never sent twice). Rows
 producing transaction (`Pending.direct`) so they leave right after the commit.
 
 Pace: the send pacer's (outreach/pacing.py: per bot or number, every send counted, replies first,
-shared through Redis). This sender only keeps LEAD_SECONDS of rows written ahead of it, so a slow
-transaction never leaves the bot idle.
+shared through Redis). This sender only keeps LEAD_SECONDS of rows written and not yet sent.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ CHANNELS = ("telegram", "whatsapp", "webchat")
 # Campaign buttons: what a press does (outreach.inbound turns it into the command).
 BUTTONS = {"cmp:menu": "menu", "cmp:human": "humain", "cmp:stop": "news_stop"}
 SLICE_SECONDS = 0.1
-LEAD_SECONDS = 1.0  # rows written ahead of the pacer, in seconds of the channel's rate
+LEAD_SECONDS = 0.5  # rows written and not yet sent, in seconds of the channel's rate
 STALL_SECONDS = 3.0
 
 
@@ -218,8 +217,9 @@ class CampaignSender:
         self.rt = rt
         self.tasks: dict[int, asyncio.Task] = {}
         self.loop: asyncio.Task | None = None
-        # Rows written and not yet let out by the pacer, per channel: the writer keeps about a
-        # second's worth ahead (LEAD_SECONDS), so a slow transaction never leaves the bot idle.
+        # Rows written and not yet sent, per channel: the writer keeps LEAD_SECONDS of the rate
+        # ahead, so a slow transaction never leaves the bot idle, and never more, so replies to
+        # people writing meanwhile never queue behind a backlog of campaign sends.
         self.outstanding: collections.Counter = collections.Counter()
         self.progressed: dict[str, float] = {}
         from outreach.pacing import pacer_of
@@ -235,7 +235,7 @@ class CampaignSender:
         return limits_of(self.rt.settings, channel)[0]
 
     def _sent_one(self, channel: str) -> None:
-        """The pacer let one of our campaign sends leave (outreach/pacing.py)."""
+        """One of the campaign sends is over (outreach/pacing.py, SendPacer.finished)."""
         self.outstanding[channel] = max(0, self.outstanding[channel] - 1)
         self.progressed[channel] = asyncio.get_running_loop().time()
 
@@ -338,7 +338,8 @@ class CampaignSender:
                 wrote = False
                 for channel in active:
                     rate = self._rate(channel)
-                    lead = max(1, int(rate * LEAD_SECONDS))
+                    # never more than the outbox sends at once: beyond, they would queue in front of replies
+                    lead = max(1, min(int(rate * LEAD_SECONDS), rt.settings.delivery_max_in_flight))
                     now = loop.time()
                     if self.outstanding[channel] >= lead and now - self.progressed.get(channel, now) > STALL_SECONDS:
                         self.outstanding[channel] = 0  # rows that failed before the pacer: not waiting

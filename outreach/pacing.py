@@ -150,7 +150,7 @@ class SendPacer:
         self.chat_waits: collections.deque = collections.deque(maxlen=1000)  # (chat key, seconds waited)
         # Hundreds of sends may wait at once: they share a few store round trips, not a connection each.
         self._store_calls = asyncio.Semaphore(STORE_CONCURRENCY)
-        self.on_campaign_send = None  # the campaign sender's hook (its lead of written rows)
+        self.on_campaign_send = None  # the campaign sender's hook (its lead of written rows, see finished())
 
     async def acquire(self, channel: str, account: str | None, chat: str, priority: str = REPLY) -> None:
         """Wait until this send may leave: the chat's turn (Telegram: `per_chat_seconds` after the
@@ -176,6 +176,9 @@ class SendPacer:
         if per_chat > 0:
             await self._chat(chat_key, per_chat + CHAT_MARGIN)
         self.admitted[(channel, priority)] += 1
+
+    def finished(self, channel: str, priority: str) -> None:
+        """A send let out is over (answered, or failed): the campaign writer may write one more."""
         if priority == CAMPAIGN and self.on_campaign_send is not None:
             self.on_campaign_send(channel)
 
