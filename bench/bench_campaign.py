@@ -1,17 +1,22 @@
-"""Campaign benchmark: a Telegram campaign to N opted-in people against the loopback fake Bot API
-enforcing Telegram's limits (30 sends per sliding second per bot, 1 per second per chat; 429 and
-retry_after beyond), the app a real subprocess (`python -m allervers.cli serve`).
+"""Campaign benchmark: a campaign to N opted-in people against the loopback fakes enforcing the
+platforms' limits, the app a real subprocess (`python -m allervers.cli serve`):
+Telegram (FakeTelegram: 30 sends per sliding second per bot, 1 per second per chat, 429 beyond) or
+WhatsApp (FakeGraphApi.enforce_limit: 80 per sliding second per phone number id, 130429 beyond).
 
-    python bench/bench_campaign.py                       # 1,000 people, then the same with a kill -9
-    python bench/bench_campaign.py --people 10000        # the full run (~6 min per run at 30/s)
-    python bench/bench_campaign.py --kill-at 0.5 --runs kill
+    python bench/bench_campaign.py --people 10000                      # Telegram: a plain run, then kill -9
+    python bench/bench_campaign.py --people 10000 --channel whatsapp   # the same at 80/s
+    python bench/bench_campaign.py --runs kill --kill-at 0.5
     python bench/bench_campaign.py --backend postgres    # PostgreSQL + Redis (wipes the bench database)
 
-Printed per run: sends, elapsed from the first send to the last vs the theoretical minimum (N/30 s),
-achieved rate and its share of 30/s, sends answered 429, people sent twice, people skipped, and
-while the campaign runs, inbound `/start` updates of other people posted at --inbound-rate: the
-webhook's answer time (p50 / p99 / max). With --kill-at F the app is killed with SIGKILL once a
-fraction F of the people got it, restarted at once, and the run counts what was sent twice or never.
+Printed per run, against a baseline measured in the same run (a plain client from this process,
+evenly paced at 97 % of the limit, against the same fake: what this machine does right now):
+every send of the bot / number during the campaign (campaign + replies: all count toward the limit)
+per second and its share of the limit, the ratio to the baseline, the campaign alone, sends answered
+429, people sent twice, people skipped; while it runs, other people write (--inbound-rate per
+second: Telegram `/start`, or a signed WhatsApp text): the webhook's answer time and the time to
+their first reply at the platform (p50 / p99). With --kill-at F the app is killed with SIGKILL once
+a fraction F of the people got it, restarted at once, and the run counts what was sent twice or
+never. tests/outreach/test_campaign_crash.py runs the short version (240 / 480 people, kill -9).
 """
 
 from __future__ import annotations
