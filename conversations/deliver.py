@@ -524,6 +524,8 @@ def _resolved(message: Message, note: dict | None) -> dict | None:
         log.info("start-up sweep: campaign message %s was in flight at the crash; recorded as sent", message.id)
         return {"status": SENT, "platform_id": None}
     return None
+
+
 SWEEP_GRACE = 5.0  # seconds: younger 'sending' rows may be a live process's, about to be sent
 
 
