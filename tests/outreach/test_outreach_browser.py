@@ -71,7 +71,7 @@ def test_admin_source_qr_flyer_webchat_arrival_and_campaign(settings_for, chromi
         expect(admin.get_by_role("heading", name="Aperçu : 0 personne(s)")).to_be_visible()
         assert_in_view(admin, admin.get_by_role("button", name=re.compile("Lancer l'envoi")))
         assert_accessible(admin)
-        admin.get_by_label("Telegram").fill("📣 Permanence CAF jeudi à la mairie.")
+        admin.get_by_label("Telegram", exact=True).fill("📣 Permanence CAF jeudi à la mairie.")
         admin.get_by_label("Web chat (laisser vide : pas d'envoi)").fill("📣 Permanence CAF jeudi à la mairie.")
         admin.get_by_role("button", name="💾 Enregistrer").click()
         expect(admin.locator(".bubble-preview").first).to_contain_text("Permanence CAF jeudi")
