@@ -183,6 +183,14 @@ class Settings(BaseSettings):
     directory_api_timeout_seconds: float = Field(default=1.5, gt=0, le=10)
     directory_api_cache_seconds: float = Field(default=300.0, ge=0)
 
+    @field_validator("send_limits")
+    @classmethod
+    def _positive_send_limits(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, rate in value.items():
+            if not rate > 0:
+                raise ValueError(f"send_limits[{key!r}] must be above 0 (sends per second)")
+        return value
+
     @field_validator("rate_limits")
     @classmethod
     def _rate_limits_over_defaults(cls, value: dict[str, str]) -> dict[str, str]:
@@ -202,11 +210,16 @@ class Settings(BaseSettings):
     # people write to (international digits, https://wa.me/<number>); a missing one: no link.
     telegram_bot_username: str | None = None
     whatsapp_display_number: str | None = None
-    # Campaign sends per second: Telegram's limits (30 a bot, 1 a chat), WhatsApp's tier (80 a number).
+    # The platforms' send limits (outreach/pacing.py), for ALL sends of a bot or number (replies
+    # and campaigns; replies first): Telegram 30/s per bot and 1/s per chat, WhatsApp 80/s per
+    # phone number id. (Named campaign_* for history: they limit every send.)
     campaign_telegram_per_second: float = Field(default=30.0, gt=0)
     campaign_telegram_per_chat_seconds: float = Field(default=1.0, ge=0)
     campaign_whatsapp_per_second: float = Field(default=80.0, gt=0)
     campaign_webchat_per_second: float = Field(default=50.0, gt=0)
+    # Tiers per account, over those defaults: {"whatsapp:<phone number id>": 250, "telegram:<bot id>": 30,
+    # "whatsapp": 80} (a channel alone: every account of it). JSON in ALLERVERS_SEND_LIMITS.
+    send_limits: dict[str, float] = Field(default_factory=dict)
     campaign_tick_seconds: float = Field(default=1.0, gt=0)
     # The share of those rates campaign sends are spaced at (the network's jitter bunches sends up).
     campaign_headroom: float = Field(default=0.97, gt=0, le=1)

@@ -1,17 +1,22 @@
-"""Campaign benchmark: a Telegram campaign to N opted-in people against the loopback fake Bot API
-enforcing Telegram's limits (30 sends per sliding second per bot, 1 per second per chat; 429 and
-retry_after beyond), the app a real subprocess (`python -m allervers.cli serve`).
+"""Campaign benchmark: a campaign to N opted-in people against the loopback fakes enforcing the
+platforms' limits, the app a real subprocess (`python -m allervers.cli serve`):
+Telegram (FakeTelegram: 30 sends per sliding second per bot, 1 per second per chat, 429 beyond) or
+WhatsApp (FakeGraphApi.enforce_limit: 80 per sliding second per phone number id, 130429 beyond).
 
-    python bench/bench_campaign.py                       # 1,000 people, then the same with a kill -9
-    python bench/bench_campaign.py --people 10000        # the full run (~6 min per run at 30/s)
-    python bench/bench_campaign.py --kill-at 0.5 --runs kill
+    python bench/bench_campaign.py --people 10000                      # Telegram: a plain run, then kill -9
+    python bench/bench_campaign.py --people 10000 --channel whatsapp   # the same at 80/s
+    python bench/bench_campaign.py --runs kill --kill-at 0.5
     python bench/bench_campaign.py --backend postgres    # PostgreSQL + Redis (wipes the bench database)
 
-Printed per run: sends, elapsed from the first send to the last vs the theoretical minimum (N/30 s),
-achieved rate and its share of 30/s, sends answered 429, people sent twice, people skipped, and
-while the campaign runs, inbound `/start` updates of other people posted at --inbound-rate: the
-webhook's answer time (p50 / p99 / max). With --kill-at F the app is killed with SIGKILL once a
-fraction F of the people got it, restarted at once, and the run counts what was sent twice or never.
+Printed per run, against a baseline measured in the same run (a plain client from this process,
+evenly paced at 97 % of the limit, against the same fake: what this machine does right now):
+every send of the bot / number during the campaign (campaign + replies: all count toward the limit)
+per second and its share of the limit, the ratio to the baseline, the campaign alone, sends answered
+429, people sent twice, people skipped; while it runs, other people write (--inbound-rate per
+second: Telegram `/start`, or a signed WhatsApp text): the webhook's answer time and the time to
+their first reply at the platform (p50 / p99). With --kill-at F the app is killed with SIGKILL once
+a fraction F of the people got it, restarted at once, and the run counts what was sent twice or
+never. tests/outreach/test_campaign_crash.py runs the short version (240 / 480 people, kill -9).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/allervers_bench
 DEFAULT_REDIS = "redis://127.0.0.1:6379/9"
 
 
-async def prepare(database_url: str, people: int) -> None:
+async def prepare(database_url: str, people: int, channel: str = "telegram") -> None:
     """The schema and demo seed (by the app's own start-up), then N opted-in people and a campaign
     scheduled now: the app starts it at its first tick."""
     import allervers.models  # noqa: F401  (every table known to the metadata)
@@ -48,10 +53,13 @@ async def prepare(database_url: str, people: int) -> None:
 
     engine = make_engine(database_url)
     sessionmaker = make_sessionmaker(engine)
-    await seed_audience(sessionmaker, 1, people, FIRST_CHAT)
+    first = FIRST_CHAT if channel == "telegram" else FIRST_NUMBER
+    await seed_audience(sessionmaker, 1, people, first, channel)
+    messages = ({"telegram": {"text": TEXT, "buttons": []}} if channel == "telegram"
+                else {"whatsapp": {"template": WA_TEMPLATE, "params": [], "preview": TEXT}})
     async with sessionmaker() as session, session.begin():
         session.add(Campaign(organisation_id=1, name="Bench", status="scheduled", scheduled_at=utcnow(),
-                             audience={}, messages={"telegram": {"text": TEXT, "buttons": []}}))
+                             audience={}, messages=messages))
     await engine.dispose()
 
 
@@ -76,7 +84,8 @@ async def wipe(database_url: str, redis_url: str | None) -> None:
         client.close()
 
 
-async def inbound_load(url: str, rate: float, stop: asyncio.Event, latencies: list[float]) -> None:
+async def inbound_load(url: str, rate: float, stop: asyncio.Event, latencies: list[float],
+                       posted: dict | None = None) -> None:
     """Other people writing during the campaign: `/start` from new chats at `rate` per second."""
     import aiohttp
 
@@ -89,8 +98,10 @@ async def inbound_load(url: str, rate: float, stop: asyncio.Event, latencies: li
         next_at = loop.time()
         pending = set()
 
-        async def one(body: bytes) -> None:
+        async def one(body: bytes, chat: int) -> None:
             began = loop.time()
+            if posted is not None:
+                posted[str(chat)] = time.monotonic()
             try:
                 async with session.post(url + "/bots/telegram/webhook", data=body, headers=headers,
                                         timeout=aiohttp.ClientTimeout(total=10)) as response:
@@ -103,7 +114,7 @@ async def inbound_load(url: str, rate: float, stop: asyncio.Event, latencies: li
         while not stop.is_set():
             update_id += 1
             chat += 1
-            task = asyncio.create_task(one(update_body(update_id, chat, "text", "/start")))
+            task = asyncio.create_task(one(update_body(update_id, chat, "text", "/start"), chat))
             pending.add(task)
             task.add_done_callback(pending.discard)
             next_at += 1.0 / rate
@@ -119,8 +130,128 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+WA_TOKEN, WA_SECRET, WA_NUMBER = "bench-wa-token", "bench-wa-secret", "100000000000001"
+WA_TEMPLATE = "bench_news"
+FIRST_NUMBER = 33_600_000_000
+
+
+class Platform:
+    """What the benchmark reads at one platform's fake: sends accepted, sends refused (429 / 130429)."""
+
+    def __init__(self, channel: str, telegram, graph) -> None:
+        self.channel, self.telegram, self.graph = channel, telegram, graph
+
+    def accepted(self) -> list[tuple[str, float, bool]]:
+        """(chat, arrival time, is the campaign's message) of every accepted send of the bot / number."""
+        if self.channel == "telegram":
+            return [(str(c.chat_id), c.at, c.params.get("text") == TEXT) for c in self.telegram.sent_messages()]
+        with self.graph._lock:
+            records = list(self.graph.messages)
+        return [(str(r.body.get("to")), r.at, (r.body.get("template") or {}).get("name") == WA_TEMPLATE)
+                for r in records if r.phone_number_id == WA_NUMBER]
+
+    def refused_campaign(self) -> int:
+        """Of the refused sends, the campaign's (the rest were replies to people writing meanwhile)."""
+        if self.channel == "telegram":
+            return sum(1 for c in self.telegram.calls("sendMessage") if c.status == 429 and c.params.get("text") == TEXT)
+        return -1  # the Graph API fake does not keep refused bodies
+
+    def refused(self) -> int:
+        return self.telegram.too_many if self.channel == "telegram" else self.graph.too_many
+
+    def reset(self) -> None:
+        if self.channel == "telegram":
+            self.telegram.reset()
+            self.telegram.too_many = 0
+        else:
+            self.graph.reset()
+            self.graph.enforce_limit(self.graph.limit_per_second)
+
+
+async def baseline(platform: Platform, rate: float, seconds: float) -> dict:
+    """The best a plain client does against the same fake on this machine now: evenly spaced sends
+    at the app's campaign headroom (97 % of the limit) from one loop, to distinct chats."""
+    import aiohttp
+
+    count = max(10, int(rate * seconds))
+    loop = asyncio.get_running_loop()
+    platform.reset()
+    async with aiohttp.ClientSession() as session:
+        began, tasks = loop.time(), []
+
+        async def one(i: int) -> None:
+            if platform.channel == "telegram":
+                url = f"{platform.telegram.base_url}/bot{platform.telegram.token}/sendMessage"
+                async with session.post(url, json={"chat_id": 70_000_000 + i, "text": "baseline"}) as r:
+                    await r.read()
+            else:
+                url = f"{platform.graph.base_url}/{WA_NUMBER}/messages"
+                body = {"messaging_product": "whatsapp", "to": str(FIRST_NUMBER + 900_000 + i), "type": "text",
+                        "text": {"body": "baseline"}}
+                async with session.post(url, json=body, headers={"Authorization": f"Bearer {WA_TOKEN}"}) as r:
+                    await r.read()
+
+        for i in range(count):
+            await asyncio.sleep(max(0.0, began + i / (rate * 0.97) - loop.time()))
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks, return_exceptions=True)
+    times = sorted(at for _, at, _ in platform.accepted())
+    refused = platform.refused()
+    platform.reset()
+    span = times[-1] - times[0] if len(times) > 1 else float("nan")
+    return {"sent": len(times), "rate": (len(times) - 1) / span if span else 0.0, "refused": refused}
+
+
+async def inbound_whatsapp(url: str, rate: float, stop: asyncio.Event, posted: dict, latencies: list[float]) -> None:
+    """Other people writing on WhatsApp during the campaign (signed webhooks) at `rate` per second."""
+    import json
+
+    import aiohttp
+
+    from tests.fakes.graph_api import sign
+
+    if rate <= 0:
+        return
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession() as session:
+        next_at, n, pending = loop.time(), 0, set()
+
+        async def one(person: str, raw: bytes) -> None:
+            began = time.monotonic()
+            posted[person] = began
+            try:
+                async with session.post(url + "/bots/whatsapp/webhook", data=raw, timeout=aiohttp.ClientTimeout(total=10),
+                                        headers={"Content-Type": "application/json",
+                                                 "X-Hub-Signature-256": sign(raw, WA_SECRET)}) as response:
+                    await response.read()
+                    if response.status == 200:
+                        latencies.append(time.monotonic() - began)
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                pass
+
+        while not stop.is_set():
+            n += 1
+            person = str(FIRST_NUMBER + 500_000 + n)
+            raw = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+                "field": "messages", "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "33100000000", "phone_number_id": WA_NUMBER},
+                    "contacts": [{"profile": {"name": "Sam"}, "wa_id": person}],
+                    "messages": [{"from": person, "id": f"wamid.BENCH.{n}", "timestamp": str(int(time.time())),
+                                  "type": "text", "text": {"body": "Bonjour"}}]}}]}]}).encode()
+            task = asyncio.create_task(one(person, raw))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            next_at += 1.0 / rate
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+        if pending:
+            await asyncio.wait(pending, timeout=10)
+
+
 async def run(backend: str, people: int, rate: float, kill_at: float | None, inbound_rate: float,
-              postgres_url: str, redis_url: str) -> dict:
+              postgres_url: str, redis_url: str, channel: str = "telegram", baseline_seconds: float = 5.0) -> dict:
+    from tests.fakes.graph_api import FakeGraphApi
+
     with tempfile.TemporaryDirectory(prefix="allervers-campaign-") as workdir_name:
         workdir = Path(workdir_name)
         if backend == "sqlite":
@@ -128,30 +259,42 @@ async def run(backend: str, people: int, rate: float, kill_at: float | None, inb
         else:
             database_url, redis = postgres_url, redis_url
         await wipe(database_url, redis)
-        with FakeTelegram(limit_per_second=rate, limit_per_chat_seconds=1.0) as fake:
+        telegram_limit = rate if channel == "telegram" else None
+        with FakeTelegram(limit_per_second=telegram_limit, limit_per_chat_seconds=1.0) as fake, \
+                FakeGraphApi(access_token=WA_TOKEN) as graph:
+            graph.enforce_limit(rate if channel == "whatsapp" else None)
+            platform = Platform(channel, fake, graph)
             env = app_env(database_url, redis, workdir, fake.base_url, {
-                "ALLERVERS_CAMPAIGN_QUIET_ENABLED": "false", "ALLERVERS_CAMPAIGN_TELEGRAM_PER_SECOND": str(rate),
-                "ALLERVERS_CAMPAIGN_TICK_SECONDS": "0.5", "ALLERVERS_RATE_LIMITS_ENABLED": "false"})
+                "ALLERVERS_CAMPAIGN_QUIET_ENABLED": "false", "ALLERVERS_CAMPAIGN_TICK_SECONDS": "0.5",
+                "ALLERVERS_RATE_LIMITS_ENABLED": "false",
+                "ALLERVERS_CAMPAIGN_TELEGRAM_PER_SECOND": str(rate if channel == "telegram" else 30),
+                "ALLERVERS_CAMPAIGN_WHATSAPP_PER_SECOND": str(rate if channel == "whatsapp" else 80),
+                "ALLERVERS_WHATSAPP_ACCESS_TOKEN": WA_TOKEN, "ALLERVERS_WHATSAPP_APP_SECRET": WA_SECRET,
+                "ALLERVERS_WHATSAPP_VERIFY_TOKEN": "bench", "ALLERVERS_WHATSAPP_GRAPH_API_BASE": graph.base_url,
+                "ALLERVERS_WHATSAPP_PHONE_NUMBER_ID": WA_NUMBER})
             app = App(ROOT, env, workdir / "app.log")
             app.start()  # migrations and the demo seed
             await app.wait_ready()
             app.stop()
-            await prepare(database_url, people)
-            fake.reset()
+            await prepare(database_url, people, channel)
+            base = await baseline(platform, rate, baseline_seconds)
             started = time.monotonic()
             app = App(ROOT, env, workdir / "app.log")
             app.start()
             await app.wait_ready()
-            stop, latencies = asyncio.Event(), []
-            inbound = asyncio.create_task(inbound_load(app.url, inbound_rate, stop, latencies))
+            stop, latencies, posted = asyncio.Event(), [], {}
+            if channel == "telegram":
+                inbound = asyncio.create_task(inbound_load(app.url, inbound_rate, stop, latencies, posted))
+            else:
+                inbound = asyncio.create_task(inbound_whatsapp(app.url, inbound_rate, stop, posted, latencies))
             killed = None
 
             def campaign_sends():
-                return [c for c in fake.sent_messages() if c.params.get("text") == TEXT]
+                return [(chat, at) for chat, at, ours in platform.accepted() if ours]
 
             deadline = time.monotonic() + people / rate * 3 + 120
             while time.monotonic() < deadline:
-                count = len({c.chat_id for c in campaign_sends()})
+                count = len({chat for chat, _ in campaign_sends()})
                 if kill_at is not None and killed is None and count >= people * kill_at:
                     app.kill()
                     killed = count
@@ -161,45 +304,65 @@ async def run(backend: str, people: int, rate: float, kill_at: float | None, inb
                 if count >= people:
                     break
                 await asyncio.sleep(0.5)
-            await asyncio.sleep(3)  # anything late (a second send) shows up
             stop.set()
             await inbound
+            await asyncio.sleep(3)  # anything late (a second send) shows up
             app.stop()
             sends = campaign_sends()
-            per_chat = Counter(int(c.chat_id) for c in sends)
-            times = sorted(c.at for c in sends)
-            span = times[-1] - times[0] if len(times) > 1 else float("nan")
+            per_chat = Counter(chat for chat, _ in sends)
+            times = sorted(at for _, at in sends)
+            first, last = (times[0], times[-1]) if times else (0.0, 0.0)
+            span = last - first if len(times) > 1 else float("nan")
+            everything = [at for _, at, _ in platform.accepted() if first <= at <= last]
+            first_reply = {}
+            for chat, at, ours in platform.accepted():
+                if not ours and chat in posted and chat not in first_reply:
+                    first_reply[chat] = at - posted[chat]
+            replies = list(first_reply.values())
             if os.environ.get("BENCH_DEBUG"):
-                gaps = sorted((b - a, a - times[0]) for a, b in zip(times, times[1:]))[-8:]
+                gaps = sorted((b - a, a - first) for a, b in zip(times, times[1:]))[-8:]
                 print("largest gaps (gap, at):", [(round(g, 2), round(t, 1)) for g, t in gaps])
+                print("\n".join(l for l in (workdir / "app.log").read_text(errors="replace").splitlines()
+                                 if any(w in l for w in ("sweep", "crash", "ERROR", "WARNING", "failed", "Traceback")))[-8000:])
             return {
-                "backend": backend, "people": people, "sent": len(sends), "reached": len(per_chat),
-                "span": span, "minimum": (people - 1) / rate, "rate": (len(sends) - 1) / span if span else 0,
-                "too_many": sum(1 for c in fake.calls("sendMessage") if c.status == 429 and c.params.get("text") == TEXT),
-                "replies_429": fake.too_many - sum(1 for c in fake.calls("sendMessage")
-                                                   if c.status == 429 and c.params.get("text") == TEXT),
+                "channel": channel, "backend": backend, "people": people, "sent": len(sends), "reached": len(per_chat),
+                "span": span, "minimum": (people - 1) / rate,
+                "campaign_rate": (len(sends) - 1) / span if span else 0.0,
+                "rate": (len(everything) - 1) / span if span else 0.0,  # every send of the bot meanwhile
+                "too_many": platform.refused(), "too_many_campaign": platform.refused_campaign(),
                 "twice": sum(1 for n in per_chat.values() if n > 1),
                 "skipped": people - len(per_chat), "killed_at": killed, "wall": time.monotonic() - started,
                 "inbound": len(latencies), "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
                 "max": max(latencies) if latencies else float("nan"),
+                "reply_p50": percentile(replies, 0.5), "reply_p99": percentile(replies, 0.99), "replied": len(replies),
+                "baseline": base,
             }
 
 
 def line(result: dict, rate: float) -> str:
     kill = f", kill -9 after {result['killed_at']} reached" if result["killed_at"] is not None else ""
-    inbound = (f"; inbound during it: {result['inbound']} answered, p50 {result['p50'] * 1000:.0f} ms, "
-               f"p99 {result['p99'] * 1000:.0f} ms, max {result['max'] * 1000:.0f} ms") if result["inbound"] else ""
-    return (f"{result['backend']}: {result['people']} people{kill}: {result['sent']} sent in {result['span']:.1f} s "
-            f"(minimum {result['minimum']:.1f} s) = {result['rate']:.1f}/s ({100 * result['rate'] / rate:.1f} % of "
-            f"{rate:g}/s); {result['too_many']} campaign sends answered 429 ({100 * result['too_many'] / max(1, result['sent']):.2f} %), "
-            f"{result['replies_429']} replies to others answered 429; "
+    base = result["baseline"]
+    inbound = (f"; inbound meanwhile: {result['inbound']} webhooks answered p50 {result['p50'] * 1000:.0f} ms, "
+               f"p99 {result['p99'] * 1000:.0f} ms (max {result['max'] * 1000:.0f} ms), first reply at the platform "
+               f"p50 {result['reply_p50'] * 1000:.0f} ms, p99 {result['reply_p99'] * 1000:.0f} ms "
+               f"({result['replied']} people)") if result["inbound"] else ""
+    return (f"{result['channel']} / {result['backend']}: {result['people']} people{kill}: {result['sent']} campaign "
+            f"sends in {result['span']:.1f} s (minimum {result['minimum']:.1f} s); every send of the "
+            f"{'bot' if result['channel'] == 'telegram' else 'number'} {result['rate']:.1f}/s = "
+            f"{100 * result['rate'] / rate:.1f} % of {rate:g}/s (campaign alone {result['campaign_rate']:.1f}/s); "
+            f"baseline (a plain paced client, same fake, same run) {base['rate']:.1f}/s, {base['refused']} refused: "
+            f"ratio {result['rate'] / base['rate'] if base['rate'] else float('nan'):.3f}; "
+            f"{result['too_many']} sends answered 429 ({100 * result['too_many'] / max(1, result['sent']):.2f} %; "
+            f"campaign's {result['too_many_campaign'] if result['too_many_campaign'] >= 0 else 'n/a'}); "
             f"{result['twice']} sent twice, {result['skipped']} skipped{inbound}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=30.0, help="the fake's (and the app's) sends per second")
+    parser.add_argument("--channel", choices=("telegram", "whatsapp"), default="telegram")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="the fake's (and the app's) sends per second: 30 on Telegram, 80 on WhatsApp")
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--runs", choices=("both", "plain", "kill"), default="both")
     parser.add_argument("--kill-at", type=float, default=0.5)
@@ -207,11 +370,12 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=os.environ.get("ALLERVERS_BENCH_POSTGRES_URL", DEFAULT_POSTGRES))
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
     args = parser.parse_args()
+    rate = args.rate or (30.0 if args.channel == "telegram" else 80.0)
     runs = {"both": [None, args.kill_at], "plain": [None], "kill": [args.kill_at]}[args.runs]
     for kill_at in runs:
-        result = asyncio.run(run(args.backend, args.people, args.rate, kill_at, args.inbound_rate,
-                                 args.postgres_url, args.redis_url))
-        print(line(result, args.rate), flush=True)
+        result = asyncio.run(run(args.backend, args.people, rate, kill_at, args.inbound_rate,
+                                 args.postgres_url, args.redis_url, args.channel))
+        print(line(result, rate), flush=True)
 
 
 if __name__ == "__main__":

@@ -180,7 +180,7 @@ class Outbox:
                 log.exception("sent journal not readable; rows left sending are queued again")
             now = utcnow()
             for message in stuck:
-                note = notes.get(message.id)
+                note = _resolved(message, notes.get(message.id))
                 if note is None:
                     message.status = QUEUED
                 elif note.get("status") == PARTIAL:  # crashed between the parts: the rest only
@@ -312,6 +312,9 @@ class Outbox:
         self.in_hand.update(job.message.id for job in jobs)
         for job in jobs:
             outcome = await self._deliver(job)
+            if (job.message.payload or {}).get("campaign_id"):
+                outcome.noted = True  # its note before the send goes once the outcome is recorded
+                _campaign_send_over(self.rt, job)
             outcomes.append((job, outcome))
             if outcome.status == QUEUED:
                 break
@@ -334,12 +337,9 @@ class Outbox:
             prepared = await rt.prepare_outbound(job.address.channel, job.outbound, context)
             if prepared is None:  # the 24-hour window: held behind an unanswered invitation
                 return _Outcome(HELD)
-            pacer = getattr(rt, "campaigns", None)  # outreach: campaigns take the room replies leave
-            if pacer is not None and (job.message.payload or {}).get("campaign_id"):
-                await pacer.pace(job.address.channel)  # evenly spaced, under the platform's limit
-            elif pacer is not None:
-                pacer.note(job.address.channel)
+            await _paced(rt, job)  # outreach/pacing: the bot's and the chat's limits, replies first
             async with self._in_flight, sendable(rt, prepared) as prepared:  # (an S3 file: a temporary copy)
+                await self._note_intent(job)  # a campaign send is noted "in doubt" before it leaves
                 pieces = parts_of(channel, prepared)
                 if len(pieces) > 1:  # text, then the venue: each part noted once sent, never sent twice
                     return await self._deliver_parts(job, channel, pieces)
@@ -381,6 +381,8 @@ class Outbox:
         for index, piece in enumerate(pieces):
             if index < done:
                 continue
+            if index:
+                await _paced(rt=self.rt, job=job)  # each part is a send: the chat's and the bot's limits
             try:
                 result = await channel.send(job.address.external_id, piece, account=job.address.account)
             except Exception as failure:
@@ -424,6 +426,17 @@ class Outbox:
             return _Outcome(FAILED, error=f"{error} (still failing after {settings.delivery_max_seconds:.0f} s)"[:300])
         update_ = {} if "retrying_since" in (job.message.payload or {}) else {"retrying_since": now.isoformat()}
         return _Outcome(QUEUED, error=error, delay=delay, free=free, payload_update=update_)
+
+    async def _note_intent(self, job: "_Job") -> None:
+        """A campaign send is about to leave: noted before the request (the idempotency record).
+        A crash after this note and before the "sent" one leaves the send in doubt: the sweep
+        records a campaign row in doubt as sent (at most once: never a second copy of a campaign)."""
+        if not (job.message.payload or {}).get("campaign_id"):
+            return
+        try:
+            await self.journal.note(job.message.id, {"status": IN_DOUBT})
+        except Exception:
+            log.warning("sent journal unavailable for message %s", job.message.id, exc_info=True)
 
     async def _note(self, job: "_Job", entry: dict) -> None:
         """The send succeeded: say so at once, where a restart will look (see sent_journal)."""
@@ -555,6 +568,35 @@ class _Recorder:
 
 
 BURST = 10
+IN_DOUBT = "in_doubt"  # the sent journal's note before a campaign send (see Outbox._note_intent)
+
+
+async def _paced(rt, job: "_Job") -> None:
+    """Wait for the platform's limits (outreach/pacing.py): per bot / number, per chat, replies first."""
+    from outreach.pacing import CAMPAIGN, REPLY, pacer_of
+
+    priority = CAMPAIGN if (job.message.payload or {}).get("campaign_id") else REPLY
+    await pacer_of(rt).acquire(job.address.channel, job.address.account, job.address.external_id, priority)
+
+
+def _campaign_send_over(rt, job: "_Job") -> None:
+    """A campaign send is over (sent, failed or put back): the campaign writes the next row (outreach/)."""
+    pacer = getattr(rt, "send_pacer", None)
+    if pacer is not None:
+        pacer.finished(job.address.channel, "campaign")
+
+
+def _resolved(message: Message, note: dict | None) -> dict | None:
+    """A sweep's reading of a row's journal note: a campaign send in doubt counts as sent (never
+    twice); any other row in doubt goes back to the queue (at least once, as before)."""
+    if note is None or note.get("status") != IN_DOUBT:
+        return note
+    if (message.payload or {}).get("campaign_id"):
+        log.info("start-up sweep: campaign message %s was in flight at the crash; recorded as sent", message.id)
+        return {"status": SENT, "platform_id": None}
+    return None
+
+
 SWEEP_GRACE = 5.0  # seconds: younger 'sending' rows may be a live process's, about to be sent
 
 

@@ -1,20 +1,17 @@
 """Campaigns: the audience (opted-in people only), the message per channel, quiet hours, and the
 sender, paced at the platforms' limits.
 
-How one person is sent to, exactly once: when the campaign starts, every person of the audience
-becomes a `campaign_recipients` row (`pending`). The sender claims a few rows at a time (under the
-campaign's lock: one sender, whatever the number of processes) and, in one transaction per batch,
-writes each person's outbox row and marks the recipient `queued` with that row's id. A kill -9
-leaves each recipient before that transaction (still pending: claimed again after the restart) or
-after it (its outbox row exists: the outbox sends it, at least once, and its sent journal keeps the
-window for a second send to the sends in flight at the moment of the kill). Rows are claimed in the
-producing transaction (`Pending.direct`) so they leave right after the commit: the pace at which
-rows are written is the pace at which they are sent.
+How one person is sent to, once: when the campaign starts, every person of the audience becomes a
+`campaign_recipients` row (`pending`). The sender claims a few rows at a time (under the campaign's
+lock: one sender, whatever the number of processes) and, in one transaction per batch, writes each
+person's outbox row and marks the recipient `queued` with that row's id. A kill -9 leaves each
+recipient before that transaction (still pending: claimed again after the restart) or after it (its
+outbox row exists: the outbox sends it; a send in flight at the kill was noted `in_doubt` in the
+sent journal before its request and is recorded as sent, never sent twice). Rows are claimed in the
+producing transaction (`Pending.direct`) so they leave right after the commit.
 
-Pace: per channel, a moving-window limit of `campaign_<channel>_per_second` in the rate limiter's
-storage (Redis when configured: several processes and campaigns share one budget per bot or
-number), claimed in slices of a tenth of a second. One message per person per campaign keeps
-Telegram's 1 message/s per chat.
+Pace: the send pacer's (outreach/pacing.py: per bot or number, every send counted, replies first,
+shared through Redis). This sender only keeps LEAD_SECONDS of rows written and not yet sent.
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ import collections
 import logging
 from datetime import datetime, time as dtime, timedelta
 
-from limits import RateLimitItemPerSecond
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,6 +50,8 @@ CHANNELS = ("telegram", "whatsapp", "webchat")
 # Campaign buttons: what a press does (outreach.inbound turns it into the command).
 BUTTONS = {"cmp:menu": "menu", "cmp:human": "humain", "cmp:stop": "news_stop"}
 SLICE_SECONDS = 0.1
+LEAD_SECONDS = 0.5  # rows written and not yet sent, in seconds of the channel's rate
+STALL_SECONDS = 3.0
 
 
 # -- quiet hours -----------------------------------------------------------------------------------
@@ -219,52 +217,27 @@ class CampaignSender:
         self.rt = rt
         self.tasks: dict[int, asyncio.Task] = {}
         self.loop: asyncio.Task | None = None
-        self._next_send: dict[str, float] = {}
-        self._sends: dict[str, collections.deque] = {}  # channel -> send times of the last second
-        from limits.aio.strategies import MovingWindowRateLimiter
+        # Rows written and not yet sent, per channel: the writer keeps LEAD_SECONDS of the rate
+        # ahead, so a slow transaction never leaves the bot idle, and never more, so replies to
+        # people writing meanwhile never queue behind a backlog of campaign sends.
+        self.outstanding: collections.Counter = collections.Counter()
+        self.progressed: dict[str, float] = {}
+        from outreach.pacing import pacer_of
 
-        self.strategy = MovingWindowRateLimiter(rt.limiter.storage)
+        pacer_of(rt).on_campaign_send = self._sent_one
 
     def start(self) -> None:
         self.loop = asyncio.create_task(self._forever(), name="campaigns")
 
     def _rate(self, channel: str) -> float:
-        settings = self.rt.settings
-        return {"telegram": settings.campaign_telegram_per_second, "whatsapp": settings.campaign_whatsapp_per_second,
-                "webchat": settings.campaign_webchat_per_second}.get(channel, settings.campaign_webchat_per_second)
+        from outreach.pacing import limits_of
 
-    def note(self, channel: str) -> None:
-        """The outbox tells of every other send (replies to people): campaigns use what they leave."""
-        self._window(channel).append(asyncio.get_running_loop().time())
+        return limits_of(self.rt.settings, channel)[0]
 
-    def _window(self, channel: str):
-        window = self._sends.get(channel)
-        if window is None:
-            window = self._sends[channel] = collections.deque()
-        return window
-
-    async def pace(self, channel: str) -> None:
-        """Called by the outbox right before a campaign's send. Within any sliding second, every send
-        of the channel (replies included) stays under `campaign_headroom` of the channel's rate, and
-        campaign sends leave evenly spaced (the network's jitter must not bunch them past the limit).
-        Replies are never delayed: a campaign only takes the room they leave."""
-        rate = self._rate(channel)
-        budget = max(1, int(rate * self.rt.settings.campaign_headroom))
-        spacing = 1.0 / (rate * self.rt.settings.campaign_headroom)
-        loop = asyncio.get_running_loop()
-        window = self._window(channel)
-        while True:
-            now = loop.time()
-            while window and window[0] <= now - 1.0:
-                window.popleft()
-            slot = max(now, self._next_send.get(channel, 0.0))
-            if len(window) >= budget:
-                slot = max(slot, window[0] + 1.0)
-            if slot <= now:
-                window.append(now)
-                self._next_send[channel] = now + spacing
-                return
-            await asyncio.sleep(slot - now)
+    def _sent_one(self, channel: str) -> None:
+        """One of the campaign sends is over (outreach/pacing.py, SendPacer.finished)."""
+        self.outstanding[channel] = max(0, self.outstanding[channel] - 1)
+        self.progressed[channel] = asyncio.get_running_loop().time()
 
     async def stop(self) -> None:
         for task in [self.loop, *self.tasks.values()]:
@@ -348,52 +321,44 @@ class CampaignSender:
                     fresh.status = SENDING if ids else DONE
 
     async def send(self, campaign_id: int) -> None:
-        """Send the campaign's pending recipients (then its pending reminders) at the channels' pace,
-        until none is left, it is paused or cancelled, or quiet hours begin."""
+        """Send the campaign's pending recipients (then its pending reminders) until none is left,
+        it is paused or cancelled, or quiet hours begin. The pace is the pacer's (at the send, per
+        bot or number: outreach/pacing.py); this loop only keeps LEAD_SECONDS of rows written ahead."""
         rt = self.rt
-        settings = rt.settings
-        rates = {"telegram": settings.campaign_telegram_per_second, "whatsapp": settings.campaign_whatsapp_per_second,
-                 "webchat": settings.campaign_webchat_per_second}
-        slice_size = {c: max(1, int(r * SLICE_SECONDS)) for c, r in rates.items()}
-        items = {c: RateLimitItemPerSecond(max(1, int(r))) for c, r in rates.items()}
-        idle_channels: set[str] = set()
         loop = asyncio.get_running_loop()
-        next_slot = {c: loop.time() for c in CHANNELS}
+        idle_channels: set[str] = set()
         try:
             while True:
-                if quiet(settings):
+                if quiet(rt.settings):
                     return
-                now = loop.time()
-                ready = [c for c in CHANNELS if c not in idle_channels and next_slot[c] <= now]
-                if not ready:
-                    active = [next_slot[c] for c in CHANNELS if c not in idle_channels]
-                    if not active:
-                        await self._finish(campaign_id)
-                        return
-                    await asyncio.sleep(max(0.0, min(active) - now))
-                    continue
-                for channel in ready:
-                    allowed = await self._budget(items[channel], channel, slice_size[channel])
-                    if not allowed:
-                        next_slot[channel] = loop.time() + SLICE_SECONDS / 2
+                active = [c for c in CHANNELS if c not in idle_channels]
+                if not active:
+                    await self._finish(campaign_id)
+                    return
+                wrote = False
+                for channel in active:
+                    rate = self._rate(channel)
+                    # never more than the outbox sends at once: beyond, they would queue in front of replies
+                    lead = max(1, min(int(rate * LEAD_SECONDS), rt.settings.delivery_max_in_flight))
+                    now = loop.time()
+                    if self.outstanding[channel] >= lead and now - self.progressed.get(channel, now) > STALL_SECONDS:
+                        self.outstanding[channel] = 0  # rows that failed before the pacer: not waiting
+                    room = lead - self.outstanding[channel]
+                    if room < max(1, int(rate * SLICE_SECONDS)):
                         continue
-                    outcome = await self._batch(campaign_id, channel, allowed)
+                    outcome = await self._batch(campaign_id, channel, min(room, max(1, int(rate * SLICE_SECONDS))))
                     if outcome == "stopped":
                         return
                     if outcome == 0:
                         idle_channels.add(channel)
-                    next_slot[channel] = max(next_slot[channel] + allowed / rates[channel], loop.time() - 1)
+                        continue
+                    wrote = True
+                if not wrote:
+                    await asyncio.sleep(SLICE_SECONDS / 2)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("campaign %s: sender failed (it resumes at the next tick)", campaign_id)
-
-    async def _budget(self, item, channel: str, wanted: int) -> int:
-        """How many sends of `wanted` the channel's shared per-second budget allows now."""
-        for cost in (wanted, max(1, wanted // 2), 1):
-            if await self.strategy.hit(item, "campaign", channel, cost=cost):
-                return cost
-        return 0
 
     async def _batch(self, campaign_id: int, channel: str, size: int):
         """One transaction: up to `size` pending recipients of the channel get their outbox row.
@@ -441,7 +406,10 @@ class CampaignSender:
                         continue
                     conversation, address = where
                     thread = Thread(contact, address, conversation)
-                    if rt.outbox.can_claim_at_once(contact.id, channel):
+                    # A WhatsApp campaign row is an approved template: no 24-hour window to look at,
+                    # so it may be claimed at once like the other channels' rows.
+                    claim_as = "telegram" if channel == "whatsapp" and extra.get("campaign_template") else channel
+                    if rt.outbox.can_claim_at_once(contact.id, claim_as):
                         pending.direct.setdefault(contact.id, [])
                         pending.direct_to[contact.id] = (address, contact)
                     row = await queue_message(session, thread, outbound, pending)
@@ -456,6 +424,8 @@ class CampaignSender:
                         recipient.reminder_state, recipient.reminder_message_id = R_QUEUED, row.id
                     else:
                         recipient.state, recipient.message_id, recipient.queued_at = R_QUEUED, row.id, now
+        self.outstanding[channel] += len(written)
+        self.progressed.setdefault(channel, asyncio.get_running_loop().time())
         await rt.after_commit(pending)
         return len(recipients)
 

@@ -171,14 +171,14 @@ async def ask_news_once(session: AsyncSession, thread: Thread, pending: Pending)
         return
     if await consent_of(session, thread.contact.id) is not None:
         return  # asked once, whatever the answer
-    words = texts()["news_consent"]
+    words = texts(thread.contact.locale)["news_consent"]  # in the person's language
     session.add(Consent(contact_id=thread.contact.id, purpose=NEWS, asked_at=utcnow(), text_version=words["version"]))
     await queue_message(session, thread, OutboundMessage(
         words["ask"].strip(), (Choice(NEWS_YES, words["accept"]), Choice(NEWS_NO, words["decline"]))), pending)
 
 
 async def answer_news(session: AsyncSession, thread: Thread, choice: str, pending: Pending, say) -> None:
-    words = texts()["news_consent"]
+    words = texts(thread.contact.locale)["news_consent"]
     consent = await consent_of(session, thread.contact.id)
     now = utcnow()
     if consent is None:

@@ -379,15 +379,30 @@ async def save_campaign(request: Request, campaign_id: RowId, admin: Worker = De
 
 @campaigns_router.post("/{campaign_id}/test", response_class=HTMLResponse)
 async def test_send(request: Request, campaign_id: RowId, admin: Worker = Depends(current_admin)):
-    """A test to oneself: to the admin's own linked messaging account. Workers' accounts are not
-    linked to a channel address yet: the page says so and nothing is sent."""
-    await read_form(request)
-    async with request.app.state.rt.sessionmaker() as session, session.begin():
+    """A test to oneself (outreach/testsend.py): the campaign's message to the admin's own Telegram
+    chat id or WhatsApp number; never to a contact, never counted in the campaign's figures."""
+    from outreach.testsend import TestSendRefused, check, masked, send_test
+
+    form = await read_form(request)
+    rt = request.app.state.rt
+    async with rt.sessionmaker() as session:
         campaign = await owned(session, Campaign, campaign_id, admin.organisation_id)
-        record(session, organisation_id=admin.organisation_id, actor_id=admin.id, action="campaign.test_skipped",
-               target_type="campaign", target_id=campaign.id)
+    try:
+        channel = text(form, "test_channel", "Messagerie", max_length=20)
+        address = check(rt, campaign, channel, text(form, "test_address", "Adresse de test", max_length=40))
+    except (FormError, TestSendRefused) as error:
+        return await _campaign_page(request, admin, campaign, status=400, error=str(error))
+    failure = await send_test(rt, campaign, channel, address)
+    async with rt.sessionmaker() as session, session.begin():
+        record(session, organisation_id=admin.organisation_id, actor_id=admin.id,
+               action="campaign.test_sent" if failure is None else "campaign.test_failed",
+               target_type="campaign", target_id=campaign.id,
+               details={"channel": channel, "address": masked(address), **({"error": failure} if failure else {})})
+    if failure is not None:
+        return await _campaign_page(request, admin, campaign, error=(
+            f"Envoi test non parti ({CHANNEL_NAMES[channel]}) : {failure}"))
     return await _campaign_page(request, admin, campaign, notice=(
-        "Envoi test impossible : votre compte n'est relié à aucune messagerie. Voici l'aperçu du message."))
+        f"🧪 Test envoyé sur {CHANNEL_NAMES[channel]} ({masked(address)}). Il ne compte pas dans les chiffres de la campagne."))
 
 
 @campaigns_router.post("/{campaign_id}/launch")

@@ -11,10 +11,9 @@ import io
 import re
 import secrets
 from functools import lru_cache
-from pathlib import Path
 from urllib.parse import quote
 
-import yaml
+from words.catalogue import room
 
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
@@ -40,9 +39,21 @@ def codes_in(text: str | None) -> list[str]:
     return [c for c in dict.fromkeys(found) if any(ch.isdigit() for ch in c) and any(ch.isalpha() for ch in c)][:3]
 
 
-@lru_cache(maxsize=1)
-def texts() -> dict:
-    return yaml.safe_load((Path(__file__).parent / "texts.yaml").read_text(encoding="utf-8"))
+WORDS = room(__file__)  # outreach/words/{fr,en,ar,uk}.yaml
+
+
+@lru_cache(maxsize=8)
+def texts(locale: str | None = "fr") -> dict:
+    """The room's words in one language (French where a key is missing), as a tree by group:
+    texts("ar")["news_consent"]["ask"], texts()["kinds"], texts()["campaign_buttons"]["cmp:menu"]."""
+    tree: dict = {}
+    for key in WORDS.keys():
+        group, _, name = key.partition(".")
+        if name:
+            tree.setdefault(group, {})[name] = WORDS.raw(key, locale)
+        else:
+            tree[group] = WORDS.raw(key, locale)
+    return tree
 
 
 def links(settings, source, channels) -> dict[str, str]:

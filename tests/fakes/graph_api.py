@@ -194,6 +194,30 @@ class FakeGraphApi:
             response.headers["Retry-After"] = str(retry_after)
         return response
 
+    def enforce_limit(self, per_second: float | None) -> None:
+        """Meta's throughput per phone number id: beyond `per_second` sends in any sliding second a
+        send is refused with 130429 ("Rate limit hit", counted in `too_many`); None stops it."""
+        with self._lock:
+            self.limit_per_second = per_second
+            self.too_many = 0
+            self._limit_windows: dict[str, deque] = {}
+
+    def _over_limit(self, phone_number_id: str) -> JSONResponse | None:
+        per_second = getattr(self, "limit_per_second", None)
+        if not per_second:
+            return None
+        with self._lock:
+            now = time.monotonic()
+            window = self._limit_windows.setdefault(phone_number_id, deque())
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            if len(window) >= per_second:
+                self.too_many += 1
+                status, code, message = FAILURES[130429]
+                return graph_error(code, message, status)
+            window.append(now)
+        return None
+
     def _authorized(self, request: Request) -> bool:
         return self.access_token is None or request.headers.get("authorization") == f"Bearer {self.access_token}"
 
@@ -208,6 +232,8 @@ class FakeGraphApi:
             if not self._authorized(request):
                 return unauthorized()
             if failure := self._take_failure("messages"):
+                return failure
+            if failure := self._over_limit(phone_number_id):  # enforce_limit() (outreach benchmark)
                 return failure
             try:
                 body = await request.json()

@@ -74,10 +74,12 @@ async def create_source(client, csrf: str, **fields) -> tuple[int, str]:
     return source_id, code
 
 
-async def seed_audience(sessionmaker, organisation_id: int, count: int, first_chat: int) -> list[int]:
+async def seed_audience(sessionmaker, organisation_id: int, count: int, first_chat: int,
+                        channel: str = "telegram") -> list[int]:
     """`count` Telegram people who agreed to the service and to news, their conversation closed
     (what a campaign's audience looks like after months of use), written in a few statements:
-    the speed test and the benchmark need thousands. Returns the chat ids."""
+    the speed test and the benchmark need thousands. Returns the chat ids (on WhatsApp: the numbers,
+as ints, of the people's wa_id)."""
     from sqlalchemy import insert
 
     from allervers.database import utcnow
@@ -95,7 +97,7 @@ async def seed_audience(sessionmaker, organisation_id: int, count: int, first_ch
                   "last_inbound_at": now, "created_at": now} for _ in part])).scalars().all()
             address_ids = (await session.execute(
                 insert(Address).returning(Address.id, sort_by_parameter_order=True),
-                [{"contact_id": cid, "channel": "telegram", "external_id": str(chat)}
+                [{"contact_id": cid, "channel": channel, "external_id": str(chat)}
                  for cid, chat in zip(contact_ids, part)])).scalars().all()
             await session.execute(insert(Conversation), [
                 {"organisation_id": organisation_id, "contact_id": cid, "address_id": aid, "status": "closed",

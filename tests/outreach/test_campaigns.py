@@ -93,8 +93,24 @@ async def test_news_consent_campaign_pause_resume_reply_and_reminder(settings_fo
         assert saved.status_code == 303
         page = await client.get(f"/admin/campaigns/{campaign_id}")
         assert "Aperçu : 3 personne(s)" in page.text and "Permanence CAF jeudi" in page.text
-        test = await client.post(f"/admin/campaigns/{campaign_id}/test", data={"csrf_token": csrf})
-        assert test.status_code == 200 and "Envoi test impossible" in test.text
+        # Test to oneself: refused with a reason for a bad address or channel; sent to the admin's own chat.
+        for data in ({"test_channel": "telegram", "test_address": "12ab"}, {"test_channel": "fax", "test_address": "1"},
+                     {"test_channel": "whatsapp", "test_address": "33612345678"}, {}):
+            refused = await client.post(f"/admin/campaigns/{campaign_id}/test", data={"csrf_token": csrf, **data})
+            assert refused.status_code == 400 and ("Envoi test" in refused.text or "Messagerie" in refused.text)
+        test = await client.post(f"/admin/campaigns/{campaign_id}/test",
+                                 data={"csrf_token": csrf, "test_channel": "telegram", "test_address": "7777"})
+        assert test.status_code == 200 and "Test envoyé sur Telegram (…77)" in test.text
+        own = [m for m in fake_telegram.sent_messages(7777) if CAMPAIGN_TEXT in m.params.get("text", "")]
+        assert len(own) == 1 and "cmp:human" in json.dumps(own[0].params["reply_markup"])
+        assert not any(CAMPAIGN_TEXT in t for chat in people for t in fake_telegram.sent_texts(chat))  # no contact
+        from admin.audit import AuditEntry
+        from conversations.models import Address
+
+        async with rt.sessionmaker() as session:
+            assert (await session.execute(select(Address).where(Address.external_id == "7777"))).first() is None
+            audit = (await session.execute(select(AuditEntry).where(AuditEntry.action == "campaign.test_sent"))).scalars().all()
+        assert [(a.details["channel"], a.details["address"]) for a in audit] == [("telegram", "…77")]
         assert (await client.post(f"/admin/campaigns/{campaign_id}/resume", data={"csrf_token": csrf})).status_code == 409
 
         # Launch; pause after the first send (1 a second here); nothing more goes; resume; all sent.
@@ -105,9 +121,11 @@ async def test_news_consent_campaign_pause_resume_reply_and_reminder(settings_fo
 
         await eventually(lambda: campaign_sent(), timeout=10)
         assert (await client.post(f"/admin/campaigns/{campaign_id}/pause", data={"csrf_token": csrf})).status_code == 303
-        await asyncio.sleep(0.3)  # a batch in flight when paused finishes
+        paused_at = len(campaign_sent())
+        # Rows already handed to the outbox (at most a second of sends: one here) still leave; no more.
+        await asyncio.sleep(1.5)
         held = len(campaign_sent())
-        assert held < 3
+        assert held <= paused_at + 1 and held < 3
         progress = await client.get(f"/admin/campaigns/{campaign_id}/progress")
         assert "En pause" in progress.text and "hx-get" not in progress.text
         await asyncio.sleep(1.5)
@@ -153,7 +171,7 @@ async def test_news_consent_campaign_pause_resume_reply_and_reminder(settings_fo
         assert reach["recipients"] == 3 and reach["sent"] == 3 and reach["replied"] == 2 and reach["stopped"] == 1
         assert len({r.contact_id for r in recipients}) == 3 and all(r.state == "queued" for r in recipients)
         assert {"campaign.created", "campaign.updated", "campaign.launched", "campaign.paused",
-                "campaign.resumed", "campaign.test_skipped"} <= actions
+                "campaign.resumed", "campaign.test_sent"} <= actions
         listing = await client.get("/admin/campaigns")
         assert "Permanence CAF" in listing.text and "3 destinataire(s)" in listing.text
 

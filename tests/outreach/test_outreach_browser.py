@@ -71,7 +71,7 @@ def test_admin_source_qr_flyer_webchat_arrival_and_campaign(settings_for, chromi
         expect(admin.get_by_role("heading", name="Aperçu : 0 personne(s)")).to_be_visible()
         assert_in_view(admin, admin.get_by_role("button", name=re.compile("Lancer l'envoi")))
         assert_accessible(admin)
-        admin.get_by_label("Telegram").fill("📣 Permanence CAF jeudi à la mairie.")
+        admin.get_by_label("Telegram", exact=True).fill("📣 Permanence CAF jeudi à la mairie.")
         admin.get_by_label("Web chat (laisser vide : pas d'envoi)").fill("📣 Permanence CAF jeudi à la mairie.")
         admin.get_by_role("button", name="💾 Enregistrer").click()
         expect(admin.locator(".bubble-preview").first).to_contain_text("Permanence CAF jeudi")
@@ -82,3 +82,42 @@ def test_admin_source_qr_flyer_webchat_arrival_and_campaign(settings_for, chromi
         admin.goto("/admin/audit")
         expect(admin.locator(".audit")).to_contain_text("Campagne lancée")
         assert not admin.js_errors and not person.js_errors
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_admin_sends_a_campaign_test_to_their_own_telegram(settings_for, chromium):  # noqa: F811
+    """At phone size: the test form under the preview, a bad address refused with its reason, then the
+    campaign's message at the admin's own chat (the fake Bot API), said on the page; axe clean."""
+    from playwright.sync_api import expect
+
+    from tests.fakes.telegram_api import FakeTelegram
+    from tests.outreach.helpers import telegram_settings
+
+    with FakeTelegram() as fake:
+        settings = telegram_settings(settings_for, fake)
+        with LiveServer(settings) as live:
+            admin = new_page(chromium, "phone", live.url)
+            admin.goto("/inbox/login")
+            admin.get_by_label("E-mail").fill(settings.demo_admin_email)
+            admin.get_by_label("Mot de passe").fill(settings.demo_worker_password)
+            admin.get_by_role("button", name="Se connecter").click()
+            expect(admin).to_have_url(re.compile(r"/inbox$"))
+            admin.goto("/admin/campaigns")
+            admin.get_by_label("Nouvelle campagne").fill("Permanence CAF")
+            admin.get_by_role("button", name="➕ Créer").click()
+            admin.get_by_label("Telegram", exact=True).fill("📣 Permanence CAF jeudi à la mairie.")
+            admin.get_by_role("button", name="💾 Enregistrer").click()
+            expect(admin.locator(".bubble-preview").first).to_contain_text("Permanence CAF jeudi")
+            address = admin.get_by_label(re.compile("Votre identifiant Telegram"))
+            address.fill("12ab")
+            admin.get_by_role("button", name="🧪 Envoyer le test").click()
+            expect(admin.get_by_role("alert")).to_contain_text("identifiant de discussion Telegram")
+            assert_accessible(admin)
+            admin.get_by_label(re.compile("Votre identifiant Telegram")).fill("424242")
+            send = admin.get_by_role("button", name="🧪 Envoyer le test")
+            send.scroll_into_view_if_needed()
+            send.click()
+            expect(admin.get_by_role("status")).to_contain_text("Test envoyé sur Telegram (…42)")
+            assert_accessible(admin)
+            assert [t for t in fake.sent_texts(424242) if "Permanence CAF jeudi" in t]
+            assert not admin.js_errors

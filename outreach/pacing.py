@@ -1,0 +1,230 @@
+"""The platforms' send limits, per bot and per number, shared by every process (outreach/).
+
+Telegram allows about 30 messages a second per bot and 1 a second per chat; WhatsApp 80 a second
+per phone number id (higher tiers on request). Every outbound send of a bot goes through here
+(deliver._paced): ordinary replies and campaign sends count toward the same budget, so a campaign
+can never push the bot past its limit, and replies come first:
+
+- every send counts in one window: at most `limit * campaign_headroom` sends in any sliding
+  second (97 %: a send's margin for the network's jitter at the platform); campaign sends also
+  leave only one every 1 / (limit * headroom) s (evenly spaced: they must not bunch). So a reply
+  finds room within one campaign spacing (about 35 ms at 30/s), whatever the campaign;
+- in one process, waiting replies are admitted before waiting campaign sends (a local gate per bot);
+- per chat (Telegram): the first message to a chat leaves at once; the next ones of a multi-message
+  answer leave `per_chat_seconds` (+ a small margin for the network) after the previous one was
+  let out.
+
+Storage: Redis when configured (two small Lua scripts, Redis's own clock: processes agree on time),
+memory otherwise (one process). Limits per account come from the settings (`send_limits`: the tiers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import os
+import time
+
+log = logging.getLogger(__name__)
+
+REPLY, CAMPAIGN = "reply", "campaign"
+STORE_CONCURRENCY = 4  # store round trips in flight at once per process
+CHAT_MARGIN = 0.2  # seconds added to the per-chat interval (arrival jitter at the platform under load)
+_members = itertools.count()
+
+# KEYS: the bot's window (a sorted set of send times), the campaign's next slot.
+# ARGV: capacity, spacing (0 for a reply), a unique member. Returns "0" (admitted) or the wait (s).
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local capacity = tonumber(ARGV[1])
+local spacing = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1.0)
+if spacing > 0 then
+  local nxt = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if nxt > now then return tostring(nxt - now) end
+end
+if redis.call('ZCARD', KEYS[1]) >= capacity then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tostring(math.max(0.001, tonumber(oldest[2]) + 1.0 - now))
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], 3000)
+if spacing > 0 then redis.call('SET', KEYS[2], tostring(now + spacing), 'PX', 3000) end
+return '0'
+"""
+# KEYS: the chat's next free time. ARGV: the interval (0: only read it). Returns the wait (s).
+_CHAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+if interval > 0 then
+  redis.call('SET', KEYS[1], tostring(now + interval), 'PX', math.ceil(interval * 1000) + 1000)
+  return '0'
+end
+return tostring(math.max(0, tonumber(redis.call('GET', KEYS[1]) or '0') - now))
+"""
+
+
+def limits_of(settings, channel: str) -> tuple[float, float]:
+    """(sends per second per account, seconds between two sends to one chat) for a channel."""
+    per_chat = settings.campaign_telegram_per_chat_seconds if channel == "telegram" else 0.0
+    rate = {"telegram": settings.campaign_telegram_per_second, "whatsapp": settings.campaign_whatsapp_per_second,
+            }.get(channel, settings.campaign_webchat_per_second)
+    return rate, per_chat
+
+
+def rate_for(settings, channel: str, account: str | None) -> float:
+    """The account's tier when the settings name one (`send_limits["whatsapp:<phone number id>"]`)."""
+    tiers = getattr(settings, "send_limits", None) or {}
+    specific = tiers.get(f"{channel}:{account}") if account else None
+    return float(specific or tiers.get(channel) or limits_of(settings, channel)[0])
+
+
+class _MemoryStore:
+    def __init__(self) -> None:
+        self.windows: dict[str, collections.deque] = {}
+        self.next_slot: dict[str, float] = {}
+        self.chats: dict[str, float] = {}
+
+    async def admit(self, key: str, capacity: int, spacing: float) -> float:
+        now = time.monotonic()
+        window = self.windows.setdefault(key, collections.deque())
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if spacing > 0 and self.next_slot.get(key, 0.0) > now:
+            return self.next_slot[key] - now
+        if len(window) >= capacity:
+            return max(0.001, window[0] + 1.0 - now)
+        window.append(now)
+        if spacing > 0:
+            self.next_slot[key] = now + spacing
+        return 0.0
+
+    async def chat(self, key: str, interval: float) -> float:
+        """interval > 0: the chat was just sent to (its next send waits that long); 0: the wait left."""
+        now = time.monotonic()
+        if interval > 0:
+            self.chats[key] = now + interval
+            if len(self.chats) > 100_000:  # old chats forgotten (their next slot is long past)
+                self.chats = {k: v for k, v in self.chats.items() if v > now}
+            return 0.0
+        return max(0.0, self.chats.get(key, 0.0) - now)
+
+
+class _RedisStore:
+    PREFIX = "allervers:pace:"
+
+    def __init__(self, redis) -> None:
+        self.redis = redis
+        self._admit = redis.register_script(_ADMIT)
+        self._chat = redis.register_script(_CHAT)
+        self._tag = f"{os.getpid()}-{id(self)}"
+
+    async def admit(self, key: str, capacity: int, spacing: float) -> float:
+        member = f"{self._tag}-{next(_members)}"
+        wait = await self._admit(keys=[self.PREFIX + "bot:" + key, self.PREFIX + "next:" + key],
+                                 args=[capacity, f"{spacing:.6f}", member])
+        return float(wait)
+
+    async def chat(self, key: str, interval: float) -> float:
+        return float(await self._chat(keys=[self.PREFIX + "chat:" + key], args=[f"{interval:.6f}"]))
+
+
+class _Gate:
+    """One bot's waiting sends in this process: replies first, then campaign sends, in order."""
+
+    def __init__(self) -> None:
+        self.waiting = {REPLY: collections.deque(), CAMPAIGN: collections.deque()}
+        self.runner: asyncio.Task | None = None
+
+
+class SendPacer:
+    def __init__(self, settings, redis=None) -> None:
+        self.settings = settings
+        self.store = _RedisStore(redis) if redis is not None else _MemoryStore()
+        self.gates: dict[str, _Gate] = {}
+        self.admitted = collections.Counter()  # (channel, priority) -> sends admitted here
+        self.chat_waits: collections.deque = collections.deque(maxlen=1000)  # (chat key, seconds waited)
+        # Hundreds of sends may wait at once: they share a few store round trips, not a connection each.
+        self._store_calls = asyncio.Semaphore(STORE_CONCURRENCY)
+        self.on_campaign_send = None  # the campaign sender's hook (its lead of written rows, see finished())
+
+    async def acquire(self, channel: str, account: str | None, chat: str, priority: str = REPLY) -> None:
+        """Wait until this send may leave: the chat's turn (Telegram: `per_chat_seconds` after the
+        previous send to it, counted from when that one was let out), then room in the bot's budget.
+        A person's sends are sequential (their outbox runner, their lock), so read-then-mark is safe."""
+        rate = rate_for(self.settings, channel, account)
+        _, per_chat = limits_of(self.settings, channel)
+        bot = f"{channel}:{account or 'default'}"
+        chat_key = f"{bot}:{chat}"
+        if per_chat > 0:
+            wait = await self._chat(chat_key, 0.0)
+            self.chat_waits.append((chat_key, wait))
+            if wait > 0:
+                await asyncio.sleep(wait)
+        gate = self.gates.get(bot)
+        if gate is None:
+            gate = self.gates[bot] = _Gate()
+        future = asyncio.get_running_loop().create_future()
+        gate.waiting[priority].append(future)
+        if gate.runner is None or gate.runner.done():
+            gate.runner = asyncio.create_task(self._run(gate, bot, rate), name=f"pacer-{bot}")
+        await future
+        if per_chat > 0:
+            await self._chat(chat_key, per_chat + CHAT_MARGIN)
+        self.admitted[(channel, priority)] += 1
+
+    def finished(self, channel: str, priority: str) -> None:
+        """A send let out is over (answered, or failed): the campaign writer may write one more."""
+        if priority == CAMPAIGN and self.on_campaign_send is not None:
+            self.on_campaign_send(channel)
+
+    async def _chat(self, key: str, interval: float) -> float:
+        try:
+            async with self._store_calls:
+                return await self.store.chat(key, interval)
+        except Exception:  # Redis away: better a send on time than none
+            log.warning("send pacer: shared store unavailable", exc_info=True)
+            return 0.0
+
+    async def _run(self, gate: _Gate, bot: str, rate: float) -> None:
+        headroom = self.settings.campaign_headroom
+        # Replies and campaign sends share the budget (`limit * headroom` in any sliding second, a
+        # send's margin against the network's jitter); replies go first here and are not spaced.
+        campaign_capacity = reply_capacity = max(1, int(rate * headroom))
+        spacing = 1.0 / (rate * headroom)
+        while True:
+            queue = gate.waiting[REPLY] if gate.waiting[REPLY] else gate.waiting[CAMPAIGN]
+            while queue and queue[0].done():  # a cancelled waiter (its runner stopped)
+                queue.popleft()
+            if not gate.waiting[REPLY] and not gate.waiting[CAMPAIGN]:
+                return
+            if not queue:
+                continue
+            is_reply = queue is gate.waiting[REPLY]
+            try:
+                async with self._store_calls:
+                    wait = await self.store.admit(bot, reply_capacity if is_reply else campaign_capacity,
+                                                  0.0 if is_reply else spacing)
+            except Exception:
+                log.warning("send pacer: shared store unavailable", exc_info=True)
+                wait = spacing
+            if wait <= 0:
+                future = queue.popleft()
+                if not future.done():
+                    future.set_result(None)
+                continue
+            # A reply arriving meanwhile must not wait behind a campaign's spacing: short naps.
+            await asyncio.sleep(min(wait, 0.01) if not is_reply else min(wait, 0.02))
+
+
+def pacer_of(rt) -> SendPacer:
+    """The runtime's pacer (made on first use)."""
+    pacer = getattr(rt, "send_pacer", None)
+    if pacer is None:
+        pacer = SendPacer(rt.settings, rt.redis)
+        rt.send_pacer = pacer
+    return pacer
