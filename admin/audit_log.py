@@ -42,6 +42,8 @@ ACTIONS = {
     "campaign.launched": "Campagne lancée",
     "campaign.paused": "Campagne en pause",
     "campaign.resumed": "Campagne reprise",
+    "campaign.test_sent": "Campagne essayée sur son propre compte",
+    "campaign.test_failed": "Essai de campagne non envoyé",
     "campaign.cancelled": "Campagne annulée",
     "campaign.test_skipped": "Envoi test demandé",
 }

@@ -171,6 +171,9 @@ def settings_for(tmp_path, backend):
             rights_backend="off",
             directory_autoload=False,
             delivery_base_backoff=0.05,
+            # Telegram's 1 message a second per chat makes every multi-message answer take seconds:
+            # off here; the tests of the pacing (tests/outreach/test_pacing.py, test_campaign_speed.py) set it.
+            campaign_telegram_per_chat_seconds=0.0,
         )
         if backend == "postgres":
             reset_postgres(POSTGRES_URL)

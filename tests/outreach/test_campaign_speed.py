@@ -23,7 +23,8 @@ TEXT = "📣 Nouvelle permanence numérique à la médiathèque."
 
 async def test_campaign_at_the_limit_once_each(settings_for):
     with FakeTelegram(limit_per_second=RATE, limit_per_chat_seconds=1.0) as fake:
-        settings = telegram_settings(settings_for, fake, campaign_telegram_per_second=RATE)
+        settings = telegram_settings(settings_for, fake, campaign_telegram_per_second=RATE,
+                                     campaign_telegram_per_chat_seconds=1.0)
         async with app_client(settings) as client:
             rt = client.app.state.rt
             csrf = await as_admin(client)

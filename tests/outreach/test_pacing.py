@@ -89,7 +89,7 @@ def test_tiers_per_account_from_the_settings():
 
 async def test_a_multi_message_answer_keeps_one_a_second_per_chat_and_the_first_leaves_at_once(settings_for):
     with FakeTelegram(limit_per_chat_seconds=1.0) as fake:
-        async with app_client(telegram_settings(settings_for, fake)) as client:
+        async with app_client(telegram_settings(settings_for, fake, campaign_telegram_per_chat_seconds=1.0)) as client:
             await telegram(client, 6001, "/start")
             await telegram(client, 6001, callback="oui")  # the consent's yes: the menu follows
             sends = fake.sent_messages(6001)
