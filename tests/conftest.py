@@ -95,6 +95,7 @@ if os.environ.get("ALLERVERS_TEST_REQUIRE_BACKENDS") and not (POSTGRES_URL and R
 # order, and a long file handed out last keeps one worker busy alone at the end.
 LONG_FILES_FIRST = (
     "tests/scaleout/test_processes.py", "tests/e2e/test_live_across_processes.py", "tests/hardening/test_crash.py",
+    "tests/outreach/test_campaign_crash.py", "tests/e2e/test_webchat_access_browser.py", "tests/admin/test_flows_browser.py",
     "tests/hardening/test_fuzz.py", "tests/admin/test_directory.py", "tests/e2e/test_places_refresh.py",
     "tests/outreach/test_outreach_browser.py", "tests/rights/test_engine.py", "tests/hardening/test_ratelimit.py",
     "tests/e2e/test_places_flow.py", "tests/casework/test_browser.py", "tests/followups/test_browser.py",
