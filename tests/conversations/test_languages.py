@@ -17,7 +17,7 @@ from conversations.models import Contact, Conversation, Event, Message
 from handoff.hours import DAYS, PARIS
 from handoff.models import Team, Worker
 from tests.conftest import app_client, eventually, login
-from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.telegram_api import FakeTelegram, callback_update, text_update
 from tests.followups.helpers import PASSWORD, SECRET, WORKER_EMAIL, post_update
 from tests.webchat import Person, values
 
@@ -25,14 +25,9 @@ CHAT = 727272
 
 
 def update(update_id: int, text: str | None = None, callback: str | None = None, language: str = "en") -> dict:
-    user = {"id": CHAT, "is_bot": False, "first_name": "Sam", "language_code": language}
-    chat = {"id": CHAT, "type": "private", "first_name": "Sam"}
     if callback is not None:
-        return {"update_id": update_id, "callback_query": {
-            "id": f"cb{update_id}", "from": user, "chat_instance": "1", "data": callback,
-            "message": {"message_id": update_id, "date": 1763800000, "chat": chat, "text": "…"}}}
-    return {"update_id": update_id, "message": {"message_id": update_id, "date": 1763800000, "chat": chat,
-                                                "from": user, "text": text}}
+        return callback_update(callback, chat_id=CHAT, update_id=update_id, message_id=update_id, language_code=language)
+    return text_update(text, chat_id=CHAT, update_id=update_id, message_id=update_id, language_code=language)
 
 
 def telegram_settings(settings_for, fake):
