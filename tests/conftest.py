@@ -96,6 +96,7 @@ if os.environ.get("ALLERVERS_TEST_REQUIRE_BACKENDS") and not (POSTGRES_URL and R
 LONG_FILES_FIRST = (
     "tests/scaleout/test_processes.py", "tests/e2e/test_live_across_processes.py", "tests/hardening/test_crash.py",
     "tests/outreach/test_campaign_crash.py", "tests/e2e/test_webchat_access_browser.py", "tests/admin/test_flows_browser.py",
+    "tests/e2e/test_languages_journey_browser.py", "tests/e2e/test_languages_journey.py",
     "tests/hardening/test_fuzz.py", "tests/admin/test_directory.py", "tests/e2e/test_places_refresh.py",
     "tests/outreach/test_outreach_browser.py", "tests/rights/test_engine.py", "tests/hardening/test_ratelimit.py",
     "tests/e2e/test_places_flow.py", "tests/casework/test_browser.py", "tests/followups/test_browser.py",
