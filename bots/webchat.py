@@ -9,7 +9,7 @@ import uuid
 from bots.base import BadPayload, Choice, clean_text, InboundMessage, Link, Location, OutboundMessage, SendResult, Venue
 from words.catalogue import direction
 
-MAX_TEXT = 4096
+MAX_TEXT = 16_000  # a long story is taken whole (the flows offer a person for it); Telegram's 4,096 is its own
 MAX_CLIENT_ID = 48  # the message's dedupe key "<identity>:<client_id>" fits its 128 characters
 
 

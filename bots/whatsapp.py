@@ -161,6 +161,9 @@ def _get(obj: Any, key: str, kind: type | tuple[type, ...], *, required: bool = 
     return value
 
 
+MAX_INBOUND_TEXT = 65_536
+
+
 class WhatsAppChannel:
     venue_apart = True  # the outbox sends a message's venue as its own part (a location message)
     name = "whatsapp"
@@ -306,7 +309,9 @@ class WhatsAppChannel:
         return InboundMessage(**common, attachment=Attachment(kind="unsupported"))
 
     def _text(self, text: str) -> str:
-        if len(text) > self.max_text_length:
+        """What a person wrote: taken whole up to WhatsApp's own limit (65,536 characters; the 4,096
+        of `max_text_length` bounds what we send)."""
+        if len(text) > MAX_INBOUND_TEXT:
             raise BadPayload("text too long")
         return text
 

@@ -172,9 +172,12 @@ def test_bad_payload(channel, body):
         channel.parse(body)
 
 
-def test_text_too_long_is_a_bad_payload(channel):
+def test_a_long_story_is_taken_whole_beyond_whatsapps_limit_a_bad_payload(channel):
     data = json.loads(fixture("text"))
-    data["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "a" * 4097
+    data["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "a" * 5480
+    (message,), _ = channel.parse(json.dumps(data).encode())
+    assert message.text == "a" * 5480  # a person's long story, whole
+    data["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "a" * 65_537
     with pytest.raises(BadPayload):
         channel.parse(json.dumps(data).encode())
 
