@@ -98,11 +98,11 @@ def _emergency(answer: PlacesAnswer, context: _Context) -> list[Part]:
 
 
 def need_label(need: str | None, locale: str | None, french: str | None = None) -> str | None:
-    """A need's name in the person's language (directory/words needs.<id>), else its French name."""
-    key = f"needs.{need}"
-    if need and key in WORDS.keys():
-        return WORDS.text(key, locale)
-    return french
+    """A need's name in the person's language (Need.name), else its French name (a thématique)."""
+    from directory.needs import NEEDS_BY_ID
+
+    found = NEEDS_BY_ID.get(need) if need else None
+    return found.name(locale) if found is not None else french
 
 
 def _said(answer: PlacesAnswer, context: _Context, words: tuple[str, dict] | None, french: str | None,

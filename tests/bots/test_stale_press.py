@@ -16,10 +16,12 @@ SECRET = "stale-secret"
 CHAT = 6363
 
 
-async def _post(client, update: dict) -> None:
+async def _post(client, update: dict) -> dict:
+    """The webhook's answer (its body carries the answerCallbackQuery of a press)."""
     response = await client.post("/bots/telegram/webhook", content=json.dumps(update), headers={
         "X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"})
     assert response.status_code == 200
+    return response.json()
 
 
 async def test_an_answered_question_is_stale_the_current_one_is_not(settings_for):
@@ -60,10 +62,8 @@ async def test_through_the_webhook_an_old_press_is_told_and_changes_nothing_a_cu
             consent = await eventually(lambda: [c for c in fake.sent_messages(CHAT) if "Êtes-vous d'accord" in c.params["text"]])
             consent_id = consent[-1].result["message_id"]
             # The current question: accepted, answered with no notice, then shown as tapped, keyboard gone.
-            response = await client.post("/bots/telegram/webhook", content=json.dumps(callback_update(
-                "oui", chat_id=CHAT, message=fake.message(CHAT, consent_id))), headers={
-                "X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"})
-            assert response.json()["method"] == "answerCallbackQuery" and not response.json().get("text")
+            answer = await _post(client, callback_update("oui", chat_id=CHAT, message=fake.message(CHAT, consent_id)))
+            assert answer["method"] == "answerCallbackQuery" and not answer.get("text")
             await eventually(lambda: [c for c in fake.sent_messages(CHAT) if "Que voulez-vous faire" in c.params["text"]])
             edits = await eventually(lambda: fake.calls("editMessageText") + fake.calls("editMessageReplyMarkup"))
             assert edits[0].params["message_id"] == consent_id
@@ -74,11 +74,9 @@ async def test_through_the_webhook_an_old_press_is_told_and_changes_nothing_a_cu
                 before = (await session.execute(select(Message.id).where(Message.direction == OUTBOUND))).all()
 
             # The same old button pressed again: "cette question est passée", nothing said, nothing moved.
-            response = await client.post("/bots/telegram/webhook", content=json.dumps(callback_update(
-                "oui", chat_id=CHAT, message=fake.message(CHAT, consent_id))), headers={
-                "X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"})
-            assert response.json()["method"] == "answerCallbackQuery"
-            assert response.json()["text"] == "⏳ Cette question est passée."
+            answer = await _post(client, callback_update("oui", chat_id=CHAT, message=fake.message(CHAT, consent_id)))
+            assert answer["method"] == "answerCallbackQuery"
+            assert answer["text"] == "⏳ Cette question est passée."
             await rt.drain(timeout=15)
             async with rt.sessionmaker() as session:
                 after = (await session.execute(select(Message.id).where(Message.direction == OUTBOUND))).all()
