@@ -25,7 +25,12 @@ CHANNELS = {"telegram": "Telegram", "whatsapp": "WhatsApp", "webchat": "Discussi
 FLOWS = {"welcome": "Accueil", "menu": "Menu", "places": "Trouver de l'aide près de chez soi",
          "rights": "Connaître ses droits", "talk": "Parler à une personne", "media": "Fichier envoyé"}
 REASONS = {"command": "A écrit « humain »", "free_text": "L'a demandé avec ses mots", "followup_help":
-           "Suivi : « J'ai besoin d'aide »"}
+           "Suivi : « J'ai besoin d'aide »", "stuck": "A demandé une personne au milieu d'un parcours",
+           "talk": "Parcours « Parler à une personne »", "places": "Après une recherche de lieux",
+           "rights": "Après une estimation de droits", "media": "A envoyé un fichier ou un message vocal"}
+# flows/distress.py's kinds, and "long" (a long story typed at a question): what the dashboard says.
+DISTRESS = {"suicide": "Idées suicidaires", "child": "Enfant en danger", "violence": "Violences",
+            "street": "À la rue, sans abri", "danger": "Danger", "long": "Longue histoire écrite à une question"}
 RULES = {"continuity": "Même personne que la dernière fois", "territory": "Équipe du territoire",
          "routing": "Personne disponible"}
 ANSWERS = {"yes": "✅ Oui, ça a marché", "not_yet": "⏳ Pas encore", "help": "🙋 J'ai besoin d'aide"}
@@ -106,6 +111,14 @@ async def handoffs(q: Query) -> list[Row]:
     return result
 
 
+async def distress_noticed(q: Query) -> list[Row]:
+    """Messages where the bot noticed distress or danger and offered a person at once, by kind (the
+    words typed are never stored with the event)."""
+    rows = await q.session.execute(_events(q, "distress_noticed"))
+    counted = Counter(str((data or {}).get("kind")) for _, _, data, _ in rows.all())
+    return [Row(DISTRESS.get(kind, "Autre"), n) for kind, n in counted.most_common()]
+
+
 def nearest_rank(values: list[float], percent: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
@@ -175,6 +188,8 @@ register("flows_completed", "Parcours terminés", flows_completed, order=30)
 register("estimates_shown", "Estimations de droits montrées", estimates_shown, order=40, chart=False)
 register("places_by_need", "Recherches de lieux avec résultats, par besoin", places_by_need, order=50)
 register("handoffs", "Mises en relation avec une personne", handoffs, order=60)
+register("distress_noticed", "Détresse ou danger repérés par le robot", distress_noticed, order=65,
+         description="Une personne a été proposée tout de suite, avec les numéros d'urgence utiles.")
 register("first_reply", "Temps avant la première réponse d'une personne", first_reply, order=70, chart=False,
          description="Depuis la demande jusqu'au premier message d'une personne de l'équipe.")
 register("outcomes", "Résultats des conversations terminées", outcomes, order=80)

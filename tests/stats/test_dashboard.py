@@ -61,7 +61,11 @@ async def seed(rt) -> dict:
             assignee = camille.id if i % 2 == 0 else sam.id
             c = await conversation(org.id, channel, at, assignee)
             expected[channel] += 1
-            event(c.id, "handoff_requested", at + timedelta(minutes=1), reason="command")
+            event(c.id, "handoff_requested", at + timedelta(minutes=1), reason="command" if i < 7 else "stuck")
+            if i < 6:
+                event(c.id, "distress_noticed", at, kind="street")
+            elif i < 8:
+                event(c.id, "distress_noticed", at, kind="suicide")
             expected["asked"] += 1
             expected["mine_asked"] += assignee == camille.id
             if i < 11:  # two requests never answered
@@ -138,6 +142,10 @@ async def test_dashboard_figures_csv_and_refusals(settings_for):
         assert cell(html, "Demandes d'une personne") == str(expected["asked"])
         assert cell(html, "Avec une réponse") == str(len(replies))
         assert cell(html, "Médiane") == minutes_text(median)
+        assert cell(html, "Demandes : A écrit « humain »") == "7"
+        assert cell(html, "Demandes : A demandé une personne au milieu d'un parcours") == "6"
+        assert "autre raison" not in html
+        assert cell(html, "À la rue, sans abri") == "6" and cell(html, "Idées suicidaires") == "< 5"
         assert cell(html, "9 demandes sur 10 en moins de") == minutes_text(p90)
         assert cell(html, "Orientée vers une structure") == str(expected["oriented"])
         assert cell(html, "Question répondue") == "< 5"
