@@ -104,6 +104,21 @@ async def purge_expired_sessions(rt, now: datetime | None = None) -> int:
     return result.rowcount or 0
 
 
+async def still_signed_in(rt, token: str | None, worker_id: int) -> bool:
+    """Whether the session behind this cookie token still exists, is not expired and belongs to an
+    active `worker_id` (an open live stream asks it again: logout, a password change elsewhere or a
+    deactivation ends it)."""
+    from handoff.models import Worker
+
+    if not _plausible(token):
+        return False
+    async with rt.sessionmaker() as session:
+        row = (await session.execute(select(WorkerSession).where(
+            WorkerSession.token_hash == token_hash(token)))).scalar()
+        active = (await session.execute(select(Worker.is_active).where(Worker.id == worker_id))).scalar()
+    return row is not None and row.worker_id == worker_id and bool(active) and not expired(rt.settings, row, utcnow())
+
+
 class ServerSessionMiddleware:
     """Pure ASGI: loads scope["session"] from the database, saves it when the response starts."""
 

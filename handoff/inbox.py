@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select
+from starlette.background import BackgroundTask
 
 from admin.audit import record as record_audit
 from allervers.auth import (
@@ -26,6 +27,7 @@ from allervers.auth import (
     verify_password_async,
 )
 from allervers.ratelimit import client_address
+from allervers.sessions import COOKIE as SESSION_COOKIE, still_signed_in
 from allervers.sessions import rotate as rotate_session
 from allervers.database import utcnow
 from allervers.fields import FormText, RowId
@@ -113,7 +115,11 @@ async def logout(request: Request, worker: Worker = Depends(current_worker), csr
         row = await session.get(Worker, worker.id)
         row.is_online = False
     request.session.clear()  # the server-side session is deleted: a saved cookie opens nothing
-    return RedirectResponse("/inbox/login", status_code=303)
+    # The open live streams of this worker ask their session again (in every process): this one's ends.
+    response = RedirectResponse("/inbox/login", status_code=303)
+    response.background = BackgroundTask(request.app.state.rt.notifier.publish, f"worker:{worker.id}",
+                                         {"event": "signed_out"})
+    return response
 
 
 @router.get("/password", response_class=HTMLResponse)
@@ -288,16 +294,38 @@ async def stream(request: Request, conversation: RowId | None = None, worker: Wo
         # What rings (static/inbox.js): someone new waits, a message in a conversation of mine.
         if topic.startswith("org:") and event == "conversation_queued":
             return "notify", {"kind": "waiting", "conversation": payload.get("conversation")}
+        if topic == f"worker:{worker.id}" and event == "signed_out":
+            return "signed_out", "{}"
         if topic == f"worker:{worker.id}" and event == "message_received":
             return "notify", {"kind": "message", "conversation": payload.get("conversation")}
         return "lists", event
 
     events = sse_events(request, request.app.state.rt.notifier, topics, shape)
+    events = while_signed_in(request.app.state.rt, request.cookies.get(SESSION_COOKIE), worker.id, events)
     return StreamingResponse(seen_while_streaming(request.app.state.rt, worker.id, events),
                              media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
 SEEN_EVERY_SECONDS = 60.0
+SESSION_CHECK_SECONDS = 15.0
+
+
+async def while_signed_in(rt, token: str | None, worker_id: int, events, every: float = SESSION_CHECK_SECONDS):
+    """The stream ends (with a `signed_out` event, which closes it in the page: sse-close) once its
+    session is gone: at once after a logout (its `signed_out` notice), else checked on the keep-alives."""
+    import time
+
+    last = time.monotonic()
+    async for chunk in events:
+        notice = chunk.startswith("event: signed_out")
+        if notice or time.monotonic() - last >= every:
+            last = time.monotonic()
+            if not await still_signed_in(rt, token, worker_id):
+                yield "event: signed_out\ndata: {}\n\n"
+                return
+            if notice:
+                continue  # another device of this worker signed out
+        yield chunk
 
 
 async def seen_while_streaming(rt, worker_id: int, events, every: float = SEEN_EVERY_SECONDS):
