@@ -128,6 +128,16 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
             return HTMLResponse("login required", status_code=401)
         return RedirectResponse("/inbox/login", status_code=303)
 
+    from handoff.inbox import TransferredAway
+
+    @app.exception_handler(TransferredAway)
+    async def _transferred_away(request: Request, exc: TransferredAway):
+        if request.method != "GET" or request.headers.get("hx-request") or request.url.path.endswith("/stream"):
+            return HTMLResponse(f"Conversation transférée à {exc.organisation}.", status_code=403)
+        return app.state.templates.TemplateResponse(
+            request, "inbox/moved.html", {"conversation_id": exc.conversation_id, "organisation": exc.organisation},
+            status_code=403)
+
     @app.exception_handler(BodyTooLarge)
     async def _body_too_large(request: Request, exc: BodyTooLarge):
         return refusal(settings, exc.path, exc.limit)

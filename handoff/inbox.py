@@ -58,13 +58,32 @@ def page(request: Request, name: str, **context) -> HTMLResponse:
     return templates(request).TemplateResponse(request, name, context)
 
 
+class TransferredAway(HTTPException):
+    """A conversation this organisation handed to another one (the person agreed): a page saying so
+    rather than a bare 403 (allervers/app.py renders inbox/moved.html)."""
+
+    def __init__(self, conversation_id: int, organisation: str) -> None:
+        super().__init__(403, "this conversation was transferred to another organisation")
+        self.conversation_id, self.organisation = conversation_id, organisation
+
+
 async def conversation_for(request: Request, worker: Worker, conversation_id: int) -> Thread:
     """The conversation if it belongs to the worker's organisation; 404 / 403 otherwise."""
+    from casework.models import ACCEPTED, Referral
+
     async with request.app.state.rt.sessionmaker() as session:
         conversation = await session.get(Conversation, conversation_id)
+        moved_to = None
+        if conversation is not None and conversation.organisation_id != worker.organisation_id:
+            moved_to = (await session.execute(
+                select(Organisation.name).join(Referral, Referral.to_organisation_id == Organisation.id)
+                .where(Referral.organisation_id == worker.organisation_id, Referral.conversation_id == conversation_id,
+                       Referral.status == ACCEPTED).order_by(Referral.id.desc()).limit(1))).scalar()
     if conversation is None:
         raise HTTPException(404, "no such conversation")
     if conversation.organisation_id != worker.organisation_id:
+        if moved_to is not None:
+            raise TransferredAway(conversation_id, moved_to)
         raise HTTPException(403, "this conversation belongs to another organisation")
     return conversation
 

@@ -109,4 +109,19 @@ def test_transfer_question_then_referral(settings_for, backend, chromium, size):
         expect(worker.locator(".timeline")).to_contain_text("Orientation vers Secours Solidaire Rezé")
         assert_accessible(worker)
         assert not worker.js_errors, worker.js_errors
+
+        # Asked again, the person says yes: the page, reloaded, says where the conversation went.
+        worker.reload()
+        open_inbox_actions(worker)
+        worker.locator("#casework-transfer-1 > summary").click()
+        worker.get_by_label("Structure", exact=True).select_option(label="Maison Ailleurs")
+        worker.get_by_role("button", name="🤝 Demander l'accord de la personne").click()
+        expect(worker.locator("#transfer-box-1")).to_contain_text("Question envoyée")
+        person.send(choice="casework_transfer_yes")
+        wait_until(lambda: any("Maison Ailleurs" in (m.get("text") or "") and "passe" in (m.get("text") or "")
+                               for m in person.texts()))
+        worker.reload()
+        expect(worker.get_by_role("heading", name="➡️ Conversation transférée")).to_be_visible()
+        expect(worker.locator("main")).to_contain_text("Maison Ailleurs")
+        assert_accessible(worker)
         person.client.close()

@@ -159,7 +159,11 @@ async def test_transfer_asks_the_person_no_keeps_yes_moves(settings_for):
         assert (other_id, "transfer.received") in audits and (1, "transfer.accepted") in audits
         assert counts == {"organisation": 1, "partner": 0, "organisation_asked": 0, "organisation_declined": 1}
         # The first organisation lost access; the other one sees it, with the note
-        assert (await client.get(f"/inbox/conversations/{conversation_id}")).status_code == 403
+        moved = await client.get(f"/inbox/conversations/{conversation_id}")
+        assert moved.status_code == 403  # a page that says where it went, not a bare refusal
+        assert "Conversation transférée" in moved.text and "Ailleurs" in unescape(moved.text)
+        assert 'href="/inbox"' in moved.text
+        assert (await client.get(f"/inbox/conversations/{conversation_id}", headers={"HX-Request": "true"})).status_code == 403
         assert (await client.get(f"/inbox/casework/{conversation_id}/transfer")).status_code == 404
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app), base_url="http://testserver") as other:
             await logged_in(other, ZOE)
