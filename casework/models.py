@@ -21,6 +21,7 @@ STATUSES = (PROPOSED, APPROVED, ARCHIVED)
 TO_ORGANISATION, TO_PARTNER = "organisation", "partner"
 KINDS = (TO_ORGANISATION, TO_PARTNER)
 ASKED, ACCEPTED, DECLINED, RECORDED = "asked", "accepted", "declined", "recorded"
+WITHDRAWN = "withdrawn"  # still asked when the conversation closed: the question lapsed
 
 
 class CannedAnswer(Base):

@@ -19,7 +19,7 @@ from allervers.database import utcnow
 from bots.base import Choice, OutboundMessage
 from casework import texts
 from words.catalogue import language_of
-from casework.models import ACCEPTED, ASKED, DECLINED, TO_ORGANISATION, Referral
+from casework.models import ACCEPTED, ASKED, DECLINED, TO_ORGANISATION, WITHDRAWN, Referral
 from conversations.store import Pending, Thread, add_event, queue_message
 from handoff import transitions
 from handoff.models import Organisation, Worker
@@ -123,3 +123,23 @@ async def answer(rt, session: AsyncSession, thread: Thread, inbound, pending: Pe
     if worker_id:
         pending.notify.append((f"worker:{worker_id}", {"event": "transfer_accepted", "conversation": conversation.id}))
     return True
+
+
+async def withdraw_pending(session: AsyncSession, thread: Thread, pending: Pending) -> None:
+    """The conversation closes while a transfer question waits: the question lapses (the referral is
+    "withdrawn", the timeline says so); a later press of its buttons is answered as an old question."""
+    conversation = thread.conversation
+    asked = (conversation.flow_state or {}).get(STATE_KEY)
+    if not isinstance(asked, dict):
+        return
+    state = dict(conversation.flow_state)
+    state.pop(STATE_KEY, None)
+    conversation.flow_state = state
+    referral = await session.get(Referral, asked.get("referral_id") or 0)
+    if referral is None or referral.status != ASKED or referral.conversation_id != conversation.id:
+        return
+    referral.status = WITHDRAWN
+    referral.answered_at = utcnow()
+    add_event(session, conversation, "transfer_withdrawn",
+              {"label": texts.label("transfer_withdrawn", organisation=referral.partner_name),
+               "referral_id": referral.id}, pending=pending)

@@ -150,6 +150,9 @@ async def add_note(session: AsyncSession, thread: Thread, worker: Worker, text: 
 async def close(session: AsyncSession, thread: Thread, worker: Worker | None, outcome: str, pending: Pending,
                 tell_person: bool = True) -> None:
     conversation = thread.conversation
+    from casework.transfers import withdraw_pending
+
+    await withdraw_pending(session, thread, pending)  # a transfer question still open lapses
     _set_status(thread, CLOSED, conversation.assignee_id)
     conversation.outcome = outcome
     conversation.closed_at = utcnow()

@@ -227,3 +227,34 @@ async def test_referral_to_a_partner_of_the_directory(settings_for):
             assert response.status_code == 404
         async with rt.sessionmaker() as session:
             assert (await session.execute(select(func.count()).select_from(Referral))).scalar() == 1
+
+
+async def test_a_transfer_question_lapses_when_the_conversation_closes(settings_for):
+    async with app_client(settings_for()) as client:
+        rt = client.app.state.rt
+        other_id, _ = await other_organisation(rt)
+        person, conversation_id = await handed_over(client)
+        csrf = await logged_in(client)
+        await client.post(f"/inbox/casework/{conversation_id}/transfer",
+                          data={"to_organisation": str(other_id), "csrf_token": csrf})
+        await rt.drain(timeout=30)
+        closed = await client.post(f"/inbox/conversations/{conversation_id}/close",
+                                   data={"outcome": "answered", "detail": "", "csrf_token": csrf})
+        assert closed.status_code in (200, 303)
+        await rt.drain(timeout=30)
+        async with rt.sessionmaker() as session:
+            referral = (await session.execute(select(Referral).where(Referral.conversation_id == conversation_id))).scalar_one()
+            conversation = await session.get(Conversation, conversation_id)
+            lapsed = (await session.execute(select(Event.data).where(
+                Event.conversation_id == conversation_id, Event.type == "transfer_withdrawn"))).scalars().all()
+            counts = await referral_counts(session, 1, utcnow() - timedelta(hours=1), utcnow() + timedelta(hours=1))
+        assert referral.status == "withdrawn" and referral.answered_at is not None
+        assert "casework_transfer" not in (conversation.flow_state or {})
+        assert len(lapsed) == 1 and "n'est plus proposé" in lapsed[0]["label"]
+        assert counts["organisation_asked"] == 0  # no longer counted as waiting for an answer
+        # The old « Oui » pressed afterwards moves nothing.
+        await person.send(choice="casework_transfer_yes")
+        await rt.drain(timeout=30)
+        async with rt.sessionmaker() as session:
+            assert (await session.get(Conversation, conversation_id)).organisation_id != other_id
+            assert (await session.get(Referral, referral.id)).status == "withdrawn"
