@@ -94,6 +94,9 @@ def test_the_browser_enforces_the_policy_and_the_pages_break_none_of_it(settings
         page.get_by_label("Mot de passe").fill(settings.demo_worker_password)
         page.get_by_role("button", name="Se connecter").click()
         expect(page.get_by_text("Personne n'attend.")).to_be_visible()
+        page.locator(".topbar-menu > summary").click()  # the worker's own links, folded under their name
+        expect(page.get_by_role("button", name="🚪 Se déconnecter")).to_be_visible()
+        assert_accessible(page)  # the open menu too
         page.get_by_role("link", name="🔑 Mot de passe").click()
         expect(page.get_by_role("heading", name="Changer mon mot de passe")).to_be_visible()
         assert_accessible(page)
