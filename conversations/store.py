@@ -122,6 +122,12 @@ async def queue_message(session: AsyncSession, thread: Thread, message: Outbound
     if message.attachment is not None:
         payload["attachment"] = {"kind": message.attachment.kind, "content_type": message.attachment.content_type,
                                  "media_id": message.attachment.media_id}
+    if message.links:  # read back by conversations/deliver.py (payload "links", "venue")
+        payload["links"] = [[link.title, link.url] for link in message.links]
+    if message.venue is not None:
+        venue = message.venue
+        payload["venue"] = {"latitude": venue.latitude, "longitude": venue.longitude, "title": venue.title,
+                            "address": venue.address}
     row = Message(
         conversation_id=thread.conversation.id,
         contact_id=thread.contact.id,

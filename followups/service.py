@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allervers.database import utcnow
 from allervers.periodic import start_periodic, stop_periodic
-from bots.base import Choice, InboundMessage, OutboundMessage
+from bots.base import Choice, InboundMessage, Link, OutboundMessage
 from conversations.models import ASSIGNED, BOT, WAITING, Conversation
 from conversations.store import Pending, Thread, add_event, load_thread, queue_message
 from followups import texts
@@ -198,9 +198,9 @@ def _claimable(session: AsyncSession, query):
 
 
 async def _send(session: AsyncSession, thread: Thread, text: str, choices: tuple, purpose: str, params: list[str],
-                pending: Pending) -> None:
+                pending: Pending, links: tuple[Link, ...] = ()) -> None:
     message = await queue_message(session, thread, OutboundMessage(
-        text, tuple(Choice(v, t) for v, t in choices), locale=language_of(thread.contact.locale)), pending)
+        text, tuple(Choice(v, t) for v, t in choices), locale=language_of(thread.contact.locale), links=links), pending)
     # WhatsApp outside the 24 h window: the organisation's approved template for this purpose, if
     # any (Organisation.whatsapp_templates[purpose]), else the usual invitation (conversations/window.py).
     message.payload = {**message.payload, "template_purpose": purpose, "template_params": params}
@@ -222,9 +222,10 @@ async def _remind(session: AsyncSession, row: Appointment, now: datetime, quiet:
     locale = language_of(thread.contact.locale)
     when, place = spoken_date(row.starts_at, locale), place_text(row)
     tomorrow = row.starts_at.astimezone(PARIS).date() == now.astimezone(PARIS).date() + timedelta(days=1)
-    text = texts.person("reminder" if tomorrow else "reminder_soon", locale, when=when, place=place or "—",
-                        map=row.map_link or "—")
-    await _send(session, thread, text, (), "appointment_reminder", [when, place], pending)
+    text = texts.person("reminder" if tomorrow else "reminder_soon", locale, when=when, place=place or "—")
+    # The map as words to tap (a URL button on Telegram and WhatsApp, a link in the web chat).
+    links = (Link(texts.person("map_button", locale), row.map_link),) if row.map_link.startswith("https://") else ()
+    await _send(session, thread, text, (), "appointment_reminder", [when, place], pending, links)
     add_event(session, thread.conversation, "reminder_sent", {"appointment_id": row.id, "label": texts.label("reminder_sent")},
               pending=pending)
     return True

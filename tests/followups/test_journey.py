@@ -3,6 +3,8 @@ API, the worker through the inbox routes, the scheduler run with an injected clo
 
 from __future__ import annotations
 
+import json
+
 import asyncio
 from datetime import datetime, timedelta, timezone
 
@@ -79,7 +81,13 @@ async def test_appointment_reminder_then_followup_help_reopens_to_camille(settin
             assert await send_due(rt, now=appointment.remind_at + timedelta(minutes=5)) == 0
             reminder = await eventually(lambda: [t for t in fake.sent_texts(CHAT)[before:] if "Rappel" in t])
             assert len(reminder) == 1
-            assert "12 rue de la Paix" in reminder[0] and "openstreetmap.org" in reminder[0] and "15 h" in reminder[0]
+            assert "12 rue de la Paix" in reminder[0] and "15 h" in reminder[0]
+            assert "https://" not in reminder[0]  # the map is words to tap, not a raw address
+            sent = [m for m in fake.sent_messages(CHAT) if "Rappel" in m.params.get("text", "")]
+            markup = sent[0].params["reply_markup"]
+            markup = json.loads(markup) if isinstance(markup, str) else markup
+            assert [[b["text"], b["url"].split("?")[0]] for row in markup["inline_keyboard"] for b in row] == \
+                [["🗺️ Voir le plan", "https://www.openstreetmap.org/search"]]
 
             # Close as "oriented"; the follow-up needs the person's agreement.
             page = await client.get(base)
