@@ -104,19 +104,24 @@ async def purge_expired_sessions(rt, now: datetime | None = None) -> int:
     return result.rowcount or 0
 
 
+async def session_row(rt, token: str) -> WorkerSession | None:
+    """The stored session behind a cookie token (its hash), or None."""
+    async with rt.sessionmaker() as session:
+        return (await session.execute(select(WorkerSession).where(
+            WorkerSession.token_hash == token_hash(token)))).scalar()
+
+
 async def still_signed_in(rt, token: str | None, worker_id: int) -> bool:
     """Whether the session behind this cookie token still exists, is not expired and belongs to an
     active `worker_id` (an open live stream asks it again: logout, a password change elsewhere or a
     deactivation ends it)."""
     from handoff.models import Worker
 
-    if not _plausible(token):
+    row = await session_row(rt, token) if _plausible(token) else None
+    if row is None or row.worker_id != worker_id or expired(rt.settings, row, utcnow()):
         return False
     async with rt.sessionmaker() as session:
-        row = (await session.execute(select(WorkerSession).where(
-            WorkerSession.token_hash == token_hash(token)))).scalar()
-        active = (await session.execute(select(Worker.is_active).where(Worker.id == worker_id))).scalar()
-    return row is not None and row.worker_id == worker_id and bool(active) and not expired(rt.settings, row, utcnow())
+        return bool((await session.execute(select(Worker.is_active).where(Worker.id == worker_id))).scalar())
 
 
 class ServerSessionMiddleware:
@@ -188,9 +193,7 @@ class ServerSessionMiddleware:
         return [self._cookie(ANONYMOUS_COOKIE, value, max_age=self.settings.session_idle_minutes * 60)]
 
     async def _load(self, rt, token: str) -> WorkerSession | None:
-        async with rt.sessionmaker() as session:
-            row = (await session.execute(select(WorkerSession).where(
-                WorkerSession.token_hash == token_hash(token)))).scalar()
+        row = await session_row(rt, token)
         if row is None:
             return None
         if expired(self.settings, row, utcnow()):

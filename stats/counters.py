@@ -115,8 +115,7 @@ async def distress_noticed(q: Query) -> list[Row]:
     """Messages where the bot noticed distress or danger and offered a person at once, by kind (the
     words typed are never stored with the event)."""
     rows = await q.session.execute(_events(q, "distress_noticed"))
-    counted = Counter(str((data or {}).get("kind")) for _, _, data, _ in rows.all())
-    return [Row(DISTRESS.get(kind, "Autre"), n) for kind, n in counted.most_common()]
+    return _counted(Counter(str((data or {}).get("kind")) for _, _, data, _ in rows.all()), DISTRESS)
 
 
 def nearest_rank(values: list[float], percent: float) -> float:
