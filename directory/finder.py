@@ -314,7 +314,7 @@ def merge_live(answer: PlacesAnswer, remote: list[tuple[Place, float | None]], l
     """Add the live source's places (data·inclusion API) to a first-page answer from the shipped
     data: a place both list is shown once, the same order rules apply (distance band, then real
     positions first, then distance). A live place within FALLBACK_KM lifts the "nothing near"."""
-    from directory.places import _digits, haversine_km
+    from directory.places import _digits, haversine_km, place_kinds
 
     if answer.status != "places" or answer.offset or answer.numbers_only or answer.search_point is None or not remote:
         return answer
@@ -323,7 +323,13 @@ def merge_live(answer: PlacesAnswer, remote: list[tuple[Place, float | None]], l
     cards = list(answer.places)
     known = [(card.name, card.address, card.phone) for card in cards]
     added = 0
+    need = answer.resolved
     for place, distance in remote:
+        if need is not None and need.kinds:
+            if place.kinds is None:
+                place.kinds = place_kinds(place)
+            if not place.kinds & set(need.kinds):
+                continue  # asked by the closest thématique: only the services of the wanted kinds
         if not place.approximate:
             distance = haversine_km(latitude, longitude, place.latitude, place.longitude)
         elif distance is None:

@@ -550,12 +550,24 @@ async def count_places(sessionmaker) -> tuple[int, int]:
     return structures, services
 
 
+# A shipped source's file changed in a way an older import lacks: a condition on its services that
+# the new file meets; when none of the source's services meets it, the file is imported again (an
+# upsert: the source's places are updated, new ones added). Entourage's hygiene services (toilets
+# and fountains added, showers and laundries typed `aide-materielle`: the need "Se laver, toilettes").
+SOURCE_VERSIONS = {"entourage": Service.type == "aide-materielle"}
+
+
 async def missing_sources(sessionmaker) -> list[Path]:
-    """The shipped files of `SHIPPED_SOURCES` whose source has no place in the database yet."""
+    """The shipped files of `SHIPPED_SOURCES` whose source has no place in the database yet, or
+    whose places predate the shipped file (`SOURCE_VERSIONS`)."""
     async with sessionmaker() as session:
         present = set((await session.scalars(
             select(Structure.source).where(Structure.source.in_([source for source, _ in SHIPPED_SOURCES]))
             .distinct())).all())
+        for source, condition in SOURCE_VERSIONS.items():
+            if source in present and await session.scalar(
+                    select(Service.id).where(Service.source == source, condition).limit(1)) is None:
+                present.discard(source)
     return [path for source, path in SHIPPED_SOURCES if source not in present and path.exists()]
 
 

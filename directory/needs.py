@@ -21,6 +21,12 @@ class Need:
     numbers_only: bool = False  # answered with numbers to call, no places (pharmacie, médecin de garde)
     specific: tuple[str, ...] = ()  # thématiques that make a match specific (default: any of the need's)
     schema_label: str | None = None  # a catégorie or thématique asked as a need: data·inclusion's French label
+    # Kinds of service (`service_kinds`) a need matches instead of thématiques, most wanted first:
+    # data·inclusion v1 has no hygiene thématique, so "Se laver, toilettes" is matched by what the
+    # place's services are (the source's own category, kept in the service's name). The thématiques
+    # stay what is asked of the data·inclusion API; its answers are filtered by kind too.
+    kinds: tuple[str, ...] = ()
+    specific_kinds: tuple[str, ...] = ()  # the kinds that make a match specific (the others: generic)
 
     @property
     def label(self) -> str:
@@ -33,6 +39,8 @@ class Need:
         key = f"needs.{self.id}"
         return WORDS.text(key, locale) if key in WORDS.keys() else (self.schema_label or self.id)
 
+
+HYGIENE_THEMATIQUE = "equipement-et-alimentation--aide-menagere"
 
 NEEDS: tuple[Need, ...] = (
     Need("se-nourrir", ("equipement-et-alimentation--alimentation",), urgent=True),
@@ -59,8 +67,13 @@ NEEDS: tuple[Need, ...] = (
         emergency=True,
         urgent=True,
     ),
-    Need("s-equiper", ("equipement-et-alimentation--habillement", "equipement-et-alimentation--electromenager", "equipement-et-alimentation--aide-menagere"),
-    ),
+    # Hygiene (issue 14: "a shower"): showers, laundries, toilets are specific; a drinking-water
+    # fountain or an accueil de jour (which often has showers) are generic. `aide-menagere` is the
+    # closest thématique of data·inclusion v1 (no hygiene one): our hygiene services carry it.
+    Need("se-laver", (HYGIENE_THEMATIQUE,), urgent=True,
+         kinds=("douches", "laverie", "toilettes", "eau", "accueil-de-jour"),
+         specific_kinds=("douches", "laverie", "toilettes")),
+    Need("s-equiper", ("equipement-et-alimentation--habillement", "equipement-et-alimentation--electromenager")),
     Need("se-deplacer", ("mobilite",)),
     Need("apprendre-le-francais", ("lecture-ecriture-calcul",)),
     Need("lien-social", ("remobilisation",)),
@@ -71,6 +84,47 @@ NEEDS_BY_ID = {need.id: need for need in NEEDS}
 
 class UnknownNeed(ValueError):
     pass
+
+
+# -- kinds of service, from the names a place and its services carry --------------------------------
+
+# Words (accents and case folded, see `_plain_words`) that say what a service is. "aide à la
+# toilette" (personal care at home) is not a public toilet: it is removed before matching.
+KIND_PATTERNS: dict[str, str] = {
+    "douches": r"\bdouches?\b|\bbains? douches?\b",
+    "laverie": r"\blaveries?\b|\blaver (?:son|le|votre|mon) linge\b|\blave linge\b|\bmachines? a laver\b",
+    "toilettes": r"\btoilettes\b|\bsanitaires\b|\bwc\b",
+    "eau": r"\bfontaines?\b|\bpoints? d eau\b|\beau potable\b",
+    "accueil-de-jour": r"\baccueils? de jour\b",
+}
+_NOT_A_KIND = r"\baides? a la toilette\b"
+
+
+@lru_cache(maxsize=1)
+def _kind_patterns():
+    import re
+
+    return re.compile(_NOT_A_KIND), [(kind, re.compile(pattern)) for kind, pattern in KIND_PATTERNS.items()]
+
+
+def _plain_words(text: str) -> str:
+    import re
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", (text or "").casefold()).encode("ascii", "ignore").decode("ascii")
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+
+
+def service_kinds(*names: str | None) -> frozenset[str]:
+    """The kinds of service these names say (a place's name and its services' names):
+    "Douches" -> {"douches"}, "Bains-Douches B.Delessert" -> {"douches"}, "Fontaine à eau" -> {"eau"}."""
+    excluded, patterns = _kind_patterns()
+    found = set()
+    for name in names:
+        text = excluded.sub(" ", _plain_words(name or ""))
+        if text:
+            found.update(kind for kind, pattern in patterns if pattern.search(text))
+    return frozenset(found)
 
 
 @lru_cache(maxsize=1)

@@ -48,6 +48,24 @@ class Place:
     kind: str | None = None  # "mairie": a generic match, the last resort of any need
     siret: str | None = None
     sources: tuple[str, ...] = ()  # every source merged into this place (duplicates shown once)
+    kinds: frozenset[str] | None = None  # kinds of service (directory.needs.service_kinds); None: not read yet
+
+
+def place_kinds(place: Place) -> frozenset[str]:
+    """What the place's services are ("douches", "toilettes", ...), from their names (the source's
+    own category is kept there: Entourage's "Douches", "Laverie"...). The place's own name counts
+    when it carries the hygiene thématique (a console place "Bains-douches municipaux", whose one
+    service is "Accueil"), else only for "accueil de jour" (a commune named Fontaine is no fountain).
+    A mairie has none."""
+    from directory.needs import HYGIENE_THEMATIQUE, service_kinds
+
+    if place.kind == MAIRIE:
+        return frozenset()
+    kinds = service_kinds(*place.services)
+    named = service_kinds(place.name)
+    if HYGIENE_THEMATIQUE not in place.thematiques:
+        named = named & {"accueil-de-jour"}
+    return kinds | named
 
 
 @dataclass(slots=True)
@@ -96,9 +114,9 @@ def thematique_bits(thematiques: frozenset[str]) -> tuple[int, int]:
 class _Subset:
     """The places matching one need, still sorted by latitude (positions into PlaceIndex.places)."""
 
-    __slots__ = ("positions", "latitudes", "longitudes", "cos_lat", "tier")
+    __slots__ = ("positions", "latitudes", "longitudes", "cos_lat", "tier", "rank")
 
-    def __init__(self, positions, latitudes, longitudes, tier=None):
+    def __init__(self, positions, latitudes, longitudes, tier=None, rank=None):
         self.positions = positions.astype(np.int32)
         self.latitudes = latitudes[positions]
         self.longitudes = longitudes[positions]
@@ -106,11 +124,14 @@ class _Subset:
         # 0: specific match with a real position, 1: specific, approximate position,
         # 2: generic match (a mairie, a place where the need is a side line), 3: generic, approximate.
         self.tier = np.zeros(len(self.positions), dtype=np.int8) if tier is None else tier.astype(np.int8)
+        # At the same distance (places sitting on one commune centre), the most wanted kind first
+        # (a shower before a toilet for "Se laver, toilettes"); 0 for needs matched by thématiques.
+        self.rank = np.zeros(len(self.positions), dtype=np.int8) if rank is None else rank.astype(np.int8)
 
     @property
     def nbytes(self) -> int:
         return (self.positions.nbytes + self.latitudes.nbytes + self.longitudes.nbytes + self.cos_lat.nbytes
-                + self.tier.nbytes)
+                + self.tier.nbytes + self.rank.nbytes)
 
 
 class PlaceIndex:
@@ -127,6 +148,9 @@ class PlaceIndex:
         self._high = np.array([b[1] for b in bits], dtype=np.uint64)
         self._approximate = np.fromiter((p.approximate for p in self.places), dtype=bool, count=len(self.places))
         self._mairie = np.fromiter((p.kind == MAIRIE for p in self.places), dtype=bool, count=len(self.places))
+        for p in self.places:
+            if p.kinds is None:
+                p.kinds = place_kinds(p)
         self._subsets: dict[tuple[str, ...] | None, _Subset] = {}
         self._views: dict[str | None, np.ndarray | None] = {}
         self.overrides: dict[str, Overrides] = {}  # organisation slug -> what it hides or corrects
@@ -147,9 +171,11 @@ class PlaceIndex:
         return sum(array.nbytes for array in arrays) + sum(subset.nbytes for subset in self._subsets.values())
 
     def _subset(self, need: Need | None) -> _Subset:
-        key = None if need is None else tuple(sorted(need.thematiques))
+        key = None if need is None else (("kinds",) + need.kinds if need.kinds else tuple(sorted(need.thematiques)))
         subset = self._subsets.get(key)
-        if subset is None:
+        if subset is None and need is not None and need.kinds:
+            subset = self._subsets[key] = self._kinds_subset(need)
+        elif subset is None:
             if need is None:
                 positions = np.arange(len(self.places))
                 tier = self._approximate[positions].astype(np.int8)
@@ -163,6 +189,18 @@ class PlaceIndex:
                 tier = generic.astype(np.int8) * 2 + self._approximate[positions]
             subset = self._subsets[key] = _Subset(positions, self.latitudes, self.longitudes, tier)
         return subset
+
+    def _kinds_subset(self, need: Need) -> _Subset:
+        """A need matched by kinds of service: the places having one of them; specific when one of
+        `specific_kinds`, generic otherwise (a fountain, an accueil de jour)."""
+        wanted, specific = set(need.kinds), set(need.specific_kinds or need.kinds)
+        positions = np.fromiter((i for i, p in enumerate(self.places) if p.kinds & wanted), dtype=np.int64)
+        generic = np.fromiter((not (self.places[i].kinds & specific) for i in positions), dtype=bool,
+                              count=len(positions))
+        rank = np.fromiter((min(need.kinds.index(k) for k in self.places[i].kinds & wanted) for i in positions),
+                           dtype=np.int8, count=len(positions))
+        tier = generic.astype(np.int8) * 2 + self._approximate[positions]
+        return _Subset(positions, self.latitudes, self.longitudes, tier, rank)
 
     @staticmethod
     def _is_generic(place: Place, specific: frozenset[str]) -> bool:
@@ -251,7 +289,7 @@ class PlaceIndex:
         # before generic ones, real positions before approximate ones (a place without coordinates
         # is never "0 km" ahead of a real one), then by distance.
         bands = np.searchsorted(np.asarray(radii, dtype=np.float64), distances, side="left")
-        order = np.lexsort((distances, subset.tier[candidates], bands))
+        order = np.lexsort((subset.rank[candidates], distances, subset.tier[candidates], bands))
         top = order[offset:wanted]
         hits = [(self.places[subset.positions[candidates[i]]], float(distances[i])) for i in top]
         if radius == radii[-1]:

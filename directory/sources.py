@@ -12,8 +12,11 @@ Run once when a source file changes; the output is committed in `directory/data/
 * **Entourage** (guide de solidarité, 2021 import sheets, 5 cities): no coordinates, no INSEE code,
   free-text hours. The postcode in the address gives the commune (or the Lyon arrondissement):
   such a place is placed at that centre and flagged approximate by the loader, never more precise.
-  Toilets and drinking fountains alone are left out (no data·inclusion thématique, not a service
-  a person asks the bot for); showers and laundries are kept as hygiene services.
+  Hygiene (4 Se rafraîchir: 40 toilettes, 41 fontaines, 42 douches, 43 laverie) has no
+  data·inclusion thématique: those services carry the closest one (`aide-menagere`, type
+  `aide-materielle`) and keep the source's category in their name ("Douches", "Laverie",
+  "Toilettes", "Point d'eau potable"), which the need "Se laver, toilettes" matches
+  (directory.needs.service_kinds).
 * **Annuaire 2019** (DILA annuaire, via okfnfr/dada-france-authorities): PMI, MJD, permanences
   juridiques, CIDFF, ADIL, missions locales; address and phone from the free-text notes; no
   coordinates (commune centre from the INSEE code in the id, approximate).
@@ -232,20 +235,25 @@ FILE_DATES = {
     "pois-nimes.csv": "2021-04-01",
     "pois-tours.csv": "2021-06-01",
 }
-# Entourage's category codes and Rennes' labels -> (service name, thématiques).
+# Entourage's category codes and Rennes' labels -> (service name, thématiques). Hygiene (40-43):
+# the closest thématique, the category in the name (what "Se laver, toilettes" matches).
+HYGIENE_THEMATIQUE = "equipement-et-alimentation--aide-menagere"
+HYGIENE_CODES = {"40", "41", "42", "43"}
 ENTOURAGE_CATEGORIES = {
     "1": ("Aide alimentaire", ["equipement-et-alimentation--alimentation"]),
     "2": ("Hébergement, accueil", ["logement-hebergement--rechercher-une-solution-dhebergement-temporaire"]),
     "3": ("Soins", ["sante--acces-aux-soins"]),
-    "42": ("Douches", ["equipement-et-alimentation--aide-menagere"]),
-    "43": ("Laverie", ["equipement-et-alimentation--aide-menagere"]),
+    "40": ("Toilettes", [HYGIENE_THEMATIQUE]),
+    "41": ("Point d'eau potable", [HYGIENE_THEMATIQUE]),
+    "42": ("Douches", [HYGIENE_THEMATIQUE]),
+    "43": ("Laverie", [HYGIENE_THEMATIQUE]),
     "5": ("Orientation, accès aux droits", ["difficultes-administratives-ou-juridiques--accompagnement-pour-lacces-aux-droits"]),
     "61": ("Vêtements", ["equipement-et-alimentation--habillement"]),
     "7": ("Insertion, emploi", ["preparer-sa-candidature--organiser-ses-demarches-de-recherche-demploi"]),
 }
 RENNES_LABELS = {
     "Se nourrir": "1", "Se loger": "2", "Se soigner": "3", "Douches": "42", "Laver son linge": "43",
-    "S'orienter": "5", "Vêtements, matériel": "61", "Se réinsérer": "7",
+    "S'orienter": "5", "Vêtements, matériel": "61", "Se réinsérer": "7", "Toilettes": "40", "Fontaines": "41",
 }
 
 
@@ -293,6 +301,8 @@ def entourage_records(folder: Path, communes) -> list[dict]:
                 except ValueError:
                     pass
             description = " ".join(_cell(row, "Description").split())
+            if description.upper() in ("NA", "N/A"):
+                description = ""
             structure = _structure(
                 ENTOURAGE_SOURCE, f"{file_name.removesuffix('.csv')}-{local}", " ".join(name.split()), row_date,
                 adresse=street, code_postal=postcode, code_insee=code_insee, commune=town,
@@ -312,6 +322,7 @@ def entourage_records(folder: Path, communes) -> list[dict]:
                     structure, f"c{code}", service_name,
                     (description or f"{service_name} (guide de solidarité Entourage, {row_date[:4]})")[:2000].ljust(5, "."),
                     thematiques, publics_precisions=public[:500] or None,
+                    type="aide-materielle" if code in HYGIENE_CODES else None,
                     mobilisation_precisions="Horaires dans la description (données Entourage 2021, à vérifier).",
                 ))
     return records

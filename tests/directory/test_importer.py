@@ -145,13 +145,37 @@ async def test_admin_csv_with_list_separators(sessionmaker, tmp_path):
 async def test_first_run_loads_the_shipped_data_once(sessionmaker):
     report = await ensure_loaded(sessionmaker)
     # 9,039 France services and médiation numérique places, then (issue 14) 35,609 mairies,
-    # 473 Entourage places (713 services) and 1,453 annuaire 2019 entries.
-    assert report.structures_created == 46574 and report.services_created == 46814 and not report.rejected
+    # 1,035 Entourage places (1,286 services, toilets and fountains included) and 1,453 annuaire 2019 entries.
+    assert report.structures_created == 47136 and report.services_created == 47387 and not report.rejected
     assert await ensure_loaded(sessionmaker) is None
-    assert await count_places(sessionmaker) == (46574, 46814)
+    assert await count_places(sessionmaker) == (47136, 47387)
     async with sessionmaker() as session:
         origin = await session.scalar(select(Structure.origin).limit(1))
     assert origin == ORIGIN_OPEN_DATA
+
+
+async def test_an_older_entourage_import_is_brought_up_to_date(sessionmaker):
+    """A deployment that imported Entourage before its hygiene services (no toilets, no fountains,
+    showers untyped) gets the shipped file again at its next start: updated, nothing duplicated."""
+    from sqlalchemy import delete, update
+
+    departements = frozenset({"37"})  # Tours: Entourage's public toilets
+    first = await ensure_loaded(sessionmaker, departements=departements)
+    assert first is not None and not first.rejected
+    complete = await count_places(sessionmaker)
+    async with sessionmaker() as session, session.begin():  # what the older file had
+        await session.execute(delete(Service).where(Service.source == "entourage", Service.id.like("%--c40")))
+        await session.execute(update(Service).where(Service.source == "entourage").values(type=None))
+    assert (await count_places(sessionmaker))[1] < complete[1]
+    again = await ensure_loaded(sessionmaker, departements=departements)
+    assert again is not None and again.files == ["entourage_di-v1.jsonl.gz"] and again.services_created > 0
+    assert await count_places(sessionmaker) == complete
+    assert await ensure_loaded(sessionmaker, departements=departements) is None  # up to date: nothing more
+    async with sessionmaker() as session:
+        toilets = (await session.execute(select(Service.nom, Service.type, Service.thematiques).where(
+            Service.source == "entourage", Service.id.like("%--c40")))).all()
+    assert toilets and all(row == ("Toilettes", "aide-materielle", ["equipement-et-alimentation--aide-menagere"])
+                           for row in toilets)
 
 
 async def test_a_territory_loads_only_its_places_and_every_service_keeps_its_structure(sessionmaker):

@@ -213,6 +213,8 @@ async def test_sparse_need_widens_the_radius_and_says_so(shared_settings, shippe
         pytest.skip("no widened search in the shipped data for these communes")
     async with app_client(shared_settings) as client:
         person = await at_need_question(client)
+        more = await person.send(choice="autres")  # ten needs at most on the first question
+        assert values(more[-1]) == ["emploi", "famille", "s-equiper"]
         await person.send(choice="emploi")
         answer = await person.send(where)
         assert f"j'ai élargi la recherche à {probe.radius_km:g} km" in text_of(answer)

@@ -56,6 +56,7 @@ ALLOWED: set[tuple[str, str]] = {
     ("directory/communes.py", "^(?:(?:je suis|je vis|j habite|j habites|je dors|je reste|on est|nous "),  # parses
     ("directory/communes.py", "æ"), ("directory/communes.py", "œ"),  # letters folded when matching names
     ("directory/emergency.py", "\\b(a la rue|dehors ce soir|dormir dehors|dors dehors|sans abri|sdf|pas"),  # parses
+    ("directory/needs.py", "\\blaveries?\\b|\\blaver (?:son|le|votre|mon) linge\\b|\\blave linge\\b|\\bma"),  # parses service names
 }
 
 EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\u231A-\u23FF]")
