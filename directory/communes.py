@@ -228,6 +228,8 @@ class CommuneIndex:
             if not name:
                 return self._choice(postcode_communes, dominance=False)
             named = [c for c in postcode_communes if normalize_name(c.name) == name]
+            if not named:  # "75011 Paris", "Lyon 69003": the arrondissement, never the whole city's centre
+                named = [c for c in postcode_communes if self._city_name(c) == name]
             if not named:
                 names = {normalize_name(c.name): c for c in postcode_communes}
                 close = process.extractOne(name, list(names), scorer=OSA.distance, score_cutoff=_max_typos(name))
@@ -279,6 +281,12 @@ class CommuneIndex:
         if dominance and first.population >= DOMINANCE_RATIO * max(second.population, 1):
             return Resolution(first, communes[:MAX_CANDIDATES])
         return Resolution(None, communes[:MAX_CANDIDATES])
+
+    def _city_name(self, arrondissement: Commune) -> str | None:
+        """The normalised name of an arrondissement's city ("paris" for Paris 11e), else None."""
+        city = city_of_arrondissement(arrondissement.code_insee)
+        found = self.by_insee.get(city) if city else None
+        return normalize_name(found.name) if found else None
 
     def _arrondissement(self, name: str) -> Commune | None:
         match = _ARRONDISSEMENT.match(name)

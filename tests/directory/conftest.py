@@ -79,3 +79,62 @@ async def sessionmaker(request, tmp_path):
     await upgrade(engine)
     yield make_sessionmaker(engine)
     await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def shipped_postgres_url():
+    """A PostgreSQL database of its own (not the one every app test resets), migrated and loaded
+    with the shipped open data of the test territories, built once; dropped at the end."""
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL not configured (ALLERVERS_TEST_POSTGRES_URL)")
+    import asyncpg
+
+    from directory.importer import ensure_loaded
+
+    server = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+    name = POSTGRES_URL.rsplit("/", 1)[1] + "_places"
+    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+
+    async def on_server(statement: str) -> None:
+        connection = await asyncpg.connect(server)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    async def build():
+        await on_server(f'DROP DATABASE IF EXISTS "{name}"')
+        await on_server(f'CREATE DATABASE "{name}"')
+        engine = make_engine(url)
+        try:
+            await upgrade(engine)
+            await ensure_loaded(make_sessionmaker(engine), departements=Settings().shipped_departements)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(build())
+    yield url
+    asyncio.run(on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def shipped_postgres_directory(shipped_postgres_url):
+    from directory.finder import Directory
+
+    async def load():
+        engine = make_engine(shipped_postgres_url)
+        try:
+            return await Directory.load(make_sessionmaker(engine), autoload=False)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(load())
+
+
+@pytest.fixture
+def places_backend(request, backend):
+    """(the shipped places' database URL, their loaded Directory) for the test's backend: the
+    places are read from PostgreSQL too when the test runs on PostgreSQL + Redis."""
+    if backend == "postgres":
+        return request.getfixturevalue("shipped_postgres_url"), request.getfixturevalue("shipped_postgres_directory")
+    return request.getfixturevalue("shipped_database_url"), request.getfixturevalue("shipped_directory")

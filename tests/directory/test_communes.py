@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from directory.communes import normalize_name
+from directory.communes import city_of_arrondissement, normalize_name
 
 
 @pytest.mark.parametrize("text", ["44400", "Rezé", "reze", "REZÉ", "  rezé ", "44400 Rezé", "Rezé 44400", "Rezé (44)", "je suis à Rezé", "rzee"])
@@ -62,6 +62,13 @@ def test_arrondissements(communes):
     assert communes.resolve("lyon 3").commune.code_insee == "69383"
     assert communes.resolve("13001").commune.code_insee == "13201"
     assert communes.resolve("Paris").commune.code_insee == "75056"
+    # A postcode with its city's name: the arrondissement (its own centre), not a choice with the city.
+    for text, code in (("75011 Paris", "75111"), ("Paris 75016", "75116"), ("69003 Lyon", "69383"),
+                       ("13005 Marseille", "13205"), ("marseille 13005", "13205"), ("75116 PARIS", "75116")):
+        resolution = communes.resolve(text)
+        assert resolution.commune is not None and resolution.commune.code_insee == code, text
+        city = communes.get(city_of_arrondissement(code))
+        assert (resolution.commune.latitude, resolution.commune.longitude) != (city.latitude, city.longitude)
 
 
 @pytest.mark.parametrize("text", ["", "xyzzy", "qwertyuiop", "99999", "bonjour je cherche", "12"])

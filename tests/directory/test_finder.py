@@ -101,3 +101,60 @@ def test_places_without_coordinates_use_their_commune(shipped_directory):
 def test_text_positions_need_decimals(shipped_directory):
     assert find_places(shipped_directory, "47.185,-1.559", None).from_position
     assert find_places(shipped_directory, "44400, Rezé", None).commune.code_insee == "44143"
+
+
+def test_an_arrondissement_postcode_searches_from_its_own_centre(shipped_directory, communes):
+    """Paris, Lyon, Marseille: 75011 and 75016 are two places, 7 km apart, not Paris's centre."""
+    east, west = (find_places(shipped_directory, where, "demarches-et-droits") for where in ("75011", "75016"))
+    assert east.commune.code_insee == "75111" and west.commune.code_insee == "75116"
+    assert east.search_point == (communes.get("75111").latitude, communes.get("75111").longitude)
+    assert west.search_point == (communes.get("75116").latitude, communes.get("75116").longitude)
+    assert east.places[0].id != west.places[0].id
+    assert not {card.id for card in east.places[:3]} & {card.id for card in west.places[:3]}
+    assert east.places[0].distance_km < 2 and "11ème" in east.places[0].name
+    # Written with the city's name, or as Lyon's and Marseille's: the same arrondissement.
+    assert [card.id for card in find_places(shipped_directory, "75011 Paris", "demarches-et-droits").places] == \
+        [card.id for card in east.places]
+    for where, code in (("69003 Lyon", "69383"), ("Marseille 13005", "13205")):
+        answer = find_places(shipped_directory, where, "numerique")
+        assert answer.status == "places" and answer.commune.code_insee == code
+
+
+def test_hygiene_is_its_own_need_showers_first(shipped_directory):
+    """Issue 14's "a shower": Entourage's showers, laundries and toilets (no data·inclusion
+    thématique: matched by their kind), showers before toilets at the same distance."""
+    from directory.needs import resolve_need
+
+    answer = find_places(shipped_directory, "69003", "se-laver", limit=10)
+    assert answer.status == "places" and not answer.fallback and answer.need_label == "Se laver, toilettes"
+    assert answer.places[0].name == "Point Accueil de LAHSO" and answer.places[0].distance_km == 0
+    index = shipped_directory.places
+    kinds = [next(p for p in index.places if p.id == card.id).kinds for card in answer.places]
+    assert all(k & {"douches", "laverie", "toilettes"} for k in kinds)  # specific matches only here
+    first_toilet = next(i for i, k in enumerate(kinds) if not k & {"douches", "laverie"})
+    assert all(k & {"douches", "laverie"} for k in kinds[:first_toilet])
+    assert all(card.approximate_location and card.source == "entourage" for card in answer.places)
+    assert "115 — urgence sociale" in answer.numbers[0]
+    # Not clothes any more, and no home help: a place offering only "aide ménagère" is no shower.
+    assert resolve_need("s-equiper").thematiques == ("equipement-et-alimentation--habillement",
+                                                     "equipement-et-alimentation--electromenager")
+    assert not any("Douches" in p.services for p, _ in index.nearest(45.75, 4.86, resolve_need("s-equiper"), 20).hits
+                   if "equipement-et-alimentation--habillement" not in p.thematiques)
+
+
+def test_kinds_of_service_from_names():
+    from directory.needs import service_kinds
+    from directory.places import Place, place_kinds
+
+    assert service_kinds("Bains-Douches B.Delessert") == {"douches"}
+    assert service_kinds("Laverie", "Toilettes") == {"laverie", "toilettes"}
+    assert service_kinds("Aide à la toilette à domicile") == set()  # personal care, not public toilets
+    hygiene = frozenset({"equipement-et-alimentation--aide-menagere"})
+    own = Place("o", "Bains-douches municipaux", 45.0, 4.0, thematiques=hygiene, services=("Accueil",))
+    assert place_kinds(own) == {"douches"}  # a console place: its name, with the hygiene thématique
+    town = Place("t", "Médiathèque de Fontaines-sur-Saône", 45.0, 4.0, services=("Médiation numérique",))
+    assert place_kinds(town) == set()  # a commune's name is no fountain
+    day = Place("d", "Accueil de jour La Halte", 45.0, 4.0, services=("Hébergement, accueil",))
+    assert place_kinds(day) == {"accueil-de-jour"}
+    mairie = Place("m", "Mairie de Fontaine", 45.0, 4.0, thematiques=hygiene, kind="mairie")
+    assert place_kinds(mairie) == set()
