@@ -1,34 +1,40 @@
-"""Coverage of the shipped directory: places per need within 10 and 30 km of 20 communes,
-before issue 14 (France services + médiation numérique) and after (+ mairies, Entourage, annuaire 2019).
+"""Coverage of the shipped directory: places per need within 10 and 30 km of 20 communes, before
+(a git ref, default `main`: its code and its shipped files) and after (this checkout).
 
-    .venv/bin/python bench/coverage_directory.py
+    .venv/bin/python bench/coverage_directory.py [--before main]
 
 Reads the shipped files directly (no database), builds the places as the loader does (approximate
-positions at the commune centre, duplicates merged) and counts, for each need, the places whose
-services match it (specific or generic), by distance from the commune's centre. "sans mairie": the
-count without the mairies (which answer "Argent, dettes" and "Démarches et droits").
+positions at the commune centre, duplicates merged) and counts, for each need, the places that
+match it (specific or generic), by distance from the commune's centre (its own centre for
+Paris/Lyon/Marseille as a whole). In brackets: the count without the mairies (which answer
+"Argent, dettes", "Démarches et droits"). "—": the need does not exist on that side. The "before"
+side runs this script's counting in a child process on `git archive <ref>` (its own code and data).
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
 
+# Large cities (the five Entourage cities among them), middle towns, rural communes of five départements.
 COMMUNES = [
-    ("75056", "Paris"), ("69123", "Lyon"), ("13055", "Marseille"), ("33063", "Bordeaux"), ("44109", "Nantes"),
-    ("35238", "Rennes"), ("37261", "Tours"), ("30189", "Nîmes"), ("59350", "Lille"), ("67482", "Strasbourg"),
-    ("44143", "Rezé"), ("22113", "Lannion"), ("49099", "Cholet"), ("15120", "Mauriac"), ("23096", "Guéret"),
-    ("48095", "Mende"), ("04070", "Digne-les-Bains"), ("42207", "Saint-Bonnet-le-Château"), ("72264", "Sablé-sur-Sarthe"),
-    ("32013", "Auch"),
+    ("75056", "large"), ("69123", "large"), ("13055", "large"), ("33063", "large"), ("44109", "large"),
+    ("35238", "large"), ("37261", "large"), ("30189", "large"), ("59350", "large"), ("67482", "large"),
+    ("44143", "middle"), ("49099", "middle"), ("22113", "middle"), ("23096", "middle"), ("32013", "middle"),
+    ("15120", "rural"), ("42204", "rural"), ("69018", "rural"), ("33036", "rural"), ("29081", "rural"),
 ]
-NEEDS = ["se-nourrir", "dormir-ce-soir", "sante-soins", "demarches-et-droits", "numerique", "emploi", "famille",
-         "argent", "se-loger", "violences"]
-SHORT = {"se-nourrir": "manger", "dormir-ce-soir": "dormir", "sante-soins": "soins", "demarches-et-droits": "démarches",
-         "numerique": "numérique", "emploi": "emploi", "famille": "famille", "argent": "argent", "se-loger": "logement",
-         "violences": "violences"}
+NEEDS = ["se-nourrir", "dormir-ce-soir", "se-laver", "sante-soins", "demarches-et-droits", "numerique", "emploi",
+         "famille", "argent", "se-loger", "violences"]
+SHORT = {"se-nourrir": "manger", "dormir-ce-soir": "dormir", "se-laver": "se laver", "sante-soins": "soins",
+         "demarches-et-droits": "démarches", "numerique": "numérique", "emploi": "emploi", "famille": "famille",
+         "argent": "argent", "se-loger": "logement", "violences": "violences"}
+KMS = (10, 30)
 
 
 def build(paths, communes):
@@ -53,47 +59,115 @@ def build(paths, communes):
     return places
 
 
-def counts(index, commune, need, km):
+def _within(index, need, latitude, longitude, km):
     import numpy as np
 
-    from directory.needs import resolve_need
-
-    subset = index._subset(resolve_need(need))
-    lat, lon = np.radians(commune.latitude), np.radians(commune.longitude)
-    candidates, _ = index._within(subset, commune.latitude, commune.longitude, lat, lon, np.cos(lat), km)
-    mairies = sum(1 for i in candidates if index.places[subset.positions[i]].kind == "mairie")
-    return len(candidates), len(candidates) - mairies
+    subset = index._subset(need)
+    lat, lon = np.radians(latitude), np.radians(longitude)
+    candidates, _ = index._within(subset, latitude, longitude, lat, lon, np.cos(lat), km)
+    return [index.places[subset.positions[i]] for i in candidates]
 
 
-def main() -> int:
+def counts() -> dict:
+    """The counts of the code and data importable from sys.path (this checkout, or a snapshot)."""
     from directory.finder import shipped_communes
     from directory.importer import SHIPPED_FILES, SHIPPED_SOURCES
+    from directory.needs import UnknownNeed, resolve_need
     from directory.places import PlaceIndex
 
     communes = shipped_communes()
-    before = PlaceIndex(build(SHIPPED_FILES, communes))
-    after = PlaceIndex(build(list(SHIPPED_FILES) + [path for _, path in SHIPPED_SOURCES], communes))
-    print(f"places indexed: before {len(before)}, after {len(after)}")
-    print()
-    header = "| commune | km | " + " | ".join(SHORT[need] for need in NEEDS) + " |"
-    print(header)
-    print("|" + " --- |" * (len(NEEDS) + 2))
-    for code, label in COMMUNES:
+    index = PlaceIndex(build(list(SHIPPED_FILES) + [path for _, path in SHIPPED_SOURCES], communes))
+    needs = {}
+    for need in NEEDS:
+        try:
+            needs[need] = resolve_need(need)
+        except UnknownNeed:
+            needs[need] = None  # not a need on this side
+    rows, by_source = {}, {}
+    for code, _size in COMMUNES:
         commune = communes.get(code)
         if commune is None or not commune.has_position:
             continue
-        for km in (10, 30):
-            cells = []
-            for need in NEEDS:
-                old, _ = counts(before, commune, need, km)
-                new, without = counts(after, commune, need, km)
-                cell = f"{old} → {new}"
-                if new != without:
-                    cell += f" ({without})"
-                cells.append(cell)
-            print(f"| {label} ({commune.departement}) | {km} | " + " | ".join(cells) + " |")
+        rows[code] = {"name": commune.name, "departement": commune.departement, "population": commune.population}
+        for km in KMS:
+            cells = {}
+            for need, resolved in needs.items():
+                if resolved is None:
+                    cells[need] = None
+                    continue
+                found = _within(index, resolved, commune.latitude, commune.longitude, km)
+                cells[need] = [len(found), sum(1 for p in found if p.kind != "mairie")]
+                if km == KMS[0]:
+                    for place in found:
+                        for source in (place.sources or (place.source,)):
+                            family = _family(source)
+                            by_source.setdefault(need, {}).setdefault(family, 0)
+                            by_source[need][family] += 1
+            rows[code][str(km)] = cells
+    return {"indexed": len(index), "rows": rows, "by_source": by_source}
+
+
+def _family(source: str | None) -> str:
+    """Sources grouped as the docs name them."""
+    if source in ("dila-mairies", "entourage", "dila-annuaire-2019"):
+        return source
+    return "france-services + médiation numérique"
+
+
+def _cell(old, new) -> str:
+    def one(value, brackets):
+        if value is None:
+            return "—"
+        return f"{value[0]}" + (f" ({value[1]})" if brackets and value[1] != value[0] else "")
+
+    return f"{one(old, False)} → {one(new, True)}"
+
+
+def snapshot_counts(ref: str) -> dict:
+    """`counts()` of `ref`'s code and shipped files (git archive into a temporary folder)."""
+    with tempfile.TemporaryDirectory() as folder:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "allervers", "directory", "words"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--counts-of", folder],
+                              check=True, capture_output=True, text=True, cwd=folder)
+    return json.loads(done.stdout)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--counts-of"]:
+        sys.path.insert(0, argv[1])
+        print(json.dumps(counts()))
+        return 0
+    ref = argv[argv.index("--before") + 1] if "--before" in argv else "main"
+    before = snapshot_counts(ref)
+    sys.path.insert(0, str(ROOT))
+    after = counts()
+    print(f"before = {ref} ({before['indexed']} places indexed), after = this checkout ({after['indexed']})")
+    print()
+    print("| commune | km | " + " | ".join(SHORT[need] for need in NEEDS) + " |")
+    print("|" + " --- |" * (len(NEEDS) + 2))
+    for code, size in COMMUNES:
+        if code not in after["rows"]:
+            continue
+        row = after["rows"][code]
+        population = f"{row['population']:,}".replace(",", " ")
+        label = f"{row['name']} ({row['departement']}, {size}, {population} hab.)"
+        for km in KMS:
+            old_cells = before["rows"].get(code, {}).get(str(km), {})
+            cells = [_cell(old_cells.get(need), row[str(km)][need]) for need in NEEDS]
+            print(f"| {label} | {km} | " + " | ".join(cells) + " |")
+    print()
+    print("Places within 10 km of the 20 communes, summed, by source (after; a merged place counts for each source):")
+    print()
+    families = sorted({family for counts_ in after["by_source"].values() for family in counts_})
+    print("| need | " + " | ".join(families) + " |")
+    print("|" + " --- |" * (len(families) + 1))
+    for need in NEEDS:
+        found = after["by_source"].get(need, {})
+        print(f"| {SHORT[need]} | " + " | ".join(str(found.get(family, 0)) for family in families) + " |")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
