@@ -93,6 +93,8 @@ TOPIC_WORDS = {
     "papiers": {"papiers", "demarches", "droits"},
     "demarches-et-droits": {"papiers", "demarches", "droits"},
     "se-nourrir": {"alimentation", "manger"},
+    "se-laver": {"hygiene", "douches", "urgence"},
+    "s-equiper": {"vetements", "equipement"},
     "numerique": {"numerique"},
     "emploi": {"emploi", "formation"},
     "famille": {"famille", "enfants"},
