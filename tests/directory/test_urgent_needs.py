@@ -136,6 +136,30 @@ async def test_bordeaux_numerique_lists_real_positions_first(shared_settings, pl
             assert "search?query=" in place["map_link"]
     siao = [place for place in places if place["id"].startswith("siao--")]
     assert all(place["approximate_location"] for place in siao)
+    # The SIAO places "at environ 0 km": every page of the 10 km band, in order.
+    from directory.finder import find_places
+
+    band, offset = [], 0
+    while offset is not None and offset < 200:
+        page = find_places(places_backend[1], "Bordeaux", "numerique", offset=offset, limit=10)
+        band += [card for card in page.places if card.distance_km <= 10]
+        offset = page.next_offset
+    approximate = [index for index, card in enumerate(band) if card.approximate_location]
+    assert approximate and any(band[index].id.startswith("siao--") for index in approximate)
+    # After every real position of the band that matches as well (a real place listed after them is a
+    # generic match: a side line of its thématiques, docs/directory.md "Specific before generic").
+    from directory.needs import expand, resolve_need
+
+    index = places_backend[1].places
+    by_id = {place.id: place for place in index.places}
+    wanted = frozenset(expand(resolve_need("numerique").thematiques))
+    specific_real = [i for i, card in enumerate(band)
+                     if not card.approximate_location and not index._is_generic(by_id[card.id], wanted)]
+    assert specific_real and max(specific_real) < approximate[0]
+    later = near(places_backend, "Bordeaux", "--need", "numerique", "--limit", "10", "--offset", str(approximate[0]))
+    first = later["places"][0]
+    assert first["approximate_location"] and first["where_text"] == "à Bordeaux (adresse à vérifier)"
+    assert "search?query=" in first["map_link"] and "mlat=" not in first["map_link"]
 
 
 async def test_data_inclusion_api_answers_then_fails_and_the_person_is_answered(settings_for, places_backend, monkeypatch):  # noqa: F811
