@@ -64,6 +64,18 @@ class _Context:
     now: datetime | None
     lookup: Lookup | None
     today: date = field(default_factory=date.today)
+    kinds: tuple[str, ...] = ()  # a need matched by kinds of service: its services said first
+
+
+def _offers(services: tuple[str, ...], kinds: tuple[str, ...]) -> list[str]:
+    """What a place offers, the services of the asked kinds first ("Douches, Laverie, …" for
+    « Se laver, toilettes »), at most MAX_SERVICES."""
+    if kinds:
+        from directory.needs import service_kinds
+
+        wanted = set(kinds)
+        services = tuple(sorted(services, key=lambda name: not (service_kinds(name) & wanted)))
+    return list(services[:MAX_SERVICES])
 
 
 def _w(key: str, context: _Context, **values) -> str:
@@ -171,7 +183,7 @@ def place_part(number: int | None, card, context: _Context) -> Part:
         where = distance_text(card.distance_km, context.locale)
     lines = [f"{number}. {card.name} — {where}" if number is not None else f"{card.name} — {where}"]
     if details is not None and details.services:
-        lines.append(_w("places.offers", context, services=", ".join(details.services[:MAX_SERVICES])))
+        lines.append(_w("places.offers", context, services=", ".join(_offers(details.services, context.kinds))))
     if card.address:
         lines.append(f"📍 {card.address}")
     lines.append(f"🕒 {_hours(card, details, context)}")
@@ -241,7 +253,8 @@ def render_parts(answer: PlacesAnswer, locale: str | None = "fr", *, now: dateti
     place, one message per place, the useful numbers. `lookup(id)`: the directory's details of a
     place (position, hours expression, services). `more_hint`: say "demandez « voir plus »" (the
     chat flow offers a button instead)."""
-    context = _Context(language_of(locale), now, lookup)
+    context = _Context(language_of(locale), now, lookup,
+                       kinds=answer.resolved.kinds if answer.resolved is not None else ())
     parts = _emergency(answer, context)
     if answer.status == "choose_commune":
         parts.append(Part(_said(answer, context, answer.words, answer.message, "places.which_commune")))

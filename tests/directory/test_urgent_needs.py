@@ -212,7 +212,7 @@ async def test_hygiene_in_lyon_gives_showers_through_the_chat_and_the_cli(shared
         assert "Voici des lieux pour « Se laver, toilettes » près de Lyon 3e Arrondissement" in text
         assert "1. Point Accueil de LAHSO — à Lyon 3e Arrondissement (adresse à vérifier)" in text
         offers = next(line for line in answer[0]["text"].split("\n") if line.startswith("🤝 "))
-        assert "Douches" in offers and "Laverie" in offers  # what it offers: the source's own categories
+        assert offers.startswith("🤝 Douches, Laverie")  # what it offers, the asked kinds first (source's categories)
         assert "115 — urgence sociale" in text  # the useful number comes with the places
         result = await summary_places(client)
         assert not result["fallback"] and result["need"] == "se-laver" and result["commune"]["insee"] == "69383"
