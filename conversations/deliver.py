@@ -673,21 +673,24 @@ async def record_status(rt, update_) -> None:
                                                                   "conversation": conversation_id})
 
 
-STALE_LOOKBACK = 50  # outbound rows looked at to find the question a press answers
-
-
 async def stale_press(session, conversation_id: int, reply_to: str | None) -> bool:
     """Is a button press (`InboundMessage.reply_to`: the platform id of the message whose button
-    was pressed) on an old question? True when that message is one of ours with buttons but not the
-    conversation's latest one with buttons (the person answered it already, or the bot moved on).
-    False when it is the latest, or unknown (not recorded yet: the benefit of the doubt)."""
+    was pressed) on an old question? See `stale_in`; reads the conversation's recent rows."""
     if not reply_to:
         return False
-    rows = (await session.execute(
-        select(Message.platform_message_id, Message.payload)
-        .where(Message.conversation_id == conversation_id, Message.direction == OUTBOUND)
-        .order_by(Message.id.desc()).limit(STALE_LOOKBACK))).all()
-    questions = [platform_id for platform_id, payload in rows if (payload or {}).get("choices")]
+    from conversations.store import recent_outbound
+
+    return stale_in((await recent_outbound(session, [conversation_id]))[conversation_id], reply_to)
+
+
+def stale_in(recent: list, reply_to: str | None) -> bool:
+    """True when the pressed message is one of ours with buttons but not the conversation's latest
+    one with buttons (the person answered it already, or the bot moved on); False when it is the
+    latest, or unknown (not recorded yet: the benefit of the doubt). `recent`: the conversation's
+    newest outbound rows, newest first (conversations.store.recent_outbound)."""
+    if not reply_to:
+        return False
+    questions = [platform_id for platform_id, payload in recent if (payload or {}).get("choices")]
     if not questions or reply_to not in questions:
         return False
     return questions[0] != reply_to
