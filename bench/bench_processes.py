@@ -660,6 +660,25 @@ def database_name(url: str) -> str:
     return url.rsplit("/", 1)[-1].split("?")[0]
 
 
+def commits(database_url: str) -> int:
+    """Transactions committed in the database so far (pg_stat_database): per update, they tell
+    how large the intake's batches were (conversations/intake.py: one commit per batch, plus the
+    outbox's recorded outcomes)."""
+    import asyncpg
+
+    async def read() -> int:
+        url = database_url.replace("postgresql+asyncpg://", "postgresql://")
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute("SELECT pg_stat_clear_snapshot()")
+            return await connection.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = $1",
+                                             database_name(database_url))
+        finally:
+            await connection.close()
+
+    return asyncio.run(read())
+
+
 def cpu_table(spent: dict, updates: int) -> str:
     rows = [f"    {'component':<36} {'CPU s':>7} {'ms/update':>10} {'cores':>6}"]
     spent = {**spent, "other jobs (machine - the above)": CpuMeter.others(spent)}
@@ -691,10 +710,14 @@ async def throughput(n: int, database_url: str, redis_url: str, connections: int
             if profile is not None:
                 spy = await py_spy_top(cluster.apps[0].process.pid, seconds - 1, profile)
             bench_before = time.process_time()
+            commits_before = await asyncio.to_thread(commits, database_url)
             before = meter.snapshot()
             result = await wrk_closed_loop(balancer.url, connections, seconds, 710_000_001, 810_000_001, people,
                                            per_person, workdir)
             after = meter.snapshot()
+            # (the stats collector lags by up to its flush interval: read after a short pause)
+            await asyncio.sleep(1.2)
+            result["commits"] = await asyncio.to_thread(commits, database_url) - commits_before
             spent = CpuMeter.delta(before, after)
             spent["wrk (load generator)"] = result["cpu"]
             spent["this script (idle meanwhile)"] = time.process_time() - bench_before
@@ -722,6 +745,10 @@ async def latency_at(rates: list[float], n: int, database_url: str, redis_url: s
             await asyncio.sleep(1.5)
             meter = CpuMeter(cluster.apps, database_name(database_url), {"haproxy (balancer)": balancer,
                                                                          "haproxy (Bot API)": bot_api})
+            before = meter.snapshot()
+            await asyncio.sleep(5)
+            idle = CpuMeter.delta(before, meter.snapshot())
+            results.append({"idle_app_cores": idle["app processes"] / idle["wall"]})
             for index, rate in enumerate(rates):
                 stats: dict = {}
                 bench_before, before = time.process_time(), meter.snapshot()
@@ -732,11 +759,23 @@ async def latency_at(rates: list[float], n: int, database_url: str, redis_url: s
                 results.append({"rate": rate, "updates": len(latencies), "p50": percentile(latencies, 50),
                                 "p99": percentile(latencies, 99), "max": max(latencies),
                                 "retried": stats.get("retried", 0), "cpu_spent": spent})
-                await asyncio.sleep(3)  # the outbox drains between rates
+                await drained(database_url)  # no backlog carried into the next rate
+
         finally:
             balancer.stop()
             await cluster.stop()
     return results
+
+
+async def drained(database_url: str, timeout: float = 120.0) -> None:
+    """Until no outbound row is queued or being sent (then 2 s more: the recorders' last writes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, _, unsent = await database_counts(database_url)
+        if not unsent.get("queued") and not unsent.get("sending"):
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(2)
 
 
 async def screen(database_url: str, redis_url: str, probes: int) -> dict:
@@ -760,6 +799,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=48, help="wrk's connections (people posting at once)")
     parser.add_argument("--people", type=int, default=480, help="people taking turns in the closed loop")
+    parser.add_argument("--scale-connections", action="store_true",
+                        help="2 processes get twice the connections (and people): the same load per process")
     parser.add_argument("--per-person", type=int, default=10,
                         help="updates per person (the 5 of the script, then free texts), then a new person")
     parser.add_argument("--rates", default="200,150,100,50", help="open-loop rates across 3 processes")
@@ -782,7 +823,9 @@ def main() -> None:
               f"haproxy round robin in front, haproxy as the Bot API", flush=True)
         runs = {}
         for n in (1, 2):
-            result = asyncio.run(throughput(n, db, redis, args.connections, args.seconds, args.people,
+            connections = args.connections * (n if args.scale_connections else 1)
+            print(f"-- {n} process{'es' if n > 1 else ''}, {connections} connections", flush=True)
+            result = asyncio.run(throughput(n, db, redis, connections, args.seconds, args.people * connections // args.connections,
                                             args.per_person, args.profile if n == 1 else None))
             runs[n] = result
             spent = result["cpu_spent"]
@@ -791,6 +834,8 @@ def main() -> None:
                   f"errors {result['errors']}); app CPU {1000 * spent['app processes'] / result['updates']:.2f} ms/update, "
                   f"machine busy {spent['machine (all jobs)'] / spent['wall']:.2f} of {os.cpu_count()} cores", flush=True)
             print(cpu_table(spent, result["updates"]), flush=True)
+            print(f"    PostgreSQL commits: {result['commits']} ({result['commits'] / result['updates']:.3f} per update: "
+                  f"the intake's batches and the outbox's recorded outcomes)", flush=True)
             ours = spent["machine (all jobs)"] - CpuMeter.others(spent)
             print(f"    this benchmark's components: {1000 * ours / result['updates']:.2f} ms of CPU per update -> "
                   f"{os.cpu_count() * result['updates'] / ours:.0f} updates/s if they had the {os.cpu_count()} cores "
@@ -802,7 +847,9 @@ def main() -> None:
             print(profile_summary(args.profile), flush=True)
     if "latency" in only:
         rates = [float(rate) for rate in args.rates.split(",")]
-        for at in asyncio.run(latency_at(rates, 3, db, redis, args.seconds)):
+        idle, *measured = asyncio.run(latency_at(rates, 3, db, redis, args.seconds))
+        print(f"3 processes idle (5 s before the load): {idle['idle_app_cores']:.3f} cores in all", flush=True)
+        for at in measured:
             spent = at["cpu_spent"]
             print(f"3 processes at {at['rate']:.0f} updates/s offered: {at['updates']} updates, p50 "
                   f"{at['p50'] * 1000:.0f} ms, p99 {at['p99'] * 1000:.0f} ms, max {at['max'] * 1000:.0f} ms, "
