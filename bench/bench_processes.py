@@ -799,6 +799,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=48, help="wrk's connections (people posting at once)")
     parser.add_argument("--people", type=int, default=480, help="people taking turns in the closed loop")
+    parser.add_argument("--repeat", type=int, default=1, help="pairs of runs (1 process, 2 processes), alternated")
     parser.add_argument("--scale-connections", action="store_true",
                         help="2 processes get twice the connections (and people): the same load per process")
     parser.add_argument("--per-person", type=int, default=10,
@@ -821,8 +822,8 @@ def main() -> None:
         print(f"closed loop: wrk, {args.connections} connections, {args.seconds:.0f} s; {args.people} people take "
               f"turns, {args.per_person} updates each (the script's 5, then texts to the worker), then new people; "
               f"haproxy round robin in front, haproxy as the Bot API", flush=True)
-        runs = {}
-        for n in (1, 2):
+        runs, pairs = {}, []
+        for n in (1, 2) * args.repeat:  # alternated: both see the machine's other jobs alike
             connections = args.connections * (n if args.scale_connections else 1)
             print(f"-- {n} process{'es' if n > 1 else ''}, {connections} connections", flush=True)
             result = asyncio.run(throughput(n, db, redis, connections, args.seconds, args.people * connections // args.connections,
@@ -840,7 +841,15 @@ def main() -> None:
             print(f"    this benchmark's components: {1000 * ours / result['updates']:.2f} ms of CPU per update -> "
                   f"{os.cpu_count() * result['updates'] / ours:.0f} updates/s if they had the {os.cpu_count()} cores "
                   f"to themselves", flush=True)
-        print(f"2 processes / 1: {runs[2]['per_second'] / runs[1]['per_second']:.2f}x updates/s; app CPU per update "
+            if n == 2:
+                pairs.append((runs[1], runs[2]))
+        for one, two in pairs:
+            print(f"pair: {one['per_second']:.0f} -> {two['per_second']:.0f} updates/s = "
+                  f"{two['per_second'] / one['per_second']:.2f}x (other jobs {CpuMeter.others(one['cpu_spent']) / one['cpu_spent']['wall']:.2f}"
+                  f" / {CpuMeter.others(two['cpu_spent']) / two['cpu_spent']['wall']:.2f} cores); app CPU per update "
+                  f"{1000 * one['cpu_spent']['app processes'] / one['updates']:.2f} / "
+                  f"{1000 * two['cpu_spent']['app processes'] / two['updates']:.2f} ms", flush=True)
+        print(f"2 processes / 1 (last pair): {runs[2]['per_second'] / runs[1]['per_second']:.2f}x updates/s; app CPU per update "
               f"{runs[2]['cpu_spent']['app processes'] / runs[2]['updates'] * 1000:.2f} vs "
               f"{runs[1]['cpu_spent']['app processes'] / runs[1]['updates'] * 1000:.2f} ms", flush=True)
         if args.profile is not None and args.profile.exists():
