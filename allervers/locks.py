@@ -46,6 +46,16 @@ class MemoryLocks:
                 await stack.enter_async_context(self.hold(key))
             yield
 
+    @asynccontextmanager
+    async def try_hold(self, key: str) -> AsyncIterator[bool]:
+        """Hold `key` if it is free now (True), else do not wait (False)."""
+        lock = self._locks.get(key)
+        if lock is not None and lock.locked():
+            yield False
+            return
+        async with self.hold(key):
+            yield True
+
 
 # Delete each key only if it still holds our token (an expired lock may belong to someone else now).
 _RELEASE = """
@@ -107,6 +117,24 @@ class RedisLocks:
                 yield
             finally:
                 await self._free(held, token)
+
+    @asynccontextmanager
+    async def try_hold(self, key: str) -> AsyncIterator[bool]:
+        """Hold `key` if it is free now (True: one round trip), else do not wait (False) — for a
+        caller with something better to do than poll a lock another process may hold for long."""
+        async with self._local.try_hold(key) as free_here:
+            if not free_here:
+                yield False
+                return
+            token = uuid.uuid4().hex
+            if not await self.redis.set(self.PREFIX + key, token, nx=True, px=self.timeout_ms):
+                yield False
+                return
+            self._keep(key, token)
+            try:
+                yield True
+            finally:
+                await self._free([key], token)
 
     def _keep(self, key: str, token: str) -> None:
         self._held[key] = token

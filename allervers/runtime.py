@@ -71,6 +71,8 @@ class Runtime:
             return self.flow_engine
         if engine.locate is not self.flow_engine.locate:
             engine.locate = self.flow_engine.locate
+        if engine.resolvers is not self.flow_engine.resolvers:
+            engine.resolvers = self.flow_engine.resolvers
         return engine
 
     async def reload_flows(self, organisation_id: int) -> bool:

@@ -40,7 +40,7 @@ BENCH = Path(__file__).resolve().parent
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-from bench_crash import (SCRIPT, SECRET, WEBHOOK, App, app_env, database_counts, reset_postgres,  # noqa: E402
+from bench_crash import (SCRIPT, SECRET, WEBHOOK, App, app_env, database_counts, free_port, reset_postgres,  # noqa: E402
                          reset_redis, update_body, wait_drained)
 from tests.fakes.telegram_api import FakeTelegram  # noqa: E402
 
@@ -109,7 +109,7 @@ class RoundRobinProxy:
 class Cluster:
     """N app processes sharing PostgreSQL + Redis (+ S3), the fake Bot API and a proxy in front."""
 
-    def __init__(self, n: int, database_url: str, redis_url: str, workdir: Path, fake: FakeTelegram,
+    def __init__(self, n: int, database_url: str, redis_url: str, workdir: Path, fake,
                  extra_env: dict | None = None) -> None:
         env = app_env(database_url, redis_url, workdir, fake.base_url, {
             "ALLERVERS_SEED_DEMO": "true", "ALLERVERS_DELIVERY_BASE_BACKOFF": "0.05",
@@ -118,17 +118,17 @@ class Cluster:
         self.apps = [App(ROOT, env, workdir / f"app-{chr(97 + i)}.log") for i in range(n)]
         self.proxy = RoundRobinProxy([app.port for app in self.apps])
 
-    async def start(self) -> "Cluster":
+    async def start(self, proxy: bool = True) -> "Cluster":
         for app in self.apps:  # together: migrations and the demo seed take turns (advisory lock)
             app.start()
         await asyncio.gather(*(app.wait_ready(timeout=240) for app in self.apps))
-        await self.proxy.start()
+        if proxy:
+            await self.proxy.start()
         return self
 
     async def stop(self) -> None:
         await self.proxy.close()
-        for app in self.apps:
-            await asyncio.to_thread(app.stop)
+        await asyncio.gather(*(asyncio.to_thread(app.stop) for app in self.apps))  # SIGTERM to all at once
 
 
 async def post_until_200(session, url: str, body: bytes, stats: dict | None = None) -> float:
@@ -366,42 +366,424 @@ async def rss_with_openfisca(database_url: str, redis_url: str, workdir: Path, t
             app.stop()
 
 
+# --- cheap non-app side: haproxy, wrk, CPU from /proc ---------------------------------------------
+# On 2 cores, a Python load generator, proxy and fake Bot API take a core of their own (the first
+# figures were 1.01x for that reason). The throughput figures use C programs from Debian instead
+# (`apt-get install haproxy wrk`): haproxy balances round robin over the app processes and a
+# second haproxy plays the Bot API; wrk posts the updates. /proc says what each one cost.
+
+# The Bot API's documented answer to sendMessage: {"ok": true, "result": <the sent Message>} (a
+# Message has message_id, date and chat). Every method gets it: the app only reads message_id
+# (sendMessage, sendVenue) or "ok" (the edits after a button press, which also accept a Message).
+BOT_API_ANSWER = ('{\\"ok\\":true,\\"result\\":{\\"message_id\\":%rt,\\"date\\":%[date],'
+                  '\\"chat\\":{\\"id\\":1,\\"type\\":\\"private\\"},\\"text\\":\\"ok\\"}}')
+
+
+class Haproxy:
+    """Debian's haproxy in the foreground (-db), one thread. `balancer(ports)`: round robin over the
+    app processes (per request; a dead process is skipped: connection retried on the next one, and
+    health checks on /livez). `bot_api()`: answers every request at once with BOT_API_ANSWER."""
+
+    def __init__(self, config: str, workdir: Path, name: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.path = workdir / f"haproxy-{name}.cfg"
+        self.path.write_text(config.replace("@PORT@", str(self.port)))
+        self.process = None
+
+    @staticmethod
+    def available() -> bool:
+        import shutil
+
+        return shutil.which("haproxy") is not None
+
+    @classmethod
+    def balancer(cls, ports: list[int], workdir: Path) -> "Haproxy":
+        servers = "\n".join(f"    server app{i} 127.0.0.1:{port} check inter 500ms fall 1 rise 1"
+                            for i, port in enumerate(ports))
+        return cls(f"""global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 60s
+    timeout server 60s
+    retries 3
+    option redispatch 1
+frontend web
+    bind 127.0.0.1:@PORT@
+    default_backend apps
+backend apps
+    balance roundrobin
+    option httpchk GET /livez
+{servers}
+""", workdir, "balancer")
+
+    @classmethod
+    def bot_api(cls, workdir: Path) -> "Haproxy":
+        return cls(f"""global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 60s
+    timeout server 60s
+frontend botapi
+    bind 127.0.0.1:@PORT@
+    http-request return status 200 content-type application/json lf-string "{BOT_API_ANSWER}"
+""", workdir, "botapi")
+
+    def start(self) -> "Haproxy":
+        import socket
+        import subprocess
+
+        self.process = subprocess.Popen(["haproxy", "-f", str(self.path), "-db"], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("haproxy did not start")
+
+    @property
+    def base_url(self) -> str:  # as FakeTelegram's, for app_env
+        return self.url
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(5)
+
+    def __enter__(self) -> "Haproxy":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+WRK_SCRIPT = r"""
+-- Telegram updates for wrk: every request a distinct update_id; people take turns (person n%people
+-- posts its next update), each sends the five updates of the script then free texts, `per_person`
+-- updates in all, and is followed by a new person (a new chat id).
+local first_chat, first_update, people, per_person, secret
+local counter = 0
+local thread_id = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  first_chat, first_update = tonumber(args[1]), tonumber(args[2])
+  people, per_person, secret = tonumber(args[3]), tonumber(args[4]), args[5]
+  thread_id = tonumber(wrk.thread:get("id")) or 0
+end
+
+local script = {{"text", "/start"}, {"callback", "oui"}, {"callback", "parler"}, {"callback", "logement"},
+                {"text", "merci, j'attends"}}
+
+function request()
+  local n = counter
+  counter = counter + 1
+  local person = n % people
+  local turn = math.floor(n / people)
+  local generation = math.floor(turn / per_person)
+  local step = turn % per_person
+  local chat = first_chat + thread_id * 10000000 + generation * people + person
+  local update_id = first_update + thread_id * 100000000 + n
+  local user = string.format('{"id":%d,"is_bot":false,"first_name":"Alex","language_code":"fr"}', chat)
+  local chatj = string.format('{"id":%d,"type":"private","first_name":"Alex"}', chat)
+  local body
+  local kind, value = "text", "message " .. step
+  if step < #script then kind, value = script[step + 1][1], script[step + 1][2] end
+  if kind == "callback" then
+    body = string.format('{"update_id":%d,"callback_query":{"id":"cb%d","from":%s,"chat_instance":"1","data":"%s",' ..
+      '"message":{"message_id":%d,"date":1763800000,"chat":%s,"text":"..."}}}', update_id, update_id, user, value,
+      update_id, chatj)
+  else
+    body = string.format('{"update_id":%d,"message":{"message_id":%d,"date":1763800000,"chat":%s,"from":%s,' ..
+      '"text":"%s"}}', update_id, update_id, chatj, user, value)
+  end
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json",
+                                  ["X-Telegram-Bot-Api-Secret-Token"] = secret}, body)
+end
+
+function done(summary, latency, requests)
+  io.write(string.format('WRK {"requests":%d,"duration_us":%d,"status_errors":%d,"connect":%d,"read":%d,' ..
+    '"write":%d,"timeout":%d,"p50_us":%d,"p99_us":%d,"max_us":%d}\n', summary.requests, summary.duration,
+    summary.errors.status, summary.errors.connect, summary.errors.read, summary.errors.write,
+    summary.errors.timeout, latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+def cpu_seconds(process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+class CpuMeter:
+    """CPU seconds per component between two snapshots, from /proc (psutil): the app processes and
+    their children, this database's PostgreSQL backends, PostgreSQL's shared processes (WAL writer,
+    checkpointer...), redis-server, each haproxy, and the whole machine (what other jobs used shows
+    as the difference)."""
+
+    POSTGRES_SHARED = ("checkpointer", "background writer", "walwriter", "autovacuum launcher",
+                       "logical replication launcher", "stats", "archiver")
+
+    def __init__(self, apps: list, database: str, haproxies: dict[str, "Haproxy"]) -> None:
+        self.apps, self.database, self.haproxies = apps, database, haproxies
+
+    def _processes(self) -> dict[str, list]:
+        import psutil
+
+        found: dict[str, list] = {"app processes": [], "PostgreSQL (this database)": [],
+                                  "PostgreSQL (shared: WAL writer...)": [], "Redis": []}
+        for app in self.apps:
+            with contextlib.suppress(psutil.Error):
+                parent = psutil.Process(app.process.pid)
+                found["app processes"] += [parent, *parent.children(recursive=True)]
+        for process in psutil.process_iter(["name", "cmdline"]):
+            name, cmdline = process.info["name"] or "", " ".join(process.info["cmdline"] or ())
+            if name == "postgres" or cmdline.startswith("postgres"):
+                if f" {self.database} " in f" {cmdline} ":
+                    found["PostgreSQL (this database)"].append(process)
+                elif any(word in cmdline for word in self.POSTGRES_SHARED) or " -D " in cmdline:
+                    found["PostgreSQL (shared: WAL writer...)"].append(process)
+            elif name == "redis-server":
+                found["Redis"].append(process)
+        for label, proxy in self.haproxies.items():
+            with contextlib.suppress(psutil.Error):
+                found[label] = [psutil.Process(proxy.process.pid)]
+        return found
+
+    def snapshot(self) -> dict:
+        import psutil
+
+        per_pid: dict[str, dict[int, float]] = {}
+        for label, processes in self._processes().items():
+            per_pid[label] = {}
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    per_pid[label][process.pid] = cpu_seconds(process)
+        machine = psutil.cpu_times()
+        return {"pids": per_pid, "machine_busy": sum(machine) - machine.idle - getattr(machine, "iowait", 0.0),
+                "at": time.monotonic()}
+
+    @staticmethod
+    def delta(before: dict, after: dict) -> dict:
+        """Seconds of CPU per component (a process born in between counts from zero)."""
+        spent = {label: sum(now - before["pids"].get(label, {}).get(pid, 0.0) for pid, now in pids.items())
+                 for label, pids in after["pids"].items()}
+        spent["machine (all jobs)"] = after["machine_busy"] - before["machine_busy"]
+        spent["wall"] = after["at"] - before["at"]
+        return spent
+
+    @staticmethod
+    def others(spent: dict) -> float:
+        """What the machine spent on jobs that are not this benchmark's (other sessions' tests)."""
+        ours = sum(seconds for label, seconds in spent.items() if label not in ("wall", "machine (all jobs)"))
+        return spent["machine (all jobs)"] - ours
+
+
+async def wrk_closed_loop(url: str, connections: int, seconds: float, first_chat: int, first_update: int,
+                          people: int, per_person: int, workdir: Path) -> dict:
+    """wrk (one thread, `connections` connections, each posting its next update when the previous
+    one is answered). Returns its summary and its own CPU (rusage)."""
+    import json
+    import subprocess
+
+    script = workdir / "updates.lua"
+    script.write_text(WRK_SCRIPT)
+    process = await asyncio.to_thread(
+        subprocess.Popen, ["wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--timeout", "20s",
+                           "-s", str(script), url + WEBHOOK, "--", str(first_chat), str(first_update), str(people),
+                           str(per_person), SECRET], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _, _, usage = await asyncio.to_thread(os.wait4, process.pid, 0)
+    output = process.stdout.read().decode()
+    process.returncode = 0
+    line = next((line for line in output.splitlines() if line.startswith("WRK ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk said: {output}")
+    summary = json.loads(line[4:])
+    seconds_run = summary["duration_us"] / 1e6
+    ok = summary["requests"] - summary["status_errors"]
+    return {"updates": ok, "requests": summary["requests"], "seconds": seconds_run, "per_second": ok / seconds_run,
+            "p50": summary["p50_us"] / 1e6, "p99": summary["p99_us"] / 1e6, "max": summary["max_us"] / 1e6,
+            "errors": {k: summary[k] for k in ("status_errors", "connect", "read", "write", "timeout")},
+            "cpu": usage.ru_utime + usage.ru_stime}
+
+
+async def py_spy_top(pid: int, seconds: float, path: Path) -> asyncio.subprocess.Process | None:
+    """py-spy (from PyPI) sampling one app process for `seconds` (raw stacks to `path`)."""
+    import shutil
+
+    spy = shutil.which("py-spy") or (str(Path(sys.executable).parent / "py-spy")
+                                     if (Path(sys.executable).parent / "py-spy").exists() else None)
+    if spy is None:
+        print("py-spy not installed (pip install py-spy): no profile", flush=True)
+        return None
+    return await asyncio.create_subprocess_exec(spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
+                                                "--rate", "97", "--format", "raw", "--output", str(path), "--nonblocking",
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+
+
+def profile_summary(path: Path, top: int = 25) -> str:
+    """Own time and cumulative time per function of py-spy's raw stacks."""
+    from collections import Counter
+
+    own, total, samples = Counter(), Counter(), 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        samples += n
+        frames = [frame.split(" (")[0] + " (" + frame.split(" (")[-1].rsplit("/", 1)[-1] for frame in stack.split(";")]
+        own[frames[-1]] += n
+        for frame in set(frames):
+            total[frame] += n
+    lines = [f"{samples} samples; own time:"]
+    lines += [f"  {100 * n / samples:5.1f} %  {frame}" for frame, n in own.most_common(top)]
+    lines += ["cumulative:"]
+    lines += [f"  {100 * n / samples:5.1f} %  {frame}" for frame, n in total.most_common(top * 2)]
+    return "\n".join(lines)
+
+
 # --- the figures ----------------------------------------------------------------------------------
-async def throughput(n: int, database_url: str, redis_url: str, people: int, seconds: float) -> dict:
+def database_name(url: str) -> str:
+    return url.rsplit("/", 1)[-1].split("?")[0]
+
+
+def commits(database_url: str) -> int:
+    """Transactions committed in the database so far (pg_stat_database): per update, they tell
+    how large the intake's batches were (conversations/intake.py: one commit per batch, plus the
+    outbox's recorded outcomes)."""
+    import asyncpg
+
+    async def read() -> int:
+        url = database_url.replace("postgresql+asyncpg://", "postgresql://")
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute("SELECT pg_stat_clear_snapshot()")
+            return await connection.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = $1",
+                                             database_name(database_url))
+        finally:
+            await connection.close()
+
+    return asyncio.run(read())
+
+
+def cpu_table(spent: dict, updates: int) -> str:
+    rows = [f"    {'component':<36} {'CPU s':>7} {'ms/update':>10} {'cores':>6}"]
+    spent = {**spent, "other jobs (machine - the above)": CpuMeter.others(spent)}
+    for label, seconds in spent.items():
+        if label == "wall":
+            continue
+        rows.append(f"    {label:<36} {seconds:7.2f} {1000 * seconds / max(updates, 1):10.3f} "
+                    f"{seconds / spent['wall']:6.2f}")
+    return "\n".join(rows)
+
+
+async def throughput(n: int, database_url: str, redis_url: str, connections: int, seconds: float,
+                     people: int, per_person: int, profile: Path | None = None) -> dict:
+    """Closed loop through haproxy with wrk, the Bot API played by haproxy; CPU per component."""
     await asyncio.to_thread(reset_postgres, database_url)
     await asyncio.to_thread(reset_redis, redis_url)
     workdir = Path(tempfile.mkdtemp(prefix="allervers-processes-"))
-    with FakeTelegram() as fake:
-        cluster = await Cluster(n, database_url, redis_url, workdir, fake).start()
+    with Haproxy.bot_api(workdir) as bot_api:
+        cluster = Cluster(n, database_url, redis_url, workdir, bot_api)
+        await cluster.start(proxy=False)
+        balancer = Haproxy.balancer([app.port for app in cluster.apps], workdir).start()
         try:
-            await closed_loop(cluster.proxy.url, 8, 2.0, 700_000_001, 800_000_001)  # warm-up
-            result = await closed_loop(cluster.proxy.url, people, seconds, 710_000_001, 810_000_001)
+            await asyncio.sleep(1.5)  # health checks up
+            await wrk_closed_loop(balancer.url, 8, 3, 700_000_001, 800_000_001, 64, per_person, workdir)  # warm-up
+            await asyncio.sleep(1)
+            meter = CpuMeter(cluster.apps, database_name(database_url), {"haproxy (balancer)": balancer,
+                                                                         "haproxy (Bot API)": bot_api})
+            spy = None
+            if profile is not None:
+                spy = await py_spy_top(cluster.apps[0].process.pid, seconds - 1, profile)
+            bench_before = time.process_time()
+            commits_before = await asyncio.to_thread(commits, database_url)
+            before = meter.snapshot()
+            result = await wrk_closed_loop(balancer.url, connections, seconds, 710_000_001, 810_000_001, people,
+                                           per_person, workdir)
+            after = meter.snapshot()
+            # (the stats collector lags by up to its flush interval: read after a short pause)
+            await asyncio.sleep(1.2)
+            result["commits"] = await asyncio.to_thread(commits, database_url) - commits_before
+            spent = CpuMeter.delta(before, after)
+            spent["wrk (load generator)"] = result["cpu"]
+            spent["this script (idle meanwhile)"] = time.process_time() - bench_before
+            result["cpu_spent"] = spent
+            if spy is not None:
+                await spy.wait()
         finally:
+            balancer.stop()
             await cluster.stop()
     return result
 
 
-async def latency_at(rate: float, n: int, database_url: str, redis_url: str, seconds: float) -> dict:
+async def latency_at(rates: list[float], n: int, database_url: str, redis_url: str, seconds: float) -> list[dict]:
+    """Open loop (the Python generator: at these rates it costs little) through haproxy, the Bot
+    API played by haproxy; `rates` in turn on the same processes, new people each time."""
     await asyncio.to_thread(reset_postgres, database_url)
     await asyncio.to_thread(reset_redis, redis_url)
     workdir = Path(tempfile.mkdtemp(prefix="allervers-processes-"))
-    stats: dict = {}
-    with FakeTelegram() as fake:
-        cluster = await Cluster(n, database_url, redis_url, workdir, fake).start()
+    results = []
+    with Haproxy.bot_api(workdir) as bot_api:
+        cluster = Cluster(n, database_url, redis_url, workdir, bot_api)
+        await cluster.start(proxy=False)
+        balancer = Haproxy.balancer([app.port for app in cluster.apps], workdir).start()
         try:
-            latencies = await open_loop(cluster.proxy.url, rate, seconds, 720_000_001, 820_000_001, stats=stats)
+            await asyncio.sleep(1.5)
+            meter = CpuMeter(cluster.apps, database_name(database_url), {"haproxy (balancer)": balancer,
+                                                                         "haproxy (Bot API)": bot_api})
+            before = meter.snapshot()
+            await asyncio.sleep(5)
+            idle = CpuMeter.delta(before, meter.snapshot())
+            results.append({"idle_app_cores": idle["app processes"] / idle["wall"]})
+            for index, rate in enumerate(rates):
+                stats: dict = {}
+                bench_before, before = time.process_time(), meter.snapshot()
+                latencies = await open_loop(balancer.url, rate, seconds, 720_000_001 + index * 1_000_000,
+                                            820_000_001 + index * 10_000_000, stats=stats)
+                spent = CpuMeter.delta(before, meter.snapshot())
+                spent["load generator (Python, this script)"] = time.process_time() - bench_before
+                results.append({"rate": rate, "updates": len(latencies), "p50": percentile(latencies, 50),
+                                "p99": percentile(latencies, 99), "max": max(latencies),
+                                "retried": stats.get("retried", 0), "cpu_spent": spent})
+                await drained(database_url)  # no backlog carried into the next rate
+
         finally:
+            balancer.stop()
             await cluster.stop()
-    return {"updates": len(latencies), "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
-            "max": max(latencies), "retried": stats.get("retried", 0)}
+    return results
+
+
+async def drained(database_url: str, timeout: float = 120.0) -> None:
+    """Until no outbound row is queued or being sent (then 2 s more: the recorders' last writes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, _, unsent = await database_counts(database_url)
+        if not unsent.get("queued") and not unsent.get("sending"):
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(2)
 
 
 async def screen(database_url: str, redis_url: str, probes: int) -> dict:
     await asyncio.to_thread(reset_postgres, database_url)
     await asyncio.to_thread(reset_redis, redis_url)
     workdir = Path(tempfile.mkdtemp(prefix="allervers-processes-"))
-    with FakeTelegram() as fake:
-        cluster = await Cluster(2, database_url, redis_url, workdir, fake).start()
+    with Haproxy.bot_api(workdir) as bot_api:
+        cluster = await Cluster(2, database_url, redis_url, workdir, bot_api).start()
         try:
             a, b = cluster.apps
             return await screen_latency(database_url, a.url, b.url, probes, 730_000_001, 830_000_001)
@@ -415,25 +797,74 @@ def main() -> None:
     parser.add_argument("--redis-url", default=os.environ.get("ALLERVERS_BENCH_REDIS_URL", DEFAULT_REDIS))
     parser.add_argument("--only", choices=["throughput", "latency", "screen", "rss"], action="append")
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--people", type=int, default=48)
+    parser.add_argument("--connections", type=int, default=48, help="wrk's connections (people posting at once)")
+    parser.add_argument("--people", type=int, default=480, help="people taking turns in the closed loop")
+    parser.add_argument("--repeat", type=int, default=1, help="pairs of runs (1 process, 2 processes), alternated")
+    parser.add_argument("--scale-connections", action="store_true",
+                        help="2 processes get twice the connections (and people): the same load per process")
+    parser.add_argument("--per-person", type=int, default=10,
+                        help="updates per person (the 5 of the script, then free texts), then a new person")
+    parser.add_argument("--rates", default="200,150,100,50", help="open-loop rates across 3 processes")
     parser.add_argument("--probes", type=int, default=100)
+    parser.add_argument("--profile", type=Path, help="py-spy raw stacks of the one-process run's app to this file")
     args = parser.parse_args()
     only = set(args.only or ["throughput", "latency", "screen", "rss"])
     print(f"Allervers processes benchmark — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     db, redis = args.postgres_url, args.redis_url
+    if "throughput" in only or "latency" in only:
+        import shutil
+
+        missing = [tool for tool in ("haproxy", "wrk") if shutil.which(tool) is None]
+        if missing:
+            sys.exit(f"needs Debian's {' and '.join(missing)}: apt-get install {' '.join(missing)}")
     if "throughput" in only:
-        one = asyncio.run(throughput(1, db, redis, args.people, args.seconds))
-        print(f"1 process:   {one['per_second']:.0f} updates/s ({one['updates']} in {one['seconds']:.1f} s, "
-              f"p99 {one['p99'] * 1000:.0f} ms)", flush=True)
-        two = asyncio.run(throughput(2, db, redis, args.people, args.seconds))
-        print(f"2 processes: {two['per_second']:.0f} updates/s ({two['updates']} in {two['seconds']:.1f} s, "
-              f"p99 {two['p99'] * 1000:.0f} ms): {two['per_second'] / one['per_second']:.2f}x one", flush=True)
+        print(f"closed loop: wrk, {args.connections} connections, {args.seconds:.0f} s; {args.people} people take "
+              f"turns, {args.per_person} updates each (the script's 5, then texts to the worker), then new people; "
+              f"haproxy round robin in front, haproxy as the Bot API", flush=True)
+        runs, pairs = {}, []
+        for n in (1, 2) * args.repeat:  # alternated: both see the machine's other jobs alike
+            connections = args.connections * (n if args.scale_connections else 1)
+            print(f"-- {n} process{'es' if n > 1 else ''}, {connections} connections", flush=True)
+            result = asyncio.run(throughput(n, db, redis, connections, args.seconds, args.people * connections // args.connections,
+                                            args.per_person, args.profile if n == 1 else None))
+            runs[n] = result
+            spent = result["cpu_spent"]
+            print(f"{n} process{'es' if n > 1 else ''}: {result['per_second']:.0f} updates/s ({result['updates']} in "
+                  f"{result['seconds']:.1f} s, p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms, "
+                  f"errors {result['errors']}); app CPU {1000 * spent['app processes'] / result['updates']:.2f} ms/update, "
+                  f"machine busy {spent['machine (all jobs)'] / spent['wall']:.2f} of {os.cpu_count()} cores", flush=True)
+            print(cpu_table(spent, result["updates"]), flush=True)
+            print(f"    PostgreSQL commits: {result['commits']} ({result['commits'] / result['updates']:.3f} per update: "
+                  f"the intake's batches and the outbox's recorded outcomes)", flush=True)
+            ours = spent["machine (all jobs)"] - CpuMeter.others(spent)
+            print(f"    this benchmark's components: {1000 * ours / result['updates']:.2f} ms of CPU per update -> "
+                  f"{os.cpu_count() * result['updates'] / ours:.0f} updates/s if they had the {os.cpu_count()} cores "
+                  f"to themselves", flush=True)
+            if n == 2:
+                pairs.append((runs[1], runs[2]))
+        for one, two in pairs:
+            print(f"pair: {one['per_second']:.0f} -> {two['per_second']:.0f} updates/s = "
+                  f"{two['per_second'] / one['per_second']:.2f}x (other jobs {CpuMeter.others(one['cpu_spent']) / one['cpu_spent']['wall']:.2f}"
+                  f" / {CpuMeter.others(two['cpu_spent']) / two['cpu_spent']['wall']:.2f} cores); app CPU per update "
+                  f"{1000 * one['cpu_spent']['app processes'] / one['updates']:.2f} / "
+                  f"{1000 * two['cpu_spent']['app processes'] / two['updates']:.2f} ms", flush=True)
+        print(f"2 processes / 1 (last pair): {runs[2]['per_second'] / runs[1]['per_second']:.2f}x updates/s; app CPU per update "
+              f"{runs[2]['cpu_spent']['app processes'] / runs[2]['updates'] * 1000:.2f} vs "
+              f"{runs[1]['cpu_spent']['app processes'] / runs[1]['updates'] * 1000:.2f} ms", flush=True)
+        if args.profile is not None and args.profile.exists():
+            print(profile_summary(args.profile), flush=True)
     if "latency" in only:
-        at = asyncio.run(latency_at(200, 3, db, redis, args.seconds))
-        print(f"3 processes at 200 updates/s offered: {at['updates']} updates, p50 {at['p50'] * 1000:.0f} ms, "
-              f"p99 {at['p99'] * 1000:.0f} ms, max {at['max'] * 1000:.0f} ms, {at['retried']} posts retried",
-              flush=True)
+        rates = [float(rate) for rate in args.rates.split(",")]
+        idle, *measured = asyncio.run(latency_at(rates, 3, db, redis, args.seconds))
+        print(f"3 processes idle (5 s before the load): {idle['idle_app_cores']:.3f} cores in all", flush=True)
+        for at in measured:
+            spent = at["cpu_spent"]
+            print(f"3 processes at {at['rate']:.0f} updates/s offered: {at['updates']} updates, p50 "
+                  f"{at['p50'] * 1000:.0f} ms, p99 {at['p99'] * 1000:.0f} ms, max {at['max'] * 1000:.0f} ms, "
+                  f"{at['retried']} posts retried; machine busy {spent['machine (all jobs)'] / spent['wall']:.2f} cores",
+                  flush=True)
+            print(cpu_table(spent, at["updates"]), flush=True)
     if "screen" in only:
         seen = asyncio.run(screen(db, redis, args.probes))
         print(f"person -> worker screen across 2 processes ({seen['probes']} probes): event p50 "

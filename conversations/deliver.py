@@ -84,6 +84,9 @@ def _int(value) -> int:
         return 0
 
 
+OUTBOX_BUSY_RETRY = 0.5  # seconds before a runner looks again at a person another runner is sending to
+
+
 class Outbox:
     def __init__(self, rt) -> None:
         self.rt = rt
@@ -253,58 +256,69 @@ class Outbox:
             self._runners.pop(contact_id, None)
 
     async def _send_burst(self, contact_id: int) -> float | None:
-        """Send this person's oldest queued messages, in order. None when none is left, else a delay.
+        """`_send_burst_held` under the person's outbox lock, if it is free. If another runner holds it
+        (another process: the person's updates came through several), that one sends every queued
+        row of theirs, ours included (it reads them all, in order, until none is left): look again
+        after OUTBOX_BUSY_RETRY rather than poll the lock (it was SET NX every 10 ms, for as long as
+        the holder waited for the pacer: under a backlog, most of the processes' CPU)."""
+        async with self.rt.locks.try_hold(f"outbox:{contact_id}") as held:
+            if not held:
+                return OUTBOX_BUSY_RETRY
+            return await self._send_burst_held(contact_id)
+
+    async def _send_burst_held(self, contact_id: int) -> float | None:
+        """Send this person's oldest queued messages, in order (their outbox lock held). None when
+        none is left, else a delay.
 
         One transaction claims a burst of ready rows, the sends happen outside any transaction, and
         one transaction records every outcome. A retryable failure stops the burst (order is kept);
         the unsent rest goes back to the queue untouched.
         """
         rt = self.rt
-        async with rt.locks.hold(f"outbox:{contact_id}"):
-            try:
-                async with rt.sessionmaker() as session, session.begin():
-                    rows = (await session.execute(
-                        select(Message, Address, Contact)
-                        .join(Conversation, Conversation.id == Message.conversation_id)
-                        .join(Address, Address.id == Conversation.address_id)
-                        .join(Contact, Contact.id == Message.contact_id)
-                        .where(Message.contact_id == contact_id, Message.direction == OUTBOUND,
-                               Message.status.in_((QUEUED, SENDING)))
-                        .order_by(Message.id).limit(BURST)
-                    )).all()
-                    if not rows:
-                        return None
-                    now = utcnow()
-                    first = rows[0][0]
-                    if first.status == SENDING:
-                        return 0.2  # another process is sending it; keep the order
-                    if first.next_attempt_at and first.next_attempt_at > now:
-                        return (first.next_attempt_at - now).total_seconds()
-                    batch = []
-                    for message, address, contact in rows:
-                        if message.status != QUEUED or (message.next_attempt_at and message.next_attempt_at > now):
-                            break
-                        batch.append((message, address, contact))
-                        if address.channel == "whatsapp":
-                            break  # the 24-hour window logic looks at one message at a time
-                    claimed = await session.execute(
-                        update(Message).where(Message.id.in_([m.id for m, _, _ in batch]), Message.status == QUEUED)
-                        .values(status=SENDING, attempts=Message.attempts + 1)
-                        .execution_options(synchronize_session=False))
-                    if claimed.rowcount != len(batch):
-                        raise _Contended()
-                    jobs = []
-                    for message, address, contact in batch:
-                        context = {"last_inbound_at": contact.last_inbound_at,
-                                   "organisation_id": contact.organisation_id, "worker_id": message.author_worker_id}
-                        if address.channel == "whatsapp":
-                            context.update(await window_context(rt, session, message, contact))
-                        jobs.append(_Job(message, address, contact.organisation_id, message.attempts + 1,
-                                         outbound_of(message), context))
-            except _Contended:
-                return 0.2
-            delay = await self._send_jobs(jobs)
-            return 0.0 if delay is None else delay
+        try:
+            async with rt.sessionmaker() as session, session.begin():
+                rows = (await session.execute(
+                    select(Message, Address, Contact)
+                    .join(Conversation, Conversation.id == Message.conversation_id)
+                    .join(Address, Address.id == Conversation.address_id)
+                    .join(Contact, Contact.id == Message.contact_id)
+                    .where(Message.contact_id == contact_id, Message.direction == OUTBOUND,
+                           Message.status.in_((QUEUED, SENDING)))
+                    .order_by(Message.id).limit(BURST)
+                )).all()
+                if not rows:
+                    return None
+                now = utcnow()
+                first = rows[0][0]
+                if first.status == SENDING:
+                    return 0.2  # another process is sending it; keep the order
+                if first.next_attempt_at and first.next_attempt_at > now:
+                    return (first.next_attempt_at - now).total_seconds()
+                batch = []
+                for message, address, contact in rows:
+                    if message.status != QUEUED or (message.next_attempt_at and message.next_attempt_at > now):
+                        break
+                    batch.append((message, address, contact))
+                    if address.channel == "whatsapp":
+                        break  # the 24-hour window logic looks at one message at a time
+                claimed = await session.execute(
+                    update(Message).where(Message.id.in_([m.id for m, _, _ in batch]), Message.status == QUEUED)
+                    .values(status=SENDING, attempts=Message.attempts + 1)
+                    .execution_options(synchronize_session=False))
+                if claimed.rowcount != len(batch):
+                    raise _Contended()
+                jobs = []
+                for message, address, contact in batch:
+                    context = {"last_inbound_at": contact.last_inbound_at,
+                               "organisation_id": contact.organisation_id, "worker_id": message.author_worker_id}
+                    if address.channel == "whatsapp":
+                        context.update(await window_context(rt, session, message, contact))
+                    jobs.append(_Job(message, address, contact.organisation_id, message.attempts + 1,
+                                     outbound_of(message), context))
+        except _Contended:
+            return 0.2
+        delay = await self._send_jobs(jobs)
+        return 0.0 if delay is None else delay
 
     async def _send_jobs(self, jobs: list["_Job"]) -> float:
         """Send claimed jobs in order, record their outcomes (with other runners', see _Recorder), announce them."""
@@ -673,21 +687,24 @@ async def record_status(rt, update_) -> None:
                                                                   "conversation": conversation_id})
 
 
-STALE_LOOKBACK = 50  # outbound rows looked at to find the question a press answers
-
-
 async def stale_press(session, conversation_id: int, reply_to: str | None) -> bool:
     """Is a button press (`InboundMessage.reply_to`: the platform id of the message whose button
-    was pressed) on an old question? True when that message is one of ours with buttons but not the
-    conversation's latest one with buttons (the person answered it already, or the bot moved on).
-    False when it is the latest, or unknown (not recorded yet: the benefit of the doubt)."""
+    was pressed) on an old question? See `stale_in`; reads the conversation's recent rows."""
     if not reply_to:
         return False
-    rows = (await session.execute(
-        select(Message.platform_message_id, Message.payload)
-        .where(Message.conversation_id == conversation_id, Message.direction == OUTBOUND)
-        .order_by(Message.id.desc()).limit(STALE_LOOKBACK))).all()
-    questions = [platform_id for platform_id, payload in rows if (payload or {}).get("choices")]
+    from conversations.store import recent_outbound
+
+    return stale_in((await recent_outbound(session, [conversation_id]))[conversation_id], reply_to)
+
+
+def stale_in(recent: list, reply_to: str | None) -> bool:
+    """True when the pressed message is one of ours with buttons but not the conversation's latest
+    one with buttons (the person answered it already, or the bot moved on); False when it is the
+    latest, or unknown (not recorded yet: the benefit of the doubt). `recent`: the conversation's
+    newest outbound rows, newest first (conversations.store.recent_outbound)."""
+    if not reply_to:
+        return False
+    questions = [platform_id for platform_id, payload in recent if (payload or {}).get("choices")]
     if not questions or reply_to not in questions:
         return False
     return questions[0] != reply_to

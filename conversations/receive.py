@@ -28,12 +28,13 @@ from conversations.store import (
     Pending,
     Thread,
     add_event,
-    choice_label,
     create_threads,
     find_threads,
     insert_inbound_many,
+    label_in,
     load_thread,
     queue_message,
+    recent_outbound,
 )
 from flows.engine import (
     ActionRequested,
@@ -166,8 +167,10 @@ async def old_question_pressed(session: AsyncSession, thread: Thread, inbound: I
     if choice.startswith(STANDING_CHOICES) or choice in outreach_inbound.NEWS_CHOICES \
             or choice in casework_transfers.BUTTONS:
         return False
-    from conversations.deliver import stale_press
+    from conversations.deliver import stale_in, stale_press
 
+    if thread.recent is not None:  # read with the batch (_store)
+        return stale_in(thread.recent, inbound.reply_to)
     return await stale_press(session, thread.conversation.id, inbound.reply_to)
 
 
@@ -198,6 +201,12 @@ async def _store(session: AsyncSession, rt, inbound: list[InboundMessage],
         threads.update(await create_threads(session, [
             NewPerson(await organisation_for(session, rt, m), m.channel, m.user_id, m.account,
                       rt.locale_for(m.locale)) for m in unknown]))
+    # Button presses: their conversations' recent rows, in one query (the label, the old question).
+    pressed = [threads[(m.channel, m.user_id)] for m in inbound
+               if m.choice is not None and (m.channel, m.external_id) not in erased]
+    recent = await recent_outbound(session, [t.conversation.id for t in pressed if not t.created])
+    for thread in pressed:
+        thread.recent = recent.get(thread.conversation.id, [])
     rows = []
     for message in inbound:
         if (message.channel, message.external_id) in erased:
@@ -205,7 +214,7 @@ async def _store(session: AsyncSession, rt, inbound: list[InboundMessage],
         values = inbound_values(message)
         if message.choice is not None:  # the words the person saw on the button, for the timelines
             thread = threads[(message.channel, message.user_id)]
-            label = await choice_label(session, thread.conversation.id, message.choice)
+            label = label_in(thread.recent, message.choice)
             if label is not None:
                 values["payload"]["label"] = label
         if handled:

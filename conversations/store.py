@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, event as sa_event, insert, or_, select
+from sqlalchemy import and_, event as sa_event, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -37,6 +37,9 @@ class Thread:
     conversation: Conversation
     created: bool = False
     new_contact: bool = False  # a person never seen before (their first message): the welcome says the languages
+    # For a button press: the conversation's newest outbound rows (platform id, payload), newest
+    # first, read once (recent_outbound) for its label and for the old-question check.
+    recent: list[tuple[str | None, dict]] | None = None
 
 
 @dataclass
@@ -237,17 +240,38 @@ async def create_threads(session: AsyncSession, people: list[NewPerson]) -> dict
             for p, contact, address, conversation in zip(people, contacts, addresses, conversations)}
 
 
-async def choice_label(session: AsyncSession, conversation_id: int, value: str) -> str | None:
-    """The label the person saw on the button whose value is `value`: from the newest of the
-    conversation's recent outbound messages offering it (None when none did)."""
-    rows = (await session.execute(
-        select(Message.payload).where(Message.conversation_id == conversation_id, Message.direction == OUTBOUND)
-        .order_by(Message.id.desc()).limit(20))).scalars()
-    for payload in rows:
-        for choice in (payload or {}).get("choices") or ():
+RECENT_OUTBOUND = 50  # outbound rows a button press is looked up in (its question, its label)
+LABEL_LOOKBACK = 20  # of which the ones whose buttons give the label
+
+
+async def recent_outbound(session: AsyncSession, conversation_ids) -> dict[int, list[tuple[str | None, dict]]]:
+    """The newest RECENT_OUTBOUND outbound rows of each conversation (platform id, payload), newest
+    first: one query for every button press of a batch (was two per press: the label, then the
+    old-question check, each reading the same rows)."""
+    ids = sorted(set(conversation_ids))
+    if not ids:
+        return {}
+    ranked = (select(Message.conversation_id, Message.platform_message_id, Message.payload,
+                     func.row_number().over(partition_by=Message.conversation_id,
+                                            order_by=Message.id.desc()).label("rank"))
+              .where(Message.conversation_id.in_(ids), Message.direction == OUTBOUND).subquery())
+    rows = await session.execute(select(ranked.c.conversation_id, ranked.c.platform_message_id, ranked.c.payload)
+                                 .where(ranked.c.rank <= RECENT_OUTBOUND)
+                                 .order_by(ranked.c.conversation_id, ranked.c.rank))
+    found: dict[int, list[tuple[str | None, dict]]] = {conversation_id: [] for conversation_id in ids}
+    for conversation_id, platform_id, payload in rows:
+        found[conversation_id].append((platform_id, payload or {}))
+    return found
+
+
+def label_in(recent: list[tuple[str | None, dict]], value: str) -> str | None:
+    """The label of the button whose value is `value`, from the newest of the recent rows offering it."""
+    for _, payload in recent[:LABEL_LOOKBACK]:
+        for choice in payload.get("choices") or ():
             if len(choice) == 2 and choice[0] == value:
                 return str(choice[1])
     return None
+
 
 
 async def load_thread(session: AsyncSession, conversation_id: int) -> Thread | None:

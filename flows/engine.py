@@ -122,7 +122,10 @@ class Engine:
         locate: LocationResolver | None = None,
     ):
         self.flows = flows
-        self.resolvers = resolvers or {}
+        # The given dict itself, even empty: an organisation's engine shares the default engine's,
+        # which the directory fills later at start-up (`resolvers or {}` gave it a dict of its own,
+        # forever empty: no commune understood by name for an organisation that had published).
+        self.resolvers = resolvers if resolvers is not None else {}
         self.locate = locate
 
     # Entry points -----------------------------------------------------------------------------

@@ -171,3 +171,22 @@ async def test_a_lock_held_for_10_seconds_by_a_live_holder_is_never_stolen():
     finally:
         for client in clients:
             await client.aclose()
+
+
+async def test_try_hold_takes_a_free_lock_and_never_waits_for_a_taken_one(two_processes):
+    """What the outbox does with a person's lock another process holds: look again later (the
+    holder sends every queued row of theirs) instead of polling it."""
+    a, b = two_processes
+    async with a.try_hold("outbox:1") as held:
+        assert held is True
+        started = asyncio.get_running_loop().time()
+        async with b.try_hold("outbox:1") as other:
+            assert other is False
+        async with b.try_hold("outbox:2") as free:  # another person's: free
+            assert free is True
+        assert asyncio.get_running_loop().time() - started < 0.5  # no wait
+    async with b.try_hold("outbox:1") as after:  # released by its holder
+        assert after is True
+    async with b.hold("outbox:1"):  # and the usual hold still excludes try_hold
+        async with a.try_hold("outbox:1") as during:
+            assert during is False

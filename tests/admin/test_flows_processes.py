@@ -110,3 +110,29 @@ async def test_missed_notification_caught_by_the_periodic_check(settings_for):
 
         said = await Person(client).send("bonjour")
         assert "👋 Rebonjour !" in said[0]["text"]
+
+
+async def test_a_server_started_after_a_publish_still_understands_a_commune_by_name(settings_for):
+    """The published flows are loaded at start-up before the directory gives the engines their
+    commune resolver: the organisation's engine must share it (found by tests/scaleout/
+    test_processes.py: a process restarted after a publish answered "Écrivez votre code postal"
+    to "Rezé", for every person of that organisation)."""
+    from admin import flow_store
+    from flows.library import shipped_sources
+    from tests.e2e.test_places_refresh import food_near_reze
+    from tests.webchat import Person
+
+    settings = settings_for()
+    async with app_client(settings) as client:
+        rt = client.app.state.rt
+        source = shipped_sources()["welcome"].replace("👋 Bonjour !", "👋 Rebonjour !")
+        async with rt.sessionmaker() as session, session.begin():
+            organisation_id = await rt.default_organisation_id(session)
+            await flow_store.save_draft(session, organisation_id, "welcome", source, 0, None)
+            await flow_store.publish(session, organisation_id, "welcome", 1, ["test"], None)
+    async with app_client(settings) as client:  # the next start: the revision is loaded at once
+        rt = client.app.state.rt
+        assert organisation_id in rt.flow_engines
+        answer = await food_near_reze(Person(client), first=True)
+        assert "Écrivez votre code postal ou le nom de votre commune" not in answer, answer
+        assert "Rezé" in answer, answer

@@ -83,3 +83,39 @@ async def test_through_the_webhook_an_old_press_is_told_and_changes_nothing_a_cu
                 pressed = (await session.execute(select(Message).where(Message.direction == "in")
                                                  .order_by(Message.id.desc()))).scalars().first()
             assert after == before and pressed.payload["choice"] == "oui"  # stored, not handled
+
+
+async def test_a_press_reads_its_conversations_recent_rows_once(settings_for):
+    """The button's label (kept with the inbound row) and the old-question check both come from
+    the conversation's recent outbound rows: one query per batch of presses, not two per press."""
+    from sqlalchemy import event
+
+    with FakeTelegram() as fake:
+        settings = settings_for(telegram_bot_token=fake.token, telegram_webhook_secret=SECRET,
+                                telegram_api_base=fake.base_url)
+        async with app_client(settings) as client:
+            rt = client.app.state.rt
+            await _post(client, text_update("/start", chat_id=CHAT))
+            consent = await eventually(lambda: [c for c in fake.sent_messages(CHAT) if "Êtes-vous d'accord" in c.params["text"]])
+            await rt.drain(timeout=15)
+            statements: list[str] = []
+
+            def seen(conn, cursor, statement, parameters, context, executemany):
+                statements.append(" ".join(statement.split()))
+
+            event.listen(rt.engine.sync_engine, "before_cursor_execute", seen)
+            try:
+                press = callback_update("oui", chat_id=CHAT, message=fake.message(CHAT, consent[-1].result["message_id"]))
+                await _post(client, press)
+            finally:
+                event.remove(rt.engine.sync_engine, "before_cursor_execute", seen)
+            # the conversation's newest outbound rows, read before the bot's turn
+            reads = [s for s in statements if s.startswith("SELECT") and "FROM messages" in s
+                     and "messages.direction" in s and ("ORDER BY messages.id DESC" in s or "row_number" in s.lower())]
+            assert len(reads) == 1, reads
+            async with rt.sessionmaker() as session:
+                stored = (await session.execute(select(Message.payload).where(
+                    Message.direction == "in", Message.external_id == str(press["update_id"])))).scalar()
+            assert stored.get("label"), stored  # the button's words, kept for the timelines
+            menu = await eventually(lambda: [c for c in fake.sent_messages(CHAT) if "Que voulez-vous faire" in c.params["text"]])
+            assert menu
