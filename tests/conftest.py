@@ -90,18 +90,37 @@ if os.environ.get("ALLERVERS_TEST_REQUIRE_BACKENDS") and not (POSTGRES_URL and R
     raise RuntimeError("ALLERVERS_TEST_REQUIRE_BACKENDS is set: PostgreSQL and Redis URLs are mandatory")
 
 
-# The files measured longest (SQLite and PostgreSQL runs together, tens of seconds each), collected
-# first: scripts/test spreads whole files over pytest-xdist workers (--dist loadfile) in collection
-# order, and a long file handed out last keeps one worker busy alone at the end.
+# The files measured longest (the sum of their tests' durations, both backends, longest first; every
+# file of 20 s or more in a full run), collected first: scripts/test spreads whole files over
+# pytest-xdist workers (--dist loadfile --no-loadscope-reorder: in collection order; xdist's own
+# order is by number of tests, and it handed out the one-test kill -9 files last), and a long file
+# handed out last keeps one worker busy alone at the end. Measure again with --durations=0.
 LONG_FILES_FIRST = (
-    "tests/scaleout/test_processes.py", "tests/e2e/test_live_across_processes.py", "tests/hardening/test_crash.py",
-    "tests/outreach/test_campaign_crash.py", "tests/e2e/test_webchat_access_browser.py", "tests/admin/test_flows_browser.py",
-    "tests/e2e/test_languages_journey_browser.py", "tests/e2e/test_languages_journey.py",
-    "tests/hardening/test_fuzz.py", "tests/admin/test_directory.py", "tests/e2e/test_places_refresh.py",
-    "tests/outreach/test_outreach_browser.py", "tests/rights/test_engine.py", "tests/hardening/test_ratelimit.py",
-    "tests/e2e/test_places_flow.py", "tests/casework/test_browser.py", "tests/followups/test_browser.py",
-    "tests/casework/test_browser_transfer.py", "tests/scaleout/test_s3_media.py", "tests/hardening/test_bad_input.py",
-    "tests/directory/test_urgent_needs.py", "tests/handoff/test_inbox_browser_phone.py",
+    "tests/hardening/test_crash.py", "tests/hardening/test_bad_input.py", "tests/outreach/test_campaign_crash.py",
+    "tests/hardening/test_fuzz.py", "tests/e2e/test_webchat_access_browser.py", "tests/hardening/test_ratelimit.py",
+    "tests/rights/test_engine.py", "tests/handoff/test_routing_rules.py", "tests/admin/test_directory.py",
+    "tests/hardening/test_sessions.py", "tests/hardening/test_voice_fuzz.py",
+    "tests/outreach/test_outreach_browser.py", "tests/outreach/test_campaigns.py", "tests/e2e/test_rights_flow.py",
+    "tests/scaleout/test_processes.py", "tests/directory/test_cli.py", "tests/hardening/test_fuzz_console.py",
+    "tests/e2e/test_places_flow.py", "tests/admin/test_cli.py", "tests/admin/test_admin_browser.py",
+    "tests/admin/test_flows_browser.py", "tests/directory/test_urgent_needs.py", "tests/followups/test_browser.py",
+    "tests/casework/test_browser.py", "tests/directory/test_importer.py", "tests/admin/test_directory_browser.py",
+    "tests/handoff/test_inbox_browser_phone.py", "tests/hardening/test_delivery_faults.py",
+    "tests/e2e/test_voice.py", "tests/casework/test_casework.py", "tests/hardening/test_identity.py",
+    "tests/conversations/test_delivery.py", "tests/conversations/test_commands.py", "tests/admin/test_people.py",
+    "tests/admin/test_access_matrix.py", "tests/flows/test_never_stuck_route.py", "tests/directory/test_refresh.py",
+    "tests/conversations/test_intake.py", "tests/outreach/test_outreach_fuzz.py",
+    "tests/e2e/test_whatsapp_journey.py", "tests/hardening/test_headers.py",
+    "tests/e2e/test_languages_journey_browser.py", "tests/hardening/test_erasure.py",
+    "tests/e2e/test_action_notice.py", "tests/directory/test_tappable_places.py", "tests/rights/test_estimator.py",
+    "tests/casework/test_browser_transfer.py", "tests/handoff/test_inbox_phone.py",
+    "tests/followups/test_journey.py", "tests/handoff/test_inbox_fuzz.py",
+    "tests/admin/test_teams_settings_audit.py", "tests/handoff/test_push.py", "tests/bots/test_venue_delivery.py",
+    "tests/e2e/test_browser_journey.py", "tests/e2e/test_telegram_journey.py", "tests/scaleout/test_ops.py",
+    "tests/casework/test_fuzz.py", "tests/admin/test_flows_processes.py", "tests/hardening/test_floods.py",
+    "tests/conversations/test_languages.py", "tests/admin/test_flows.py", "tests/handoff/test_inbox.py",
+    "tests/rights/test_cli.py", "tests/e2e/test_places_refresh.py", "tests/bots/test_stale_press.py",
+    "tests/followups/test_fuzz.py", "tests/handoff/test_escalation.py", "tests/outreach/test_campaign_speed.py",
 )
 
 
@@ -148,6 +167,165 @@ def reset_postgres(url: str) -> None:
     worker.join()
 
 
+def _in_thread(coroutine_function):
+    """Run a coroutine on a loop of its own thread (callers may already be inside an event loop)."""
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine_function())
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=target)
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+# A schema at the migrations' head, built once per test process and copied for each test
+# (settings_for): the Alembic upgrade from an empty database took 0.3-0.5 s on SQLite and 1-2 s on
+# PostgreSQL at every app start. The app's own upgrade still runs, on a database already at head.
+_SQLITE_TEMPLATE: Path | None = None
+
+
+def _sqlite_template() -> Path:
+    global _SQLITE_TEMPLATE
+    if _SQLITE_TEMPLATE is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        from allervers.database import make_engine
+        from allervers.migrate import upgrade
+
+        folder = Path(tempfile.mkdtemp(prefix="allervers-schema-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        path = folder / "head.db"
+
+        async def build() -> None:
+            engine = make_engine(f"sqlite+aiosqlite:///{path}")
+            try:
+                await upgrade(engine)
+            finally:
+                await engine.dispose()  # the last connection closed: the WAL is folded into the file
+
+        _in_thread(build)
+        _SQLITE_TEMPLATE = path
+    return _SQLITE_TEMPLATE
+
+
+def sqlite_at_head(path: Path) -> None:
+    """A copy of the migrated template at `path`, unless a database is already there (a second
+    settings_for() of one test shares the first one's database, as before)."""
+    import shutil
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_sqlite_template(), path)
+
+
+# Everything a migration defines in the public schema; a test that altered it (a downgrade, a
+# version rewritten, a table dropped) is caught by it and the schema is built again.
+_PG_FINGERPRINT = """
+SELECT md5(coalesce(string_agg(item, '|' ORDER BY item), '')) FROM (
+  SELECT 'c:' || table_name || '.' || column_name || ':' || data_type || ':' || is_nullable || ':'
+         || coalesce(column_default, '') AS item
+    FROM information_schema.columns WHERE table_schema = 'public'
+  UNION ALL SELECT 'i:' || indexdef FROM pg_indexes WHERE schemaname = 'public'
+  UNION ALL SELECT 'k:' || conrelid::regclass::text || ':' || conname || ':' || pg_get_constraintdef(oid)
+    FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+  UNION ALL SELECT 's:' || sequencename FROM pg_sequences WHERE schemaname = 'public'
+  UNION ALL SELECT 'f:' || proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+  UNION ALL SELECT 'y:' || typname FROM pg_type WHERE typnamespace = 'public'::regnamespace
+  UNION ALL SELECT 'g:' || tgrelid::regclass::text || ':' || tgname FROM pg_trigger
+    WHERE NOT tgisinternal AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)
+  UNION ALL SELECT 'v:' || version_num FROM public.alembic_version
+) AS schema
+"""
+_PG_TEMPLATE: dict | None = None
+
+
+async def _pg_snapshot(connection) -> dict:
+    """The migrated schema's fingerprint, its tables and the rows the migrations inserted."""
+    tables = [row[0] for row in await connection.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        " ORDER BY tablename")]
+    rows = {}
+    for table in tables:
+        records = await connection.fetch(f'SELECT * FROM public."{table}"')
+        if records:
+            rows[table] = (list(records[0].keys()), [tuple(record) for record in records])
+    sequences = await connection.fetch(
+        "SELECT sequencename, coalesce(last_value, start_value), last_value IS NOT NULL FROM pg_sequences"
+        " WHERE schemaname = 'public' ORDER BY sequencename")
+    return {"fingerprint": await connection.fetchval(_PG_FINGERPRINT), "tables": tables, "rows": rows,
+            "sequences": [tuple(row) for row in sequences]}
+
+
+def reset_postgres_to_head(url: str) -> None:
+    """The database at `url` as the migrations leave it (every table empty but for the rows they
+    insert, every sequence back at its start), by TRUNCATE when the schema is still the head's
+    (its fingerprint), else dropped and migrated again. What reset_postgres() then the app's
+    upgrade gave, in a tenth of the time."""
+    import asyncpg
+
+    global _PG_TEMPLATE
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def rebuild() -> dict:
+        from allervers.database import make_engine
+        from allervers.migrate import upgrade
+
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+        finally:
+            await connection.close()
+        engine = make_engine(url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+        connection = await asyncpg.connect(dsn)
+        try:
+            return await _pg_snapshot(connection)
+        finally:
+            await connection.close()
+
+    async def restore(template: dict) -> bool:
+        connection = await asyncpg.connect(dsn)
+        try:
+            async with connection.transaction():
+                try:
+                    async with connection.transaction():  # a savepoint: a missing table is no error here
+                        fingerprint = await connection.fetchval(_PG_FINGERPRINT)
+                except asyncpg.PostgresError:
+                    return False
+                if fingerprint != template["fingerprint"]:
+                    return False
+                await connection.execute("TRUNCATE " + ", ".join(f'public."{t}"' for t in template["tables"])
+                                         + " RESTART IDENTITY CASCADE")
+                for table, (columns, records) in template["rows"].items():
+                    await connection.copy_records_to_table(table, records=records, columns=columns,
+                                                           schema_name="public")
+                if template["sequences"]:
+                    names, values, called = zip(*template["sequences"])
+                    await connection.execute(
+                        "SELECT setval(format('public.%I', name), value, called)"
+                        " FROM unnest($1::text[], $2::bigint[], $3::bool[]) AS s(name, value, called)",
+                        list(names), list(values), list(called))
+            return True
+        finally:
+            await connection.close()
+
+    if _PG_TEMPLATE is not None and _in_thread(lambda: restore(_PG_TEMPLATE)):
+        return
+    _PG_TEMPLATE = _in_thread(rebuild)
+
+
 def reset_redis(url: str) -> None:
     import redis
 
@@ -178,12 +356,14 @@ def settings_for(tmp_path, backend):
             campaign_telegram_per_chat_seconds=0.0,
         )
         if backend == "postgres":
-            reset_postgres(POSTGRES_URL)
+            reset_postgres_to_head(POSTGRES_URL)
             values["database_url"] = POSTGRES_URL
             if REDIS_URL:
                 reset_redis(REDIS_URL)
                 values["redis_url"] = REDIS_URL
         values.update(overrides)
+        if values["database_url"] == f"sqlite+aiosqlite:///{tmp_path}/allervers.db":
+            sqlite_at_head(tmp_path / "allervers.db")
         return Settings(_env_file=None, **values)
 
     return make
