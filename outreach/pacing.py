@@ -5,11 +5,17 @@ per phone number id (higher tiers on request). Every outbound send of a bot goes
 (deliver._paced): ordinary replies and campaign sends count toward the same budget, so a campaign
 can never push the bot past its limit, and replies come first:
 
-- every send counts in one window: at most `limit * campaign_headroom` sends in any sliding
-  second (97 %: a send's margin for the network's jitter at the platform); campaign sends also
-  leave only one every 1 / (limit * headroom) s (evenly spaced: they must not bunch). So a reply
-  finds room within one campaign spacing (about 35 ms at 30/s), whatever the campaign;
-- in one process, waiting replies are admitted before waiting campaign sends (a local gate per bot);
+- a sliding log per bot: never more than `limit` sends in any window of 1 / campaign_headroom
+  seconds (about 1.03 s at 97 %). The platform counts `limit` per second at its end; the extra
+  30 ms is the margin for the jitter between our clock and its arrival times, so even a burst
+  (a catch-up, replies on top of the campaign) stays inside the platform's window;
+- campaign sends also leave on a fixed grid, one every window / limit seconds (evenly spaced: they
+  must not bunch): each slot is the previous slot + spacing, not "now + spacing", so a late wake-up
+  does not push every later send back (lateness used to add up to 7 % of the rate); a slot missed by
+  more than CATCH_UP_SLOTS spacings is given up (no burst after a pause, at most 3 sends together). So a reply finds room within about one
+  spacing (34 ms at 30/s), whatever the campaign;
+- in one process, waiting replies are admitted before waiting campaign sends (a local gate per bot,
+  which sleeps until the next slot and is woken early by a reply);
 - per chat (Telegram): the first message to a chat leaves at once; the next ones of a multi-message
   answer leave `per_chat_seconds` (+ a small margin for the network) after the previous one was
   let out.
@@ -32,27 +38,35 @@ log = logging.getLogger(__name__)
 REPLY, CAMPAIGN = "reply", "campaign"
 STORE_CONCURRENCY = 4  # store round trips in flight at once per process
 CHAT_MARGIN = 0.2  # seconds added to the per-chat interval (arrival jitter at the platform under load)
+CATCH_UP_SLOTS = 2  # a campaign slot missed by more spacings is given up (the grid restarts from now)
 _members = itertools.count()
 
-# KEYS: the bot's window (a sorted set of send times), the campaign's next slot.
-# ARGV: capacity, spacing (0 for a reply), a unique member. Returns "0" (admitted) or the wait (s).
+# KEYS: the bot's log (a sorted set of send times), the campaign's next slot.
+# ARGV: capacity, window (s), spacing (0 for a reply), catch-up (s), a unique member.
+# Returns "0" (admitted) or the wait (s).
 _ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local capacity = tonumber(ARGV[1])
-local spacing = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1.0)
+local window = tonumber(ARGV[2])
+local spacing = tonumber(ARGV[3])
+local slot = 0
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if spacing > 0 then
-  local nxt = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if nxt > now then return tostring(nxt - now) end
+  slot = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if slot > now then return string.format('%.6f', slot - now) end
 end
 if redis.call('ZCARD', KEYS[1]) >= capacity then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return tostring(math.max(0.001, tonumber(oldest[2]) + 1.0 - now))
+  return string.format('%.6f', math.max(0.0005, tonumber(oldest[2]) + window - now))
 end
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], 3000)
-if spacing > 0 then redis.call('SET', KEYS[2], tostring(now + spacing), 'PX', 3000) end
+redis.call('ZADD', KEYS[1], string.format('%.6f', now), ARGV[5])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 2000)
+if spacing > 0 then
+  local nxt = slot + spacing
+  if slot < now - tonumber(ARGV[4]) then nxt = now + spacing end
+  redis.call('SET', KEYS[2], string.format('%.6f', nxt), 'PX', 3000)
+end
 return '0'
 """
 # KEYS: the chat's next free time. ARGV: the interval (0: only read it). Returns the wait (s).
@@ -61,10 +75,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local interval = tonumber(ARGV[1])
 if interval > 0 then
-  redis.call('SET', KEYS[1], tostring(now + interval), 'PX', math.ceil(interval * 1000) + 1000)
+  redis.call('SET', KEYS[1], string.format('%.6f', now + interval), 'PX', math.ceil(interval * 1000) + 1000)
   return '0'
 end
-return tostring(math.max(0, tonumber(redis.call('GET', KEYS[1]) or '0') - now))
+return string.format('%.6f', math.max(0, tonumber(redis.call('GET', KEYS[1]) or '0') - now))
 """
 
 
@@ -89,18 +103,21 @@ class _MemoryStore:
         self.next_slot: dict[str, float] = {}
         self.chats: dict[str, float] = {}
 
-    async def admit(self, key: str, capacity: int, spacing: float) -> float:
+    async def admit(self, key: str, capacity: int, window: float, spacing: float) -> float:
         now = time.monotonic()
-        window = self.windows.setdefault(key, collections.deque())
-        while window and window[0] <= now - 1.0:
-            window.popleft()
-        if spacing > 0 and self.next_slot.get(key, 0.0) > now:
-            return self.next_slot[key] - now
-        if len(window) >= capacity:
-            return max(0.001, window[0] + 1.0 - now)
-        window.append(now)
+        sends = self.windows.setdefault(key, collections.deque())
+        while sends and sends[0] <= now - window:
+            sends.popleft()
+        slot = 0.0
         if spacing > 0:
-            self.next_slot[key] = now + spacing
+            slot = self.next_slot.get(key, 0.0)
+            if slot > now:
+                return slot - now
+        if len(sends) >= capacity:
+            return max(0.0005, sends[0] + window - now)
+        sends.append(now)
+        if spacing > 0:
+            self.next_slot[key] = slot + spacing if slot >= now - CATCH_UP_SLOTS * spacing else now + spacing
         return 0.0
 
     async def chat(self, key: str, interval: float) -> float:
@@ -123,10 +140,10 @@ class _RedisStore:
         self._chat = redis.register_script(_CHAT)
         self._tag = f"{os.getpid()}-{id(self)}"
 
-    async def admit(self, key: str, capacity: int, spacing: float) -> float:
+    async def admit(self, key: str, capacity: int, window: float, spacing: float) -> float:
         member = f"{self._tag}-{next(_members)}"
         wait = await self._admit(keys=[self.PREFIX + "bot:" + key, self.PREFIX + "next:" + key],
-                                 args=[capacity, f"{spacing:.6f}", member])
+                                 args=[capacity, f"{window:.6f}", f"{spacing:.6f}", f"{CATCH_UP_SLOTS * spacing:.6f}", member])
         return float(wait)
 
     async def chat(self, key: str, interval: float) -> float:
@@ -139,6 +156,7 @@ class _Gate:
     def __init__(self) -> None:
         self.waiting = {REPLY: collections.deque(), CAMPAIGN: collections.deque()}
         self.runner: asyncio.Task | None = None
+        self.reply_came = asyncio.Event()  # wakes the runner sleeping until a campaign slot
 
 
 class SendPacer:
@@ -170,6 +188,8 @@ class SendPacer:
             gate = self.gates[bot] = _Gate()
         future = asyncio.get_running_loop().create_future()
         gate.waiting[priority].append(future)
+        if priority == REPLY:
+            gate.reply_came.set()
         if gate.runner is None or gate.runner.done():
             gate.runner = asyncio.create_task(self._run(gate, bot, rate), name=f"pacer-{bot}")
         await future
@@ -191,24 +211,23 @@ class SendPacer:
             return 0.0
 
     async def _run(self, gate: _Gate, bot: str, rate: float) -> None:
-        headroom = self.settings.campaign_headroom
-        # Replies and campaign sends share the budget (`limit * headroom` in any sliding second, a
-        # send's margin against the network's jitter); replies go first here and are not spaced.
-        campaign_capacity = reply_capacity = max(1, int(rate * headroom))
-        spacing = 1.0 / (rate * headroom)
+        # Replies and campaign sends share the log (`limit` sends in any window of 1 / headroom
+        # seconds); replies go first here and are not spaced; campaign sends keep to the grid.
+        capacity = max(1, int(rate))
+        window = 1.0 / self.settings.campaign_headroom
+        spacing = window / capacity
         while True:
-            queue = gate.waiting[REPLY] if gate.waiting[REPLY] else gate.waiting[CAMPAIGN]
-            while queue and queue[0].done():  # a cancelled waiter (its runner stopped)
-                queue.popleft()
+            gate.reply_came.clear()  # (before looking: a reply coming from now on wakes the nap below)
+            for waiting in gate.waiting.values():
+                while waiting and waiting[0].done():  # a cancelled waiter (its runner stopped)
+                    waiting.popleft()
             if not gate.waiting[REPLY] and not gate.waiting[CAMPAIGN]:
                 return
-            if not queue:
-                continue
-            is_reply = queue is gate.waiting[REPLY]
+            is_reply = bool(gate.waiting[REPLY])
+            queue = gate.waiting[REPLY] if is_reply else gate.waiting[CAMPAIGN]
             try:
                 async with self._store_calls:
-                    wait = await self.store.admit(bot, reply_capacity if is_reply else campaign_capacity,
-                                                  0.0 if is_reply else spacing)
+                    wait = await self.store.admit(bot, capacity, window, 0.0 if is_reply else spacing)
             except Exception:
                 log.warning("send pacer: shared store unavailable", exc_info=True)
                 wait = spacing
@@ -217,8 +236,14 @@ class SendPacer:
                 if not future.done():
                     future.set_result(None)
                 continue
-            # A reply arriving meanwhile must not wait behind a campaign's spacing: short naps.
-            await asyncio.sleep(min(wait, 0.01) if not is_reply else min(wait, 0.02))
+            if is_reply:
+                await asyncio.sleep(wait)
+                continue
+            # Until the campaign's slot, unless a reply comes meanwhile (it must not wait behind it).
+            try:
+                await asyncio.wait_for(gate.reply_came.wait(), timeout=wait)
+            except asyncio.TimeoutError:
+                pass
 
 
 def pacer_of(rt) -> SendPacer:
