@@ -34,8 +34,25 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_crash import App, app_env, update_body  # noqa: E402
+from bench.bench_crash import App as _App, app_env, update_body  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegram  # noqa: E402
+
+class App(_App):
+    """The app subprocess; with BENCH_PROFILE=<file> it runs under cProfile (written when it stops)."""
+
+    def start(self) -> None:
+        target = os.environ.get("BENCH_PROFILE")
+        if not target:
+            return super().start()
+        import subprocess
+
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cProfile", "-o", target, "-m", "allervers.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port)], cwd=self.root, env={**self.env, "PYTHONPATH": str(self.root)},
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
 
 TEXT = "📣 Une permanence d'accès aux droits ouvre jeudi à la mairie, de 14 h à 17 h."
 FIRST_CHAT = 30_000_000

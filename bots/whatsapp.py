@@ -42,6 +42,7 @@ from bots.base import (
     Unauthorized,
     is_web,
     link_lines,
+    on_the_wire,
 )
 from words.catalogue import room
 
@@ -166,6 +167,7 @@ MAX_INBOUND_TEXT = 65_536
 
 class WhatsAppChannel:
     venue_apart = True  # the outbox sends a message's venue as its own part (a location message)
+    notes_on_the_wire = True  # a send's on_the_wire hook runs right before its body is written (bots/base.py)
     name = "whatsapp"
 
     def __init__(
@@ -455,7 +457,10 @@ class WhatsAppChannel:
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": user_id} | payload
         if self.limiter is not None:
             await self.limiter.acquire(number)
-        response = await self._request("POST", f"{self.graph_base}/{number}/messages", json=body)
+        hook = on_the_wire.get()
+        extensions = {"trace": _before_the_body(hook)} if hook is not None else None
+        response = await self._request("POST", f"{self.graph_base}/{number}/messages", json=body,
+                                       extensions=extensions)
         try:
             message_id = response.json()["messages"][0]["id"]
         except (ValueError, KeyError, IndexError, TypeError):
@@ -520,6 +525,17 @@ class WhatsAppChannel:
             raise DeliveryError(f"network error: {type(exc).__name__}", retryable=True) from exc
         _raise_for(response, response.content)
         return response
+
+
+def _before_the_body(hook):
+    """An httpcore trace (httpx's "trace" request extension) awaiting `hook` when the request's
+    headers are written and its body, the last bytes, is next (HTTP/1.1 and HTTP/2 alike)."""
+
+    async def trace(event: str, info: dict) -> None:
+        if event.endswith(".send_request_body.started"):
+            await hook()
+
+    return trace
 
 
 _MEDIA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")

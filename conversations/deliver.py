@@ -12,6 +12,7 @@ journal names them, queued again otherwise (the delivery guarantee: ARCHITECTURE
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from allervers.database import utcnow
-from bots.base import Attachment, Choice, DeliveryError, Link, OutboundMessage, OutsideWindow, Venue
+from bots.base import Attachment, Choice, DeliveryError, Link, OutboundMessage, OutsideWindow, Venue, on_the_wire
 from conversations.models import (
     FAILED,
     OUTBOUND,
@@ -339,11 +340,20 @@ class Outbox:
                 return _Outcome(HELD)
             await _paced(rt, job)  # outreach/pacing: the bot's and the chat's limits, replies first
             async with self._in_flight, sendable(rt, prepared) as prepared:  # (an S3 file: a temporary copy)
-                await self._note_intent(job)  # a campaign send is noted "in doubt" before it leaves
                 pieces = parts_of(channel, prepared)
+                on_wire = len(pieces) == 1 and getattr(channel, "notes_on_the_wire", False)
+                if not on_wire:
+                    await self._note_intent(job)  # a campaign send is noted "in doubt" before it leaves
                 if len(pieces) > 1:  # text, then the venue: each part noted once sent, never sent twice
                     return await self._deliver_parts(job, channel, pieces)
-                result = await channel.send(job.address.external_id, prepared, account=job.address.account)
+                # Else as late as possible: by the adapter, right before the request's last bytes
+                # (bots/base.on_the_wire); a send that fails before never leaves a note behind.
+                token = on_the_wire.set(functools.partial(self._note_intent, job)) if on_wire else None
+                try:
+                    result = await channel.send(job.address.external_id, prepared, account=job.address.account)
+                finally:
+                    if token is not None:
+                        on_the_wire.reset(token)
                 held = bool(prepared.template and not job.outbound.template)
                 await self._note(job, {"status": HELD if held else SENT, "platform_id": result.platform_message_id,
                                        **({"template": prepared.template} if held else {})})
