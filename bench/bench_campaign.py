@@ -53,6 +53,14 @@ class App(_App):
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
+    def stop(self) -> None:
+        if not os.environ.get("BENCH_PROFILE") or self.process is None or self.process.poll() is not None:
+            return super().stop()
+        import signal
+
+        self.process.send_signal(signal.SIGINT)  # the profile is written once the server has returned
+        self.process.wait(timeout=180)
+
 
 TEXT = "📣 Une permanence d'accès aux droits ouvre jeudi à la mairie, de 14 h à 17 h."
 FIRST_CHAT = 30_000_000
