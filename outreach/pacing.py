@@ -27,6 +27,7 @@ memory otherwise (one process). Limits per account come from the settings (`send
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import itertools
 import logging
@@ -69,6 +70,12 @@ if spacing > 0 then
 end
 return '0'
 """
+# KEYS: the bot's log. ARGV: a member admitted earlier: its time becomes now (the send is on the wire).
+_RESTAMP = """
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000), ARGV[1])
+return 0
+"""
 # KEYS: the chat's next free time. ARGV: the interval (0: only read it). Returns the wait (s).
 _CHAT = """
 local t = redis.call('TIME')
@@ -99,15 +106,24 @@ def rate_for(settings, channel: str, account: str | None) -> float:
 
 class _MemoryStore:
     def __init__(self) -> None:
-        self.windows: dict[str, collections.deque] = {}
+        self.windows: dict[str, list[float]] = {}  # per bot: the send times of its log, sorted
+        self.stamps: dict[str, dict[str, float]] = {}  # per bot: member -> its time in the log
         self.next_slot: dict[str, float] = {}
         self.chats: dict[str, float] = {}
 
-    async def admit(self, key: str, capacity: int, window: float, spacing: float) -> float:
+    def _prune(self, key: str, window: float, now: float) -> list[float]:
+        sends = self.windows.setdefault(key, [])
+        cut = bisect.bisect_right(sends, now - window)
+        if cut:
+            del sends[:cut]
+            stamps = self.stamps.get(key, {})
+            for member in [m for m, at in stamps.items() if at <= now - window]:
+                del stamps[member]
+        return sends
+
+    async def admit(self, key: str, capacity: int, window: float, spacing: float, member: str) -> float:
         now = time.monotonic()
-        sends = self.windows.setdefault(key, collections.deque())
-        while sends and sends[0] <= now - window:
-            sends.popleft()
+        sends = self._prune(key, window, now)
         slot = 0.0
         if spacing > 0:
             slot = self.next_slot.get(key, 0.0)
@@ -116,9 +132,22 @@ class _MemoryStore:
         if len(sends) >= capacity:
             return max(0.0005, sends[0] + window - now)
         sends.append(now)
+        self.stamps.setdefault(key, {})[member] = now
         if spacing > 0:
             self.next_slot[key] = slot + spacing if slot >= now - CATCH_UP_SLOTS * spacing else now + spacing
         return 0.0
+
+    def restamp(self, key: str, member: str) -> None:
+        """The send is on the wire now: its place in the log moves to now (added again if it left it)."""
+        now = time.monotonic()
+        sends, stamps = self.windows.setdefault(key, []), self.stamps.setdefault(key, {})
+        old = stamps.get(member)
+        if old is not None:
+            at = bisect.bisect_left(sends, old)
+            if at < len(sends) and sends[at] == old:
+                del sends[at]
+        bisect.insort(sends, now)
+        stamps[member] = now
 
     async def chat(self, key: str, interval: float) -> float:
         """interval > 0: the chat was just sent to (its next send waits that long); 0: the wait left."""
@@ -138,10 +167,22 @@ class _RedisStore:
         self.redis = redis
         self._admit = redis.register_script(_ADMIT)
         self._chat = redis.register_script(_CHAT)
-        self._tag = f"{os.getpid()}-{id(self)}"
+        self._restamp = redis.register_script(_RESTAMP)
+        self._restamps: set[asyncio.Task] = set()
 
-    async def admit(self, key: str, capacity: int, window: float, spacing: float) -> float:
-        member = f"{self._tag}-{next(_members)}"
+    def restamp(self, key: str, member: str) -> None:
+        """As the memory store's, in the background (the request's last bytes must not wait for it)."""
+        task = asyncio.get_running_loop().create_task(self._restamp_now(key, member))
+        self._restamps.add(task)
+        task.add_done_callback(self._restamps.discard)
+
+    async def _restamp_now(self, key: str, member: str) -> None:
+        try:
+            await self._restamp(keys=[self.PREFIX + "bot:" + key], args=[member])
+        except Exception:
+            log.warning("send pacer: shared store unavailable", exc_info=True)
+
+    async def admit(self, key: str, capacity: int, window: float, spacing: float, member: str) -> float:
         wait = await self._admit(keys=[self.PREFIX + "bot:" + key, self.PREFIX + "next:" + key],
                                  args=[capacity, f"{window:.6f}", f"{spacing:.6f}", f"{CATCH_UP_SLOTS * spacing:.6f}", member])
         return float(wait)
@@ -169,11 +210,13 @@ class SendPacer:
         # Hundreds of sends may wait at once: they share a few store round trips, not a connection each.
         self._store_calls = asyncio.Semaphore(STORE_CONCURRENCY)
         self.on_campaign_send = None  # the campaign sender's hook (its lead of written rows, see finished())
+        self._tag = f"{os.getpid()}-{id(self)}"
 
-    async def acquire(self, channel: str, account: str | None, chat: str, priority: str = REPLY) -> None:
+    async def acquire(self, channel: str, account: str | None, chat: str, priority: str = REPLY) -> tuple | None:
         """Wait until this send may leave: the chat's turn (Telegram: `per_chat_seconds` after the
         previous send to it, counted from when that one was let out), then room in the bot's budget.
-        A person's sends are sequential (their outbox runner, their lock), so read-then-mark is safe."""
+        A person's sends are sequential (their outbox runner, their lock), so read-then-mark is safe.
+        Returns the send's ticket: `on_the_wire(ticket)` when its request actually leaves."""
         rate = rate_for(self.settings, channel, account)
         _, per_chat = limits_of(self.settings, channel)
         bot = f"{channel}:{account or 'default'}"
@@ -192,10 +235,19 @@ class SendPacer:
             gate.reply_came.set()
         if gate.runner is None or gate.runner.done():
             gate.runner = asyncio.create_task(self._run(gate, bot, rate), name=f"pacer-{bot}")
-        await future
+        ticket = await future
         if per_chat > 0:
             await self._chat(chat_key, per_chat + CHAT_MARGIN)
         self.admitted[(channel, priority)] += 1
+        return ticket
+
+    def on_the_wire(self, ticket: tuple | None) -> None:
+        """The send admitted with this ticket is leaving now (an adapter's hook right before its
+        request's last bytes, bots/base.on_the_wire): its time in the log becomes now. A send that
+        waited after its admission (the loop busy, a slow file) then counts from when it really
+        left, so the next ones keep the platform's window whatever that wait was."""
+        if ticket is not None:
+            self.store.restamp(*ticket)
 
     def finished(self, channel: str, priority: str) -> None:
         """A send let out is over (answered, or failed): the campaign writer may write one more."""
@@ -225,16 +277,17 @@ class SendPacer:
                 return
             is_reply = bool(gate.waiting[REPLY])
             queue = gate.waiting[REPLY] if is_reply else gate.waiting[CAMPAIGN]
+            member = f"{self._tag}-{next(_members)}"
             try:
                 async with self._store_calls:
-                    wait = await self.store.admit(bot, capacity, window, 0.0 if is_reply else spacing)
+                    wait = await self.store.admit(bot, capacity, window, 0.0 if is_reply else spacing, member)
             except Exception:
                 log.warning("send pacer: shared store unavailable", exc_info=True)
                 wait = spacing
             if wait <= 0:
                 future = queue.popleft()
                 if not future.done():
-                    future.set_result(None)
+                    future.set_result((bot, member))
                 continue
             if is_reply:
                 await asyncio.sleep(wait)
