@@ -325,6 +325,7 @@ async def run(backend: str, people: int, rate: float, kill_at: float | None, inb
             env = app_env(database_url, redis, workdir, fake.base_url, {
                 "ALLERVERS_CAMPAIGN_QUIET_ENABLED": "false", "ALLERVERS_CAMPAIGN_TICK_SECONDS": "0.5",
                 "ALLERVERS_RATE_LIMITS_ENABLED": "false",
+                **({"ALLERVERS_CAMPAIGN_HEADROOM": os.environ["BENCH_HEADROOM"]} if os.environ.get("BENCH_HEADROOM") else {}),
                 "ALLERVERS_CAMPAIGN_TELEGRAM_PER_SECOND": str(rate if channel == "telegram" else 30),
                 "ALLERVERS_CAMPAIGN_WHATSAPP_PER_SECOND": str(rate if channel == "whatsapp" else 80),
                 "ALLERVERS_WHATSAPP_ACCESS_TOKEN": WA_TOKEN, "ALLERVERS_WHATSAPP_APP_SECRET": WA_SECRET,
@@ -385,6 +386,11 @@ async def run(backend: str, people: int, rate: float, kill_at: float | None, inb
             if os.environ.get("BENCH_DEBUG"):
                 gaps = sorted((b - a, a - first) for a, b in zip(times, times[1:]))[-8:]
                 print("largest gaps (gap, at):", [(round(g, 2), round(t, 1)) for g, t in gaps])
+                every = sorted(at for _, at, _ in platform.accepted())
+                n = int(rate)
+                spans = [every[i + n - 1] - every[i] for i in range(len(every) - n + 1)]
+                print(f"windows of {n} accepted sends: shortest {min(spans or [0]):.3f} s, "
+                      f"{sum(1 for x in spans if x < 1.0)} under 1 s, {sum(1 for x in spans if x < 1.03)} under 1.03 s")
                 print("\n".join(l for l in (workdir / "app.log").read_text(errors="replace").splitlines()
                                  if any(w in l for w in ("sweep", "crash", "ERROR", "WARNING", "failed", "Traceback")))[-8000:])
             return {

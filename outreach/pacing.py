@@ -97,6 +97,15 @@ def limits_of(settings, channel: str) -> tuple[float, float]:
     return rate, per_chat
 
 
+def account_of(settings, channel: str, account: str | None) -> str | None:
+    """The account a send goes out from: an address without one uses the channel's default (the
+    adapter sends from settings.whatsapp_phone_number_id), which is the same budget as the
+    addresses that name it (people who wrote in: their address has the number's id)."""
+    if account:
+        return account
+    return getattr(settings, "whatsapp_phone_number_id", None) if channel == "whatsapp" else None
+
+
 def rate_for(settings, channel: str, account: str | None) -> float:
     """The account's tier when the settings name one (`send_limits["whatsapp:<phone number id>"]`)."""
     tiers = getattr(settings, "send_limits", None) or {}
@@ -217,6 +226,7 @@ class SendPacer:
         previous send to it, counted from when that one was let out), then room in the bot's budget.
         A person's sends are sequential (their outbox runner, their lock), so read-then-mark is safe.
         Returns the send's ticket: `on_the_wire(ticket)` when its request actually leaves."""
+        account = account_of(self.settings, channel, account)  # one budget per number, named or not
         rate = rate_for(self.settings, channel, account)
         _, per_chat = limits_of(self.settings, channel)
         bot = f"{channel}:{account or 'default'}"
