@@ -34,8 +34,33 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_crash import App, app_env, update_body  # noqa: E402
+from bench.bench_crash import App as _App, app_env, update_body  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegram  # noqa: E402
+
+class App(_App):
+    """The app subprocess; with BENCH_PROFILE=<file> it runs under cProfile (written when it stops)."""
+
+    def start(self) -> None:
+        target = os.environ.get("BENCH_PROFILE")
+        if not target:
+            return super().start()
+        import subprocess
+
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cProfile", "-o", target, "-m", "allervers.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port)], cwd=self.root, env={**self.env, "PYTHONPATH": str(self.root)},
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def stop(self) -> None:
+        if not os.environ.get("BENCH_PROFILE") or self.process is None or self.process.poll() is not None:
+            return super().stop()
+        import signal
+
+        self.process.send_signal(signal.SIGINT)  # the profile is written once the server has returned
+        self.process.wait(timeout=180)
+
 
 TEXT = "📣 Une permanence d'accès aux droits ouvre jeudi à la mairie, de 14 h à 17 h."
 FIRST_CHAT = 30_000_000
@@ -136,36 +161,69 @@ FIRST_NUMBER = 33_600_000_000
 
 
 class Platform:
-    """What the benchmark reads at one platform's fake: sends accepted, sends refused (429 / 130429)."""
+    """What the benchmark reads at one platform's fake: sends accepted, sends refused (429 / 130429).
+
+    The run polls it every half second: it reads only what arrived since its last look
+    (calls_since / messages_since), never a copy of everything under the fake's lock (which held the
+    fake's server thread for milliseconds at 10,000 calls, bunching its arrival times)."""
 
     def __init__(self, channel: str, telegram, graph) -> None:
         self.channel, self.telegram, self.graph = channel, telegram, graph
+        self._cursor, self._seen = 0, []  # what was read so far (references: a call's status may still change)
+        self.reached: set[str] = set()  # chats the campaign reached (as seen while polling)
+
+    def poll(self) -> int:
+        """Read what is new; the number of people the campaign reached so far (for the kill)."""
+        if self.channel == "telegram":
+            new, self._cursor = self.telegram.calls_since(self._cursor)
+        else:
+            new, self._cursor = self.graph.messages_since(self._cursor)
+        self._seen.extend(new)
+        for chat, _, ours in self._accepted(new):
+            if ours:
+                self.reached.add(chat)
+        return len(self.reached)
+
+    def _accepted(self, records) -> list[tuple[str, float, bool]]:
+        if self.channel == "telegram":
+            return [(str(c.chat_id), c.at, c.params.get("text") == TEXT) for c in records
+                    if c.method == "sendMessage" and c.status == 200]
+        return [(str(r.body.get("to")), r.at, (r.body.get("template") or {}).get("name") == WA_TEMPLATE)
+                for r in records if r.phone_number_id == WA_NUMBER]
 
     def accepted(self) -> list[tuple[str, float, bool]]:
         """(chat, arrival time, is the campaign's message) of every accepted send of the bot / number."""
-        if self.channel == "telegram":
-            return [(str(c.chat_id), c.at, c.params.get("text") == TEXT) for c in self.telegram.sent_messages()]
-        with self.graph._lock:
-            records = list(self.graph.messages)
-        return [(str(r.body.get("to")), r.at, (r.body.get("template") or {}).get("name") == WA_TEMPLATE)
-                for r in records if r.phone_number_id == WA_NUMBER]
+        self.poll()
+        return self._accepted(self._seen)
 
     def refused_campaign(self) -> int:
         """Of the refused sends, the campaign's (the rest were replies to people writing meanwhile)."""
         if self.channel == "telegram":
-            return sum(1 for c in self.telegram.calls("sendMessage") if c.status == 429 and c.params.get("text") == TEXT)
+            self.poll()
+            return sum(1 for c in self._seen if c.method == "sendMessage" and c.status == 429
+                       and c.params.get("text") == TEXT)
         return -1  # the Graph API fake does not keep refused bodies
 
     def refused(self) -> int:
         return self.telegram.too_many if self.channel == "telegram" else self.graph.too_many
 
     def reset(self) -> None:
+        self._cursor, self._seen, self.reached = 0, [], set()
         if self.channel == "telegram":
             self.telegram.reset()
             self.telegram.too_many = 0
         else:
             self.graph.reset()
             self.graph.enforce_limit(self.graph.limit_per_second)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat, in clock ticks)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def baseline(platform: Platform, rate: float, seconds: float) -> dict:
@@ -267,6 +325,7 @@ async def run(backend: str, people: int, rate: float, kill_at: float | None, inb
             env = app_env(database_url, redis, workdir, fake.base_url, {
                 "ALLERVERS_CAMPAIGN_QUIET_ENABLED": "false", "ALLERVERS_CAMPAIGN_TICK_SECONDS": "0.5",
                 "ALLERVERS_RATE_LIMITS_ENABLED": "false",
+                **({"ALLERVERS_CAMPAIGN_HEADROOM": os.environ["BENCH_HEADROOM"]} if os.environ.get("BENCH_HEADROOM") else {}),
                 "ALLERVERS_CAMPAIGN_TELEGRAM_PER_SECOND": str(rate if channel == "telegram" else 30),
                 "ALLERVERS_CAMPAIGN_WHATSAPP_PER_SECOND": str(rate if channel == "whatsapp" else 80),
                 "ALLERVERS_WHATSAPP_ACCESS_TOKEN": WA_TOKEN, "ALLERVERS_WHATSAPP_APP_SECRET": WA_SECRET,
@@ -292,18 +351,23 @@ async def run(backend: str, people: int, rate: float, kill_at: float | None, inb
             def campaign_sends():
                 return [(chat, at) for chat, at, ours in platform.accepted() if ours]
 
+            cpu = 0.0  # the app's CPU seconds (both processes when it is killed and restarted)
+            cpu_began = cpu_seconds(app.process.pid)
             deadline = time.monotonic() + people / rate * 3 + 120
             while time.monotonic() < deadline:
-                count = len({chat for chat, _ in campaign_sends()})
+                count = platform.poll()
                 if kill_at is not None and killed is None and count >= people * kill_at:
+                    cpu += cpu_seconds(app.process.pid) - cpu_began
                     app.kill()
                     killed = count
                     app = App(ROOT, env, workdir / "app.log")
                     app.start()
                     await app.wait_ready()
+                    cpu_began = 0.0  # its start-up counts: a restart is part of the run
                 if count >= people:
                     break
                 await asyncio.sleep(0.5)
+            cpu += cpu_seconds(app.process.pid) - cpu_began
             stop.set()
             await inbound
             await asyncio.sleep(3)  # anything late (a second send) shows up
@@ -322,6 +386,11 @@ async def run(backend: str, people: int, rate: float, kill_at: float | None, inb
             if os.environ.get("BENCH_DEBUG"):
                 gaps = sorted((b - a, a - first) for a, b in zip(times, times[1:]))[-8:]
                 print("largest gaps (gap, at):", [(round(g, 2), round(t, 1)) for g, t in gaps])
+                every = sorted(at for _, at, _ in platform.accepted())
+                n = int(rate)
+                spans = [every[i + n - 1] - every[i] for i in range(len(every) - n + 1)]
+                print(f"windows of {n} accepted sends: shortest {min(spans or [0]):.3f} s, "
+                      f"{sum(1 for x in spans if x < 1.0)} under 1 s, {sum(1 for x in spans if x < 1.03)} under 1.03 s")
                 print("\n".join(l for l in (workdir / "app.log").read_text(errors="replace").splitlines()
                                  if any(w in l for w in ("sweep", "crash", "ERROR", "WARNING", "failed", "Traceback")))[-8000:])
             return {
@@ -335,7 +404,7 @@ async def run(backend: str, people: int, rate: float, kill_at: float | None, inb
                 "inbound": len(latencies), "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
                 "max": max(latencies) if latencies else float("nan"),
                 "reply_p50": percentile(replies, 0.5), "reply_p99": percentile(replies, 0.99), "replied": len(replies),
-                "baseline": base,
+                "baseline": base, "cpu": cpu, "cpu_per_send_ms": 1000 * cpu / max(1, len(platform.accepted())),
             }
 
 
@@ -354,12 +423,13 @@ def line(result: dict, rate: float) -> str:
             f"ratio {result['rate'] / base['rate'] if base['rate'] else float('nan'):.3f}; "
             f"{result['too_many']} sends answered 429 ({100 * result['too_many'] / max(1, result['sent']):.2f} %; "
             f"campaign's {result['too_many_campaign'] if result['too_many_campaign'] >= 0 else 'n/a'}); "
-            f"{result['twice']} sent twice, {result['skipped']} skipped{inbound}")
+            f"{result['twice']} sent twice, {result['skipped']} skipped; app CPU {result['cpu']:.1f} s = "
+            f"{result['cpu_per_send_ms']:.2f} ms per send accepted{inbound}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--people", type=int, default=1000)
+    parser.add_argument("--people", "--contacts", type=int, default=1000, help="the campaign's audience (the issue's figure: 10000)")
     parser.add_argument("--channel", choices=("telegram", "whatsapp"), default="telegram")
     parser.add_argument("--rate", type=float, default=None,
                         help="the fake's (and the app's) sends per second: 30 on Telegram, 80 on WhatsApp")

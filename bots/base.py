@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -259,6 +261,14 @@ class OutsideWindow(DeliveryError):
 
     def __init__(self, reason: str = "outside the 24-hour window"):
         super().__init__(reason, retryable=False)
+
+
+# Set by the outbox around a send it must note "in doubt" (conversations/deliver.py): an adapter
+# that says `notes_on_the_wire = True` awaits it right before the last bytes of the send's request
+# are written (the headers sent, the body next), so that a crash before that point leaves the send
+# un-noted (sent again, never skipped) and one after it noted (a request that may have reached the
+# platform is never sent twice). Adapters without it: the outbox notes before calling send().
+on_the_wire: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("on_the_wire", default=None)
 
 
 class Channel(Protocol):

@@ -12,6 +12,7 @@ journal names them, queued again otherwise (the delivery guarantee: ARCHITECTURE
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from allervers.database import utcnow
-from bots.base import Attachment, Choice, DeliveryError, Link, OutboundMessage, OutsideWindow, Venue
+from bots.base import Attachment, Choice, DeliveryError, Link, OutboundMessage, OutsideWindow, Venue, on_the_wire
 from conversations.models import (
     FAILED,
     OUTBOUND,
@@ -351,13 +352,22 @@ class Outbox:
             prepared = await rt.prepare_outbound(job.address.channel, job.outbound, context)
             if prepared is None:  # the 24-hour window: held behind an unanswered invitation
                 return _Outcome(HELD)
-            await _paced(rt, job)  # outreach/pacing: the bot's and the chat's limits, replies first
+            ticket = await _paced(rt, job)  # outreach/pacing: the bot's and the chat's limits, replies first
             async with self._in_flight, sendable(rt, prepared) as prepared:  # (an S3 file: a temporary copy)
-                await self._note_intent(job)  # a campaign send is noted "in doubt" before it leaves
                 pieces = parts_of(channel, prepared)
+                on_wire = len(pieces) == 1 and getattr(channel, "notes_on_the_wire", False)
+                if not on_wire:
+                    await self._note_intent(job)  # a campaign send is noted "in doubt" before it leaves
                 if len(pieces) > 1:  # text, then the venue: each part noted once sent, never sent twice
                     return await self._deliver_parts(job, channel, pieces)
-                result = await channel.send(job.address.external_id, prepared, account=job.address.account)
+                # Else as late as possible: by the adapter, right before the request's last bytes
+                # (bots/base.on_the_wire); a send that fails before never leaves a note behind.
+                token = on_the_wire.set(functools.partial(self._on_the_wire, job, ticket)) if on_wire else None
+                try:
+                    result = await channel.send(job.address.external_id, prepared, account=job.address.account)
+                finally:
+                    if token is not None:
+                        on_the_wire.reset(token)
                 held = bool(prepared.template and not job.outbound.template)
                 await self._note(job, {"status": HELD if held else SENT, "platform_id": result.platform_message_id,
                                        **({"template": prepared.template} if held else {})})
@@ -440,6 +450,14 @@ class Outbox:
             return _Outcome(FAILED, error=f"{error} (still failing after {settings.delivery_max_seconds:.0f} s)"[:300])
         update_ = {} if "retrying_since" in (job.message.payload or {}) else {"retrying_since": now.isoformat()}
         return _Outcome(QUEUED, error=error, delay=delay, free=free, payload_update=update_)
+
+    async def _on_the_wire(self, job: "_Job", ticket) -> None:
+        """The request's last bytes are next (bots/base.on_the_wire): a campaign send is noted in
+        doubt, and the pacer counts the send from now (outreach/pacing.SendPacer.on_the_wire)."""
+        await self._note_intent(job)
+        pacer = getattr(self.rt, "send_pacer", None)
+        if pacer is not None:
+            pacer.on_the_wire(ticket)
 
     async def _note_intent(self, job: "_Job") -> None:
         """A campaign send is about to leave: noted before the request (the idempotency record).
@@ -585,12 +603,12 @@ BURST = 10
 IN_DOUBT = "in_doubt"  # the sent journal's note before a campaign send (see Outbox._note_intent)
 
 
-async def _paced(rt, job: "_Job") -> None:
+async def _paced(rt, job: "_Job"):
     """Wait for the platform's limits (outreach/pacing.py): per bot / number, per chat, replies first."""
     from outreach.pacing import CAMPAIGN, REPLY, pacer_of
 
     priority = CAMPAIGN if (job.message.payload or {}).get("campaign_id") else REPLY
-    await pacer_of(rt).acquire(job.address.channel, job.address.account, job.address.external_id, priority)
+    return await pacer_of(rt).acquire(job.address.channel, job.address.account, job.address.external_id, priority)
 
 
 def _campaign_send_over(rt, job: "_Job") -> None:

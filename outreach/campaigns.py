@@ -50,7 +50,8 @@ CHANNELS = ("telegram", "whatsapp", "webchat")
 # Campaign buttons: what a press does (outreach.inbound turns it into the command).
 BUTTONS = {"cmp:menu": "menu", "cmp:human": "humain", "cmp:stop": "news_stop"}
 SLICE_SECONDS = 0.1
-LEAD_SECONDS = 0.5  # rows written and not yet sent, in seconds of the channel's rate
+LEAD_SECONDS = 1.0  # rows written and not yet sent, in seconds of the channel's rate (a stall of the
+# writer's transaction shorter than that does not leave the bot idle; 0.5 s left gaps of 0.25-0.5 s)
 STALL_SECONDS = 3.0
 
 
@@ -338,8 +339,8 @@ class CampaignSender:
                 wrote = False
                 for channel in active:
                     rate = self._rate(channel)
-                    # never more than the outbox sends at once: beyond, they would queue in front of replies
-                    lead = max(1, min(int(rate * LEAD_SECONDS), rt.settings.delivery_max_in_flight))
+                    # rows ahead wait in the pacer, behind any reply (its gate lets replies out first)
+                    lead = max(1, int(rate * LEAD_SECONDS))
                     now = loop.time()
                     if self.outstanding[channel] >= lead and now - self.progressed.get(channel, now) > STALL_SECONDS:
                         self.outstanding[channel] = 0  # rows that failed before the pacer: not waiting

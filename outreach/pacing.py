@@ -5,11 +5,17 @@ per phone number id (higher tiers on request). Every outbound send of a bot goes
 (deliver._paced): ordinary replies and campaign sends count toward the same budget, so a campaign
 can never push the bot past its limit, and replies come first:
 
-- every send counts in one window: at most `limit * campaign_headroom` sends in any sliding
-  second (97 %: a send's margin for the network's jitter at the platform); campaign sends also
-  leave only one every 1 / (limit * headroom) s (evenly spaced: they must not bunch). So a reply
-  finds room within one campaign spacing (about 35 ms at 30/s), whatever the campaign;
-- in one process, waiting replies are admitted before waiting campaign sends (a local gate per bot);
+- a sliding log per bot: never more than `limit` sends in any window of 1 / campaign_headroom
+  seconds (about 1.03 s at 97 %). The platform counts `limit` per second at its end; the extra
+  30 ms is the margin for the jitter between our clock and its arrival times, so even a burst
+  (a catch-up, replies on top of the campaign) stays inside the platform's window;
+- campaign sends also leave on a fixed grid, one every window / limit seconds (evenly spaced: they
+  must not bunch): each slot is the previous slot + spacing, not "now + spacing", so a late wake-up
+  does not push every later send back (lateness used to add up to 7 % of the rate); a slot missed by
+  more than CATCH_UP_SLOTS spacings is given up (no burst after a pause, at most 3 sends together). So a reply finds room within about one
+  spacing (34 ms at 30/s), whatever the campaign;
+- in one process, waiting replies are admitted before waiting campaign sends (a local gate per bot,
+  which sleeps until the next slot and is woken early by a reply);
 - per chat (Telegram): the first message to a chat leaves at once; the next ones of a multi-message
   answer leave `per_chat_seconds` (+ a small margin for the network) after the previous one was
   let out.
@@ -21,6 +27,7 @@ memory otherwise (one process). Limits per account come from the settings (`send
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import itertools
 import logging
@@ -32,28 +39,42 @@ log = logging.getLogger(__name__)
 REPLY, CAMPAIGN = "reply", "campaign"
 STORE_CONCURRENCY = 4  # store round trips in flight at once per process
 CHAT_MARGIN = 0.2  # seconds added to the per-chat interval (arrival jitter at the platform under load)
+CATCH_UP_SLOTS = 2  # a campaign slot missed by more spacings is given up (the grid restarts from now)
 _members = itertools.count()
 
-# KEYS: the bot's window (a sorted set of send times), the campaign's next slot.
-# ARGV: capacity, spacing (0 for a reply), a unique member. Returns "0" (admitted) or the wait (s).
+# KEYS: the bot's log (a sorted set of send times), the campaign's next slot.
+# ARGV: capacity, window (s), spacing (0 for a reply), catch-up (s), a unique member.
+# Returns "0" (admitted) or the wait (s).
 _ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local capacity = tonumber(ARGV[1])
-local spacing = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1.0)
+local window = tonumber(ARGV[2])
+local spacing = tonumber(ARGV[3])
+local slot = 0
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if spacing > 0 then
-  local nxt = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if nxt > now then return tostring(nxt - now) end
+  slot = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if slot > now then return string.format('%.6f', slot - now) end
 end
 if redis.call('ZCARD', KEYS[1]) >= capacity then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return tostring(math.max(0.001, tonumber(oldest[2]) + 1.0 - now))
+  return string.format('%.6f', math.max(0.0005, tonumber(oldest[2]) + window - now))
 end
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], 3000)
-if spacing > 0 then redis.call('SET', KEYS[2], tostring(now + spacing), 'PX', 3000) end
+redis.call('ZADD', KEYS[1], string.format('%.6f', now), ARGV[5])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 2000)
+if spacing > 0 then
+  local nxt = slot + spacing
+  if slot < now - tonumber(ARGV[4]) then nxt = now + spacing end
+  redis.call('SET', KEYS[2], string.format('%.6f', nxt), 'PX', 3000)
+end
 return '0'
+"""
+# KEYS: the bot's log. ARGV: a member admitted earlier: its time becomes now (the send is on the wire).
+_RESTAMP = """
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000), ARGV[1])
+return 0
 """
 # KEYS: the chat's next free time. ARGV: the interval (0: only read it). Returns the wait (s).
 _CHAT = """
@@ -61,10 +82,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local interval = tonumber(ARGV[1])
 if interval > 0 then
-  redis.call('SET', KEYS[1], tostring(now + interval), 'PX', math.ceil(interval * 1000) + 1000)
+  redis.call('SET', KEYS[1], string.format('%.6f', now + interval), 'PX', math.ceil(interval * 1000) + 1000)
   return '0'
 end
-return tostring(math.max(0, tonumber(redis.call('GET', KEYS[1]) or '0') - now))
+return string.format('%.6f', math.max(0, tonumber(redis.call('GET', KEYS[1]) or '0') - now))
 """
 
 
@@ -76,6 +97,15 @@ def limits_of(settings, channel: str) -> tuple[float, float]:
     return rate, per_chat
 
 
+def account_of(settings, channel: str, account: str | None) -> str | None:
+    """The account a send goes out from: an address without one uses the channel's default (the
+    adapter sends from settings.whatsapp_phone_number_id), which is the same budget as the
+    addresses that name it (people who wrote in: their address has the number's id)."""
+    if account:
+        return account
+    return getattr(settings, "whatsapp_phone_number_id", None) if channel == "whatsapp" else None
+
+
 def rate_for(settings, channel: str, account: str | None) -> float:
     """The account's tier when the settings name one (`send_limits["whatsapp:<phone number id>"]`)."""
     tiers = getattr(settings, "send_limits", None) or {}
@@ -85,23 +115,48 @@ def rate_for(settings, channel: str, account: str | None) -> float:
 
 class _MemoryStore:
     def __init__(self) -> None:
-        self.windows: dict[str, collections.deque] = {}
+        self.windows: dict[str, list[float]] = {}  # per bot: the send times of its log, sorted
+        self.stamps: dict[str, dict[str, float]] = {}  # per bot: member -> its time in the log
         self.next_slot: dict[str, float] = {}
         self.chats: dict[str, float] = {}
 
-    async def admit(self, key: str, capacity: int, spacing: float) -> float:
+    def _prune(self, key: str, window: float, now: float) -> list[float]:
+        sends = self.windows.setdefault(key, [])
+        cut = bisect.bisect_right(sends, now - window)
+        if cut:
+            del sends[:cut]
+            stamps = self.stamps.get(key, {})
+            for member in [m for m, at in stamps.items() if at <= now - window]:
+                del stamps[member]
+        return sends
+
+    async def admit(self, key: str, capacity: int, window: float, spacing: float, member: str) -> float:
         now = time.monotonic()
-        window = self.windows.setdefault(key, collections.deque())
-        while window and window[0] <= now - 1.0:
-            window.popleft()
-        if spacing > 0 and self.next_slot.get(key, 0.0) > now:
-            return self.next_slot[key] - now
-        if len(window) >= capacity:
-            return max(0.001, window[0] + 1.0 - now)
-        window.append(now)
+        sends = self._prune(key, window, now)
+        slot = 0.0
         if spacing > 0:
-            self.next_slot[key] = now + spacing
+            slot = self.next_slot.get(key, 0.0)
+            if slot > now:
+                return slot - now
+        if len(sends) >= capacity:
+            return max(0.0005, sends[0] + window - now)
+        sends.append(now)
+        self.stamps.setdefault(key, {})[member] = now
+        if spacing > 0:
+            self.next_slot[key] = slot + spacing if slot >= now - CATCH_UP_SLOTS * spacing else now + spacing
         return 0.0
+
+    def restamp(self, key: str, member: str) -> None:
+        """The send is on the wire now: its place in the log moves to now (added again if it left it)."""
+        now = time.monotonic()
+        sends, stamps = self.windows.setdefault(key, []), self.stamps.setdefault(key, {})
+        old = stamps.get(member)
+        if old is not None:
+            at = bisect.bisect_left(sends, old)
+            if at < len(sends) and sends[at] == old:
+                del sends[at]
+        bisect.insort(sends, now)
+        stamps[member] = now
 
     async def chat(self, key: str, interval: float) -> float:
         """interval > 0: the chat was just sent to (its next send waits that long); 0: the wait left."""
@@ -121,12 +176,24 @@ class _RedisStore:
         self.redis = redis
         self._admit = redis.register_script(_ADMIT)
         self._chat = redis.register_script(_CHAT)
-        self._tag = f"{os.getpid()}-{id(self)}"
+        self._restamp = redis.register_script(_RESTAMP)
+        self._restamps: set[asyncio.Task] = set()
 
-    async def admit(self, key: str, capacity: int, spacing: float) -> float:
-        member = f"{self._tag}-{next(_members)}"
+    def restamp(self, key: str, member: str) -> None:
+        """As the memory store's, in the background (the request's last bytes must not wait for it)."""
+        task = asyncio.get_running_loop().create_task(self._restamp_now(key, member))
+        self._restamps.add(task)
+        task.add_done_callback(self._restamps.discard)
+
+    async def _restamp_now(self, key: str, member: str) -> None:
+        try:
+            await self._restamp(keys=[self.PREFIX + "bot:" + key], args=[member])
+        except Exception:
+            log.warning("send pacer: shared store unavailable", exc_info=True)
+
+    async def admit(self, key: str, capacity: int, window: float, spacing: float, member: str) -> float:
         wait = await self._admit(keys=[self.PREFIX + "bot:" + key, self.PREFIX + "next:" + key],
-                                 args=[capacity, f"{spacing:.6f}", member])
+                                 args=[capacity, f"{window:.6f}", f"{spacing:.6f}", f"{CATCH_UP_SLOTS * spacing:.6f}", member])
         return float(wait)
 
     async def chat(self, key: str, interval: float) -> float:
@@ -139,6 +206,7 @@ class _Gate:
     def __init__(self) -> None:
         self.waiting = {REPLY: collections.deque(), CAMPAIGN: collections.deque()}
         self.runner: asyncio.Task | None = None
+        self.reply_came = asyncio.Event()  # wakes the runner sleeping until a campaign slot
 
 
 class SendPacer:
@@ -151,11 +219,14 @@ class SendPacer:
         # Hundreds of sends may wait at once: they share a few store round trips, not a connection each.
         self._store_calls = asyncio.Semaphore(STORE_CONCURRENCY)
         self.on_campaign_send = None  # the campaign sender's hook (its lead of written rows, see finished())
+        self._tag = f"{os.getpid()}-{id(self)}"
 
-    async def acquire(self, channel: str, account: str | None, chat: str, priority: str = REPLY) -> None:
+    async def acquire(self, channel: str, account: str | None, chat: str, priority: str = REPLY) -> tuple | None:
         """Wait until this send may leave: the chat's turn (Telegram: `per_chat_seconds` after the
         previous send to it, counted from when that one was let out), then room in the bot's budget.
-        A person's sends are sequential (their outbox runner, their lock), so read-then-mark is safe."""
+        A person's sends are sequential (their outbox runner, their lock), so read-then-mark is safe.
+        Returns the send's ticket: `on_the_wire(ticket)` when its request actually leaves."""
+        account = account_of(self.settings, channel, account)  # one budget per number, named or not
         rate = rate_for(self.settings, channel, account)
         _, per_chat = limits_of(self.settings, channel)
         bot = f"{channel}:{account or 'default'}"
@@ -170,12 +241,23 @@ class SendPacer:
             gate = self.gates[bot] = _Gate()
         future = asyncio.get_running_loop().create_future()
         gate.waiting[priority].append(future)
+        if priority == REPLY:
+            gate.reply_came.set()
         if gate.runner is None or gate.runner.done():
             gate.runner = asyncio.create_task(self._run(gate, bot, rate), name=f"pacer-{bot}")
-        await future
+        ticket = await future
         if per_chat > 0:
             await self._chat(chat_key, per_chat + CHAT_MARGIN)
         self.admitted[(channel, priority)] += 1
+        return ticket
+
+    def on_the_wire(self, ticket: tuple | None) -> None:
+        """The send admitted with this ticket is leaving now (an adapter's hook right before its
+        request's last bytes, bots/base.on_the_wire): its time in the log becomes now. A send that
+        waited after its admission (the loop busy, a slow file) then counts from when it really
+        left, so the next ones keep the platform's window whatever that wait was."""
+        if ticket is not None:
+            self.store.restamp(*ticket)
 
     def finished(self, channel: str, priority: str) -> None:
         """A send let out is over (answered, or failed): the campaign writer may write one more."""
@@ -191,34 +273,40 @@ class SendPacer:
             return 0.0
 
     async def _run(self, gate: _Gate, bot: str, rate: float) -> None:
-        headroom = self.settings.campaign_headroom
-        # Replies and campaign sends share the budget (`limit * headroom` in any sliding second, a
-        # send's margin against the network's jitter); replies go first here and are not spaced.
-        campaign_capacity = reply_capacity = max(1, int(rate * headroom))
-        spacing = 1.0 / (rate * headroom)
+        # Replies and campaign sends share the log (`limit` sends in any window of 1 / headroom
+        # seconds); replies go first here and are not spaced; campaign sends keep to the grid.
+        capacity = max(1, int(rate))
+        window = 1.0 / self.settings.campaign_headroom
+        spacing = window / capacity
         while True:
-            queue = gate.waiting[REPLY] if gate.waiting[REPLY] else gate.waiting[CAMPAIGN]
-            while queue and queue[0].done():  # a cancelled waiter (its runner stopped)
-                queue.popleft()
+            gate.reply_came.clear()  # (before looking: a reply coming from now on wakes the nap below)
+            for waiting in gate.waiting.values():
+                while waiting and waiting[0].done():  # a cancelled waiter (its runner stopped)
+                    waiting.popleft()
             if not gate.waiting[REPLY] and not gate.waiting[CAMPAIGN]:
                 return
-            if not queue:
-                continue
-            is_reply = queue is gate.waiting[REPLY]
+            is_reply = bool(gate.waiting[REPLY])
+            queue = gate.waiting[REPLY] if is_reply else gate.waiting[CAMPAIGN]
+            member = f"{self._tag}-{next(_members)}"
             try:
                 async with self._store_calls:
-                    wait = await self.store.admit(bot, reply_capacity if is_reply else campaign_capacity,
-                                                  0.0 if is_reply else spacing)
+                    wait = await self.store.admit(bot, capacity, window, 0.0 if is_reply else spacing, member)
             except Exception:
                 log.warning("send pacer: shared store unavailable", exc_info=True)
                 wait = spacing
             if wait <= 0:
                 future = queue.popleft()
                 if not future.done():
-                    future.set_result(None)
+                    future.set_result((bot, member))
                 continue
-            # A reply arriving meanwhile must not wait behind a campaign's spacing: short naps.
-            await asyncio.sleep(min(wait, 0.01) if not is_reply else min(wait, 0.02))
+            if is_reply:
+                await asyncio.sleep(wait)
+                continue
+            # Until the campaign's slot, unless a reply comes meanwhile (it must not wait behind it).
+            try:
+                await asyncio.wait_for(gate.reply_came.wait(), timeout=wait)
+            except asyncio.TimeoutError:
+                pass
 
 
 def pacer_of(rt) -> SendPacer:

@@ -377,3 +377,29 @@ async def test_voice_note_with_words_sends_the_words_first(channel, graph, tmp_p
     note.write_bytes(b"OggS")
     await channel.send(PERSON, OutboundMessage(text="Camille : voici ma réponse", attachment_path=str(note)))
     assert [b["type"] for b in graph.requests_for(PERSON)] == ["text", "audio"]
+
+
+async def test_the_on_the_wire_hook_runs_before_the_body_and_only_if_the_request_leaves(channel, graph):
+    """The outbox notes a campaign send "in doubt" from this hook (conversations/deliver.py): it must
+    run before the platform has the request, and never for a request that did not leave."""
+    from bots.base import on_the_wire
+
+    seen = []
+
+    async def hook():
+        seen.append(len(graph.messages))  # what the platform had when the hook ran
+
+    token = on_the_wire.set(hook)
+    try:
+        await channel.send(PERSON, OutboundMessage(text="Bonjour"))
+        assert seen == [0] and len(graph.messages) == 1
+        away = WhatsAppChannel(app_secret=SECRET, verify_token="v", access_token="t",
+                               graph_base="http://127.0.0.1:9/v21.0", phone_number_id=NUMBER)
+        try:
+            with pytest.raises(DeliveryError):
+                await away.send(PERSON, OutboundMessage(text="Bonjour"))
+        finally:
+            await away.close()
+        assert seen == [0]  # the connection was refused: no note
+    finally:
+        on_the_wire.reset(token)

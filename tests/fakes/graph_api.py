@@ -35,6 +35,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from tests.fakes.complete_bodies import complete_bodies
+
 VERSION = "v21.0"
 
 
@@ -150,6 +152,13 @@ class FakeGraphApi:
         """JSON bodies of accepted /messages calls addressed to `phone`, oldest first."""
         with self._lock:
             return [r.body for r in self.messages if r.body.get("to") == phone]
+
+    def messages_since(self, index: int) -> tuple[list[Recorded], int]:
+        """Accepted /messages calls from position `index` on, and the next position (a poller copies
+        only what is new, not the whole list under the lock)."""
+        with self._lock:
+            new = self.messages[index:]
+            return new, index + len(new)
 
     def sent_from(self, phone_number_id: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -313,7 +322,7 @@ class FakeGraphApi:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", loop="asyncio")
+        config = uvicorn.Config(complete_bodies(self.app), log_level="warning", access_log=False, lifespan="off", loop="asyncio")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()

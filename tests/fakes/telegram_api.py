@@ -43,6 +43,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.complete_bodies import complete_bodies
+
 TOKEN = "123456:TEST-fake-telegram-token"
 CHAT_ID = 111111111  # the person of the fixtures (tests/fixtures/telegram/*.json)
 
@@ -169,7 +171,7 @@ class FakeTelegram:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+        config = uvicorn.Config(complete_bodies(self.app), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="fake-telegram", daemon=True)
         self._thread.start()
@@ -278,6 +280,14 @@ class FakeTelegram:
     def calls(self, method: str | None = None) -> list[Call]:
         with self._lock:
             return [c for c in self._calls if method is None or c.method == method]
+
+    def calls_since(self, index: int) -> tuple[list[Call], int]:
+        """The calls recorded from position `index` on, and the position to ask from next: a reader
+        polling the fake (the benchmark) copies only what is new, never the whole list under the lock
+        (a long copy would hold the server's thread and bunch its arrival times)."""
+        with self._lock:
+            new = self._calls[index:]
+            return new, index + len(new)
 
     def sent(self, chat_id: int | str | None = None) -> list[Call]:
         """Successful sendMessage / sendVoice / sendPhoto... calls, optionally to one chat."""
