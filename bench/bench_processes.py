@@ -379,6 +379,17 @@ BOT_API_ANSWER = ('{\\"ok\\":true,\\"result\\":{\\"message_id\\":%rt,\\"date\\":
                   '\\"chat\\":{\\"id\\":1,\\"type\\":\\"private\\"},\\"text\\":\\"ok\\"}}')
 
 
+HAPROXY_COMMON = """global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 60s
+    timeout server 60s
+"""  # one thread, HTTP, the same time-outs for both
+
+
 class Haproxy:
     """Debian's haproxy in the foreground (-db), one thread. `balancer(ports)`: round robin over the
     app processes (per request; a dead process is skipped: connection retried on the next one, and
@@ -401,15 +412,7 @@ class Haproxy:
     def balancer(cls, ports: list[int], workdir: Path) -> "Haproxy":
         servers = "\n".join(f"    server app{i} 127.0.0.1:{port} check inter 500ms fall 1 rise 1"
                             for i, port in enumerate(ports))
-        return cls(f"""global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 60s
-    timeout server 60s
-    retries 3
+        return cls(HAPROXY_COMMON + f"""    retries 3
     option redispatch 1
 frontend web
     bind 127.0.0.1:@PORT@
@@ -422,15 +425,7 @@ backend apps
 
     @classmethod
     def bot_api(cls, workdir: Path) -> "Haproxy":
-        return cls(f"""global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 60s
-    timeout server 60s
-frontend botapi
+        return cls(HAPROXY_COMMON + f"""frontend botapi
     bind 127.0.0.1:@PORT@
     http-request return status 200 content-type application/json lf-string "{BOT_API_ANSWER}"
 """, workdir, "botapi")

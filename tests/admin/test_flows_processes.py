@@ -89,18 +89,25 @@ async def test_publish_on_a_reaches_b_within_2_s(two_processes):  # noqa: F811
             assert "Traceback" not in process.log(), process.log()
 
 
-async def test_missed_notification_caught_by_the_periodic_check(settings_for):
-    """A revision written without its announcement (a lost message) is served after the check."""
+async def publish_rebonjour_in_the_store(rt) -> int:
+    """Write and publish a "👋 Rebonjour !" welcome straight in the store, without its announcement
+    (as a lost message or an earlier run would leave it); the organisation's id."""
     from admin import flow_store
     from flows.library import shipped_sources
 
+    source = shipped_sources()["welcome"].replace("👋 Bonjour !", "👋 Rebonjour !")
+    async with rt.sessionmaker() as session, session.begin():
+        organisation_id = await rt.default_organisation_id(session)
+        await flow_store.save_draft(session, organisation_id, "welcome", source, 0, None)
+        await flow_store.publish(session, organisation_id, "welcome", 1, ["test"], None)
+    return organisation_id
+
+
+async def test_missed_notification_caught_by_the_periodic_check(settings_for):
+    """A revision written without its announcement (a lost message) is served after the check."""
     async with app_client(settings_for(flows_refresh_seconds=0.3)) as client:
         rt = client.app.state.rt
-        source = shipped_sources()["welcome"].replace("👋 Bonjour !", "👋 Rebonjour !")
-        async with rt.sessionmaker() as session, session.begin():
-            organisation_id = await rt.default_organisation_id(session)
-            await flow_store.save_draft(session, organisation_id, "welcome", source, 0, None)
-            await flow_store.publish(session, organisation_id, "welcome", 1, ["test"], None)
+        organisation_id = await publish_rebonjour_in_the_store(rt)
         assert "Rebonjour" not in rt.engine_for(organisation_id).flows["welcome"].steps["hello"].say["fr"]
         deadline = time.monotonic() + 3
         while "Rebonjour" not in rt.engine_for(organisation_id).flows["welcome"].steps["hello"].say["fr"]:
@@ -117,19 +124,13 @@ async def test_a_server_started_after_a_publish_still_understands_a_commune_by_n
     commune resolver: the organisation's engine must share it (found by tests/scaleout/
     test_processes.py: a process restarted after a publish answered "Écrivez votre code postal"
     to "Rezé", for every person of that organisation)."""
-    from admin import flow_store
-    from flows.library import shipped_sources
     from tests.e2e.test_places_refresh import food_near_reze
     from tests.webchat import Person
 
     settings = settings_for()
     async with app_client(settings) as client:
         rt = client.app.state.rt
-        source = shipped_sources()["welcome"].replace("👋 Bonjour !", "👋 Rebonjour !")
-        async with rt.sessionmaker() as session, session.begin():
-            organisation_id = await rt.default_organisation_id(session)
-            await flow_store.save_draft(session, organisation_id, "welcome", source, 0, None)
-            await flow_store.publish(session, organisation_id, "welcome", 1, ["test"], None)
+        organisation_id = await publish_rebonjour_in_the_store(rt)
     async with app_client(settings) as client:  # the next start: the revision is loaded at once
         rt = client.app.state.rt
         assert organisation_id in rt.flow_engines

@@ -46,18 +46,23 @@ def shipped_database_url(tmp_path_factory) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def shipped_directory(shipped_database_url):
+def _directory_of(url: str):
+    """The places index of an already loaded database (no import)."""
     from directory.finder import Directory
 
     async def load():
-        engine = make_engine(shipped_database_url)
+        engine = make_engine(url)
         try:
             return await Directory.load(make_sessionmaker(engine), autoload=False)
         finally:
             await engine.dispose()
 
     return asyncio.run(load())
+
+
+@pytest.fixture(scope="session")
+def shipped_directory(shipped_database_url):
+    return _directory_of(shipped_database_url)
 
 
 @pytest.fixture(scope="session")
@@ -119,16 +124,7 @@ def shipped_postgres_url():
 
 @pytest.fixture(scope="session")
 def shipped_postgres_directory(shipped_postgres_url):
-    from directory.finder import Directory
-
-    async def load():
-        engine = make_engine(shipped_postgres_url)
-        try:
-            return await Directory.load(make_sessionmaker(engine), autoload=False)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(load())
+    return _directory_of(shipped_postgres_url)
 
 
 @pytest.fixture
