@@ -227,3 +227,49 @@ def test_gzip_json_array(tmp_path):
     path = tmp_path / "places.json.gz"
     path.write_bytes(gzip.compress(json.dumps([structure(1), structure(2)]).encode()))
     assert [location for location, _ in read_records(path)] == ["enregistrement 1", "enregistrement 2"]
+
+
+async def test_the_same_place_from_two_sources_is_shown_once_with_the_best_of_each(sessionmaker, tmp_path):
+    """Issue 14: the same name and phone within 100 m, from two sources, is one card (the position,
+    address and hours of whichever has them, both sources named); the same name and phone 2 km
+    away is another place (a second branch), and so is a namesake with nothing else in common."""
+    from datetime import datetime, timezone
+
+    from directory.finder import Directory
+
+    alpha = write_jsonl(tmp_path / "alpha.jsonl", [
+        structure(1, source="alpha", id="alpha--1", nom="Épicerie solidaire du Port", telephone="02 40 00 00 01",
+                  latitude=47.1800, longitude=-1.5500),
+        dict(service(1, 1), source="alpha", id="alpha--1--colis", structure_id="alpha--1"),
+    ])
+    beta = write_jsonl(tmp_path / "beta.jsonl", [
+        # 50 m north, the same phone written another way; it has the address and the hours
+        structure(2, source="beta", id="beta--2", nom="EPICERIE SOLIDAIRE DU PORT", telephone="+33 2 40 00 00 01",
+                  latitude=47.18045, longitude=-1.5500, adresse="3 quai de la Loire",
+                  horaires_accueil="Mo-Fr 09:00-17:00", date_maj="2026-06-01"),
+        dict(service(2, 2), source="beta", id="beta--2--colis", structure_id="beta--2"),
+        # 2 km east: the same name and phone, another branch
+        structure(3, source="beta", id="beta--3", nom="Épicerie solidaire du Port", telephone="02 40 00 00 01",
+                  latitude=47.1800, longitude=-1.5236),
+        dict(service(3, 3), source="beta", id="beta--3--colis", structure_id="beta--3"),
+        # 30 m away, the same name, another phone and no address: not the same place
+        structure(4, source="beta", id="beta--4", nom="Épicerie solidaire du Port", telephone="02 40 99 99 99",
+                  latitude=47.18027, longitude=-1.5500),
+        dict(service(4, 4), source="beta", id="beta--4--colis", structure_id="beta--4"),
+    ])
+    report = await import_files(sessionmaker, [alpha, beta], progress=False)
+    assert report.structures_created == 4 and not report.rejected
+
+    directory = await Directory.load(sessionmaker, autoload=False)
+    tuesday_10_am_in_paris = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+    cards = directory.find((47.1800, -1.5500), "se-nourrir", limit=10, now=tuesday_10_am_in_paris).places
+    named = [card for card in cards if "picerie solidaire du port" in card.name.casefold()]
+    assert len(named) == 3, [(card.name, card.distance_km, card.phone) for card in named]
+    merged = [card for card in named if (card.address or "").startswith("3 quai de la Loire")]
+    assert len(merged) == 1, [(card.name, card.distance_km, card.address) for card in named]
+    merged = merged[0]
+    assert merged.distance_km < 0.1
+    assert "17 h" in merged.hours_text  # beta's hours ("ouvert jusqu'à 17 h"), alpha had none
+    assert set(merged.source.replace(" ", "").split("+")) == {"alpha", "beta"}
+    assert merged.date_maj == "2026-06-01"  # the newer of the two
+    assert sorted(round(card.distance_km) for card in named) == [0, 0, 2]
