@@ -273,7 +273,6 @@ def label_in(recent: list[tuple[str | None, dict]], value: str) -> str | None:
     return None
 
 
-
 async def load_thread(session: AsyncSession, conversation_id: int) -> Thread | None:
     conversation = await session.get(Conversation, conversation_id)
     if conversation is None:

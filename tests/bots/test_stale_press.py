@@ -24,14 +24,21 @@ async def _post(client, update: dict) -> dict:
     return response.json()
 
 
+def _settings(settings_for, fake):
+    return settings_for(telegram_bot_token=fake.token, telegram_webhook_secret=SECRET, telegram_api_base=fake.base_url)
+
+
+async def _consent_asked(client, fake) -> list:
+    """/start, then the consent question's sends (the fake's calls)."""
+    await _post(client, text_update("/start", chat_id=CHAT))
+    return await eventually(lambda: [c for c in fake.sent_messages(CHAT) if "Êtes-vous d'accord" in c.params["text"]])
+
+
 async def test_an_answered_question_is_stale_the_current_one_is_not(settings_for):
     with FakeTelegram() as fake:
-        settings = settings_for(telegram_bot_token=fake.token, telegram_webhook_secret=SECRET,
-                                telegram_api_base=fake.base_url)
-        async with app_client(settings) as client:
+        async with app_client(_settings(settings_for, fake)) as client:
             rt = client.app.state.rt
-            await _post(client, text_update("/start", chat_id=CHAT))
-            consent = await eventually(lambda: [c for c in fake.sent_messages(CHAT) if "Êtes-vous d'accord" in c.params["text"]])
+            consent = await _consent_asked(client, fake)
             await _post(client, callback_update("oui", chat_id=CHAT, message_id=consent[-1].result["message_id"]))
             menu = await eventually(lambda: [c for c in fake.sent_messages(CHAT) if "Que voulez-vous faire" in c.params["text"]])
             await rt.drain(timeout=15)
@@ -54,12 +61,9 @@ async def test_an_answered_question_is_stale_the_current_one_is_not(settings_for
 async def test_through_the_webhook_an_old_press_is_told_and_changes_nothing_a_current_one_shows_its_tap(
         settings_for):
     with FakeTelegram() as fake:
-        settings = settings_for(telegram_bot_token=fake.token, telegram_webhook_secret=SECRET,
-                                telegram_api_base=fake.base_url)
-        async with app_client(settings) as client:
+        async with app_client(_settings(settings_for, fake)) as client:
             rt = client.app.state.rt
-            await _post(client, text_update("/start", chat_id=CHAT))
-            consent = await eventually(lambda: [c for c in fake.sent_messages(CHAT) if "Êtes-vous d'accord" in c.params["text"]])
+            consent = await _consent_asked(client, fake)
             consent_id = consent[-1].result["message_id"]
             # The current question: accepted, answered with no notice, then shown as tapped, keyboard gone.
             answer = await _post(client, callback_update("oui", chat_id=CHAT, message=fake.message(CHAT, consent_id)))
@@ -91,12 +95,9 @@ async def test_a_press_reads_its_conversations_recent_rows_once(settings_for):
     from sqlalchemy import event
 
     with FakeTelegram() as fake:
-        settings = settings_for(telegram_bot_token=fake.token, telegram_webhook_secret=SECRET,
-                                telegram_api_base=fake.base_url)
-        async with app_client(settings) as client:
+        async with app_client(_settings(settings_for, fake)) as client:
             rt = client.app.state.rt
-            await _post(client, text_update("/start", chat_id=CHAT))
-            consent = await eventually(lambda: [c for c in fake.sent_messages(CHAT) if "Êtes-vous d'accord" in c.params["text"]])
+            consent = await _consent_asked(client, fake)
             await rt.drain(timeout=15)
             statements: list[str] = []
 

@@ -30,20 +30,21 @@ async def _reset_postgres(url: str) -> None:
 @pytest.fixture(scope="session")
 def shipped_database_url(tmp_path_factory) -> str:
     """A migrated SQLite file with the shipped open data (first-run load), built once."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('directory')}/shipped.db"
+    asyncio.run(_migrate_and_load_shipped(url))
+    return url
+
+
+async def _migrate_and_load_shipped(url: str) -> None:
+    """Migrate the database at `url` and load the shipped open data of the test territories."""
     from directory.importer import ensure_loaded
 
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('directory')}/shipped.db"
-
-    async def build():
-        engine = make_engine(url)
-        try:
-            await upgrade(engine)
-            await ensure_loaded(make_sessionmaker(engine), departements=Settings().shipped_departements)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(build())
-    return url
+    engine = make_engine(url)
+    try:
+        await upgrade(engine)
+        await ensure_loaded(make_sessionmaker(engine), departements=Settings().shipped_departements)
+    finally:
+        await engine.dispose()
 
 
 def _directory_of(url: str):
@@ -94,8 +95,6 @@ def shipped_postgres_url():
         pytest.skip("PostgreSQL not configured (ALLERVERS_TEST_POSTGRES_URL)")
     import asyncpg
 
-    from directory.importer import ensure_loaded
-
     server = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
     name = POSTGRES_URL.rsplit("/", 1)[1] + "_places"
     url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
@@ -110,12 +109,7 @@ def shipped_postgres_url():
     async def build():
         await on_server(f'DROP DATABASE IF EXISTS "{name}"')
         await on_server(f'CREATE DATABASE "{name}"')
-        engine = make_engine(url)
-        try:
-            await upgrade(engine)
-            await ensure_loaded(make_sessionmaker(engine), departements=Settings().shipped_departements)
-        finally:
-            await engine.dispose()
+        await _migrate_and_load_shipped(url)
 
     asyncio.run(build())
     yield url
