@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from allervers.database import utcnow
 from bots.base import Attachment, Choice, DeliveryError, Link, OutboundMessage, OutsideWindow, Venue, on_the_wire
 from conversations.models import (
+    AWAITING,
     FAILED,
     OUTBOUND,
     QUEUED,
@@ -32,9 +33,10 @@ from conversations.models import (
     Conversation,
     Message,
 )
+from conversations.confirmations import awaiting_payload, record_statuses, tracking_of
 from conversations.sent_journal import FileJournal, RedisJournal
 from conversations.store import log_event
-from conversations.window import HELD, WINDOW_CLOSED, window_context, window_failure
+from conversations.window import HELD, WINDOW_CLOSED, window_context
 
 from ops.metrics import delivery_outcomes
 from storage.media import sendable
@@ -98,6 +100,7 @@ class Outbox:
         self._in_flight = asyncio.Semaphore(rt.settings.delivery_max_in_flight)
         self._recorder = _Recorder(rt, self._record_all, self._announce, self.journal)
         self.in_hand: set[int] = set()  # rows claimed here, not yet recorded (handed back at shutdown)
+        self.awaiting = False  # rows may await a status's confirmation (conversations/confirmations.py)
 
     def kick(self, contact_id: int) -> None:
         """Make sure queued messages of this person get sent (one runner per person, in order)."""
@@ -191,6 +194,10 @@ class Outbox:
                     message.status = QUEUED
                     message.payload = {**(message.payload or {}), "parts_sent": _int(note.get("parts_sent")),
                                        "first_platform_id": note.get("platform_id")}
+                elif note.get("status") == AWAITING:  # a WhatsApp campaign send in doubt
+                    message.status = AWAITING
+                    message.payload = awaiting_payload(message.payload, now)
+                    self.awaiting = True
                 elif note.get("status") == HELD:
                     message.status = HELD
                     message.payload = {**(message.payload or {}), "template": {
@@ -204,6 +211,7 @@ class Outbox:
         if stuck:
             log.info("start-up sweep: %d rows left sending, %d recorded from the sent journal, %d queued again",
                      len(stuck), len(notes), len(stuck) - len(notes))
+            # (of those recorded, the WhatsApp campaign sends in doubt now await a status's confirmation)
         return notes
 
     async def drain(self, timeout: float = 10.0) -> None:
@@ -352,6 +360,8 @@ class Outbox:
             prepared = await rt.prepare_outbound(job.address.channel, job.outbound, context)
             if prepared is None:  # the 24-hour window: held behind an unanswered invitation
                 return _Outcome(HELD)
+            # Statuses name the row even before its platform id is recorded (conversations/confirmations.py)
+            prepared = replace(prepared, tracking=tracking_of(job.organisation_id, job.message.id))
             ticket = await _paced(rt, job)  # outreach/pacing: the bot's and the chat's limits, replies first
             async with self._in_flight, sendable(rt, prepared) as prepared:  # (an S3 file: a temporary copy)
                 pieces = parts_of(channel, prepared)
@@ -619,11 +629,16 @@ def _campaign_send_over(rt, job: "_Job") -> None:
 
 
 def _resolved(message: Message, note: dict | None) -> dict | None:
-    """A sweep's reading of a row's journal note: a campaign send in doubt counts as sent (never
-    twice); any other row in doubt goes back to the queue (at least once, as before)."""
+    """A sweep's reading of a row's journal note: a campaign send in doubt on WhatsApp awaits the
+    status webhook that would name it (conversations/confirmations.py); on Telegram (no such field,
+    its note precedes the call) it counts as sent (never twice); any other row in doubt goes back
+    to the queue (at least once, as before)."""
     if note is None or note.get("status") != IN_DOUBT:
         return note
     if (message.payload or {}).get("campaign_id"):
+        if message.channel == "whatsapp":
+            log.info("start-up sweep: campaign message %s was in flight at the crash; awaiting its status", message.id)
+            return {"status": AWAITING}
         log.info("start-up sweep: campaign message %s was in flight at the crash; recorded as sent", message.id)
         return {"status": SENT, "platform_id": None}
     return None
@@ -675,34 +690,10 @@ def _parse_time(value) -> datetime | None:
         return None
 
 
-STATUS_RANK = {SENT: 1, "delivered": 2, "read": 3}
-
-
 async def record_status(rt, update_) -> None:
-    """A platform's delivery status (sent, delivered, read, failed) for a message we sent."""
-    async with rt.sessionmaker() as session, session.begin():
-        message = (await session.execute(select(Message).where(
-            Message.platform_message_id == update_.platform_message_id,
-            Message.direction == OUTBOUND))).scalar()
-        if message is None:
-            return
-        requeued = None
-        if update_.status == FAILED and window_failure(message, update_.error) == "requeue":
-            requeued = message.contact_id  # 131047: the window is closed; try the template path
-        elif update_.status == FAILED:
-            if message.status != FAILED:
-                message.status, message.error = FAILED, (update_.error or "failed")[:300]
-            log_event(session, message.conversation_id, "message_failed",
-                      {"message_id": message.id, "error": message.error})
-        elif STATUS_RANK.get(update_.status, 0) > STATUS_RANK.get(message.status, 0):
-            message.status = update_.status
-        else:
-            return
-        conversation_id = message.conversation_id
-    if requeued is not None:
-        rt.outbox.kick(requeued)
-    await rt.notifier.publish(f"conversation:{conversation_id}", {"event": f"message_{update_.status}",
-                                                                  "conversation": conversation_id})
+    """A platform's delivery status (sent, delivered, read, failed) for a message we sent (see
+    conversations/confirmations.record_statuses, which takes a webhook's statuses together)."""
+    await record_statuses(rt, [update_])
 
 
 async def stale_press(session, conversation_id: int, reply_to: str | None) -> bool:
