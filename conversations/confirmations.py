@@ -91,8 +91,10 @@ async def record_statuses(rt, updates: list) -> None:
     requeued, topics, journal_notes = set(), [], {}
     async with rt.sessionmaker() as session, session.begin():
         wamids = {u.platform_message_id for u in updates}
-        known = {m.platform_message_id: m for m in (await session.execute(select(Message).where(
-            Message.platform_message_id.in_(wamids), Message.direction == OUTBOUND))).scalars().all()}
+        # the common case (a status of a recorded send) reads a few columns and writes one UPDATE
+        known = {r.platform_message_id: r for r in (await session.execute(select(
+            Message.id, Message.platform_message_id, Message.status, Message.conversation_id, Message.contact_id,
+            Message.created_at).where(Message.platform_message_id.in_(wamids), Message.direction == OUTBOUND))).all()}
         named = {}
         for u in updates:
             if u.platform_message_id not in known and (ids := tracked(u.tracking)) is not None:
@@ -107,9 +109,11 @@ async def record_statuses(rt, updates: list) -> None:
                 .where(Message.id.in_(list(named)), Message.direction == OUTBOUND,
                        Message.channel == "whatsapp", Address.channel == "whatsapp"))).all()}
         newest: dict[str, datetime] = {}  # per number: the latest-created row a status names
+        status_now = {r.id: r.status for r in known.values()}
+        raised: dict[int, str] = {}  # row id -> its new status (sent < delivered < read)
         for u in updates:
-            message = known.get(u.platform_message_id)
-            if message is None:
+            row = known.get(u.platform_message_id)
+            if row is None:
                 message = _confirmable(rt, u, named, candidates)
                 if message is None:
                     continue
@@ -118,19 +122,25 @@ async def record_statuses(rt, updates: list) -> None:
                     continue
                 _confirm(session, message, u)
                 topics.append((message.conversation_id, u.status))
-            elif u.status == FAILED and window_failure(message, u.error) == "requeue":
-                requeued.add(message.contact_id)  # 131047: the window is closed; try the template path
-            elif u.status == FAILED:
-                if message.status != FAILED:
-                    message.status, message.error = FAILED, (u.error or "failed")[:300]
-                log_event(session, message.conversation_id, "message_failed",
-                          {"message_id": message.id, "error": message.error})
-                topics.append((message.conversation_id, u.status))
-            elif STATUS_RANK.get(u.status, 0) > STATUS_RANK.get(message.status, 0):
-                message.status = u.status
-                topics.append((message.conversation_id, u.status))
-            if u.account and message.created_at is not None:
-                newest[u.account] = max(newest.get(u.account, message.created_at), message.created_at)
+                continue
+            if u.status == FAILED:
+                message = await session.get(Message, row.id)
+                if window_failure(message, u.error) == "requeue":
+                    requeued.add(message.contact_id)  # 131047: the window is closed; try the template path
+                else:
+                    if message.status != FAILED:
+                        message.status, message.error = FAILED, (u.error or "failed")[:300]
+                    status_now[row.id] = FAILED
+                    log_event(session, message.conversation_id, "message_failed",
+                              {"message_id": message.id, "error": message.error})
+                    topics.append((message.conversation_id, u.status))
+            elif STATUS_RANK.get(u.status, 0) > STATUS_RANK.get(status_now[row.id], 0):
+                status_now[row.id] = raised[row.id] = u.status
+                topics.append((row.conversation_id, u.status))
+            if u.account and row.created_at is not None:
+                newest[u.account] = max(newest.get(u.account, row.created_at), row.created_at)
+        if raised:
+            await session.execute(update(Message), [{"id": i, "status": s} for i, s in raised.items()])
         if newest and getattr(rt.outbox, "awaiting", False):
             await _mark_flowing(rt, session, newest)
     if journal_notes:

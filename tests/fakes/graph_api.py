@@ -176,6 +176,11 @@ class FakeGraphApi:
             self._poster = threading.Thread(target=self._post_statuses, name="fake-graph-statuses", daemon=True)
             self._poster.start()
 
+    def point_webhooks(self, url: str) -> None:
+        """The app moved (restarted on another port): status webhooks, retries included, go there."""
+        with self._lock:
+            self.webhook_url = url
+
     def hold_statuses(self, to: str, seconds: float) -> None:
         """Statuses of messages to `to` accepted from now on wait `seconds` before their first POST."""
         with self._lock:
