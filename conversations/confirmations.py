@@ -67,7 +67,8 @@ def tracked(value: str | None) -> tuple[int, int] | None:
     return (organisation_id, message_id) if message_id < 2**31 and organisation_id < 2**31 else None
 
 
-def _time(value) -> datetime | None:
+def parse_time(value) -> datetime | None:
+    """An ISO time kept in a row's payload, or None."""
     if not isinstance(value, str):
         return None
     try:
@@ -166,7 +167,8 @@ def _confirmable(rt, u, named: dict, candidates: dict) -> Message | None:
     message, address, organisation_id = candidates[ids[1]]
     from outreach.pacing import account_of
 
-    if organisation_id != ids[0] or u.recipient != address.external_id:
+    person = _digits(u.recipient)
+    if organisation_id != ids[0] or not person or person != _digits(address.external_id):
         return None
     if u.account != account_of(rt.settings, "whatsapp", address.account):
         return None
@@ -174,6 +176,11 @@ def _confirmable(rt, u, named: dict, candidates: dict) -> Message | None:
     if message.status not in (AWAITING, SENDING) and not resent:
         return None
     return message
+
+
+def _digits(number: str | None) -> str:
+    """A WhatsApp id as its digits ("+33 6…" and "336…" are one person)."""
+    return "".join(ch for ch in (number or "") if ch.isascii() and ch.isdigit())
 
 
 def _confirm(session, message: Message, u) -> None:
@@ -204,7 +211,7 @@ async def _mark_flowing(rt, session, newest: dict[str, datetime]) -> None:
                                   .where(Message.status == AWAITING))).all()
     for message, address in rows:
         payload = message.payload or {}
-        since = _time(payload.get("awaiting_since"))
+        since = parse_time(payload.get("awaiting_since"))
         later = newest.get(account_of(rt.settings, "whatsapp", address.account))
         if payload.get("flowing_since") or since is None or later is None or later < since + FLOW_MARGIN:
             continue
@@ -223,7 +230,7 @@ async def resolve_awaiting(rt, now: datetime | None = None) -> dict[str, int]:
         rows = (await session.execute(select(Message).where(Message.status == AWAITING))).scalars().all()
         for message in rows:
             payload = message.payload or {}
-            flowing, since = _time(payload.get("flowing_since")), _time(payload.get("awaiting_since")) or now
+            flowing, since = parse_time(payload.get("flowing_since")), parse_time(payload.get("awaiting_since")) or now
             clean = {k: v for k, v in payload.items() if k not in ("awaiting_since", "flowing_since")}
             if flowing is not None and now >= flowing + grace:
                 values = dict(status=QUEUED, next_attempt_at=None, payload={**clean, "resent_after_doubt": True})

@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select, update
 
@@ -33,7 +33,7 @@ from conversations.models import (
     Conversation,
     Message,
 )
-from conversations.confirmations import awaiting_payload, record_statuses, tracking_of
+from conversations.confirmations import awaiting_payload, parse_time, record_statuses, tracking_of
 from conversations.sent_journal import FileJournal, RedisJournal
 from conversations.store import log_event
 from conversations.window import HELD, WINDOW_CLOSED, window_context
@@ -455,7 +455,7 @@ class Outbox:
         else:
             delay = min(settings.delivery_base_backoff * (2 ** (job.attempts - 1)), settings.delivery_max_backoff)
         now = utcnow()
-        since = _parse_time((job.message.payload or {}).get("retrying_since")) or now
+        since = parse_time((job.message.payload or {}).get("retrying_since")) or now
         if (now - since).total_seconds() + delay > settings.delivery_max_seconds:
             return _Outcome(FAILED, error=f"{error} (still failing after {settings.delivery_max_seconds:.0f} s)"[:300])
         update_ = {} if "retrying_since" in (job.message.payload or {}) else {"retrying_since": now.isoformat()}
@@ -679,15 +679,6 @@ def journal_for(rt):
         return RedisJournal(rt.redis)
     settings = rt.settings
     return FileJournal(settings.delivery_journal_dir or settings.media_dir.parent / "outbox-journal")
-
-
-def _parse_time(value) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 async def record_status(rt, update_) -> None:
