@@ -119,7 +119,9 @@ async def record_statuses(rt, updates: list) -> None:
                 if message is None:
                     continue
                 if message.status == SENDING:  # its outcome is not recorded yet: the sweep reads this
-                    journal_notes[message.id] = {"status": SENT, "platform_id": u.platform_message_id}
+                    note = journal_notes.setdefault(message.id, {"status": SENT, "platform_id": u.platform_message_id})
+                    if STATUS_RANK.get(u.status, 0) > STATUS_RANK.get(note.get("reached"), 1):
+                        note["reached"] = u.status  # delivered / read: the sweep records that far
                     continue
                 _confirm(session, message, u)
                 topics.append((message.conversation_id, u.status))

@@ -204,8 +204,9 @@ class Outbox:
                         "name": note.get("template"), "platform_message_id": note.get("platform_id")}}
                     log_event(session, message.conversation_id, "template_sent",
                               {"message_id": message.id, "template": note.get("template")})
-                else:
-                    message.status, message.error, message.next_attempt_at = SENT, None, None
+                else:  # (a status webhook's note may say how far it got: delivered, read)
+                    reached = note.get("reached") if note.get("reached") in ("delivered", "read") else SENT
+                    message.status, message.error, message.next_attempt_at = reached, None, None
                     message.sent_at, message.platform_message_id = now, note.get("platform_id")
                     log_event(session, message.conversation_id, "message_sent", {"message_id": message.id})
         if stuck:

@@ -269,3 +269,30 @@ async def test_statuses_with_bogus_oversized_or_foreign_tracking_change_nothing(
             assert await post(status_webhook(numbers[0], ours, wamid="wamid.REAL", status="delivered")) == 200
             assert (await rows_of(rt, [mine.id]))[mine.id].status == "delivered"
             await dead.close()
+
+
+async def test_a_status_for_a_row_still_sending_is_kept_for_the_sweep(settings_for):
+    """A status webhook answered 200 for a row whose outcome the dead process never recorded (still
+    `sending`): noted in the sent journal, so the next start-up records it sent with its wamid and
+    as far as the status said (delivered), never sending it again and never awaiting."""
+    async with FakeGraphApi(access_token=TOKEN) as graph:
+        settings = wa_settings(settings_for, graph)
+        async with app_client(settings) as client:
+            rt = client.app.state.rt
+            rows, numbers, campaign_id, dead = await left_in_doubt(rt, 1, FIRST + 200)
+            row = rows[0]
+            for status in ("sent", "delivered"):
+                raw = status_webhook(numbers[0], tracking_of(1, row.id), wamid="wamid.LATE", status=status)
+                response = await client.post("/bots/whatsapp/webhook", content=raw, headers={
+                    "Content-Type": "application/json", "X-Hub-Signature-256": sign(raw, SECRET)})
+                assert response.status_code == 200
+            assert (await rows_of(rt, [row.id]))[row.id].status == "sending"  # a live sender may own it
+        async with app_client(settings) as client:  # the next start-up's sweep
+            rt = client.app.state.rt
+            swept = await eventually(lambda: _status_is(rt, row.id, "delivered"), timeout=15)
+            assert swept.platform_message_id == "wamid.LATE"
+            await asyncio.sleep(0.5)
+            assert campaign_bodies(graph, numbers[0]) == []  # never sent again
+            async with rt.sessionmaker() as session:
+                assert (await progress(session, campaign_id))["sent"] == 1
+        await dead.close()
