@@ -32,7 +32,7 @@ from outreach.campaigns import progress
 from outreach.models import Campaign, CampaignRecipient
 from tests.conftest import app_client, free_port
 from tests.fakes.graph_api import FakeGraphApi, sign
-from tests.outreach.helpers import seed_audience
+from tests.outreach.helpers import as_admin, seed_audience
 
 TOKEN, SECRET, TEMPLATE = "wa-token", "wa-app-secret", "news_fr"
 GRACE = 3.0
@@ -221,10 +221,13 @@ async def test_statuses_with_bogus_oversized_or_foreign_tracking_change_nothing(
     async with FakeGraphApi(access_token=TOKEN) as graph:
         async with app_client(wa_settings(settings_for, graph, whatsapp_confirm_grace_seconds=3600)) as client:
             rt = client.app.state.rt
-            rows, numbers, _, dead = await left_in_doubt(rt, 2, FIRST + 100)
+            rows, numbers, campaign_id, dead = await left_in_doubt(rt, 2, FIRST + 100)
             await rt.outbox.sweep()
             mine, other = rows
             ours = tracking_of(1, mine.id)
+            await as_admin(client)  # the campaign's page says they await a confirmation
+            shown = await client.get(f"/admin/campaigns/{campaign_id}/progress")
+            assert shown.status_code == 200 and "dont 2 à confirmer" in shown.text, shown.text
 
             async def post(raw: bytes) -> int:
                 return (await client.post("/bots/whatsapp/webhook", content=raw, headers={
