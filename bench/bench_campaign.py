@@ -16,7 +16,10 @@ per second and its share of the limit, the ratio to the baseline, the campaign a
 second: Telegram `/start`, or a signed WhatsApp text): the webhook's answer time and the time to
 their first reply at the platform (p50 / p99). With --kill-at F the app is killed with SIGKILL once
 a fraction F of the people got it, restarted at once, and the run counts what was sent twice or
-never. tests/outreach/test_campaign_crash.py runs the short version (240 / 480 people, kill -9).
+never (counted at the fake, from the messages it received whole). On WhatsApp the fake posts
+Meta's status webhooks (sent, delivered: signed, batched, retried while the app is down) to the app,
+which confirms with them the sends a kill left in doubt (BENCH_STATUSES=0: none).
+tests/outreach/test_campaign_crash.py runs the short version (240 / 480 people, kill -9).
 """
 
 from __future__ import annotations
