@@ -91,24 +91,27 @@ async def record_statuses(rt, updates: list) -> None:
         return
     requeued, topics, journal_notes = set(), [], {}
     async with rt.sessionmaker() as session, session.begin():
-        wamids = {u.platform_message_id for u in updates}
-        # the common case (a status of a recorded send) reads a few columns and writes one UPDATE
-        known = {r.platform_message_id: r for r in (await session.execute(select(
-            Message.id, Message.platform_message_id, Message.status, Message.conversation_id, Message.contact_id,
-            Message.created_at).where(Message.platform_message_id.in_(wamids), Message.direction == OUTBOUND))).all()}
+        wamids = list(dict.fromkeys(u.platform_message_id for u in updates))
+        # the common case (a status of a recorded send) reads a few columns and writes one UPDATE;
+        # (in slices: a 2 MB body holds tens of thousands of statuses, beyond a statement's parameters)
+        known = {}
+        for part in _slices(wamids):
+            known.update((r.platform_message_id, r) for r in (await session.execute(select(
+                Message.id, Message.platform_message_id, Message.status, Message.conversation_id, Message.contact_id,
+                Message.created_at).where(Message.platform_message_id.in_(part), Message.direction == OUTBOUND))).all())
         named = {}
         for u in updates:
             if u.platform_message_id not in known and (ids := tracked(u.tracking)) is not None:
                 named[ids[1]] = ids[0]
         candidates = {}
-        if named:
-            candidates = {m.id: (m, a, org) for m, a, org in (await session.execute(
+        for part in _slices(list(named)):
+            candidates.update((m.id, (m, a, org)) for m, a, org in (await session.execute(
                 select(Message, Address, Contact.organisation_id)
                 .join(Conversation, Conversation.id == Message.conversation_id)
                 .join(Address, Address.id == Conversation.address_id)
                 .join(Contact, Contact.id == Message.contact_id)
-                .where(Message.id.in_(list(named)), Message.direction == OUTBOUND,
-                       Message.channel == "whatsapp", Address.channel == "whatsapp"))).all()}
+                .where(Message.id.in_(part), Message.direction == OUTBOUND,
+                       Message.channel == "whatsapp", Address.channel == "whatsapp"))).all())
         newest: dict[str, datetime] = {}  # per number: the latest-created row a status names
         status_now = {r.id: r.status for r in known.values()}
         raised: dict[int, str] = {}  # row id -> its new status (sent < delivered < read)
@@ -157,6 +160,11 @@ async def record_statuses(rt, updates: list) -> None:
     if topics:
         await rt.notifier.publish_many([(f"conversation:{c}", {"event": f"message_{s}", "conversation": c})
                                         for c, s in dict.fromkeys(topics)])
+
+
+def _slices(items: list, size: int = 500):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def _confirmable(rt, u, named: dict, candidates: dict) -> Message | None:

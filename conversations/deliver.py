@@ -6,7 +6,8 @@ limits (429) wait their retry_after without using one; after `delivery_max_attem
 `delivery_max_seconds` of retries the row is marked failed so the worker sees it. Each success is
 noted in the sent journal (conversations/sent_journal.py) as soon as the send returns, before its
 outcome is written with others; rows a crash left sending are recorded as sent at start-up when the
-journal names them, queued again otherwise (the delivery guarantee: ARCHITECTURE.md).
+journal names them, queued again otherwise (the delivery guarantee: ARCHITECTURE.md); a WhatsApp
+campaign send left in doubt awaits the status webhook naming it (conversations/confirmations.py).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from conversations.models import (
     Conversation,
     Message,
 )
-from conversations.confirmations import awaiting_payload, parse_time, record_statuses, tracking_of
+from conversations.confirmations import awaiting_payload, parse_time, tracking_of
 from conversations.sent_journal import FileJournal, RedisJournal
 from conversations.store import log_event
 from conversations.window import HELD, WINDOW_CLOSED, window_context
@@ -212,7 +213,6 @@ class Outbox:
         if stuck:
             log.info("start-up sweep: %d rows left sending, %d recorded from the sent journal, %d queued again",
                      len(stuck), len(notes), len(stuck) - len(notes))
-            # (of those recorded, the WhatsApp campaign sends in doubt now await a status's confirmation)
         return notes
 
     async def drain(self, timeout: float = 10.0) -> None:
@@ -680,12 +680,6 @@ def journal_for(rt):
         return RedisJournal(rt.redis)
     settings = rt.settings
     return FileJournal(settings.delivery_journal_dir or settings.media_dir.parent / "outbox-journal")
-
-
-async def record_status(rt, update_) -> None:
-    """A platform's delivery status (sent, delivered, read, failed) for a message we sent (see
-    conversations/confirmations.record_statuses, which takes a webhook's statuses together)."""
-    await record_statuses(rt, [update_])
 
 
 async def stale_press(session, conversation_id: int, reply_to: str | None) -> bool:

@@ -255,6 +255,12 @@ async def test_statuses_with_bogus_oversized_or_foreign_tracking_change_nothing(
                 status_webhook(numbers[0], ..., wamid="wamid.UNKNOWN"),  # no tracking at all
                 status_webhook(numbers[0], ours, status="deleted"),  # not a status we read
             ]
+            many = json.loads(status_webhook(numbers[0], ours))
+            many["entry"][0]["changes"][0]["value"]["statuses"] = [  # 34,000 ids: more than a statement takes
+                {"id": f"w{i}", "status": "sent", "recipient_id": "1", "biz_opaque_callback_data": f"ob:1:{i}"}
+                for i in range(1, 8_001)] + [{"id": f"x{i}", "status": "read"} for i in range(26_000)]
+            ignored.append(json.dumps(many).encode())
+            assert len(ignored[-1]) < client.app.state.settings.whatsapp_body_max_bytes  # under the cap
             assert [await post(raw) for raw in refused] == [400] * len(refused)
             assert [await post(raw) for raw in ignored] == [200] * len(ignored)
             unsigned = status_webhook(numbers[0], ours)
