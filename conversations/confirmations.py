@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 
 STATUS_RANK = {SENT: 1, "delivered": 2, "read": 3}
 _TRACKING = re.compile(r"ob:([1-9][0-9]{0,9}):([1-9][0-9]{0,9})")
-FLOW_MARGIN = timedelta(seconds=2)  # clocks of several processes: a later row is later by this much
+FLOW_MARGIN = timedelta(seconds=2)
+NOT_RESENT = "not sent again: the person stopped or withdrew the news consent since the crash"  # clocks of several processes: a later row is later by this much
 
 
 def tracking_of(organisation_id: int | None, message_id: int) -> str:
@@ -235,14 +236,22 @@ async def resolve_awaiting(rt, now: datetime | None = None) -> dict[str, int]:
     now = now or utcnow()
     grace = timedelta(seconds=settings.whatsapp_confirm_grace_seconds)
     longest = timedelta(seconds=settings.whatsapp_confirm_max_seconds)
+    from outreach.models import NEWS, Consent
+
     again, given_up, left = [], 0, 0
     async with rt.sessionmaker() as session, session.begin():
-        rows = (await session.execute(select(Message).where(Message.status == AWAITING))).scalars().all()
-        for message in rows:
+        rows = (await session.execute(
+            select(Message, Contact.stopped_at, Consent.withdrawn_at).join(Contact, Contact.id == Message.contact_id)
+            .outerjoin(Consent, (Consent.contact_id == Contact.id) & (Consent.purpose == NEWS))
+            .where(Message.status == AWAITING))).all()
+        for message, stopped_at, withdrawn_at in rows:
             payload = message.payload or {}
             flowing, since = parse_time(payload.get("flowing_since")), parse_time(payload.get("awaiting_since")) or now
             clean = {k: v for k, v in payload.items() if k not in ("awaiting_since", "flowing_since")}
-            if flowing is not None and now >= flowing + grace:
+            if flowing is not None and now >= flowing + grace and (stopped_at or withdrawn_at):
+                # never reached them, and they said « stop » (or withdrew the news) meanwhile: not sent
+                values = dict(status=FAILED, error=NOT_RESENT, payload=clean)
+            elif flowing is not None and now >= flowing + grace:
                 values = dict(status=QUEUED, next_attempt_at=None, payload={**clean, "resent_after_doubt": True})
             elif now >= since + longest:
                 values = dict(status=SENT, sent_at=now, payload=clean)
@@ -253,7 +262,10 @@ async def resolve_awaiting(rt, now: datetime | None = None) -> dict[str, int]:
                                          .values(**values).execution_options(synchronize_session=False))
             if not done.rowcount:
                 continue
-            if values["status"] == QUEUED:
+            if values["status"] == FAILED:
+                log_event(session, message.conversation_id, "message_failed",
+                          {"message_id": message.id, "error": NOT_RESENT})
+            elif values["status"] == QUEUED:
                 again.append(message.contact_id)
                 log.info("message %s: no status %ds after later sends' statuses; sent again", message.id,
                          settings.whatsapp_confirm_grace_seconds)

@@ -305,3 +305,38 @@ async def test_a_status_for_a_row_still_sending_is_kept_for_the_sweep(settings_f
             async with rt.sessionmaker() as session:
                 assert (await progress(session, campaign_id))["sent"] == 1
         await dead.close()
+
+
+async def test_a_send_in_doubt_is_not_sent_again_to_someone_who_said_stop_meanwhile(settings_for):
+    """The grace over with no status for them: F's is sent again; E said « stop » since, so theirs is
+    not (failed, with the reason), though it never reached them."""
+    async with FakeGraphApi(access_token=TOKEN) as graph:
+        settings = wa_settings(settings_for, graph, whatsapp_confirm_grace_seconds=0.5)
+        async with app_client(settings) as client:
+            rt = client.app.state.rt
+            rows, numbers, _, dead = await left_in_doubt(rt, 2, FIRST + 300)
+            await rt.outbox.sweep()
+            e, f = rows
+            await asyncio.sleep(2.2)  # later rows are later than the clocks' margin
+
+            async def post(raw: bytes) -> None:
+                response = await client.post("/bots/whatsapp/webhook", content=raw, headers={
+                    "Content-Type": "application/json", "X-Hub-Signature-256": sign(raw, SECRET)})
+                assert response.status_code == 200
+
+            await post(inbound(numbers[0], 300).replace(b'"Bonjour"', b'"stop"'))
+            await rt.drain(timeout=10)
+            async with rt.sessionmaker() as session:  # the answer to « stop », sent after the sweep
+                answer = (await session.execute(select(Message).where(
+                    Message.contact_id == e.contact_id, Message.direction == "out", Message.id > f.id,
+                    Message.platform_message_id.is_not(None)))).scalars().first()
+            assert answer is not None
+            await post(status_webhook(numbers[0], tracking_of(1, answer.id), wamid=answer.platform_message_id,
+                                      status="delivered"))  # webhooks flow past E and F
+            resent = await eventually(lambda: _status_is(rt, f.id, "sent"))
+            assert (resent.payload or {}).get("resent_after_doubt")
+            stopped = await eventually(lambda: _status_is(rt, e.id, "failed"))
+            assert "stopped" in stopped.error
+            await rt.drain(timeout=10)
+            assert len(campaign_bodies(graph, numbers[1])) == 1 and campaign_bodies(graph, numbers[0]) == []
+            await dead.close()
