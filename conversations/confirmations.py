@@ -18,8 +18,9 @@ whatever the row's request did):
 - statuses arrive for sends of the same number made after `awaiting_since` (rows created later:
   they left later), so webhooks are flowing past it: `payload.flowing_since` is set, and once
   `whatsapp_confirm_grace_seconds` (1 h) have passed since with still no status for it, it never
-  reached Meta: it is queued again, once (`payload.resent_after_doubt`); a status that arrives
-  while it waits in the queue still confirms it and nothing is sent;
+  reached Meta: it is queued again, once (`payload.resent_after_doubt`), unless the person said
+  « stop » or withdrew the news consent since (failed, NOT_RESENT); a status that arrives while it
+  waits in the queue still confirms it and nothing is sent;
 - no webhook at all for `whatsapp_confirm_max_seconds` (24 h: webhooks not configured, or Meta's
   down that long): recorded as sent, the old reading (never twice).
 
