@@ -62,11 +62,16 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
         from ops.shutdown import follow_hand_backs, graceful_stop, install_signal_hook
 
         hand_backs = asyncio.create_task(follow_hand_backs(rt), name="outbox-hand-backs")  # rows another process handed back at its shutdown
+        from conversations.confirmations import watch_awaiting
+
+        # WhatsApp campaign sends a crash left in doubt: confirmed by a status, else sent again or given up
+        awaiting = asyncio.create_task(watch_awaiting(rt), name="outbox-awaiting")
         install_signal_hook(app)  # SIGTERM: draining at once (503 to new webhooks, /readyz 503)
         try:
             yield
         finally:
             hand_backs.cancel()
+            awaiting.cancel()
             await stop_followups(followups)  # nothing more queued while the outbox drains
             await stop_campaigns(campaigns)
             await graceful_stop(app, rt)  # finish the batch, hand back the outbox, release locks

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     # Sends of a process awaiting the platform's answer at once: the most replies a crash can send
     # twice (Telegram accepts ~30 messages/s per bot: a few in flight; WhatsApp 80/s per number)
     delivery_max_in_flight: int = Field(default=16, ge=1)
+    # A WhatsApp campaign send a crash left in doubt waits for a status webhook naming it
+    # (conversations/confirmations.py): sent again once statuses of later sends have been arriving
+    # for this long without one for it; recorded as sent after the longest wait with no webhook at all.
+    whatsapp_confirm_grace_seconds: float = Field(default=3600.0, gt=0)
+    whatsapp_confirm_max_seconds: float = Field(default=86400.0, gt=0)
+    whatsapp_confirm_check_seconds: float = Field(default=5.0, gt=0)
 
     # Rights estimator: "openfisca" (real) or "off"
     rights_backend: str = "openfisca"

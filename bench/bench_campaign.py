@@ -16,7 +16,10 @@ per second and its share of the limit, the ratio to the baseline, the campaign a
 second: Telegram `/start`, or a signed WhatsApp text): the webhook's answer time and the time to
 their first reply at the platform (p50 / p99). With --kill-at F the app is killed with SIGKILL once
 a fraction F of the people got it, restarted at once, and the run counts what was sent twice or
-never. tests/outreach/test_campaign_crash.py runs the short version (240 / 480 people, kill -9).
+never (counted at the fake, from the messages it received whole). On WhatsApp the fake posts
+Meta's status webhooks (sent, delivered: signed, batched, retried while the app is down) to the app,
+which confirms with them the sends a kill left in doubt (BENCH_STATUSES=0: none).
+tests/outreach/test_campaign_crash.py runs the short version (240 / 480 people, kill -9).
 """
 
 from __future__ import annotations
@@ -306,6 +309,16 @@ async def inbound_whatsapp(url: str, rate: float, stop: asyncio.Event, posted: d
             await asyncio.wait(pending, timeout=10)
 
 
+CONFIRM_GRACE = 10.0  # ALLERVERS_WHATSAPP_CONFIRM_GRACE_SECONDS for the app (1 h in production)
+
+
+def confirmations(log_path: Path) -> dict:
+    """What the app's log says of the WhatsApp sends left in doubt (conversations/confirmations.py)."""
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    return {"awaiting": text.count("awaiting its status"), "confirmed": text.count("confirmed by a"),
+            "resent": text.count("sent again"), "given_up": text.count("no webhook at all")}
+
+
 async def run(backend: str, people: int, rate: float, kill_at: float | None, inbound_rate: float,
               postgres_url: str, redis_url: str, channel: str = "telegram", baseline_seconds: float = 5.0) -> dict:
     from tests.fakes.graph_api import FakeGraphApi
@@ -330,7 +343,9 @@ async def run(backend: str, people: int, rate: float, kill_at: float | None, inb
                 "ALLERVERS_CAMPAIGN_WHATSAPP_PER_SECOND": str(rate if channel == "whatsapp" else 80),
                 "ALLERVERS_WHATSAPP_ACCESS_TOKEN": WA_TOKEN, "ALLERVERS_WHATSAPP_APP_SECRET": WA_SECRET,
                 "ALLERVERS_WHATSAPP_VERIFY_TOKEN": "bench", "ALLERVERS_WHATSAPP_GRAPH_API_BASE": graph.base_url,
-                "ALLERVERS_WHATSAPP_PHONE_NUMBER_ID": WA_NUMBER})
+                "ALLERVERS_WHATSAPP_PHONE_NUMBER_ID": WA_NUMBER,
+                "ALLERVERS_WHATSAPP_CONFIRM_GRACE_SECONDS": str(CONFIRM_GRACE),
+                "ALLERVERS_WHATSAPP_CONFIRM_CHECK_SECONDS": "1"})
             app = App(ROOT, env, workdir / "app.log")
             app.start()  # migrations and the demo seed
             await app.wait_ready()
@@ -339,6 +354,9 @@ async def run(backend: str, people: int, rate: float, kill_at: float | None, inb
             base = await baseline(platform, rate, baseline_seconds)
             started = time.monotonic()
             app = App(ROOT, env, workdir / "app.log")
+            if channel == "whatsapp" and os.environ.get("BENCH_STATUSES", "1") != "0":
+                # like Meta: signed status webhooks (sent, delivered) for each accepted message, retried
+                graph.send_statuses(app.url + "/bots/whatsapp/webhook", WA_SECRET, statuses=("sent", "delivered"))
             app.start()
             await app.wait_ready()
             stop, latencies, posted = asyncio.Event(), [], {}
@@ -361,6 +379,7 @@ async def run(backend: str, people: int, rate: float, kill_at: float | None, inb
                     app.kill()
                     killed = count
                     app = App(ROOT, env, workdir / "app.log")
+                    graph.point_webhooks(app.url + "/bots/whatsapp/webhook")  # statuses refused meanwhile retry there
                     app.start()
                     await app.wait_ready()
                     cpu_began = 0.0  # its start-up counts: a restart is part of the run
@@ -405,6 +424,9 @@ async def run(backend: str, people: int, rate: float, kill_at: float | None, inb
                 "max": max(latencies) if latencies else float("nan"),
                 "reply_p50": percentile(replies, 0.5), "reply_p99": percentile(replies, 0.99), "replied": len(replies),
                 "baseline": base, "cpu": cpu, "cpu_per_send_ms": 1000 * cpu / max(1, len(platform.accepted())),
+                "doubt": confirmations(workdir / "app.log") if channel == "whatsapp" else None,
+                "statuses": (len(graph.statuses_delivered), graph.webhook_posts, graph.webhook_refused)
+                if channel == "whatsapp" else None,
             }
 
 
@@ -415,6 +437,15 @@ def line(result: dict, rate: float) -> str:
                f"p99 {result['p99'] * 1000:.0f} ms (max {result['max'] * 1000:.0f} ms), first reply at the platform "
                f"p50 {result['reply_p50'] * 1000:.0f} ms, p99 {result['reply_p99'] * 1000:.0f} ms "
                f"({result['replied']} people)") if result["inbound"] else ""
+    doubt = ""
+    if result.get("doubt") is not None:
+        delivered, posts, refused = result["statuses"]
+        d = result["doubt"]
+        doubt = (f"; status webhooks: {delivered} statuses answered 2xx in {posts - refused} POSTs ({refused} POSTs "
+                 f"refused or unanswered, retried)")
+        if result["killed_at"] is not None:
+            doubt += (f"; in doubt at the kill: {d['awaiting']} held awaiting, {d['confirmed']} confirmed by their "
+                      f"status, {d['resent']} sent again, {d['given_up']} given up")
     return (f"{result['channel']} / {result['backend']}: {result['people']} people{kill}: {result['sent']} campaign "
             f"sends in {result['span']:.1f} s (minimum {result['minimum']:.1f} s); every send of the "
             f"{'bot' if result['channel'] == 'telegram' else 'number'} {result['rate']:.1f}/s = "
@@ -423,8 +454,9 @@ def line(result: dict, rate: float) -> str:
             f"ratio {result['rate'] / base['rate'] if base['rate'] else float('nan'):.3f}; "
             f"{result['too_many']} sends answered 429 ({100 * result['too_many'] / max(1, result['sent']):.2f} %; "
             f"campaign's {result['too_many_campaign'] if result['too_many_campaign'] >= 0 else 'n/a'}); "
-            f"{result['twice']} sent twice, {result['skipped']} skipped; app CPU {result['cpu']:.1f} s = "
-            f"{result['cpu_per_send_ms']:.2f} ms per send accepted{inbound}")
+            f"{result['twice']} sent twice, {result['skipped']} skipped (both counted at the fake: the messages it "
+            f"received whole, per person); app CPU {result['cpu']:.1f} s = "
+            f"{result['cpu_per_send_ms']:.2f} ms per send accepted{inbound}{doubt}")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ MAX_ID_LENGTH = 128  # Address.external_id, Message.external_id
 MAX_ACCOUNT_LENGTH = 64  # Address.account
 MAX_CHOICE_LENGTH = 256  # a button's value (Telegram: 64 bytes; WhatsApp: 256 characters)
 MAX_FIELD_LENGTH = 256  # other short strings: content types, file names, locales, callback ids
+MAX_TRACKING_LENGTH = 512  # WhatsApp's biz_opaque_callback_data (the Cloud API's limit)
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -162,10 +163,18 @@ class StatusUpdate:
     platform_message_id: str
     status: str  # sent, delivered, read, failed
     error: str | None = None
+    account: str | None = None  # the platform account that sent it (WhatsApp phone number id)
+    recipient: str | None = None  # the person's id on the channel (WhatsApp: recipient_id)
+    # What we gave the send to carry back (OutboundMessage.tracking; WhatsApp's
+    # biz_opaque_callback_data): names our row even when its platform id was never recorded.
+    tracking: str | None = None
 
     def __post_init__(self) -> None:
-        _clean_fields(self, ("platform_message_id", "status", "error"))
+        _clean_fields(self, ("platform_message_id", "status", "error", "account", "recipient", "tracking"))
         _check_length("status id", self.platform_message_id, MAX_ID_LENGTH)
+        _check_length("account", self.account, MAX_ACCOUNT_LENGTH)
+        _check_length("recipient", self.recipient, MAX_ID_LENGTH)
+        _check_length("tracking", self.tracking, MAX_TRACKING_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -209,6 +218,10 @@ class OutboundMessage:
     links: tuple[Link, ...] = ()
     venue: Venue | None = None
     locale: str = "fr"  # the language of `text` (the web chat sets lang and dir from it)
+    # Opaque, non-personal, naming our row (the outbox sets "ob:<organisation>:<message id>"): a
+    # channel that can have it echoed in its delivery statuses sends it (WhatsApp's
+    # biz_opaque_callback_data); the others ignore it.
+    tracking: str | None = None
 
 
 def link_lines(message: "OutboundMessage", links: tuple[Link, ...] | None = None) -> str:

@@ -33,6 +33,7 @@ from bots.base import (
     DeliveryError,
     InboundMessage,
     Location,
+    MAX_TRACKING_LENGTH,
     OutboundMessage,
     OutsideWindow,
     SendResult,
@@ -252,7 +253,7 @@ class WhatsAppChannel:
                     if message is not None:
                         messages.append(message)
                 for raw in _get(value, "statuses", list, required=False) or ():
-                    status = self._status(raw)
+                    status = self._status(raw, account)
                     if status is not None:
                         statuses.append(status)
         return messages, statuses
@@ -320,17 +321,22 @@ class WhatsAppChannel:
             raise BadPayload("text too long")
         return text
 
-    def _status(self, raw: Any) -> StatusUpdate | None:
+    def _status(self, raw: Any, account: str) -> StatusUpdate | None:
         status = _get(raw, "status", str)
         if status not in STATUSES:
             return None
+        # Ours, echoed by Meta (at most 512 characters: a longer one is not from Meta, BadPayload);
+        # what it names is checked against our rows by the caller (conversations/confirmations.py).
+        tracking = _get(raw, "biz_opaque_callback_data", str, required=False)
+        recipient = _get(raw, "recipient_id", str, required=False)
         error = None
         errors = _get(raw, "errors", list, required=False)
         if errors:
             first = errors[0] if isinstance(errors[0], dict) else {}
             parts = (first.get("code"), first.get("title"))
             error = " ".join(str(part) for part in parts if isinstance(part, (str, int)) and part)[:300] or "failed"
-        return StatusUpdate(channel=self.name, platform_message_id=_get(raw, "id", str), status=status, error=error)
+        return StatusUpdate(channel=self.name, platform_message_id=_get(raw, "id", str), status=status, error=error,
+                            account=account, recipient=recipient, tracking=tracking)
 
     # ---- the 24-hour window --------------------------------------------------------------------
 
@@ -372,18 +378,19 @@ class WhatsAppChannel:
         if attachment is not None and not message.template:
             caption_ok = attachment.kind in ("image", "document", "video")
             if message.text and not caption_ok:
-                await self._post_message(number, user_id, self._text_payload(message.text))
+                await self._post_message(number, user_id, self._text_payload(message.text), message.tracking)
             return await self._post_message(
-                number, user_id, self._media_payload(attachment, message.text if caption_ok else None)
+                number, user_id, self._media_payload(attachment, message.text if caption_ok else None), message.tracking
             )
         if message.venue is not None and not message.template and (message.text or message.choices or message.links):
             from dataclasses import replace
 
-            result = await self._post_message(number, user_id, self.build_payload(replace(message, venue=None)))
+            result = await self._post_message(number, user_id, self.build_payload(replace(message, venue=None)),
+                                              message.tracking)
             await self._post_message(number, user_id, self.build_payload(
-                OutboundMessage(text="", venue=message.venue, locale=message.locale)))
+                OutboundMessage(text="", venue=message.venue, locale=message.locale)), message.tracking)
             return result
-        return await self._post_message(number, user_id, self.build_payload(message))
+        return await self._post_message(number, user_id, self.build_payload(message), message.tracking)
 
     def build_payload(self, message: OutboundMessage) -> dict[str, Any]:
         """The type-specific part of a /messages body (without attachments, which need uploads)."""
@@ -453,8 +460,11 @@ class WhatsAppChannel:
             media["filename"] = attachment.filename
         return {"type": kind, kind: media}
 
-    async def _post_message(self, number: str, user_id: str, payload: dict[str, Any]) -> SendResult:
+    async def _post_message(self, number: str, user_id: str, payload: dict[str, Any],
+                            tracking: str | None = None) -> SendResult:
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": user_id} | payload
+        if tracking:  # echoed in this message's status webhooks (sent, delivered, read, failed)
+            body["biz_opaque_callback_data"] = tracking[:MAX_TRACKING_LENGTH]
         if self.limiter is not None:
             await self.limiter.acquire(number)
         hook = on_the_wire.get()

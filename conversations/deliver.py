@@ -6,7 +6,8 @@ limits (429) wait their retry_after without using one; after `delivery_max_attem
 `delivery_max_seconds` of retries the row is marked failed so the worker sees it. Each success is
 noted in the sent journal (conversations/sent_journal.py) as soon as the send returns, before its
 outcome is written with others; rows a crash left sending are recorded as sent at start-up when the
-journal names them, queued again otherwise (the delivery guarantee: ARCHITECTURE.md).
+journal names them, queued again otherwise (the delivery guarantee: ARCHITECTURE.md); a WhatsApp
+campaign send left in doubt awaits the status webhook naming it (conversations/confirmations.py).
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from sqlalchemy import select, update
 
 from allervers.database import utcnow
 from bots.base import Attachment, Choice, DeliveryError, Link, OutboundMessage, OutsideWindow, Venue, on_the_wire
 from conversations.models import (
+    AWAITING,
     FAILED,
     OUTBOUND,
     QUEUED,
@@ -32,9 +34,10 @@ from conversations.models import (
     Conversation,
     Message,
 )
+from conversations.confirmations import awaiting_payload, parse_time, tracking_of
 from conversations.sent_journal import FileJournal, RedisJournal
 from conversations.store import log_event
-from conversations.window import HELD, WINDOW_CLOSED, window_context, window_failure
+from conversations.window import HELD, WINDOW_CLOSED, window_context
 
 from ops.metrics import delivery_outcomes
 from storage.media import sendable
@@ -98,6 +101,7 @@ class Outbox:
         self._in_flight = asyncio.Semaphore(rt.settings.delivery_max_in_flight)
         self._recorder = _Recorder(rt, self._record_all, self._announce, self.journal)
         self.in_hand: set[int] = set()  # rows claimed here, not yet recorded (handed back at shutdown)
+        self.awaiting = False  # rows may await a status's confirmation (conversations/confirmations.py)
 
     def kick(self, contact_id: int) -> None:
         """Make sure queued messages of this person get sent (one runner per person, in order)."""
@@ -191,14 +195,19 @@ class Outbox:
                     message.status = QUEUED
                     message.payload = {**(message.payload or {}), "parts_sent": _int(note.get("parts_sent")),
                                        "first_platform_id": note.get("platform_id")}
+                elif note.get("status") == AWAITING:  # a WhatsApp campaign send in doubt
+                    message.status = AWAITING
+                    message.payload = awaiting_payload(message.payload, now)
+                    self.awaiting = True
                 elif note.get("status") == HELD:
                     message.status = HELD
                     message.payload = {**(message.payload or {}), "template": {
                         "name": note.get("template"), "platform_message_id": note.get("platform_id")}}
                     log_event(session, message.conversation_id, "template_sent",
                               {"message_id": message.id, "template": note.get("template")})
-                else:
-                    message.status, message.error, message.next_attempt_at = SENT, None, None
+                else:  # (a status webhook's note may say how far it got: delivered, read)
+                    reached = note.get("reached") if note.get("reached") in ("delivered", "read") else SENT
+                    message.status, message.error, message.next_attempt_at = reached, None, None
                     message.sent_at, message.platform_message_id = now, note.get("platform_id")
                     log_event(session, message.conversation_id, "message_sent", {"message_id": message.id})
         if stuck:
@@ -352,6 +361,8 @@ class Outbox:
             prepared = await rt.prepare_outbound(job.address.channel, job.outbound, context)
             if prepared is None:  # the 24-hour window: held behind an unanswered invitation
                 return _Outcome(HELD)
+            # Statuses name the row even before its platform id is recorded (conversations/confirmations.py)
+            prepared = replace(prepared, tracking=tracking_of(job.organisation_id, job.message.id))
             ticket = await _paced(rt, job)  # outreach/pacing: the bot's and the chat's limits, replies first
             async with self._in_flight, sendable(rt, prepared) as prepared:  # (an S3 file: a temporary copy)
                 pieces = parts_of(channel, prepared)
@@ -445,7 +456,7 @@ class Outbox:
         else:
             delay = min(settings.delivery_base_backoff * (2 ** (job.attempts - 1)), settings.delivery_max_backoff)
         now = utcnow()
-        since = _parse_time((job.message.payload or {}).get("retrying_since")) or now
+        since = parse_time((job.message.payload or {}).get("retrying_since")) or now
         if (now - since).total_seconds() + delay > settings.delivery_max_seconds:
             return _Outcome(FAILED, error=f"{error} (still failing after {settings.delivery_max_seconds:.0f} s)"[:300])
         update_ = {} if "retrying_since" in (job.message.payload or {}) else {"retrying_since": now.isoformat()}
@@ -619,11 +630,16 @@ def _campaign_send_over(rt, job: "_Job") -> None:
 
 
 def _resolved(message: Message, note: dict | None) -> dict | None:
-    """A sweep's reading of a row's journal note: a campaign send in doubt counts as sent (never
-    twice); any other row in doubt goes back to the queue (at least once, as before)."""
+    """A sweep's reading of a row's journal note: a campaign send in doubt on WhatsApp awaits the
+    status webhook that would name it (conversations/confirmations.py); on Telegram (no such field,
+    its note precedes the call) it counts as sent (never twice); any other row in doubt goes back
+    to the queue (at least once, as before)."""
     if note is None or note.get("status") != IN_DOUBT:
         return note
     if (message.payload or {}).get("campaign_id"):
+        if message.channel == "whatsapp":
+            log.info("start-up sweep: campaign message %s was in flight at the crash; awaiting its status", message.id)
+            return {"status": AWAITING}
         log.info("start-up sweep: campaign message %s was in flight at the crash; recorded as sent", message.id)
         return {"status": SENT, "platform_id": None}
     return None
@@ -664,45 +680,6 @@ def journal_for(rt):
         return RedisJournal(rt.redis)
     settings = rt.settings
     return FileJournal(settings.delivery_journal_dir or settings.media_dir.parent / "outbox-journal")
-
-
-def _parse_time(value) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-STATUS_RANK = {SENT: 1, "delivered": 2, "read": 3}
-
-
-async def record_status(rt, update_) -> None:
-    """A platform's delivery status (sent, delivered, read, failed) for a message we sent."""
-    async with rt.sessionmaker() as session, session.begin():
-        message = (await session.execute(select(Message).where(
-            Message.platform_message_id == update_.platform_message_id,
-            Message.direction == OUTBOUND))).scalar()
-        if message is None:
-            return
-        requeued = None
-        if update_.status == FAILED and window_failure(message, update_.error) == "requeue":
-            requeued = message.contact_id  # 131047: the window is closed; try the template path
-        elif update_.status == FAILED:
-            if message.status != FAILED:
-                message.status, message.error = FAILED, (update_.error or "failed")[:300]
-            log_event(session, message.conversation_id, "message_failed",
-                      {"message_id": message.id, "error": message.error})
-        elif STATUS_RANK.get(update_.status, 0) > STATUS_RANK.get(message.status, 0):
-            message.status = update_.status
-        else:
-            return
-        conversation_id = message.conversation_id
-    if requeued is not None:
-        rt.outbox.kick(requeued)
-    await rt.notifier.publish(f"conversation:{conversation_id}", {"event": f"message_{update_.status}",
-                                                                  "conversation": conversation_id})
 
 
 async def stale_press(session, conversation_id: int, reply_to: str | None) -> bool:

@@ -26,6 +26,9 @@ INBOUND, OUTBOUND = "in", "out"
 RECEIVED, QUEUED, SENDING, SENT, DELIVERED, READ, FAILED = (
     "received", "queued", "sending", "sent", "delivered", "read", "failed",
 )
+# A WhatsApp campaign send a crash left in doubt, until a status webhook confirms it or it is known
+# never to have reached Meta (conversations/confirmations.py).
+AWAITING = "awaiting"
 
 
 class Contact(Base):

@@ -112,7 +112,11 @@ class FileJournal:
                     except ValueError:  # a line cut short by the crash: that send was not noted
                         continue
                     if isinstance(entry, dict) and entry.get("id") in wanted:
-                        found[entry["id"]] = entry
+                        earlier = found.get(entry["id"])
+                        # files are read in no particular order: an "in doubt" note never hides
+                        # the "sent" one of the same row (a status webhook's, in another file)
+                        if earlier is None or entry.get("status") != "in_doubt" or earlier.get("status") == "in_doubt":
+                            found[entry["id"]] = entry
             if not any(path == dead for _, dead in self._dead):
                 os.close(fd)
         return found

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from bots.base import BadPayload, Unauthorized, load_json
 from bots.webchat import label_of as webchat_label_of, shown_row as webchat_shown_row
-from conversations.deliver import record_status
+from conversations.confirmations import record_statuses
 from conversations.models import INBOUND, OUTBOUND, Address, Contact, Message
 from conversations.receive import receive
 from conversations.webchat_identity import cookie_header, identity_of, new_identity, require_identity
@@ -94,8 +94,7 @@ async def whatsapp_webhook(request: Request):
         raise HTTPException(400, f"bad payload: {error}") from None
     for inbound in messages:
         await receive(rt, inbound)
-    for status in statuses:
-        await record_status(rt, status)
+    await record_statuses(rt, statuses)  # one transaction (a row in doubt confirmed: conversations/confirmations.py)
     return {"ok": True}
 
 

@@ -174,7 +174,7 @@ async def close(session: AsyncSession, thread: Thread, worker: Worker | None, ou
         await session.execute(delete(Event).where(Event.conversation_id == conversation.id,
                                                   Event.type.in_(("answer_saved", "note_added"))))
         await session.execute(delete(Message).where(Message.conversation_id == conversation.id,
-                                                    Message.status.notin_(("queued", "sending"))))
+                                                    Message.status.notin_(("queued", "sending", "awaiting"))))
 
 
 async def return_to_bot(session: AsyncSession, thread: Thread, worker: Worker, pending: Pending) -> None:

@@ -7,7 +7,9 @@ lock: one sender, whatever the number of processes) and, in one transaction per 
 person's outbox row and marks the recipient `queued` with that row's id. A kill -9 leaves each
 recipient before that transaction (still pending: claimed again after the restart) or after it (its
 outbox row exists: the outbox sends it; a send in flight at the kill was noted `in_doubt` in the
-sent journal before its request and is recorded as sent, never sent twice). Rows are claimed in the
+sent journal before its request: on Telegram it is recorded as sent, never sent twice; on WhatsApp
+it awaits the status webhook that confirms it, see conversations/confirmations.py; the campaign
+is not done while one awaits). Rows are claimed in the
 producing transaction (`Pending.direct`) so they leave right after the commit.
 
 Pace: the send pacer's (outreach/pacing.py: per bot or number, every send counted, replies first,
@@ -193,7 +195,7 @@ async def snapshot(session: AsyncSession, campaign: Campaign) -> int:
 
 
 async def progress(session: AsyncSession, campaign_id: int) -> dict:
-    from conversations.models import DELIVERED, FAILED, QUEUED, READ, SENDING as MSG_SENDING, SENT, Message
+    from conversations.models import AWAITING, DELIVERED, FAILED, QUEUED, READ, SENDING as MSG_SENDING, SENT, Message
 
     states = dict((await session.execute(select(CampaignRecipient.state, func.count()).where(
         CampaignRecipient.campaign_id == campaign_id).group_by(CampaignRecipient.state))).all())
@@ -205,7 +207,9 @@ async def progress(session: AsyncSession, campaign_id: int) -> dict:
     done = sent + statuses.get(FAILED, 0) + states.get(R_SKIPPED, 0)
     return {"total": total, "pending": states.get(R_PENDING, 0), "queued": states.get(R_QUEUED, 0),
             "skipped": states.get(R_SKIPPED, 0), "sent": sent, "failed": statuses.get(FAILED, 0),
-            "waiting": statuses.get(QUEUED, 0) + statuses.get(MSG_SENDING, 0),
+            # awaiting: in flight at a crash, waiting for the status that confirms it (not done yet)
+            "awaiting": statuses.get(AWAITING, 0),
+            "waiting": statuses.get(QUEUED, 0) + statuses.get(MSG_SENDING, 0) + statuses.get(AWAITING, 0),
             "percent": round(100 * done / total) if total else 100}
 
 
@@ -439,11 +443,24 @@ class CampaignSender:
                 column = CampaignRecipient.reminder_state if campaign.reminder_started_at else CampaignRecipient.state
                 left = (await session.execute(select(func.count()).where(
                     CampaignRecipient.campaign_id == campaign_id, column == R_PENDING))).scalar()
-                if left:
+                if left or await _awaiting(session, campaign_id, campaign.reminder_started_at is not None):
                     return
                 campaign.status = DONE
                 if campaign.finished_at is None:
                     campaign.finished_at = utcnow()
+
+
+async def _awaiting(session: AsyncSession, campaign_id: int, reminder: bool) -> int:
+    """The campaign's sends not over yet: queued (retries included), sending, or left in doubt by a
+    crash and waiting for the status that confirms them (conversations/confirmations.py). The
+    campaign is done once each is sent, failed or sent again."""
+    from conversations.models import AWAITING, QUEUED, SENDING as MSG_SENDING, Message
+
+    column = CampaignRecipient.reminder_message_id if reminder else CampaignRecipient.message_id
+    return (await session.execute(select(func.count()).select_from(CampaignRecipient)
+                                  .join(Message, Message.id == column)
+                                  .where(CampaignRecipient.campaign_id == campaign_id,
+                                         Message.status.in_((QUEUED, MSG_SENDING, AWAITING))))).scalar()
 
 
 async def set_status(session: AsyncSession, campaign: Campaign, action: str) -> str | None:

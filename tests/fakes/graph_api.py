@@ -14,6 +14,16 @@ Bodies are checked against Meta's documented limits (3 buttons of 20 characters,
 1024-character interactive bodies, 4096-character texts, a cta_url button's display_text of at most
 20 characters and an http(s) url, a location's latitude/longitude on the globe): a violation
 answers 400 with code 131009.
+
+Status webhooks (`send_statuses(url, app_secret)`): like Meta, for every message it accepted the fake
+POSTs the documented payload (`entry[].changes[].value.statuses[]`: id, status, timestamp,
+recipient_id, the message's `biz_opaque_callback_data` echoed, conversation, pricing), signed with
+X-Hub-Signature-256 (the app secret), to the app's webhook; statuses that come together share one
+POST (`batch_seconds`), and a POST answered non-2xx or refused (the app down: a kill -9, a restart)
+is retried with exponential backoff (`first_retry` doubling up to `max_retry`), so statuses of
+sends accepted just before a kill arrive after the restart. `webhook_url` may be moved (a restart
+on another port); `hold_statuses(to, seconds)` delays one person's statuses. Only complete requests
+count as received (tests/fakes/complete_bodies.py): a request cut by a kill gets no status.
 """
 
 from __future__ import annotations
@@ -77,6 +87,7 @@ class Recorded:
     body: dict[str, Any]
     at: float  # time.monotonic() when received
     authorization: str | None
+    wamid: str | None = None  # the id it answered
 
 
 @dataclass
@@ -101,6 +112,9 @@ class FakeGraphApi:
         self.app = self._build_app()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._poster: threading.Thread | None = None
+        self._poster_stop = threading.Event()
+        self.webhook_url: str | None = None
         self.port = 0
 
     # ---- state and helpers -------------------------------------------------------------------
@@ -113,6 +127,12 @@ class FakeGraphApi:
             self.attempts = 0  # every /messages call, failed ones included
             self._failures: deque[tuple[str, str | int, float | None]] = deque()
             self._random: dict[str, tuple[dict, dict, random.Random]] = {}
+            self.statuses_delivered: list[dict[str, Any]] = []  # statuses the app answered 2xx for
+            self.webhook_posts = 0  # status webhook POSTs tried (retries included)
+            self.webhook_refused = 0  # of which answered non-2xx or not connected
+            self._status_queue: list[tuple[float, str, dict[str, Any]]] = []  # (not before, number, status)
+            self._deliveries: list[_Delivery] = []
+            self._held: dict[str, float] = {}  # recipient -> seconds its statuses wait
 
     @property
     def base_url(self) -> str:
@@ -140,6 +160,92 @@ class FakeGraphApi:
                 self._random[endpoint] = (dict(rates), dict(retry_after or {}), random.Random(seed))
             else:
                 self._random.pop(endpoint, None)
+
+    # ---- status webhooks ------------------------------------------------------------------------
+
+    def send_statuses(self, url: str, app_secret: str, *, statuses: tuple[str, ...] = ("sent",),
+                      batch_seconds: float = 0.2, first_retry: float = 1.0, max_retry: float = 30.0) -> None:
+        """From now on each accepted message gets `statuses` posted to `url` (the app's
+        /bots/whatsapp/webhook), signed with `app_secret`; see the module's docstring."""
+        with self._lock:
+            self.webhook_url, self.app_secret = url, app_secret
+            self.status_kinds, self.batch_seconds = tuple(statuses), batch_seconds
+            self.first_retry, self.max_retry = first_retry, max_retry
+        if self._poster is None:
+            self._poster_stop.clear()
+            self._poster = threading.Thread(target=self._post_statuses, name="fake-graph-statuses", daemon=True)
+            self._poster.start()
+
+    def point_webhooks(self, url: str) -> None:
+        """The app moved (restarted on another port): status webhooks, retries included, go there."""
+        with self._lock:
+            self.webhook_url = url
+
+    def hold_statuses(self, to: str, seconds: float) -> None:
+        """Statuses of messages to `to` accepted from now on wait `seconds` before their first POST."""
+        with self._lock:
+            self._held[to] = seconds
+
+    def release_statuses(self, to: str) -> None:
+        """Statuses of messages to `to` waiting (hold_statuses) are posted now; later ones are not held."""
+        with self._lock:
+            self._held.pop(to, None)
+            now = time.monotonic()
+            self._status_queue = [(min(at, now) if status.get("recipient_id") == to else at, number, status)
+                                  for at, number, status in self._status_queue]
+
+    def statuses_for(self, to: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [st for st in self.statuses_delivered if st.get("recipient_id") == to]
+
+    def _queue_statuses(self, phone_number_id: str, body: dict[str, Any], wamid: str) -> None:
+        """(under the lock) The statuses of an accepted message, queued for the poster."""
+        if getattr(self, "webhook_url", None) is None:
+            return
+        now = time.monotonic()
+        to = str(body.get("to"))
+        for kind in self.status_kinds:
+            status = {"id": wamid, "status": kind, "timestamp": str(int(time.time())), "recipient_id": to}
+            if kind != "read":
+                status["conversation"] = {"id": f"conv-{wamid}", "origin": {"type": "marketing"}}
+                status["pricing"] = {"billable": True, "pricing_model": "CBP", "category": "marketing"}
+            if isinstance(body.get("biz_opaque_callback_data"), str):
+                status["biz_opaque_callback_data"] = body["biz_opaque_callback_data"]
+            self._status_queue.append((now + self._held.get(to, 0.0), phone_number_id, status))
+
+    def _post_statuses(self) -> None:
+        """The poster thread: batches queued statuses into signed webhooks, posts them, retries."""
+        import httpx
+
+        with httpx.Client(timeout=5.0) as client:
+            while not self._poster_stop.wait(0.02):
+                now = time.monotonic()
+                with self._lock:
+                    due = [q for q in self._status_queue if q[0] <= now]
+                    if due and now - min(q[0] for q in due) >= self.batch_seconds:
+                        self._status_queue = [q for q in self._status_queue if q[0] > now]
+                        for number in dict.fromkeys(q[1] for q in due):
+                            statuses = [q[2] for q in due if q[1] == number]
+                            self._deliveries.append(_Delivery(number, statuses, _status_body(number, statuses), now))
+                    ready = [d for d in self._deliveries if d.next_at <= now]
+                    url, secret = self.webhook_url, self.app_secret
+                for delivery in ready:
+                    try:
+                        response = client.post(url, content=delivery.body, headers={
+                            "Content-Type": "application/json", "X-Hub-Signature-256": sign(delivery.body, secret)})
+                        ok = 200 <= response.status_code < 300
+                    except httpx.HTTPError:
+                        ok = False
+                    with self._lock:
+                        self.webhook_posts += 1
+                        if ok:
+                            self._deliveries.remove(delivery)
+                            self.statuses_delivered.extend(delivery.statuses)
+                        else:
+                            self.webhook_refused += 1
+                            delivery.attempts += 1
+                            delivery.next_at = time.monotonic() + min(
+                                self.first_retry * 2 ** (delivery.attempts - 1), self.max_retry)
 
     def add_media(self, content: bytes, mime_type: str = "audio/ogg; codecs=opus") -> str:
         """Store media a person 'sent', to be fetched by id; returns the media id."""
@@ -251,10 +357,11 @@ class FakeGraphApi:
             if problem := check_message(body):
                 return graph_error(131009, f"(#131009) Parameter value is not valid: {problem}")
             with self._lock:
-                self.messages.append(
-                    Recorded(phone_number_id, body, time.monotonic(), request.headers.get("authorization"))
-                )
                 wamid = f"wamid.{next(self._ids)}"
+                self.messages.append(
+                    Recorded(phone_number_id, body, time.monotonic(), request.headers.get("authorization"), wamid)
+                )
+                self._queue_statuses(phone_number_id, body, wamid)
             return {
                 "messaging_product": "whatsapp",
                 "contacts": [{"input": body["to"], "wa_id": body["to"]}],
@@ -334,6 +441,10 @@ class FakeGraphApi:
         return self
 
     def stop(self) -> None:
+        if self._poster is not None:
+            self._poster_stop.set()
+            self._poster.join(timeout=10)
+            self._poster = None
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=5)
@@ -352,10 +463,38 @@ class FakeGraphApi:
         await asyncio.to_thread(self.stop)
 
 
+@dataclass
+class _Delivery:
+    """One status webhook POST, retried until answered 2xx."""
+
+    phone_number_id: str
+    statuses: list[dict[str, Any]]
+    body: bytes
+    next_at: float
+    attempts: int = 0
+
+
+WABA_ID = "200000000000001"
+
+
+def _status_body(phone_number_id: str, statuses: list[dict[str, Any]]) -> bytes:
+    """The documented status webhook payload (Cloud API, field "messages")."""
+    import json
+
+    return json.dumps({"object": "whatsapp_business_account", "entry": [{"id": WABA_ID, "changes": [{
+        "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "33100000000", "phone_number_id": phone_number_id},
+            "statuses": statuses}}]}]}).encode()
+
+
 def check_message(body: Any) -> str | None:
     """What Meta would refuse in a /messages body (a subset of its documented limits)."""
     if not isinstance(body, dict) or body.get("messaging_product") != "whatsapp" or not body.get("to"):
         return "messaging_product and to are required"
+    tracking = body.get("biz_opaque_callback_data")
+    if tracking is not None and not (isinstance(tracking, str) and len(tracking) <= 512):
+        return "biz_opaque_callback_data must be a string of at most 512 characters"
     kind = body.get("type", "text")
     part = body.get(kind)
     if not isinstance(part, dict):

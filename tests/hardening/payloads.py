@@ -236,13 +236,26 @@ def telegram_shaped(draw) -> bytes:
 def whatsapp_shaped(draw) -> bytes:
     """A text, button, list reply or location from a drawn number, with drawn stored values."""
     kind = draw(st.sampled_from(["text", "interactive_button_reply", "interactive_list_reply", "location",
-                                 "button_template_reply", "status_failed"]))
+                                 "button_template_reply", "status_failed", "status_sent", "status_delivered"]))
     body = whatsapp_fixture(kind)
     value = body["entry"][0]["changes"][0]["value"]
-    if kind == "status_failed":
+    if kind.startswith("status_"):
         status = value["statuses"][0]
         status["id"] = draw(st.one_of(st.just("wamid.x"), SHORT_TEXT))
-        status["errors"] = draw(st.one_of(ANY_JSON, st.lists(ANY_JSON, max_size=2)))
+        if kind == "status_failed":
+            status["errors"] = draw(st.one_of(ANY_JSON, st.lists(ANY_JSON, max_size=2)))
+        # our biz_opaque_callback_data echoed (conversations/confirmations.py): ours-looking,
+        # naming rows that exist or not, foreign, oversized, not a string, absent
+        tracking = draw(st.one_of(
+            st.builds(lambda org, row: f"ob:{org}:{row}", st.integers(-2, 3), st.one_of(st.integers(-5, 60), HUGE_INT)),
+            st.builds(lambda t: "ob:" + t, SHORT_TEXT), TEXT, st.text(min_size=500, max_size=600),
+            st.just("ob:1:" + "9" * 600), ANY_JSON, st.none()))
+        if tracking is not None or draw(st.booleans()):
+            status["biz_opaque_callback_data"] = tracking
+        if draw(st.booleans()):
+            status["recipient_id"] = draw(st.one_of(st.integers(33600000000, 33699999999).map(str), SHORT_TEXT, ANY_JSON))
+        if draw(st.booleans()):
+            value["metadata"]["phone_number_id"] = draw(st.one_of(st.just("100000000000002"), SHORT_TEXT))
         return json.dumps(body).encode()
     message = value["messages"][0]
     message["id"] = "wamid.FUZZ." + draw(st.one_of(st.integers(0, 10**6).map(str), SHORT_TEXT))

@@ -5,9 +5,11 @@ The app is a real subprocess (`python -m allervers.cli serve`) sending to the lo
 message, started again at once, and the deliveries are counted per chat at the fake. Campaign sends
 are noted in the sent journal before the request's last bytes leave (deliver.Outbox._note_intent;
 WhatsApp: right before the body, bots/base.on_the_wire): one in flight at the kill is recorded as
-sent by the start-up sweep, never sent a second time, and the fakes, like the real platforms,
-process a request received whole even though its client died (tests/fakes/complete_bodies.py), so
-nobody counted "sent" is skipped. The short version of
+sent by the start-up sweep on Telegram, never sent a second time; on WhatsApp it awaits the status
+webhook the Graph API fake posts for it (retried until the restarted app answers), and is sent again
+only if none comes while later sends' statuses do (conversations/confirmations.py). The fakes, like
+the real platforms, process a request received whole even though its client died
+(tests/fakes/complete_bodies.py), so nobody counted "sent" is skipped. The short version of
 bench/bench_campaign.py (which runs 10,000 people, and WhatsApp at 80/s).
 """
 

@@ -1,6 +1,7 @@
 """The sweep's reading of a send in doubt (noted before its request, no "sent" note: in flight at a
-crash): a campaign's message is recorded as sent (at most once), any other goes back to the queue
-(at least once); a campaign send that ended without being sent leaves no note behind."""
+crash): on Telegram a campaign's message is recorded as sent (at most once; WhatsApp's awaits its
+status webhook: test_awaiting_confirmation.py), any other goes back to the queue (at least once); a
+campaign send that ended without being sent leaves no note behind."""
 
 from __future__ import annotations
 
