@@ -28,6 +28,11 @@ class Settings(BaseSettings):
 
     # Storage and infrastructure
     database_url: str = "sqlite+aiosqlite:///./var/allervers.db"
+    # PostgreSQL connections per process: `database_pool_size` kept open, up to
+    # `database_max_overflow` more under a burst (closed again when returned). Each process can use
+    # pool + overflow: keep (processes x that) under PostgreSQL's max_connections. SQLite: one.
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
     redis_url: str | None = None
     media_dir: Path = Path("./var/media")
 
