@@ -994,7 +994,8 @@ async def reply_latencies(database_url: str, arrivals: dict[str, list[float]], s
 
 
 async def latency_at(rates: list[float], n: int, database_url: str, redis_url: str, seconds: float,
-                     channel: str = "whatsapp", numbers: int = 8) -> list[dict]:
+                     channel: str = "whatsapp", numbers: int = 8, profile: Path | None = None,
+                     extra_env: dict | None = None) -> list[dict]:
     """Open loop (the Python generator: at these rates it costs little) through haproxy, the
     platform played by haproxy; `rates` in turn on the same processes, new people each time.
     WhatsApp: the people spread over `numbers` phone numbers (a network's services), so the
@@ -1007,7 +1008,7 @@ async def latency_at(rates: list[float], n: int, database_url: str, redis_url: s
     ids = whatsapp_numbers(numbers)
     platform = Haproxy.graph_api(workdir) if channel == "whatsapp" else Haproxy.bot_api(workdir)
     with platform:
-        extra = whatsapp_env(platform.url, ids) if channel == "whatsapp" else None
+        extra = {**(whatsapp_env(platform.url, ids) if channel == "whatsapp" else {}), **(extra_env or {})}
         cluster = Cluster(n, database_url, redis_url, workdir, platform, extra)
         await cluster.start(proxy=False)
         balancer = Haproxy.balancer([app.port for app in cluster.apps], workdir).start()
@@ -1027,6 +1028,9 @@ async def latency_at(rates: list[float], n: int, database_url: str, redis_url: s
                 counters_before = await asyncio.to_thread(pg_counters, database_url)
                 sampler = ConnectionSampler(database_url).start()
                 started = time.monotonic()
+                spy = None
+                if profile is not None and index == 0:
+                    spy = await py_spy_top(cluster.apps[0].process.pid, seconds, profile)
                 if channel == "whatsapp":
                     latencies = await open_loop_whatsapp(balancer.url, rate, seconds, first_person, ids, scheduled,
                                                          stats)
@@ -1037,6 +1041,8 @@ async def latency_at(rates: list[float], n: int, database_url: str, redis_url: s
                 wall = time.monotonic() - started
                 spent["load generator (Python, this script)"] = time.process_time() - bench_before
                 connections = await sampler.stop()
+                if spy is not None:
+                    await spy.wait()
                 drain_started = time.monotonic()
                 await drained(database_url, timeout=90)  # no backlog carried into the next rate
                 counters = await asyncio.to_thread(pg_counters, database_url)
@@ -1172,9 +1178,10 @@ def main() -> None:
         rates = [float(rate) for rate in args.rates.split(",")]
         where = (f"WhatsApp, the people spread over {args.numbers} numbers (80 sends/s each)" if args.channel == "whatsapp"
                  else "Telegram, one bot (30 sends/s)")
-        print(f"open loop across 3 processes: {where}; {args.seconds:.0f} s per rate, the outbox drained between rates",
-              flush=True)
-        idle, *measured = asyncio.run(latency_at(rates, 3, db, redis, args.seconds, args.channel, args.numbers))
+        print(f"open loop across 3 processes: {where}; {args.seconds:.0f} s per rate, the outbox drained between rates"
+              + (f"; pool {args.pool}" if args.pool else ""), flush=True)
+        idle, *measured = asyncio.run(latency_at(rates, 3, db, redis, args.seconds, args.channel, args.numbers,
+                                                 args.profile if "throughput" not in only else None, extra_env))
         print(f"3 processes idle (5 s before the load): {idle['idle_app_cores']:.3f} cores in all", flush=True)
         for at in measured:
             spent = at["cpu_spent"]
@@ -1192,6 +1199,8 @@ def main() -> None:
             print(f"    PostgreSQL connections opened {at['sessions_per_second']:.1f}/s; connected max "
                   f"{seen.get('connected_max')}, busy at once max {seen.get('busy_max')}", flush=True)
             print(cpu_table(spent, at["updates"]), flush=True)
+        if args.profile is not None and "throughput" not in only and args.profile.exists():
+            print(profile_summary(args.profile), flush=True)
     if "screen" in only:
         seen = asyncio.run(screen(db, redis, args.probes))
         print(f"person -> worker screen across 2 processes ({seen['probes']} probes): event p50 "
