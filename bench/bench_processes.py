@@ -1050,7 +1050,8 @@ async def latency_at(rates: list[float], n: int, database_url: str, redis_url: s
                       "p99": percentile(latencies, 99), "max": max(latencies), "retried": stats.get("retried", 0),
                       "cpu_spent": spent, "drain_seconds": time.monotonic() - drain_started - 2,
                       "connections": connections,
-                      "sessions_per_second": (counters["sessions"] - counters_before["sessions"] - 2) / wall}
+                      "sessions_per_second": (counters["sessions"] - counters_before["sessions"] - 2) / wall,
+                      "commits_per_update": (counters["commits"] - counters_before["commits"]) / max(1, len(latencies))}
                 if channel == "whatsapp":
                     people = {str(33_600_000_000 + first_person + i) for i in range(int(rate * seconds / len(SCRIPT)))}
                     at["replies"] = await reply_latencies(database_url, platform.arrivals(), scheduled, people)
@@ -1197,7 +1198,8 @@ def main() -> None:
                       f"{replies['unmatched']} not matched)", flush=True)
             seen = at["connections"]
             print(f"    PostgreSQL connections opened {at['sessions_per_second']:.1f}/s; connected max "
-                  f"{seen.get('connected_max')}, busy at once max {seen.get('busy_max')}", flush=True)
+                  f"{seen.get('connected_max')}, busy at once max {seen.get('busy_max')}; "
+                  f"{at['commits_per_update']:.2f} commits per update", flush=True)
             print(cpu_table(spent, at["updates"]), flush=True)
         if args.profile is not None and "throughput" not in only and args.profile.exists():
             print(profile_summary(args.profile), flush=True)
