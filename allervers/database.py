@@ -34,7 +34,7 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def make_engine(url: str, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+def make_engine(url: str, pool_size: int = 20, max_overflow: int = 5) -> AsyncEngine:
     """hide_parameters: a database error's message (logged with its traceback) never carries the
     values of the statement — message bodies and personal data stay out of the logs. `pool_size` /
     `max_overflow`: PostgreSQL's connections per process (Settings.database_pool_size, ..._max_overflow)."""
