@@ -375,6 +375,19 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
+def bench_module(name: str):
+    """bench/<name>.py (the benchmarks are scripts, not a package) loaded by its path, for the tests
+    that run it; registered in sys.modules first (its dataclasses look their module up there)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
 @asynccontextmanager
 async def app_client(settings: Settings, channels: dict | None = None):
     """The real app in-process (lifespan run), with an httpx client on it."""

@@ -10,9 +10,7 @@ The process is a subprocess (bench/bench_crash.App), the platform the counting f
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import signal
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import POSTGRES_URL, REDIS_URL, reset_postgres, reset_redis
+from tests.conftest import POSTGRES_URL, REDIS_URL, bench_module, reset_postgres, reset_redis
 from tests.fakes.telegram_api import FakeTelegram
 
 pytestmark = [pytest.mark.slow]
@@ -29,14 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PEOPLE = 30  # each /start is answered with two messages: 60 replies
 PER_SECOND = 4  # the bot's budget while the backlog builds: 15 s of sends queued
 STOPPED_WITHIN = 4.0  # seconds from SIGTERM to the process's exit
-
-
-def crash_bench():
-    spec = importlib.util.spec_from_file_location("bench_crash", ROOT / "bench" / "bench_crash.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_crash", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 async def post_all(url: str, bodies: list[bytes], headers: dict) -> None:
@@ -59,7 +49,7 @@ async def open_stream(base_url: str) -> tuple[aiohttp.ClientSession, aiohttp.Cli
 
 
 async def test_sigterm_with_a_backlog_stops_promptly_and_every_reply_goes_once(tmp_path, backend):
-    b = crash_bench()
+    b = bench_module("bench_crash")
     if backend == "postgres":
         reset_postgres(POSTGRES_URL)
         database_url, redis_url = POSTGRES_URL, REDIS_URL
