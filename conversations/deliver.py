@@ -334,6 +334,8 @@ class Outbox:
         except _Contended:
             return 0.2
         delay = await self._send_jobs(jobs)
+        if delay is None and len(batch) == len(rows) < BURST:
+            return None  # that was every row of theirs: no last look (a row written since kicked us: Outbox._again)
         return 0.0 if delay is None else delay
 
     async def _send_jobs(self, jobs: list["_Job"]) -> float:
