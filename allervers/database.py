@@ -34,9 +34,10 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, pool_size: int = 20, max_overflow: int = 5) -> AsyncEngine:
     """hide_parameters: a database error's message (logged with its traceback) never carries the
-    values of the statement — message bodies and personal data stay out of the logs."""
+    values of the statement — message bodies and personal data stay out of the logs. `pool_size` /
+    `max_overflow`: PostgreSQL's connections per process (Settings.database_pool_size, ..._max_overflow)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -56,7 +57,8 @@ def make_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
+                               hide_parameters=True)
 
 
 async def checkpoint(engine: AsyncEngine, attempts: int = 5) -> bool:

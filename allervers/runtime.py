@@ -262,7 +262,7 @@ async def build_runtime(settings: Settings, *, migrate: bool = True, channels: d
     from conversations.deliver import Outbox
     from conversations.intake import Intake
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings.database_pool_size, settings.database_max_overflow)
     if migrate:
         await upgrade(engine)
     redis = None

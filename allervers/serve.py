@@ -29,8 +29,12 @@ def serve(telegram_polling: bool = False, host: str | None = None, port: int | N
         print(f"  demo worker login:      {settings.demo_worker_email} / {settings.demo_worker_password}")
     print(f"  database:               {settings.database_url}")
     print(f"  live updates:           {'Redis ' + settings.redis_url if settings.redis_url else 'in-process'}\n")
+    # timeout_graceful_shutdown: at SIGTERM uvicorn waits for the responses in progress, for ever by
+    # default; the live streams end by themselves when draining (conversations/webhooks.sse_events),
+    # anything else gets the grace period (ops/shutdown.py).
     config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
-                            proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
+                            proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+                            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)))
     server = uvicorn.Server(config)
     if not telegram_polling:
         server.run()

@@ -28,6 +28,13 @@ class Settings(BaseSettings):
 
     # Storage and infrastructure
     database_url: str = "sqlite+aiosqlite:///./var/allervers.db"
+    # PostgreSQL connections per process: `database_pool_size` kept open, up to
+    # `database_max_overflow` more under a burst (each closed again when returned: opened and closed
+    # continuously under overload). Each process can use pool + overflow: keep (processes x that)
+    # under PostgreSQL's max_connections (100 by default). SQLite: one connection, always.
+    # Measured (bench/README.md): full load needs <= 10 per process; overloaded, ~25.
+    database_pool_size: int = Field(default=20, ge=1)
+    database_max_overflow: int = Field(default=5, ge=0)
     redis_url: str | None = None
     media_dir: Path = Path("./var/media")
 

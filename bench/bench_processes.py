@@ -106,39 +106,93 @@ class RoundRobinProxy:
                 await asyncio.wait_for(self.server.wait_closed(), 2)
 
 
+class CpuLimit:
+    """A pod's `resources.limits.cpu` on this machine: a cgroup (v1, cpu controller) with a CFS
+    quota of `cores` per period, the app process put in it before it starts its children (the
+    OpenFisca child inherits it). Needs root and /sys/fs/cgroup/cpu writable; removed by close()."""
+
+    ROOT = Path("/sys/fs/cgroup/cpu")
+    PERIOD_US = 100_000  # Kubernetes' period (the kubelet's default cpu.cfs_period_us)
+
+    def __init__(self, name: str, cores: float) -> None:
+        self.path = self.ROOT / name
+        self.cores = cores
+        self.path.mkdir(exist_ok=True)
+        (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+        (self.path / "cpu.cfs_quota_us").write_text(str(int(cores * self.PERIOD_US)))
+
+    @classmethod
+    def available(cls) -> bool:
+        return (cls.ROOT / "cgroup.procs").exists() and os.access(cls.ROOT, os.W_OK)
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def throttled(self) -> dict:
+        """cpu.stat: periods, periods throttled, time throttled (ns)."""
+        stat = dict(line.split() for line in (self.path / "cpu.stat").read_text().splitlines())
+        return {key: int(value) for key, value in stat.items()}
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            for pid in (self.path / "cgroup.procs").read_text().split():  # (a process left over)
+                with contextlib.suppress(OSError):
+                    (self.ROOT / "cgroup.procs").write_text(pid)
+            self.path.rmdir()
+
+
 class Cluster:
-    """N app processes sharing PostgreSQL + Redis (+ S3), the fake Bot API and a proxy in front."""
+    """N app processes sharing PostgreSQL + Redis (+ S3), the fake Bot API and a proxy in front.
+    `cpu_limit`: each process (with its children) in its own cgroup of that many cores (CpuLimit)."""
 
     def __init__(self, n: int, database_url: str, redis_url: str, workdir: Path, fake,
-                 extra_env: dict | None = None) -> None:
+                 extra_env: dict | None = None, cpu_limit: float | None = None) -> None:
         env = app_env(database_url, redis_url, workdir, fake.base_url, {
             "ALLERVERS_SEED_DEMO": "true", "ALLERVERS_DELIVERY_BASE_BACKOFF": "0.05",
             "ALLERVERS_RETENTION_PURGE_INTERVAL": "0", **(extra_env or {})})
         self.database_url = database_url
         self.apps = [App(ROOT, env, workdir / f"app-{chr(97 + i)}.log") for i in range(n)]
         self.proxy = RoundRobinProxy([app.port for app in self.apps])
+        self.cpu_limit = cpu_limit
+        self.limits: list[CpuLimit] = []
 
     async def start(self, proxy: bool = True) -> "Cluster":
         for app in self.apps:  # together: migrations and the demo seed take turns (advisory lock)
             app.start()
+            if self.cpu_limit:
+                limit = CpuLimit(f"allervers-bench-{os.getpid()}-{app.port}", self.cpu_limit)
+                limit.add(app.process.pid)
+                self.limits.append(limit)
         await asyncio.gather(*(app.wait_ready(timeout=240) for app in self.apps))
         if proxy:
             await self.proxy.start()
         return self
 
+    def throttled(self) -> dict:
+        """Summed over the processes' cgroups (cpu.stat)."""
+        total: dict = {}
+        for limit in self.limits:
+            for key, value in limit.throttled().items():
+                total[key] = total.get(key, 0) + value
+        return total
+
     async def stop(self) -> None:
         await self.proxy.close()
         await asyncio.gather(*(asyncio.to_thread(app.stop) for app in self.apps))  # SIGTERM to all at once
+        for limit in self.limits:
+            limit.close()
 
 
-async def post_until_200(session, url: str, body: bytes, stats: dict | None = None) -> float:
-    """Like Telegram: posted again until a 200. Returns the latency of the successful post."""
+async def post_until_200(session, url: str, body: bytes, stats: dict | None = None, path: str = WEBHOOK,
+                        headers: dict | None = None) -> float:
+    """Like the platforms: posted again (0.5 s later) until a 200. Returns the latency of the
+    successful post. Telegram's webhook and headers unless told."""
     import aiohttp
 
     while True:
         started = time.perf_counter()
         try:
-            async with session.post(url + WEBHOOK, data=body, headers=HEADERS,
+            async with session.post(url + path, data=body, headers=headers or HEADERS,
                                     timeout=aiohttp.ClientTimeout(total=20)) as response:
                 await response.read()
                 if response.status == 200:
@@ -379,6 +433,11 @@ BOT_API_ANSWER = ('{\\"ok\\":true,\\"result\\":{\\"message_id\\":%rt,\\"date\\":
                   '\\"chat\\":{\\"id\\":1,\\"type\\":\\"private\\"},\\"text\\":\\"ok\\"}}')
 
 
+# The Cloud API's answer to POST /<phone number id>/messages (the app reads messages[0].id).
+GRAPH_API_ANSWER = ('{\\"messaging_product\\":\\"whatsapp\\",\\"contacts\\":[{\\"input\\":\\"x\\",'
+                    '\\"wa_id\\":\\"x\\"}],\\"messages\\":[{\\"id\\":\\"wamid.OUT%rt\\"}]}')
+
+
 HAPROXY_COMMON = """global
     nbthread 1
     maxconn 4096
@@ -430,12 +489,44 @@ backend apps
     http-request return status 200 content-type application/json lf-string "{BOT_API_ANSWER}"
 """, workdir, "botapi")
 
+    @classmethod
+    def graph_api(cls, workdir: Path) -> "Haproxy":
+        """The WhatsApp Cloud API's /<number>/messages: answers every request at once with a message
+        id, and logs each one's arrival (epoch ms) with the start of its body (whom it is for) to
+        `self.log_path`: when each reply reached the platform."""
+        proxy = cls(HAPROXY_COMMON + f"""frontend graph
+    bind 127.0.0.1:@PORT@
+    log stdout format raw local0
+    option http-buffer-request
+    http-request capture req.body len 120
+    log-format "%[date(0,ms)] %[capture.req.hdr(0)]"
+    http-request return status 200 content-type application/json lf-string "{GRAPH_API_ANSWER}"
+""", workdir, "graph")
+        proxy.log_path = workdir / "graph-arrivals.log"
+        return proxy
+
+    def arrivals(self) -> dict[str, list[float]]:
+        """Per recipient ("to"), the arrival times (epoch seconds) of the requests for them, in order."""
+        import re
+
+        found: dict[str, list[float]] = {}
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            at, _, body = line.partition(" ")
+            to = re.search(r'"to":"(\d+)"', body)
+            if at.isdigit() and to:
+                found.setdefault(to.group(1), []).append(int(at) / 1000)
+        return {to: sorted(times) for to, times in found.items()}
+
     def start(self) -> "Haproxy":
         import socket
         import subprocess
 
-        self.process = subprocess.Popen(["haproxy", "-f", str(self.path), "-db"], stdout=subprocess.DEVNULL,
+        log_path = getattr(self, "log_path", None)
+        out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(["haproxy", "-f", str(self.path), "-db"], stdout=out,
                                         stderr=subprocess.DEVNULL)
+        if log_path:
+            out.close()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
@@ -655,23 +746,65 @@ def database_name(url: str) -> str:
     return url.rsplit("/", 1)[-1].split("?")[0]
 
 
-def commits(database_url: str) -> int:
-    """Transactions committed in the database so far (pg_stat_database): per update, they tell
-    how large the intake's batches were (conversations/intake.py: one commit per batch, plus the
-    outbox's recorded outcomes)."""
+def pg_counters(database_url: str) -> dict:
+    """The database's counters so far (pg_stat_database): transactions committed (per update, they
+    tell how large the intake's batches were: conversations/intake.py writes one commit per batch,
+    plus the outbox's recorded outcomes) and sessions established (connections opened: the pools'
+    churn); this read's own session counts in the latter (one per read)."""
     import asyncpg
 
-    async def read() -> int:
+    async def read() -> dict:
         url = database_url.replace("postgresql+asyncpg://", "postgresql://")
         connection = await asyncpg.connect(url)
         try:
             await connection.execute("SELECT pg_stat_clear_snapshot()")
-            return await connection.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = $1",
-                                             database_name(database_url))
+            row = await connection.fetchrow("SELECT xact_commit, sessions FROM pg_stat_database WHERE datname = $1",
+                                            database_name(database_url))
+            return {"commits": row["xact_commit"], "sessions": row["sessions"]}
         finally:
             await connection.close()
 
     return asyncio.run(read())
+
+
+class ConnectionSampler:
+    """pg_stat_activity sampled every `every` seconds during a run: the backends connected to the
+    database (most, mean), and how many were running a statement or in a transaction at once."""
+
+    def __init__(self, database_url: str, every: float = 0.2) -> None:
+        self.database_url, self.every = database_url, every
+        self.samples: list[tuple[int, int]] = []  # (connected, busy)
+        self.task: asyncio.Task | None = None
+
+    async def _run(self) -> None:
+        import asyncpg
+
+        connection = await asyncpg.connect(self.database_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            while True:
+                row = await connection.fetchrow(
+                    "SELECT count(*) AS connected, count(*) FILTER (WHERE state <> 'idle') AS busy "
+                    "FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    database_name(self.database_url))
+                self.samples.append((row["connected"], row["busy"]))
+                await asyncio.sleep(self.every)
+        finally:
+            await connection.close()
+
+    def start(self) -> "ConnectionSampler":
+        self.task = asyncio.create_task(self._run())
+        return self
+
+    async def stop(self) -> dict:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+        if not self.samples:
+            return {}
+        connected = [c for c, _ in self.samples]
+        busy = [b for _, b in self.samples]
+        return {"connected_max": max(connected), "connected_mean": statistics.mean(connected),
+                "busy_max": max(busy), "busy_p90": percentile(busy, 90)}
 
 
 def cpu_table(spent: dict, updates: int) -> str:
@@ -686,13 +819,15 @@ def cpu_table(spent: dict, updates: int) -> str:
 
 
 async def throughput(n: int, database_url: str, redis_url: str, connections: int, seconds: float,
-                     people: int, per_person: int, profile: Path | None = None) -> dict:
-    """Closed loop through haproxy with wrk, the Bot API played by haproxy; CPU per component."""
+                     people: int, per_person: int, profile: Path | None = None, cpu_limit: float | None = None,
+                     extra_env: dict | None = None) -> dict:
+    """Closed loop through haproxy with wrk, the Bot API played by haproxy; CPU per component.
+    `cpu_limit`: each app process in a cgroup of that many cores (a pod's CPU limit)."""
     await asyncio.to_thread(reset_postgres, database_url)
     await asyncio.to_thread(reset_redis, redis_url)
     workdir = Path(tempfile.mkdtemp(prefix="allervers-processes-"))
     with Haproxy.bot_api(workdir) as bot_api:
-        cluster = Cluster(n, database_url, redis_url, workdir, bot_api)
+        cluster = Cluster(n, database_url, redis_url, workdir, bot_api, extra_env, cpu_limit=cpu_limit)
         await cluster.start(proxy=False)
         balancer = Haproxy.balancer([app.port for app in cluster.apps], workdir).start()
         try:
@@ -705,14 +840,22 @@ async def throughput(n: int, database_url: str, redis_url: str, connections: int
             if profile is not None:
                 spy = await py_spy_top(cluster.apps[0].process.pid, seconds - 1, profile)
             bench_before = time.process_time()
-            commits_before = await asyncio.to_thread(commits, database_url)
+            counters_before = await asyncio.to_thread(pg_counters, database_url)
+            throttled_before = cluster.throttled()
+            sampler = ConnectionSampler(database_url).start()
             before = meter.snapshot()
             result = await wrk_closed_loop(balancer.url, connections, seconds, 710_000_001, 810_000_001, people,
                                            per_person, workdir)
             after = meter.snapshot()
+            result["connections"] = await sampler.stop()
+            throttled_after = cluster.throttled()
+            result["throttled"] = {key: value - throttled_before.get(key, 0) for key, value in throttled_after.items()}
             # (the stats collector lags by up to its flush interval: read after a short pause)
             await asyncio.sleep(1.2)
-            result["commits"] = await asyncio.to_thread(commits, database_url) - commits_before
+            counters = await asyncio.to_thread(pg_counters, database_url)
+            result["commits"] = counters["commits"] - counters_before["commits"]
+            # less the sampler's connection and the two reads' own
+            result["sessions_opened"] = counters["sessions"] - counters_before["sessions"] - 2
             spent = CpuMeter.delta(before, after)
             spent["wrk (load generator)"] = result["cpu"]
             spent["this script (idle meanwhile)"] = time.process_time() - bench_before
@@ -725,37 +868,186 @@ async def throughput(n: int, database_url: str, redis_url: str, connections: int
     return result
 
 
-async def latency_at(rates: list[float], n: int, database_url: str, redis_url: str, seconds: float) -> list[dict]:
-    """Open loop (the Python generator: at these rates it costs little) through haproxy, the Bot
-    API played by haproxy; `rates` in turn on the same processes, new people each time."""
+WA_SECRET = "bench-whatsapp-app-secret"
+WA_WEBHOOK = "/bots/whatsapp/webhook"
+
+
+def whatsapp_numbers(count: int) -> list[str]:
+    """The phone number ids of `count` services (each its own number: its own send budget)."""
+    return [str(100_000_000_000_001 + index) for index in range(count)]
+
+
+def whatsapp_env(graph_url: str, numbers: list[str]) -> dict:
+    return {"ALLERVERS_WHATSAPP_ACCESS_TOKEN": "bench-access-token", "ALLERVERS_WHATSAPP_APP_SECRET": WA_SECRET,
+            "ALLERVERS_WHATSAPP_VERIFY_TOKEN": "bench-verify", "ALLERVERS_WHATSAPP_GRAPH_API_BASE": graph_url,
+            "ALLERVERS_WHATSAPP_PHONE_NUMBER_ID": numbers[0]}
+
+
+def whatsapp_body(message_id: str, person: str, number: str, kind: str, value: str) -> tuple[bytes, dict]:
+    """A Cloud API webhook with one message (a text, or a button reply for SCRIPT's callbacks) to
+    `number`, and its headers (the X-Hub-Signature-256 of the app secret)."""
+    import hashlib
+    import hmac
+    import json
+
+    message = {"from": person, "id": message_id, "timestamp": str(int(time.time()))}
+    if kind == "callback":
+        message.update(type="interactive", interactive={"type": "button_reply",
+                                                        "button_reply": {"id": value, "title": value}})
+    else:
+        message.update(type="text", text={"body": value})
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "200000000000001", "changes": [{
+        "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "33199" + number[-6:], "phone_number_id": number},
+            "contacts": [{"profile": {"name": "Alex"}, "wa_id": person}], "messages": [message]}}]}]}).encode()
+    signature = hmac.new(WA_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={signature}"}
+
+
+async def open_loop_whatsapp(url: str, rate: float, seconds: float, first_person: int, numbers: list[str],
+                             scheduled: dict, stats: dict, gap: float = 1.0) -> list[float]:
+    """As open_loop, on WhatsApp: person i writes to numbers[i % len(numbers)] (the services of a
+    network, each its own number). Latency from each update's scheduled time to its 200 (posted
+    again after 0.5 s until then, as the platform retries). `scheduled[message id]` = that time
+    (epoch seconds), for the replies' latency."""
+    import aiohttp
+
+    people = max(1, int(rate * seconds / len(SCRIPT)))
+    starts = rate / len(SCRIPT)
+    loop = asyncio.get_running_loop()
+    begin = loop.time() + 0.1
+    to_epoch = time.time() - loop.time()
+    latencies: list[float] = []
+
+    async def person(index: int, session) -> None:
+        who = str(33_600_000_000 + first_person + index)
+        number = numbers[index % len(numbers)]
+        for step, (kind, value) in enumerate(SCRIPT):
+            due = begin + index / starts + step * gap
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+            message_id = f"wamid.IN.{who}.{step}"
+            scheduled[message_id] = due + to_epoch
+            body, headers = whatsapp_body(message_id, who, number, kind, value)
+            await post_until_200(session, url, body, stats, WA_WEBHOOK, headers)
+            latencies.append(loop.time() - due)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True)) as session:
+        await asyncio.gather(*(person(i, session) for i in range(people)))
+    return latencies
+
+
+async def reply_latencies(database_url: str, arrivals: dict[str, list[float]], scheduled: dict,
+                          people: set[str]) -> dict:
+    """Each reply's arrival at the fake platform, from the scheduled time of the update it answers.
+    Per person, the requests the fake received are their sent rows in order (one request a row:
+    no venue nor file in the script); the update a row answers is the person's latest inbound row
+    before it (same table, one sequence). `first`: the first reply to each update (what the
+    person waits for); `all`: every reply."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = (await connection.execute(text(
+                "SELECT a.external_id, m.direction, m.external_id, m.status FROM messages m "
+                "JOIN conversations c ON c.id = m.conversation_id JOIN addresses a ON a.id = c.address_id "
+                "WHERE a.channel = 'whatsapp' ORDER BY m.id"))).all()
+    finally:
+        await engine.dispose()
+    sent_of: dict[str, list[str]] = {}  # person -> for each sent row in order, the update it answers
+    last_in: dict[str, str] = {}
+    for who, direction, external_id, status in rows:
+        if who not in people:
+            continue
+        if direction == "in":
+            last_in[who] = external_id
+        elif status in ("sent", "delivered", "read") and who in last_in:
+            sent_of.setdefault(who, []).append(last_in[who])
+    first, every, unmatched = [], [], 0
+    for who, answered in sent_of.items():
+        times = arrivals.get(who, [])
+        if len(times) != len(answered):
+            unmatched += 1
+            continue
+        seen = set()
+        for update_id, arrived in zip(answered, times):
+            if update_id not in scheduled:
+                continue
+            latency = arrived - scheduled[update_id]
+            every.append(latency)
+            if update_id not in seen:
+                seen.add(update_id)
+                first.append(latency)
+    return {"first_p50": percentile(first, 50), "first_p99": percentile(first, 99), "all_p99": percentile(every, 99),
+            "replies": len(every), "people": len(sent_of) - unmatched, "unmatched": unmatched}
+
+
+async def latency_at(rates: list[float], n: int, database_url: str, redis_url: str, seconds: float,
+                     channel: str = "whatsapp", numbers: int = 8, profile: Path | None = None,
+                     extra_env: dict | None = None) -> list[dict]:
+    """Open loop (the Python generator: at these rates it costs little) through haproxy, the
+    platform played by haproxy; `rates` in turn on the same processes, new people each time.
+    WhatsApp: the people spread over `numbers` phone numbers (a network's services), so the
+    replies stay within each number's send budget (80/s); Telegram: one bot (30/s), which 200
+    updates/s outrun (~1.2 replies each): the outbox then holds a backlog, rightly."""
     await asyncio.to_thread(reset_postgres, database_url)
     await asyncio.to_thread(reset_redis, redis_url)
     workdir = Path(tempfile.mkdtemp(prefix="allervers-processes-"))
     results = []
-    with Haproxy.bot_api(workdir) as bot_api:
-        cluster = Cluster(n, database_url, redis_url, workdir, bot_api)
+    ids = whatsapp_numbers(numbers)
+    platform = Haproxy.graph_api(workdir) if channel == "whatsapp" else Haproxy.bot_api(workdir)
+    with platform:
+        extra = {**(whatsapp_env(platform.url, ids) if channel == "whatsapp" else {}), **(extra_env or {})}
+        cluster = Cluster(n, database_url, redis_url, workdir, platform, extra)
         await cluster.start(proxy=False)
         balancer = Haproxy.balancer([app.port for app in cluster.apps], workdir).start()
         try:
             await asyncio.sleep(1.5)
             meter = CpuMeter(cluster.apps, database_name(database_url), {"haproxy (balancer)": balancer,
-                                                                         "haproxy (Bot API)": bot_api})
+                                                                         "haproxy (platform)": platform})
             before = meter.snapshot()
             await asyncio.sleep(5)
             idle = CpuMeter.delta(before, meter.snapshot())
             results.append({"idle_app_cores": idle["app processes"] / idle["wall"]})
             for index, rate in enumerate(rates):
                 stats: dict = {}
+                scheduled: dict = {}
+                first_person = (index + 1) * 1_000_000
                 bench_before, before = time.process_time(), meter.snapshot()
-                latencies = await open_loop(balancer.url, rate, seconds, 720_000_001 + index * 1_000_000,
-                                            820_000_001 + index * 10_000_000, stats=stats)
+                counters_before = await asyncio.to_thread(pg_counters, database_url)
+                sampler = ConnectionSampler(database_url).start()
+                started = time.monotonic()
+                spy = None
+                if profile is not None and index == 0:
+                    spy = await py_spy_top(cluster.apps[0].process.pid, seconds, profile)
+                if channel == "whatsapp":
+                    latencies = await open_loop_whatsapp(balancer.url, rate, seconds, first_person, ids, scheduled,
+                                                         stats)
+                else:
+                    latencies = await open_loop(balancer.url, rate, seconds, 720_000_001 + index * 1_000_000,
+                                                820_000_001 + index * 10_000_000, stats=stats)
                 spent = CpuMeter.delta(before, meter.snapshot())
+                wall = time.monotonic() - started
                 spent["load generator (Python, this script)"] = time.process_time() - bench_before
-                results.append({"rate": rate, "updates": len(latencies), "p50": percentile(latencies, 50),
-                                "p99": percentile(latencies, 99), "max": max(latencies),
-                                "retried": stats.get("retried", 0), "cpu_spent": spent})
-                await drained(database_url)  # no backlog carried into the next rate
-
+                connections = await sampler.stop()
+                if spy is not None:
+                    await spy.wait()
+                drain_started = time.monotonic()
+                await drained(database_url, timeout=90)  # no backlog carried into the next rate
+                counters = await asyncio.to_thread(pg_counters, database_url)
+                at = {"rate": rate, "updates": len(latencies), "p50": percentile(latencies, 50),
+                      "p99": percentile(latencies, 99), "max": max(latencies), "retried": stats.get("retried", 0),
+                      "cpu_spent": spent, "drain_seconds": time.monotonic() - drain_started - 2,
+                      "connections": connections,
+                      "sessions_per_second": (counters["sessions"] - counters_before["sessions"] - 2) / wall,
+                      "commits_per_update": (counters["commits"] - counters_before["commits"]) / max(1, len(latencies))}
+                if channel == "whatsapp":
+                    people = {str(33_600_000_000 + first_person + i) for i in range(int(rate * seconds / len(SCRIPT)))}
+                    at["replies"] = await reply_latencies(database_url, platform.arrivals(), scheduled, people)
+                results.append(at)
         finally:
             balancer.stop()
             await cluster.stop()
@@ -799,10 +1091,24 @@ def main() -> None:
                         help="2 processes get twice the connections (and people): the same load per process")
     parser.add_argument("--per-person", type=int, default=10,
                         help="updates per person (the 5 of the script, then free texts), then a new person")
-    parser.add_argument("--rates", default="200,150,100,50", help="open-loop rates across 3 processes")
+    parser.add_argument("--rates", default="200,100,50", help="open-loop rates across 3 processes")
+    parser.add_argument("--channel", choices=["whatsapp", "telegram"], default="whatsapp",
+                        help="the open loop's channel (Telegram: one bot, whose 30 sends/s 200 updates/s outrun)")
+    parser.add_argument("--numbers", type=int, default=8, help="WhatsApp numbers the open loop's people spread over")
     parser.add_argument("--probes", type=int, default=100)
     parser.add_argument("--profile", type=Path, help="py-spy raw stacks of the one-process run's app to this file")
+    parser.add_argument("--cpu-limit", type=float, default=None,
+                        help="each app process (and its children) in its own cgroup of this many cores, like a "
+                             "Kubernetes resources.limits.cpu (cgroup v1 cpu controller, as root)")
+    parser.add_argument("--pool", default=None, help="POOL_SIZE,MAX_OVERFLOW of each process's PostgreSQL pool "
+                        "(ALLERVERS_DATABASE_POOL_SIZE / _MAX_OVERFLOW; default: the settings' defaults)")
     args = parser.parse_args()
+    extra_env = {}
+    if args.pool:
+        size, overflow = args.pool.split(",")
+        extra_env = {"ALLERVERS_DATABASE_POOL_SIZE": size, "ALLERVERS_DATABASE_MAX_OVERFLOW": overflow}
+    if args.cpu_limit and not CpuLimit.available():
+        sys.exit("--cpu-limit needs cgroup v1's cpu controller writable (/sys/fs/cgroup/cpu, as root)")
     only = set(args.only or ["throughput", "latency", "screen", "rss"])
     print(f"Allervers processes benchmark — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
@@ -816,13 +1122,16 @@ def main() -> None:
     if "throughput" in only:
         print(f"closed loop: wrk, {args.connections} connections, {args.seconds:.0f} s; {args.people} people take "
               f"turns, {args.per_person} updates each (the script's 5, then texts to the worker), then new people; "
-              f"haproxy round robin in front, haproxy as the Bot API", flush=True)
+              f"haproxy round robin in front, haproxy as the Bot API"
+              + (f"; each app process limited to {args.cpu_limit} core (cgroup CFS quota)" if args.cpu_limit else "")
+              + (f"; pool {args.pool}" if args.pool else ""), flush=True)
         runs, pairs = {}, []
         for n in (1, 2) * args.repeat:  # alternated: both see the machine's other jobs alike
             connections = args.connections * (n if args.scale_connections else 1)
             print(f"-- {n} process{'es' if n > 1 else ''}, {connections} connections", flush=True)
             result = asyncio.run(throughput(n, db, redis, connections, args.seconds, args.people * connections // args.connections,
-                                            args.per_person, args.profile if n == 1 else None))
+                                            args.per_person, args.profile if n == 1 else None, args.cpu_limit,
+                                            extra_env))
             runs[n] = result
             spent = result["cpu_spent"]
             print(f"{n} process{'es' if n > 1 else ''}: {result['per_second']:.0f} updates/s ({result['updates']} in "
@@ -832,6 +1141,15 @@ def main() -> None:
             print(cpu_table(spent, result["updates"]), flush=True)
             print(f"    PostgreSQL commits: {result['commits']} ({result['commits'] / result['updates']:.3f} per update: "
                   f"the intake's batches and the outbox's recorded outcomes)", flush=True)
+            seen = result["connections"]
+            print(f"    PostgreSQL connections opened: {result['sessions_opened']} "
+                  f"({result['sessions_opened'] / result['seconds']:.1f}/s); connected max {seen.get('connected_max')}, "
+                  f"mean {seen.get('connected_mean', 0):.1f}; busy at once max {seen.get('busy_max')}, "
+                  f"p90 {seen.get('busy_p90')}", flush=True)
+            if result["throttled"]:
+                stat = result["throttled"]
+                print(f"    cgroups: {stat.get('nr_throttled', 0)} of {stat.get('nr_periods', 0)} periods throttled, "
+                      f"{stat.get('throttled_time', 0) / 1e9:.1f} s throttled in all", flush=True)
             ours = spent["machine (all jobs)"] - CpuMeter.others(spent)
             print(f"    this benchmark's components: {1000 * ours / result['updates']:.2f} ms of CPU per update -> "
                   f"{os.cpu_count() * result['updates'] / ours:.0f} updates/s if they had the {os.cpu_count()} cores "
@@ -851,15 +1169,32 @@ def main() -> None:
             print(profile_summary(args.profile), flush=True)
     if "latency" in only:
         rates = [float(rate) for rate in args.rates.split(",")]
-        idle, *measured = asyncio.run(latency_at(rates, 3, db, redis, args.seconds))
+        where = (f"WhatsApp, the people spread over {args.numbers} numbers (80 sends/s each)" if args.channel == "whatsapp"
+                 else "Telegram, one bot (30 sends/s)")
+        print(f"open loop across 3 processes: {where}; {args.seconds:.0f} s per rate, the outbox drained between rates"
+              + (f"; pool {args.pool}" if args.pool else ""), flush=True)
+        idle, *measured = asyncio.run(latency_at(rates, 3, db, redis, args.seconds, args.channel, args.numbers,
+                                                 args.profile if "throughput" not in only else None, extra_env))
         print(f"3 processes idle (5 s before the load): {idle['idle_app_cores']:.3f} cores in all", flush=True)
         for at in measured:
             spent = at["cpu_spent"]
-            print(f"3 processes at {at['rate']:.0f} updates/s offered: {at['updates']} updates, p50 "
+            print(f"3 processes at {at['rate']:.0f} updates/s offered: {at['updates']} updates; webhook answered p50 "
                   f"{at['p50'] * 1000:.0f} ms, p99 {at['p99'] * 1000:.0f} ms, max {at['max'] * 1000:.0f} ms, "
-                  f"{at['retried']} posts retried; machine busy {spent['machine (all jobs)'] / spent['wall']:.2f} cores",
-                  flush=True)
+                  f"{at['retried']} posts retried; machine busy {spent['machine (all jobs)'] / spent['wall']:.2f} cores; "
+                  f"drained {at['drain_seconds']:.1f} s after", flush=True)
+            replies = at.get("replies")
+            if replies:
+                print(f"    reply at the platform (from the update's scheduled time): first reply p50 "
+                      f"{replies['first_p50'] * 1000:.0f} ms, p99 {replies['first_p99'] * 1000:.0f} ms; every reply p99 "
+                      f"{replies['all_p99'] * 1000:.0f} ms ({replies['replies']} replies, {replies['people']} people; "
+                      f"{replies['unmatched']} not matched)", flush=True)
+            seen = at["connections"]
+            print(f"    PostgreSQL connections opened {at['sessions_per_second']:.1f}/s; connected max "
+                  f"{seen.get('connected_max')}, busy at once max {seen.get('busy_max')}; "
+                  f"{at['commits_per_update']:.2f} commits per update", flush=True)
             print(cpu_table(spent, at["updates"]), flush=True)
+        if args.profile is not None and "throughput" not in only and args.profile.exists():
+            print(profile_summary(args.profile), flush=True)
     if "screen" in only:
         seen = asyncio.run(screen(db, redis, args.probes))
         print(f"person -> worker screen across 2 processes ({seen['probes']} probes): event p50 "

@@ -40,6 +40,7 @@ from conversations.store import log_event
 from conversations.window import HELD, WINDOW_CLOSED, window_context
 
 from ops.metrics import delivery_outcomes
+from outreach.pacing import PacerClosed
 from storage.media import sendable
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,23 @@ class Outbox:
         self._recorder = _Recorder(rt, self._record_all, self._announce, self.journal)
         self.in_hand: set[int] = set()  # rows claimed here, not yet recorded (handed back at shutdown)
         self.awaiting = False  # rows may await a status's confirmation (conversations/confirmations.py)
+        self.stopping = False
+
+    def stop(self) -> set[int]:
+        """Shutdown (ops/shutdown.py): no new send starts here. Sends waiting for the pacer give up
+        at once (PacerClosed), runners stop after the send in flight, and what they had claimed but
+        not sent goes back to the queue with their outcomes. Returns the people this process was
+        sending to (their queued rows are for another process now)."""
+        self.stopping = True
+        pacer = getattr(self.rt, "send_pacer", None)
+        if pacer is not None:
+            pacer.close()
+        return {contact_id for contact_id, runner in self._runners.items() if not runner.done()} | self._again
 
     def kick(self, contact_id: int) -> None:
         """Make sure queued messages of this person get sent (one runner per person, in order)."""
+        if self.stopping:
+            return  # handed back: another process (or the next start-up sweep) sends them
         runner = self._runners.get(contact_id)
         if runner is not None and not runner.done():
             self._again.add(contact_id)
@@ -249,7 +264,7 @@ class Outbox:
                     return  # all sent (or definitely failed), nothing else was queued meanwhile
                 if delay:
                     await asyncio.sleep(delay)
-            while True:
+            while not self.stopping:
                 delay = await self._send_burst(contact_id)
                 if delay is None:
                     if contact_id in self._again:
@@ -328,6 +343,8 @@ class Outbox:
         except _Contended:
             return 0.2
         delay = await self._send_jobs(jobs)
+        if delay is None and len(batch) == len(rows) < BURST:
+            return None  # that was every row of theirs: no last look (a row written since kicked us: Outbox._again)
         return 0.0 if delay is None else delay
 
     async def _send_jobs(self, jobs: list["_Job"]) -> float:
@@ -335,7 +352,12 @@ class Outbox:
         outcomes: list[tuple[_Job, _Outcome]] = []
         self.in_hand.update(job.message.id for job in jobs)
         for job in jobs:
-            outcome = await self._deliver(job)
+            if self.stopping:
+                break  # shutdown: this one and the rest go back to the queue, unsent
+            try:
+                outcome = await self._deliver(job)
+            except PacerClosed:
+                break
             if (job.message.payload or {}).get("campaign_id"):
                 outcome.noted = True  # its note before the send goes once the outcome is recorded
                 _campaign_send_over(self.rt, job)
@@ -346,6 +368,8 @@ class Outbox:
         await self._recorder.record(outcomes, unsent)  # and announced
         self.in_hand.difference_update(job.message.id for job in jobs)
         delivery_outcomes(outcomes)  # ops.metrics: outcomes, failures by reason
+        if self.stopping:
+            return None
         last = outcomes[-1][1]
         if last.status == QUEUED:
             return last.delay or 0.0
@@ -388,6 +412,8 @@ class Outbox:
                                                              "platform_message_id": result.platform_message_id}},
                                 noted=True)
             return _Outcome(SENT, platform_id=result.platform_message_id, noted=True)
+        except PacerClosed:
+            raise  # shutdown: not sent, handed back (_send_jobs)
         except OutsideWindow:
             if context.get("template") and not context.get("window_closed"):
                 return _Outcome(QUEUED, delay=0.0, payload_update={"window_closed": True})
@@ -417,7 +443,11 @@ class Outbox:
             if index < done:
                 continue
             if index:
-                await _paced(rt=self.rt, job=job)  # each part is a send: the chat's and the bot's limits
+                try:
+                    await _paced(rt=self.rt, job=job)  # each part is a send: the chat's and the bot's limits
+                except PacerClosed:  # shutdown between the parts: the next process sends the rest only
+                    return _Outcome(QUEUED, delay=0.0, free=True, noted=True,
+                                    payload_update={"parts_sent": index, "first_platform_id": first_id})
             try:
                 result = await channel.send(job.address.external_id, piece, account=job.address.account)
             except Exception as failure:

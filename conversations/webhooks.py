@@ -197,17 +197,29 @@ async def webchat_stream(request: Request):
                              media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
+DRAINING_CHECK_SECONDS = 1.0  # an open stream notices the process is stopping within this
+
+
 async def sse_events(request: Request, notifier, topics: list[str], shape, keepalive: float = 15.0):
-    """Server-sent events for `topics`; `shape(payload) -> (event name, data)` or None to skip."""
+    """Server-sent events for `topics`; `shape(payload) -> (event name, data)` or None to skip.
+    Ends when the process starts draining (ops/shutdown.py): an open stream would otherwise hold
+    the server's shutdown until it closed (uvicorn waits for responses in progress), and the page's
+    EventSource reconnects by itself, to a process that is not stopping."""
+    state = request.app.state
+    loop = asyncio.get_running_loop()
     async with notifier.subscribe(*topics) as subscription:
         yield ": connected\n\n"
+        quiet_until = loop.time() + keepalive
         while True:
-            payload = await subscription.get(timeout=keepalive)
-            if await request.is_disconnected():
+            payload = await subscription.get(timeout=max(0.0, min(quiet_until - loop.time(), DRAINING_CHECK_SECONDS)))
+            if getattr(state, "draining", False) or await request.is_disconnected():
                 return
             if payload is None:
-                yield ": keepalive\n\n"
+                if loop.time() >= quiet_until:
+                    quiet_until = loop.time() + keepalive
+                    yield ": keepalive\n\n"
                 continue
+            quiet_until = loop.time() + keepalive
             shaped = shape(payload)
             if shaped is None:
                 continue

@@ -7,9 +7,11 @@ requests already in progress run to their end. Then, before the runtime closes:
 
 1. the intake finishes the batch being written (a webhook answered 200 only once its update is
    committed: nothing the platform believes delivered is lost);
-2. the outbox gets `shutdown_grace_seconds` to finish the sends in flight; the rows it still holds
-   ('sending') are handed back: recorded as sent when the sent journal says so, queued again
-   otherwise, and the other processes are told to pick them up at once (OUTBOX_TOPIC);
+2. the outbox stops: no new send starts, the sends waiting for the send pacer (a backlog behind
+   the platform's rate limit) give up at once and their rows go back to the queue; the sends in
+   flight get `shutdown_grace_seconds` to finish and be recorded; a row still held after that
+   ('sending') is recorded as sent when the sent journal says so, queued again otherwise; the other
+   processes are told to pick up every person this one was sending to at once (OUTBOX_TOPIC);
 3. the locks this process still holds are released (Redis), so nobody waits for them to expire.
 """
 
@@ -85,9 +87,11 @@ async def finish_intake(rt, timeout: float) -> None:
 
 
 async def hand_back_outbox(rt, timeout: float) -> int:
-    """Finish the sends in flight (up to `timeout`), stop the runners, hand back the rows they still
-    hold. Returns how many rows were handed back."""
+    """Stop the outbox (no new send; the sends waiting for the pacer give up), finish the sends in
+    flight (up to `timeout`), then hand back the rows still held and tell the other processes about
+    every person this one was sending to. Returns how many rows were resolved from the journal."""
     outbox = rt.outbox
+    people = outbox.stop()  # a backlog's rows go back to the queue at once, not sent one by one here
     runners = [r for r in outbox._runners.values() if not r.done()]
     if runners:
         await asyncio.wait(runners, timeout=timeout)
@@ -100,26 +104,28 @@ async def hand_back_outbox(rt, timeout: float) -> int:
             pass
     await outbox._recorder.finish()
     held = sorted(outbox.in_hand)
-    if not held:
-        return 0
-    notes = await outbox._sweep_rows(held)  # the journal decides: sent, held or queued again
-    try:
-        await outbox.journal.forget(notes)
-    except Exception:
-        log.warning("sent journal notes not dropped after the hand-back")
-    outbox.in_hand.clear()
-    from sqlalchemy import select
+    if held:  # (a send that outlived the grace: cancelled, the journal decides)
+        notes = await outbox._sweep_rows(held)  # sent, held or queued again
+        try:
+            await outbox.journal.forget(notes)
+        except Exception:
+            log.warning("sent journal notes not dropped after the hand-back")
+        outbox.in_hand.clear()
+        from sqlalchemy import select
 
-    from conversations.models import Message
+        from conversations.models import Message
 
-    async with rt.sessionmaker() as session:
-        contacts = sorted(set((await session.execute(
-            select(Message.contact_id).where(Message.id.in_(held)))).scalars().all()))
+        async with rt.sessionmaker() as session:
+            people |= set((await session.execute(
+                select(Message.contact_id).where(Message.id.in_(held)))).scalars().all())
+    if not people:
+        return len(held)
     try:
-        await rt.notifier.publish(OUTBOX_TOPIC, {"event": "handed_back", "contacts": contacts})
+        await rt.notifier.publish(OUTBOX_TOPIC, {"event": "handed_back", "contacts": sorted(people)})
     except Exception:
         log.warning("outbox hand-back not announced (the next start-up sweep sends them)")
-    log.info("shutdown: %d outbox rows handed back (%d people)", len(held), len(contacts))
+    log.info("shutdown: the outbox handed back %d people's rows (%d resolved from the sent journal)",
+             len(people), len(held))
     return len(held)
 
 

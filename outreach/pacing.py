@@ -42,6 +42,11 @@ CHAT_MARGIN = 0.2  # seconds added to the per-chat interval (arrival jitter at t
 CATCH_UP_SLOTS = 2  # a campaign slot missed by more spacings is given up (the grid restarts from now)
 _members = itertools.count()
 
+
+class PacerClosed(Exception):
+    """The process is stopping (SendPacer.close): this send was not let out; its row goes back to
+    the queue for whichever process sends next (ops/shutdown.py)."""
+
 # KEYS: the bot's log (a sorted set of send times), the campaign's next slot.
 # ARGV: capacity, window (s), spacing (0 for a reply), catch-up (s), a unique member.
 # Returns "0" (admitted) or the wait (s).
@@ -220,12 +225,44 @@ class SendPacer:
         self._store_calls = asyncio.Semaphore(STORE_CONCURRENCY)
         self.on_campaign_send = None  # the campaign sender's hook (its lead of written rows, see finished())
         self._tag = f"{os.getpid()}-{id(self)}"
+        self.closed = False
+        self._naps: set[asyncio.Future] = set()  # sends sleeping until their chat's turn
+
+    def close(self) -> None:
+        """Shutdown: every send waiting here (for its chat's turn or the bot's budget) and every
+        later one raises PacerClosed at once, instead of waiting its turn behind a backlog."""
+        self.closed = True
+        waiters = list(self._naps)
+        for gate in self.gates.values():
+            for waiting in gate.waiting.values():
+                waiters += waiting
+                waiting.clear()
+            if gate.runner is not None:
+                gate.runner.cancel()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(PacerClosed())
+
+    async def _nap(self, seconds: float) -> None:
+        """asyncio.sleep that close() ends early (with PacerClosed)."""
+        loop = asyncio.get_running_loop()
+        nap = loop.create_future()
+        timer = loop.call_later(seconds, lambda: nap.done() or nap.set_result(None))
+        self._naps.add(nap)
+        try:
+            await nap
+        finally:
+            timer.cancel()
+            self._naps.discard(nap)
 
     async def acquire(self, channel: str, account: str | None, chat: str, priority: str = REPLY) -> tuple | None:
         """Wait until this send may leave: the chat's turn (Telegram: `per_chat_seconds` after the
         previous send to it, counted from when that one was let out), then room in the bot's budget.
         A person's sends are sequential (their outbox runner, their lock), so read-then-mark is safe.
-        Returns the send's ticket: `on_the_wire(ticket)` when its request actually leaves."""
+        Returns the send's ticket: `on_the_wire(ticket)` when its request actually leaves.
+        Raises PacerClosed once the pacer is closed (the process stops)."""
+        if self.closed:
+            raise PacerClosed()
         account = account_of(self.settings, channel, account)  # one budget per number, named or not
         rate = rate_for(self.settings, channel, account)
         _, per_chat = limits_of(self.settings, channel)
@@ -235,7 +272,9 @@ class SendPacer:
             wait = await self._chat(chat_key, 0.0)
             self.chat_waits.append((chat_key, wait))
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._nap(wait)
+        if self.closed:  # (closed during the chat's store call)
+            raise PacerClosed()
         gate = self.gates.get(bot)
         if gate is None:
             gate = self.gates[bot] = _Gate()

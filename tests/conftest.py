@@ -101,7 +101,8 @@ LONG_FILES_FIRST = (
     "tests/rights/test_engine.py", "tests/handoff/test_routing_rules.py", "tests/admin/test_directory.py",
     "tests/hardening/test_sessions.py", "tests/hardening/test_voice_fuzz.py",
     "tests/outreach/test_outreach_browser.py", "tests/outreach/test_campaigns.py", "tests/e2e/test_rights_flow.py",
-    "tests/scaleout/test_processes.py", "tests/directory/test_cli.py", "tests/hardening/test_fuzz_console.py",
+    "tests/scaleout/test_processes.py", "tests/scaleout/test_shutdown_backlog.py", "tests/directory/test_cli.py",
+    "tests/hardening/test_fuzz_console.py",
     "tests/e2e/test_places_flow.py", "tests/admin/test_cli.py", "tests/admin/test_admin_browser.py",
     "tests/admin/test_flows_browser.py", "tests/directory/test_urgent_needs.py", "tests/followups/test_browser.py",
     "tests/casework/test_browser.py", "tests/directory/test_importer.py", "tests/admin/test_directory_browser.py",
@@ -373,6 +374,19 @@ def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF token in the page"
     return match.group(1)
+
+
+def bench_module(name: str):
+    """bench/<name>.py (the benchmarks are scripts, not a package) loaded by its path, for the tests
+    that run it; registered in sys.modules first (its dataclasses look their module up there)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module
 
 
 @asynccontextmanager

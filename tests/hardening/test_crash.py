@@ -8,22 +8,18 @@ API, ~50 updates/s from many chat ids, kill -9 mid-load, restart, drain, count.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
 from conversations.models import OUTBOUND, Message
 from conversations.sent_journal import FileJournal, RedisJournal
-from tests.conftest import POSTGRES_URL, REDIS_URL, app_client, reset_postgres, reset_redis
+from tests.conftest import POSTGRES_URL, REDIS_URL, app_client, bench_module, reset_postgres, reset_redis
 from tests.fakes.telegram_api import FakeTelegram, text_update
 
 SECRET = "secret-for-tests"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def post(client, update: dict):
@@ -83,14 +79,6 @@ async def test_rows_a_crash_left_sending_are_recorded_from_the_journal_not_sent_
     assert fake.sent_texts(5151) == texts + [texts[1]]
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_crash", ROOT / "bench" / "bench_crash.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_crash", module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "postgres+redis"])
 async def test_kill_9_under_load_loses_nothing_and_sends_almost_nothing_twice(kind, tmp_path):
@@ -102,8 +90,8 @@ async def test_kill_9_under_load_loses_nothing_and_sends_almost_nothing_twice(ki
         reset_postgres(POSTGRES_URL)
         reset_redis(REDIS_URL)
         database_url, redis_url = POSTGRES_URL, REDIS_URL
-    result = await _bench().run_once(database_url, redis_url, rate=50, duration=20, kills=2, workdir=tmp_path,
-                                     seed=7)
+    result = await bench_module("bench_crash").run_once(database_url, redis_url, rate=50, duration=20, kills=2,
+                                                        workdir=tmp_path, seed=7)
     print(result.line())
     assert result.kills == 2 and result.updates == 1000
     assert result.lost == 0 and result.stored_twice == 0

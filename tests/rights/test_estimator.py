@@ -107,3 +107,18 @@ async def test_a_failing_batch_reaches_its_callers_and_the_next_one_works(system
         assert {b["id"] for b in result["benefits"]} >= {"rsa", "css"}
     finally:
         estimator.close()
+
+
+async def test_closing_while_openfisca_loads_ends_the_child_process():
+    """An app stopped during the ~10 s load used to leave its child behind, orphaned (~200 MB)."""
+    estimator = RightsEstimator(mode="process", month=MONTH)
+    estimator.start_loading()
+    deadline = time.monotonic() + 20
+    while not estimator._executor._processes and time.monotonic() < deadline:  # the child is spawned
+        await asyncio.sleep(0.05)
+    children = list(estimator._executor._processes.values())
+    assert children and all(child.is_alive() for child in children)
+    started = time.monotonic()
+    estimator.close()
+    assert time.monotonic() - started < 3
+    assert not any(child.is_alive() for child in children)

@@ -19,19 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import re
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from conversations.audio import silent_ogg_opus
-from tests.conftest import POSTGRES_URL, REDIS_URL, reset_postgres, reset_redis
+from tests.conftest import POSTGRES_URL, REDIS_URL, bench_module, reset_postgres, reset_redis
 from tests.fakes.telegram_api import FakeTelegram
 
 pytestmark = [
@@ -41,18 +38,9 @@ pytestmark = [
                               "and ALLERVERS_TEST_REDIS_URL"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 RATE, SECONDS, GAP = 40, 6, 0.5  # the load: 40 updates/s offered for 6 s, a person's updates 0.5 s apart
 PEOPLE = RATE * SECONDS // 5
 WORKER_CHAT = 600_000_001
-
-
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_processes", ROOT / "bench" / "bench_processes.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_processes", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 class Phases:
@@ -72,7 +60,7 @@ class Phases:
 
 
 async def test_three_processes_one_killed_lose_nothing(tmp_path):
-    b = bench()
+    b = bench_module("bench_processes")
     from tests.scaleout.s3server import S3Server
 
     phases = Phases()
@@ -202,7 +190,7 @@ async def import_places(admin) -> str:
 
 
 async def admin_session(url: str):
-    b = bench()
+    b = bench_module("bench_processes")
     return await b.worker_session(url, "admin@demo.allervers.fr")
 
 
@@ -214,7 +202,7 @@ async def publish_welcome(admin, text: str) -> None:
 
 async def new_person_finds_food(session, fake: FakeTelegram, app, chat: int, first_update: int) -> tuple[str, str]:
     """A new person, through `app` only: the welcome they get, and the answer to food near Rezé."""
-    b = bench()
+    b = bench_module("bench_processes")
     steps = [("text", "/start"), ("callback", "oui"), ("callback", "lieux"), ("callback", "se-nourrir"),
              ("text", "Rezé")]
     for offset, (kind, value) in enumerate(steps):
