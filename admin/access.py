@@ -1,6 +1,6 @@
 """Who may use the console: an active worker of the organisation with the admin role.
 
-Every admin route depends on `current_admin`; every POST calls `check_csrf` (allervers.auth).
+Every admin route depends on `current_admin`; every POST calls `check_csrf` (handoff.auth).
 Anonymous: redirected to the login page (401 for htmx); a worker without the role: 403.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import Depends, HTTPException, Request
 
-from allervers.auth import csrf_token, current_worker
+from handoff.auth import csrf_token, current_worker
 from handoff.models import Worker
 
 

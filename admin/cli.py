@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from allervers.settings import Settings
+    from kernel.settings import Settings
 
     settings = Settings()
     try:
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace, settings) -> list[str]:
-    from allervers.database import make_engine, make_sessionmaker
+    from kernel.database import make_engine, make_sessionmaker
     from allervers.migrate import upgrade
 
     engine = make_engine(settings.database_url)
@@ -145,7 +145,7 @@ async def _admin(session, settings, organisation, email: str, first_name: str, j
 
     from admin.audit import record
     from admin.invitations import INVITATION_VALID_FOR, invitation_url, issue
-    from allervers.database import utcnow
+    from kernel.database import utcnow
     from handoff.models import Team, Worker
 
     email = _email(email)

@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, or_, select
 from admin.access import admin_page, current_admin
 from admin.audit import record
 from admin.directory_places import POSITION_CENTRE, POSITION_EXACT, SERVICE_SUFFIX, PlaceForm, thematique_groups
-from allervers.auth import check_csrf
+from handoff.auth import check_csrf
 from directory.models import ORIGIN_ORGANISATION, PlaceOverride, Service, Structure, owner_of, owner_source
 from handoff.models import Organisation, Worker
 
@@ -27,7 +27,7 @@ LIST_LIMIT = 500
 
 def _max_upload(request: Request) -> int:
     """Settings.directory_import_max_bytes (16 MiB: ~40,000 data·inclusion records); the body cap
-    (allervers/bodycap.py) uses the same setting for this route."""
+    (kernel/bodycap.py) uses the same setting for this route."""
     return request.app.state.settings.directory_import_max_bytes
 
 

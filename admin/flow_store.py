@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from admin.audit import record
-from allervers.database import Base, JSONType, UTCDateTime, utcnow
+from kernel.database import Base, JSONType, UTCDateTime, utcnow
 from flows.library import shipped_sources
 
 

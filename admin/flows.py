@@ -23,7 +23,7 @@ from admin.access import admin_page, current_admin
 from admin.flow_check import LANGUAGE_NAMES, KIND_NAMES, check_draft, translations
 from admin.flow_diff import describe
 from admin.flow_form import apply_form, step_forms
-from allervers.auth import check_csrf
+from handoff.auth import check_csrf
 from flows.definition import LOCALES, FlowError, language_neutral, parse_flow
 from flows.library import load_sources
 from handoff.models import Organisation, Worker

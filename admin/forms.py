@@ -7,7 +7,7 @@ import re
 
 from fastapi import HTTPException, Request
 
-from allervers.auth import check_csrf
+from handoff.auth import check_csrf
 
 # Languages a worker may speak with people (codes as the flows' locales; names as the person reads them).
 LANGUAGES = {"fr": "Français", "en": "Anglais", "es": "Espagnol", "ar": "Arabe", "uk": "Ukrainien",

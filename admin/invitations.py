@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from handoff.models import Worker, WorkerInvitation
 
 INVITATION_VALID_FOR = timedelta(days=7)

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from admin.audit import record
 from admin.forms import FormError, email, read_form, text
 from admin.invitations import consume, find_valid
-from allervers.auth import csrf_token, end_worker_sessions, hash_password_async
-from allervers.database import utcnow
+from handoff.auth import csrf_token, end_worker_sessions, hash_password_async
+from kernel.database import utcnow
 from handoff.models import Worker
 
 log = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ from admin.access import admin_page, current_admin
 from admin.audit import record, update_audited
 from admin.forms import LANGUAGES, FormError, checkbox, email, integer, languages, owned, read_form, text, words
 from admin.invitations import invitation_url, issue, revoke_all
-from allervers.fields import RowId
-from allervers.auth import end_worker_sessions
-from allervers.database import utcnow
+from kernel.fields import RowId
+from handoff.auth import end_worker_sessions
+from kernel.database import utcnow
 from conversations.models import ASSIGNED, Conversation
 from conversations.store import Pending, load_thread
 from handoff import transitions

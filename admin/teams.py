@@ -15,8 +15,8 @@ from handoff import hours as weekly
 from admin.access import admin_page, current_admin
 from admin.audit import record, update_audited
 from admin.forms import FormError, checkbox, integer, owned, read_form, text
-from allervers.fields import RowId
-from allervers.database import utcnow
+from kernel.fields import RowId
+from kernel.database import utcnow
 from directory.communes import normalize_name
 from handoff.models import Team, Territory, Worker
 

@@ -12,13 +12,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from allervers.auth import LoginRequired
-from allervers.headers import SecurityHeadersMiddleware
-from allervers.bodycap import BodyCap, BodyTooLarge, caps_from, refusal
-from allervers.ratelimit import RateLimited
+from handoff.auth import LoginRequired
+from kernel.headers import SecurityHeadersMiddleware
+from kernel.bodycap import BodyCap, BodyTooLarge, caps_from, refusal
+from kernel.ratelimit import RateLimited
 from allervers.runtime import Runtime, build_runtime, start_background
-from allervers.sessions import ServerSessionMiddleware
-from allervers.settings import Settings
+from kernel.sessions import ServerSessionMiddleware
+from kernel.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, *, channels: dict | None = None) -> FastAPI:
     settings = settings or Settings()
-    from allervers import logscrub
+    from kernel import logscrub
     from ops.production import check_production
 
     check_production(settings)  # ALLERVERS_ENV=production: refuse unsafe settings, with the reasons

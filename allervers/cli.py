@@ -25,9 +25,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from allervers.database import make_engine
+    from kernel.database import make_engine
     from allervers.migrate import upgrade
-    from allervers.settings import Settings
+    from kernel.settings import Settings
 
     async def run() -> None:
         engine = make_engine(Settings().database_url)

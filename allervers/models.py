@@ -2,8 +2,8 @@
 
 from admin import audit as admin_audit  # noqa: F401
 from admin import flow_store as admin_flow_store  # noqa: F401
-from allervers import sessions as sessions_models  # noqa: F401
-from allervers.database import Base
+from kernel import sessions as sessions_models  # noqa: F401
+from kernel.database import Base
 from casework import models as casework_models  # noqa: F401
 from conversations import models as conversations_models  # noqa: F401
 from conversations import webchat_identity as webchat_identity_models  # noqa: F401

@@ -13,11 +13,11 @@ from typing import Any, Awaitable, Callable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from allervers.database import make_engine, make_sessionmaker
-from allervers.live import MemoryNotifier, RedisNotifier
-from allervers.locks import MemoryLocks, RedisLocks
+from kernel.database import make_engine, make_sessionmaker
+from kernel.live import MemoryNotifier, RedisNotifier
+from kernel.locks import MemoryLocks, RedisLocks
 from allervers.migrate import upgrade
-from allervers.settings import Settings
+from kernel.settings import Settings
 from bots.base import OutboundMessage
 from conversations.store import Pending, Thread
 from flows.engine import Engine
@@ -48,7 +48,7 @@ class Runtime:
     intake: Any = None
     rights: Any = None
     directory: Any = None
-    limiter: Any = None  # allervers.ratelimit.Limiter
+    limiter: Any = None  # kernel.ratelimit.Limiter
     audio: Any = None  # conversations.media.AudioChecker (voice notes checked off the event loop)
     media: Any = None  # storage.media: people's files (local disk or an S3-compatible store)
     tasks: set = field(default_factory=set)
@@ -288,7 +288,7 @@ async def build_runtime(settings: Settings, *, migrate: bool = True, channels: d
     await rt.media.start()
     rt.outbox = Outbox(rt)
     await start_flow_sync(rt)
-    from allervers.ratelimit import Limiter
+    from kernel.ratelimit import Limiter
     from conversations.media import AudioChecker
 
     rt.limiter = Limiter.from_settings(settings)

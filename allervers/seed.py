@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from sqlalchemy import select
 
-from allervers.auth import hash_password
+from handoff.auth import hash_password
 from allervers.migrate import startup_lock
 from handoff.models import Organisation, Team, Worker
 

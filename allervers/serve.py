@@ -7,14 +7,14 @@ import logging
 
 import uvicorn
 
-from allervers.settings import Settings
+from kernel.settings import Settings
 
 
 def serve(telegram_polling: bool = False, host: str | None = None, port: int | None = None) -> int:
     settings = Settings()
     host = host or settings.host
     port = port or settings.port
-    from allervers import logscrub
+    from kernel import logscrub
 
     logscrub.install(settings.secret_key)  # before the first record: uvicorn's included
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -75,7 +75,7 @@ async def prepare(database_url: str, people: int, channel: str = "telegram") -> 
     """The schema and demo seed (by the app's own start-up), then N opted-in people and a campaign
     scheduled now: the app starts it at its first tick."""
     import allervers.models  # noqa: F401  (every table known to the metadata)
-    from allervers.database import make_engine, make_sessionmaker, utcnow
+    from kernel.database import make_engine, make_sessionmaker, utcnow
     from outreach.models import Campaign
     from tests.outreach.helpers import seed_audience
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from allervers.database import make_engine, make_sessionmaker  # noqa: E402
+from kernel.database import make_engine, make_sessionmaker  # noqa: E402
 from allervers.migrate import upgrade  # noqa: E402
 
 

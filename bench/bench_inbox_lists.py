@@ -35,8 +35,8 @@ async def run(database_url: str, open_count: int, rounds: int) -> None:
     import httpx
 
     from allervers.app import create_app
-    from allervers.auth import hash_password
-    from allervers.settings import Settings
+    from handoff.auth import hash_password
+    from kernel.settings import Settings
     from handoff.models import Organisation, Worker
     from tests.conftest import csrf_of
     from tests.handoff.seeding import organisation_id, seed_conversations, worker_id

@@ -17,7 +17,7 @@ import yaml
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from casework.models import APPROVED, CannedAnswer
 
 PARIS = ZoneInfo("Europe/Paris")

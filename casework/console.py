@@ -14,8 +14,8 @@ from sqlalchemy import select
 from admin.access import admin_page, current_admin
 from admin.audit import record
 from admin.forms import FormError, owned, read_form, text
-from allervers.database import utcnow
-from allervers.fields import RowId
+from kernel.database import utcnow
+from kernel.fields import RowId
 from casework import canned
 from casework.models import APPROVED, ARCHIVED, PROPOSED, STATUSES, CannedAnswer
 from casework.routes import MAX_TEXT, URL

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from sqlalchemy import Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from allervers.database import Base, UTCDateTime, utcnow
+from kernel.database import Base, UTCDateTime, utcnow
 
 PROPOSED, APPROVED, ARCHIVED = "proposed", "approved", "archived"
 STATUSES = (PROPOSED, APPROVED, ARCHIVED)

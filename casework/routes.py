@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from admin.audit import record
 from admin.forms import FormError, checkbox, read_form, text
-from allervers.auth import csrf_token, current_worker
-from allervers.fields import RowId
+from handoff.auth import csrf_token, current_worker
+from kernel.fields import RowId
 from casework import canned, referrals, transfers
 from casework.models import ASKED, PROPOSED, CannedAnswer, Referral
 from conversations.models import ASSIGNED, WAITING, Conversation

@@ -15,7 +15,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.audit import record
-from allervers.database import utcnow
+from kernel.database import utcnow
 from bots.base import Choice, OutboundMessage
 from casework import texts
 from words.catalogue import language_of

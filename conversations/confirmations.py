@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from conversations.models import (AWAITING, FAILED, OUTBOUND, QUEUED, SENDING, SENT, Address, Contact,
                                   Conversation, Message)
 from conversations.store import log_event

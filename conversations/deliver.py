@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from bots.base import Attachment, Choice, DeliveryError, Link, OutboundMessage, OutsideWindow, Venue, on_the_wire
 from conversations.models import (
     AWAITING,

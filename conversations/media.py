@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from bots.base import DeliveryError, OutboundMessage, TooLarge
 from conversations.audio import VoiceLimits, check_voice
 from conversations.models import INBOUND, Contact, Media, Message

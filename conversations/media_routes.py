@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
-from allervers.fields import RowId
+from kernel.fields import RowId
 from bots.base import Attachment, InboundMessage
 from bots.webchat import valid_client_id
 from conversations.media import attach, contact_of_media
@@ -48,7 +48,7 @@ async def webchat_voice(request: Request, uid: str = Depends(require_identity)):
     settings = rt.settings
     channel_or_404(request, "webchat")
     await rt.limiter.hit("upload", uid)
-    # The body was capped while it streamed in (allervers/bodycap.py): the file spooled is at most
+    # The body was capped while it streamed in (kernel/bodycap.py): the file spooled is at most
     # max_media_bytes + the form's overhead.
     async with request.form(max_files=1, max_fields=8) as form:
         audio, client_id = form.get("audio"), form.get("client_id")

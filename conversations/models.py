@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from allervers.database import Base, JSONType, UTCDateTime, utcnow
+from kernel.database import Base, JSONType, UTCDateTime, utcnow
 
 # Conversation statuses. Only conversations.receive and handoff.transitions write them.
 BOT, WAITING, ASSIGNED, CLOSED = "bot", "waiting", "assigned", "closed"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allervers.database import checkpoint, utcnow
-from allervers.logscrub import opaque
+from kernel.database import checkpoint, utcnow
+from kernel.logscrub import opaque
 from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
 from casework import transfers as casework_transfers
 from conversations import language, tombstones

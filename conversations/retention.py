@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 
-from allervers.database import checkpoint, utcnow
-from allervers.periodic import repeat, stop_periodic
+from kernel.database import checkpoint, utcnow
+from kernel.periodic import repeat, stop_periodic
 from conversations import tombstones
 from conversations.media import sweep_fetches
 from conversations.models import Contact, Media, Message
@@ -105,7 +105,7 @@ stop_housekeeping = stop_periodic
 def run_cli(dry_run: bool) -> int:
     """`allervers purge`: one purge now, with the app's settings."""
     from allervers.runtime import build_runtime
-    from allervers.settings import Settings
+    from kernel.settings import Settings
 
     async def run() -> int:
         rt = await build_runtime(Settings(), channels={})

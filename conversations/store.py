@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from bots.base import OutboundMessage
 from conversations.models import (
     BOT,

@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from conversations.models import INBOUND, ErasureTombstone, Message
 
 RETRY_WINDOW = timedelta(days=7)

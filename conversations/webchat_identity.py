@@ -26,9 +26,9 @@ from sqlalchemy import Boolean, String, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from allervers.database import Base, UTCDateTime, utcnow
-from allervers.ratelimit import client_address
-from allervers.sessions import secure_cookies
+from kernel.database import Base, UTCDateTime, utcnow
+from kernel.ratelimit import client_address
+from kernel.sessions import secure_cookies
 from conversations.models import Address
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 async def read_body(request: Request, limit: int | None = None) -> bytes:
-    """The request's body, capped while it streamed in (allervers/bodycap.py: 413 past the path's
+    """The request's body, capped while it streamed in (kernel/bodycap.py: 413 past the path's
     cap, Settings.*_body_max_bytes, before anything here — the WhatsApp signature check included —
     sees a byte of it). `limit`: a second check for a caller that wants less than its path's cap."""
     body = await request.body()

@@ -47,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _database():
-    from allervers.database import make_engine, make_sessionmaker
+    from kernel.database import make_engine, make_sessionmaker
     from allervers.migrate import upgrade
-    from allervers.settings import Settings
+    from kernel.settings import Settings
 
     engine = make_engine(Settings().database_url)
     await upgrade(engine)
@@ -57,7 +57,7 @@ async def _database():
 
 
 async def _import(args) -> int:
-    from allervers.settings import Settings
+    from kernel.settings import Settings
     from directory.importer import ImportFileError, ensure_loaded, import_files
     from directory.models import ORIGIN_ADMIN, ORIGIN_OPEN_DATA
 
@@ -89,7 +89,7 @@ async def _import(args) -> int:
 
 
 async def _near(args) -> int:
-    from allervers.settings import Settings
+    from kernel.settings import Settings
     from directory.finder import Directory
     from directory.needs import UnknownNeed, resolve_need
 

@@ -443,7 +443,7 @@ async def import_records(
     and overrides: written with the places or not at all)."""
     from tqdm import tqdm
 
-    from allervers.database import utcnow
+    from kernel.database import utcnow
 
     if owner is not None:
         origin = ORIGIN_ORGANISATION
@@ -521,7 +521,7 @@ async def bump_revision(session) -> int:
     """Count one more change of the places, in the caller's transaction (commits with the rows it
     wrote). Returns the new revision. Concurrent imports wait for each other on the row, so no
     bump is lost (an auto-increment id could commit out of order and be missed by a poller)."""
-    from allervers.database import utcnow
+    from kernel.database import utcnow
 
     table = DirectoryRevision.__table__
     if session.bind.dialect.name == "postgresql":

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from sqlalchemy import Boolean, Date, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from allervers.database import Base, JSONType, UTCDateTime, utcnow
+from kernel.database import Base, JSONType, UTCDateTime, utcnow
 
 ORIGIN_OPEN_DATA = "open-data"
 ORIGIN_ADMIN = "admin"

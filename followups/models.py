@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from allervers.database import Base, UTCDateTime, utcnow
+from kernel.database import Base, UTCDateTime, utcnow
 
 # Appointment statuses; its reminder's statuses.
 PLANNED, CANCELLED = "planned", "cancelled"

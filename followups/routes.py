@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from admin.audit import record as record_audit
 from admin.forms import FormError, checkbox, integer, read_form, text
-from allervers.auth import csrf_token, current_worker
-from allervers.database import utcnow
-from allervers.fields import RowId
+from handoff.auth import csrf_token, current_worker
+from kernel.database import utcnow
+from kernel.fields import RowId
 from conversations.models import CLOSED, Conversation
 from conversations.store import Pending, Thread, load_thread
 from followups import service, texts

@@ -18,8 +18,8 @@ from urllib.parse import quote_plus
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allervers.database import utcnow
-from allervers.periodic import start_periodic, stop_periodic
+from kernel.database import utcnow
+from kernel.periodic import start_periodic, stop_periodic
 from bots.base import Choice, InboundMessage, Link, OutboundMessage
 from conversations.models import ASSIGNED, BOT, WAITING, Conversation
 from conversations.store import Pending, Thread, add_event, load_thread, queue_message

@@ -18,8 +18,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allervers.database import utcnow
-from allervers.periodic import start_periodic, stop_periodic
+from kernel.database import utcnow
+from kernel.periodic import start_periodic, stop_periodic
 from conversations.models import WAITING, Address, Conversation, Event
 from conversations.store import Pending, load_thread
 from handoff import transitions

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from starlette.background import BackgroundTask
 
 from admin.audit import record as record_audit
-from allervers.auth import (
+from handoff.auth import (
     MAX_PASSWORD_LENGTH,
     HashingBusy,
     authenticate,
@@ -26,11 +26,11 @@ from allervers.auth import (
     hash_password_async,
     verify_password_async,
 )
-from allervers.ratelimit import client_address
-from allervers.sessions import COOKIE as SESSION_COOKIE, still_signed_in
-from allervers.sessions import rotate as rotate_session
-from allervers.database import utcnow
-from allervers.fields import FormText, RowId
+from kernel.ratelimit import client_address
+from kernel.sessions import COOKIE as SESSION_COOKIE, still_signed_in
+from kernel.sessions import rotate as rotate_session
+from kernel.database import utcnow
+from kernel.fields import FormText, RowId
 from conversations.models import ASSIGNED, CLOSED, INBOUND, WAITING, Address, Contact, Conversation
 from conversations.store import Pending, Thread, load_thread
 from conversations.webhooks import sse_events
@@ -99,7 +99,7 @@ async def login(request: Request, email: Annotated[FormText, Form()], password: 
                 csrf_token_: str = Form(None, alias="csrf_token")):
     check_csrf(request, csrf_token_)
     rt = request.app.state.rt
-    # Rate limits (allervers/ratelimit.py; 429 with the wait): every attempt per address, failures
+    # Rate limits (kernel/ratelimit.py; 429 with the wait): every attempt per address, failures
     # per account (checked before the password is hashed, counted after a failure).
     account = email.strip().lower()
     await rt.limiter.hit("login_address", client_address(request))

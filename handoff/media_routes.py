@@ -11,9 +11,9 @@ import logging
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 
-from allervers.auth import check_csrf, current_worker
-from allervers.database import utcnow
-from allervers.fields import RowId
+from handoff.auth import check_csrf, current_worker
+from kernel.database import utcnow
+from kernel.fields import RowId
 from conversations.media import contact_of_media, media_payload
 from storage.media import serve_media
 from conversations.models import Media
@@ -47,7 +47,7 @@ def _minutes(seconds: int) -> str:
 
 async def read_upload(request: Request, upload: UploadFile, limit: int) -> bytes:
     """The uploaded file's bytes, 413 beyond `limit`. The request body was capped while it streamed
-    in (allervers/bodycap.py: limit + the form's overhead), so at most that much was spooled."""
+    in (kernel/bodycap.py: limit + the form's overhead), so at most that much was spooled."""
     data = await upload.read(limit + 1)
     if len(data) > limit:
         raise HTTPException(413, refusal_text(request.app.state.rt.settings, "too_large"))

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from allervers.database import Base, JSONType, UTCDateTime, utcnow
+from kernel.database import Base, JSONType, UTCDateTime, utcnow
 
 
 class Organisation(Base):

@@ -27,8 +27,8 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from allervers.auth import check_csrf, current_worker
-from allervers.database import Base, UTCDateTime, utcnow
+from handoff.auth import check_csrf, current_worker
+from kernel.database import Base, UTCDateTime, utcnow
 from bots.base import BadPayload, load_json
 from conversations.models import Conversation
 from handoff.models import Worker

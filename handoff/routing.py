@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from conversations.models import ASSIGNED, Contact, Conversation
 from conversations.store import transaction_memo
 from directory.communes import city_of_arrondissement

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from bots.base import OutboundMessage
 from ops.metrics import first_reply
 from conversations.models import ASSIGNED, BOT, CLOSED, WAITING, Event, Message

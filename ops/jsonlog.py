@@ -1,5 +1,5 @@
 """JSON logs (ALLERVERS_LOG_JSON=true): one object per line with the request id, for a log
-pipeline. Only what allervers.logscrub already let through reaches a line (its record factory
+pipeline. Only what kernel.logscrub already let through reaches a line (its record factory
 scrubs every record as it is made): messages, logger, level, the scrubbed traceback; never a body,
 a header value or a query string. Every HTTP request gets an id (a valid X-Request-ID from the
 proxy is kept, else a new one), echoed in the response's X-Request-ID."""

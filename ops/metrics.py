@@ -108,7 +108,7 @@ def rights_timer():
 async def first_reply(session, conversation_id: int, message_id: int) -> None:
     """In handoff.transitions.reply: the first worker message of the conversation since its latest
     hand-off request is timed from that request."""
-    from allervers.database import utcnow
+    from kernel.database import utcnow
     from conversations.models import Event, Message
 
     asked = (await session.execute(select(func.max(Event.created_at)).where(
@@ -129,7 +129,7 @@ def _aware(value):
 
 
 async def refresh_gauges(rt) -> None:
-    from allervers.database import utcnow
+    from kernel.database import utcnow
     from conversations.models import OUTBOUND, QUEUED, SENDING, WAITING as WAITING_STATUS, Conversation, Message
 
     now = utcnow()

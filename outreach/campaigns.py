@@ -26,7 +26,7 @@ from datetime import datetime, time as dtime, timedelta
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from bots.base import Choice, OutboundMessage
 from conversations.models import Address, Contact, Conversation
 from conversations.store import Pending, Thread, queue_message

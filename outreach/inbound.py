@@ -18,7 +18,7 @@ from dataclasses import replace
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from bots.base import Choice, InboundMessage, OutboundMessage
 from conversations.store import Pending, Thread, add_event, queue_message
 from flows.engine import AnswerSaved, FlowEnded, FlowStarted, HandoffRequested, Input, Said, Turn

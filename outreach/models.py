@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from allervers.database import Base, JSONType, UTCDateTime, utcnow
+from kernel.database import Base, JSONType, UTCDateTime, utcnow
 
 SOURCE_KINDS = ("flyer", "partner", "france_services", "place", "social")
 NEWS = "news"  # the purpose "recevoir des nouvelles de temps en temps"

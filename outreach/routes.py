@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from admin.access import admin_page, current_admin
 from admin.audit import record
 from admin.forms import LANGUAGES, FormError, integer, owned, read_form, text
-from allervers.database import utcnow
-from allervers.fields import RowId
+from kernel.database import utcnow
+from kernel.fields import RowId
 from handoff.hours import PARIS
 from handoff.models import Organisation, Team, Worker
 from outreach import campaigns as sending

@@ -15,8 +15,8 @@ from fastapi.responses import HTMLResponse, Response
 import stats.counters  # noqa: F401  (registers the dashboard's own counters)
 import stats.rooms  # noqa: F401  (and the figures other rooms keep: sources, campaigns, referrals)
 from admin.access import current_admin
-from allervers.auth import csrf_token, current_worker
-from allervers.database import utcnow
+from handoff.auth import csrf_token, current_worker
+from kernel.database import utcnow
 from handoff.hours import PARIS
 from handoff.models import Worker
 from stats.registry import REGISTRY, Query

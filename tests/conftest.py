@@ -20,7 +20,7 @@ import httpx
 import pytest
 import uvicorn
 
-from allervers.settings import Settings
+from kernel.settings import Settings
 
 # The shipped open data of the territories the tests ask about, not of all France (the first-run
 # import and the index build take a fifth of the time; Settings.directory_departements). A test
@@ -199,7 +199,7 @@ def _sqlite_template() -> Path:
         import shutil
         import tempfile
 
-        from allervers.database import make_engine
+        from kernel.database import make_engine
         from allervers.migrate import upgrade
 
         folder = Path(tempfile.mkdtemp(prefix="allervers-schema-"))
@@ -277,7 +277,7 @@ def reset_postgres_to_head(url: str) -> None:
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
 
     async def rebuild() -> dict:
-        from allervers.database import make_engine
+        from kernel.database import make_engine
         from allervers.migrate import upgrade
 
         connection = await asyncpg.connect(dsn)

@@ -1,11 +1,11 @@
-"""Live updates (allervers/live.py): a subscriber gets the updates of its topics only, in order,
+"""Live updates (kernel/live.py): a subscriber gets the updates of its topics only, in order,
 in one process and from another process through Redis (two clients stand for two processes)."""
 
 from __future__ import annotations
 
 import pytest
 
-from allervers.live import MemoryNotifier, RedisNotifier
+from kernel.live import MemoryNotifier, RedisNotifier
 from tests.conftest import REDIS_URL, reset_redis
 
 KINDS = ["memory"] + (["redis"] if REDIS_URL else [])

@@ -1,4 +1,4 @@
-"""Per-person locks (allervers/locks.py): in one process, and across two processes through Redis
+"""Per-person locks (kernel/locks.py): in one process, and across two processes through Redis
 (two clients stand for two processes). Holding several locks never ends in two holders waiting on
 each other, and a lock whose holder died expires."""
 
@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from allervers.locks import MemoryLocks, RedisLocks
+from kernel.locks import MemoryLocks, RedisLocks
 from tests.conftest import REDIS_URL, reset_redis
 
 KINDS = ["memory"] + (["redis"] if REDIS_URL else [])
@@ -91,7 +91,7 @@ async def test_a_lock_of_a_dead_process_expires():
 HOLDER = """
 import asyncio, sys
 import redis.asyncio as aioredis
-from allervers.locks import RedisLocks
+from kernel.locks import RedisLocks
 
 async def main():
     client = aioredis.from_url(sys.argv[1])

@@ -13,7 +13,7 @@ config = context.config
 def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        from allervers.settings import Settings
+        from kernel.settings import Settings
 
         url = Settings().database_url
     return url

@@ -11,8 +11,8 @@ import re
 import httpx
 from sqlalchemy import select
 
-from allervers.auth import hash_password
-from allervers.database import Base
+from handoff.auth import hash_password
+from kernel.database import Base
 from handoff.models import Organisation, Team, Territory, Worker
 from tests.admin.helpers import ADMIN_EMAIL, PASSWORD, WORKER_EMAIL
 from tests.conftest import app_client, csrf_of, login

@@ -61,7 +61,7 @@ async def seed_shared(rt) -> None:
 
 
 async def add_other_organisation(rt) -> None:
-    from allervers.auth import hash_password
+    from handoff.auth import hash_password
     from handoff.models import Organisation, Worker
 
     async with rt.sessionmaker() as session, session.begin():

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from admin.audit import AuditEntry
-from allervers.database import utcnow
+from kernel.database import utcnow
 from conversations.models import ASSIGNED, WAITING, Conversation, Message
 from handoff.models import Worker, WorkerInvitation
 from tests.admin.helpers import as_admin, invitation_link, person_form

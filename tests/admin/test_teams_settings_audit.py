@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from admin.audit import AuditEntry, record
-from allervers.database import utcnow
+from kernel.database import utcnow
 from conversations.models import Conversation
 from conversations.retention import purge_expired
 from handoff.models import Organisation, Team, Territory

@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import func, select
 
 from admin.audit import AuditEntry
-from allervers.database import utcnow
+from kernel.database import utcnow
 from casework.models import APPROVED, PROPOSED, CannedAnswer, Referral
 from casework.stats import referral_counts
 from conversations.models import OUTBOUND, Contact, Conversation, Event, Message

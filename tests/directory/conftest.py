@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from allervers.database import make_engine, make_sessionmaker
+from kernel.database import make_engine, make_sessionmaker
 from allervers.migrate import upgrade
-from allervers.settings import Settings
+from kernel.settings import Settings
 
 POSTGRES_URL = os.environ.get("ALLERVERS_TEST_POSTGRES_URL")
 DB_BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])

@@ -139,7 +139,7 @@ async def test_the_polling_task_reloads_after_an_import_and_stops_cleanly(sessio
 def test_the_setting_defaults_to_a_minute_and_refuses_negative_values(monkeypatch):
     from pydantic import ValidationError
 
-    from allervers.settings import Settings
+    from kernel.settings import Settings
 
     assert Settings(_env_file=None).directory_refresh_seconds == 60
     monkeypatch.setenv("ALLERVERS_DIRECTORY_REFRESH_SECONDS", "0.2")

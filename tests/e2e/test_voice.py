@@ -18,8 +18,8 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from allervers.auth import hash_password
-from allervers.database import utcnow
+from handoff.auth import hash_password
+from kernel.database import utcnow
 from conversations.audio import ogg_duration, silent_ogg_opus
 from conversations.models import Contact, Media, Message
 from handoff.models import Organisation, Worker

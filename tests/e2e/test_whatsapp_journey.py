@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from conversations.models import Contact, Message
 from handoff.models import Organisation
 from tests.conftest import LiveServer, wait_until

@@ -122,7 +122,7 @@ def reply(client: httpx.Client, conversation_id: int, text_: str) -> None:
 
 def in_db(settings, work):
     """Run `await work(session)` in one transaction, from the test thread (its own engine and loop)."""
-    from allervers.database import make_engine, make_sessionmaker
+    from kernel.database import make_engine, make_sessionmaker
 
     async def run():
         engine = make_engine(settings.database_url)

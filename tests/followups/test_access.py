@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from admin.audit import AuditEntry
-from allervers.auth import hash_password
+from handoff.auth import hash_password
 from conversations.models import Conversation
 from followups.models import Appointment, Followup
 from handoff.models import Organisation, Worker

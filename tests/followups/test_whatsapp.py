@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from conversations.models import Contact, Conversation, Message
 from followups.models import Appointment
 from followups.service import send_due

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select, update
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from conversations.models import WAITING, Conversation, Event
 from conversations.store import Pending, load_thread
 from handoff.escalation import escalate_due

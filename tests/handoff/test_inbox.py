@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from allervers.auth import hash_password
+from handoff.auth import hash_password
 from conversations.models import Conversation, Event
 from handoff.models import Organisation, Worker
 from tests.conftest import app_client, csrf_of, login

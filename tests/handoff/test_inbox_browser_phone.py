@@ -81,7 +81,7 @@ def log_in(page, settings) -> None:
 
 def seed_timeline(settings, conversation_id: int, count: int) -> None:
     """Rows written from outside the server (its own engine), as another process would."""
-    from allervers.database import make_engine, make_sessionmaker
+    from kernel.database import make_engine, make_sessionmaker
     from tests.handoff.seeding import seed_timeline as seed
 
     async def run():

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select, update
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from conversations.audio import silent_ogg_opus
 from conversations.models import Contact, ErasureTombstone, Media, Message
 from conversations.retention import purge_expired

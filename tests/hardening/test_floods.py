@@ -25,7 +25,7 @@ from tests.webchat import COOKIE
 pytestmark = pytest.mark.exclusive
 
 MIB = 1024 * 1024
-CAP = 16 * MIB + 64 * 1024  # max_media_bytes + the form's overhead (allervers/bodycap.py)
+CAP = 16 * MIB + 64 * 1024  # max_media_bytes + the form's overhead (kernel/bodycap.py)
 WORKER, PASSWORD = "camille@demo.allervers.fr", "allervers-demo"
 
 

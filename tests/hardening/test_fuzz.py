@@ -41,7 +41,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 from sqlalchemy import select
 
-from allervers.settings import RATE_LIMITS
+from kernel.settings import RATE_LIMITS
 from conversations.models import Conversation
 from tests.fakes.graph_api import FakeGraphApi, sign
 from tests.fakes.telegram_api import FakeTelegram

@@ -36,7 +36,7 @@ import pytest
 from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from allervers.settings import RATE_LIMITS
+from kernel.settings import RATE_LIMITS
 from tests.admin.helpers import ADMIN_EMAIL, PASSWORD
 from tests.conftest import app_client, csrf_of, login
 from tests.hardening.payloads import GARBAGE, HUGE_INT, SHORT_TEXT, TEXT, ServerLog
@@ -211,7 +211,7 @@ def console(settings_for, backend):
 
 def test_the_walk_finds_the_console_and_the_invitation():
     from allervers.app import create_app
-    from allervers.settings import Settings
+    from kernel.settings import Settings
 
     found = {(t.method, t.path) for t in targets(create_app(Settings(_env_file=None)))}
     assert {("GET", "/admin/teams"), ("POST", "/admin/teams/{team_id}"), ("POST", "/invite/{token}"),

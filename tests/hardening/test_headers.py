@@ -1,4 +1,4 @@
-"""Security headers on every response (allervers/headers.py), no inline script or style in the
+"""Security headers on every response (kernel/headers.py), no inline script or style in the
 templates, the API docs only when enabled. Through the real HTTP routes on both backends; the
 Content-Security-Policy enforced in Chromium."""
 

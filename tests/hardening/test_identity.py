@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from conversations.audio import silent_ogg_opus
 from conversations.models import Address, Contact, Message
 from conversations.webchat_identity import COOKIE, WebchatIdentity, purge_unused_identities

@@ -1,4 +1,4 @@
-"""Rate limits (allervers/ratelimit.py) through the real routes, memory limiter on SQLite, Redis
+"""Rate limits (kernel/ratelimit.py) through the real routes, memory limiter on SQLite, Redis
 limiter on PostgreSQL + Redis: inbox login per address and per account (a short lockout, never a
 permanent one), new web chat identities per address, messages and uploads per identity."""
 
@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from allervers.ratelimit import Limiter, RateLimited
+from kernel.ratelimit import Limiter, RateLimited
 from conversations.audio import silent_ogg_opus
 from conversations.webchat_identity import WebchatIdentity
 from tests.conftest import csrf_of

@@ -1,4 +1,4 @@
-"""Workers' sessions live on the server (allervers/sessions.py): logout and a password change end
+"""Workers' sessions live on the server (kernel/sessions.py): logout and a password change end
 them, a saved cookie opens nothing afterwards, ids change at login, idle and absolute expiry, Secure
 cookies behind https; password hashing never blocks the event loop (/healthz under 10 logins).
 Through the real HTTP routes, on SQLite and on PostgreSQL + Redis."""
@@ -17,9 +17,9 @@ import httpx
 import pytest
 from sqlalchemy import event, func, select, update
 
-from allervers.auth import end_worker_sessions
-from allervers.database import utcnow
-from allervers.sessions import ANONYMOUS_COOKIE, COOKIE, WorkerSession
+from handoff.auth import end_worker_sessions
+from kernel.database import utcnow
+from kernel.sessions import ANONYMOUS_COOKIE, COOKIE, WorkerSession
 from conversations.models import Conversation, Event
 from handoff.models import Worker
 from tests.conftest import LiveServer, app_client, csrf_of, login
@@ -255,7 +255,7 @@ async def test_a_session_is_touched_at_most_once_a_minute(settings_for):
 
 
 async def test_expired_sessions_are_purged(settings_for):
-    from allervers.sessions import purge_expired_sessions
+    from kernel.sessions import purge_expired_sessions
 
     async with app_client(settings_for()) as client:
         rt = client.app.state.rt

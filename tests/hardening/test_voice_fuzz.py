@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 from sqlalchemy import func, select
 
-from allervers.settings import Settings
+from kernel.settings import Settings
 from conversations.audio import silent_ogg_opus
 from conversations.models import Conversation, Media
 from tests.conftest import BACKENDS, POSTGRES_URL, REDIS_URL, LiveServer, csrf_of, reset_postgres, reset_redis
@@ -59,7 +59,7 @@ class Uploads:
 
     def query(self, statement):
         async def run():
-            from allervers.database import make_engine
+            from kernel.database import make_engine
 
             engine = make_engine(self.settings.database_url)
             try:

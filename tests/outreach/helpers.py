@@ -82,7 +82,7 @@ async def seed_audience(sessionmaker, organisation_id: int, count: int, first_ch
 as ints, of the people's wa_id)."""
     from sqlalchemy import insert
 
-    from allervers.database import utcnow
+    from kernel.database import utcnow
     from conversations.models import Address, Contact, Conversation
     from outreach.models import NEWS, Consent
 

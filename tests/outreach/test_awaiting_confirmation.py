@@ -22,7 +22,7 @@ import httpx
 import uvicorn
 from sqlalchemy import insert, select
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from bots.base import OutboundMessage
 from bots.whatsapp import WhatsAppChannel
 from conversations.confirmations import tracking_of

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select, update
 
 from admin.audit import AuditEntry
-from allervers.database import utcnow
-from allervers.settings import Settings
+from kernel.database import utcnow
+from kernel.settings import Settings
 from conversations.models import Address, Conversation
 from handoff.hours import PARIS
 from outreach import stats

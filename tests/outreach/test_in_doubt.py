@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from conversations.deliver import IN_DOUBT, journal_for
 from conversations.models import Conversation, Message
 from tests.conftest import app_client

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from allervers.settings import Settings
+from kernel.settings import Settings
 from outreach.pacing import CAMPAIGN, REPLY, SendPacer, rate_for
 from tests.conftest import REDIS_URL, app_client, reset_redis
 from tests.fakes.telegram_api import FakeTelegram

@@ -12,7 +12,7 @@ import segno
 from sqlalchemy import select
 
 from admin.audit import AuditEntry
-from allervers.database import utcnow
+from kernel.database import utcnow
 from conversations.models import Address, Conversation
 from handoff.models import Team
 from outreach import stats

@@ -90,7 +90,7 @@ def test_overlays_render_to_a_sound_deployment(overlay):
         assert config["ALLERVERS_ENV"] == "production" and config["ALLERVERS_SEED_DEMO"] == "false"
         assert deployment["spec"]["replicas"] >= 3
         # The production settings pass the app's own production checks (with the secrets set).
-        from allervers.settings import Settings
+        from kernel.settings import Settings
         from ops.production import production_problems
 
         values = {key.removeprefix("ALLERVERS_").lower(): value for key, value in config.items()}

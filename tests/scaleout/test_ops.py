@@ -98,7 +98,7 @@ async def test_draining_refuses_webhooks_and_readiness(settings_for):
       "database_url": "postgresql+asyncpg://u@h/db"}, ["too short"]),
 ])
 def test_production_mode_refuses_unsafe_settings(overrides, expected):
-    from allervers.settings import Settings
+    from kernel.settings import Settings
     from ops.production import ProductionRefused, production_problems
     from allervers.app import create_app
 
@@ -171,7 +171,7 @@ async def test_metrics_queue_gauges_follow_the_database(settings_for):
 
     from sqlalchemy import update
 
-    from allervers.database import utcnow
+    from kernel.database import utcnow
     from conversations.models import OUTBOUND, QUEUED, Message
 
     async with app_client(settings_for(rate_limits_enabled=False)) as client:

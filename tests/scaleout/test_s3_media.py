@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from allervers.database import utcnow
+from kernel.database import utcnow
 from conversations.audio import silent_ogg_opus
 from conversations.models import Contact, Media, Message
 from conversations.retention import purge_expired

@@ -6,7 +6,7 @@ Create Date: 2026-11-22 10:23:37.823169
 """
 from alembic import op
 import sqlalchemy as sa
-import allervers.database
+import kernel.database
 from sqlalchemy.dialects import postgresql
 
 revision = '0001_foundation'
@@ -24,7 +24,7 @@ def upgrade() -> None:
     sa.Column('opening_hours_text', sa.String(length=200), nullable=False),
     sa.Column('whatsapp_phone_number_id', sa.String(length=64), nullable=True),
     sa.Column('whatsapp_templates', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_organisations')),
     sa.UniqueConstraint('slug', name=op.f('uq_organisations_slug')),
     sa.UniqueConstraint('whatsapp_phone_number_id', name=op.f('uq_organisations_whatsapp_phone_number_id'))
@@ -34,10 +34,10 @@ def upgrade() -> None:
     sa.Column('organisation_id', sa.Integer(), nullable=False),
     sa.Column('locale', sa.String(length=8), nullable=False),
     sa.Column('consent', sa.Boolean(), nullable=True),
-    sa.Column('consent_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('stopped_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_inbound_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('consent_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('stopped_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_inbound_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_contacts_organisation_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contacts'))
     )
@@ -91,9 +91,9 @@ def upgrade() -> None:
     sa.Column('is_admin', sa.Boolean(), nullable=False),
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('is_online', sa.Boolean(), nullable=False),
-    sa.Column('last_seen_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_seen_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('capacity', sa.Integer(), nullable=False),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_workers_organisation_id_organisations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['team_id'], ['teams.id'], name=op.f('fk_workers_team_id_teams'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_workers')),
@@ -113,9 +113,9 @@ def upgrade() -> None:
     sa.Column('flow_state', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('summary', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('outcome', sa.String(length=200), nullable=True),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('closed_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['address_id'], ['addresses.id'], name=op.f('fk_conversations_address_id_addresses'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['assignee_id'], ['workers.id'], name=op.f('fk_conversations_assignee_id_workers'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_conversations_contact_id_contacts'), ondelete='CASCADE'),
@@ -133,7 +133,7 @@ def upgrade() -> None:
     sa.Column('type', sa.String(length=40), nullable=False),
     sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('worker_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_events_conversation_id_conversations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['worker_id'], ['workers.id'], name=op.f('fk_events_worker_id_workers'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_events'))
@@ -155,11 +155,11 @@ def upgrade() -> None:
     sa.Column('author_worker_id', sa.Integer(), nullable=True),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('error', sa.String(length=300), nullable=True),
-    sa.Column('handled_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('handled_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['author_worker_id'], ['workers.id'], name=op.f('fk_messages_author_worker_id_workers'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_messages_contact_id_contacts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_messages_conversation_id_conversations'), ondelete='CASCADE'),
@@ -180,7 +180,7 @@ def upgrade() -> None:
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('duration_seconds', sa.Integer(), nullable=True),
     sa.Column('path', sa.String(length=300), nullable=False),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_media_contact_id_contacts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_media_message_id_messages'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_media'))

@@ -6,7 +6,7 @@ Create Date: 2026-11-22 10:28:34.304597
 """
 from alembic import op
 import sqlalchemy as sa
-import allervers.database
+import kernel.database
 from sqlalchemy.dialects import postgresql
 
 revision = '0002_directory'
@@ -40,8 +40,8 @@ def upgrade() -> None:
     sa.Column('accessibilite_lieu', sa.Text(), nullable=True),
     sa.Column('reseaux_porteurs', JSON, nullable=False),
     sa.Column('origin', sa.String(length=20), nullable=False),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_directory_structures'))
     )
     op.create_table('directory_services',
@@ -76,8 +76,8 @@ def upgrade() -> None:
     sa.Column('mobilisation_precisions', sa.Text(), nullable=True),
     sa.Column('horaires_accueil', sa.Text(), nullable=True),
     sa.Column('origin', sa.String(length=20), nullable=False),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['structure_id'], ['directory_structures.id'], name=op.f('fk_directory_services_structure_id_directory_structures'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_directory_services'))
     )

@@ -7,7 +7,7 @@ Create Date: 2026-12-03 09:12:41.118204
 import sqlalchemy as sa
 from alembic import op
 
-import allervers.database
+import kernel.database
 
 revision = '0003_directory_revision'
 down_revision = '0002_directory'
@@ -19,7 +19,7 @@ def upgrade() -> None:
     table = op.create_table('directory_revision',
     sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('revision', sa.Integer(), nullable=False),
-    sa.Column('changed_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('changed_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_directory_revision'))
     )
     # The one row every import bumps (directory.importer.bump_revision).

@@ -4,14 +4,14 @@ Revision ID: 0004_sessions
 Revises: 0003_directory_revision
 Create Date: 2026-12-01 19:55:00
 
-worker_sessions: allervers/sessions.py (the cookie holds a random token; only its SHA-256 is kept).
+worker_sessions: kernel/sessions.py (the cookie holds a random token; only its SHA-256 is kept).
 webchat_identities: conversations/webchat_identity.py (token hash -> the person's external id).
 """
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import allervers.database  # noqa: F401
+import kernel.database  # noqa: F401
 
 revision = '0004_sessions'
 down_revision = '0003_directory_revision'
@@ -26,8 +26,8 @@ def upgrade() -> None:
     sa.Column('worker_id', sa.Integer(), nullable=True),
     sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'),
               nullable=False),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_seen_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['worker_id'], ['workers.id'], name=op.f('fk_worker_sessions_worker_id_workers'),
                             ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_worker_sessions')),
@@ -40,7 +40,7 @@ def upgrade() -> None:
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('external_id', sa.String(length=64), nullable=False),
     sa.Column('legacy', sa.Boolean(), nullable=False),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webchat_identities')),
     sa.UniqueConstraint('external_id', name=op.f('uq_webchat_identities_external_id')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_webchat_identities_token_hash'))

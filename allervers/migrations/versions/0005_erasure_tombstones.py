@@ -10,7 +10,7 @@ platform retries after an erasure are duplicates (conversations/tombstones.py).
 import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
 
-import allervers.database  # noqa: F401
+import kernel.database  # noqa: F401
 
 revision = '0005_erasure_tombstones'
 down_revision = '0004_sessions'
@@ -21,7 +21,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('erasure_tombstones',
     sa.Column('digest', sa.String(length=64), nullable=False),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('digest', name=op.f('pk_erasure_tombstones'))
     )
     with op.batch_alter_table('erasure_tombstones', schema=None) as batch_op:

@@ -10,7 +10,7 @@ import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
 from sqlalchemy.dialects import postgresql
 
-import allervers.database  # noqa: F401
+import kernel.database  # noqa: F401
 
 revision = '0006_admin'
 down_revision = '0005_erasure_tombstones'
@@ -27,7 +27,7 @@ def upgrade() -> None:
     sa.Column('target_type', sa.String(length=40), nullable=False),
     sa.Column('target_id', sa.Integer(), nullable=True),
     sa.Column('details', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['actor_id'], ['workers.id'], name=op.f('fk_audit_entries_actor_id_workers'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_audit_entries_organisation_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_entries'))
@@ -51,18 +51,18 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('languages', json, server_default='["fr"]', nullable=False))
         batch_op.add_column(sa.Column('topics', json, server_default='[]', nullable=False))
         batch_op.add_column(sa.Column('schedule', json, server_default='{}', nullable=False))
-        batch_op.add_column(sa.Column('invited_at', allervers.database.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('activated_at', allervers.database.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('deactivated_at', allervers.database.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('invited_at', kernel.database.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('activated_at', kernel.database.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('deactivated_at', kernel.database.UTCDateTime(timezone=True), nullable=True))
     op.create_table('worker_invitations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('worker_id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('purpose', sa.String(length=12), nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('used_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['worker_id'], ['workers.id'], name=op.f('fk_worker_invitations_worker_id_workers'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['created_by_id'], ['workers.id'], name=op.f('fk_worker_invitations_created_by_id_workers'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_worker_invitations')),

@@ -10,7 +10,7 @@ import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
 from sqlalchemy.dialects import postgresql
 
-import allervers.database  # noqa: F401
+import kernel.database  # noqa: F401
 
 revision = '0007_flow_revisions'
 down_revision = '0006_admin'
@@ -26,7 +26,7 @@ def upgrade() -> None:
     sa.Column('source', sa.Text(), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('updated_by', sa.Integer(), nullable=True),
-    sa.Column('updated_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_flow_drafts_organisation_id_organisations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['updated_by'], ['workers.id'], name=op.f('fk_flow_drafts_updated_by_workers'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_flow_drafts')),
@@ -41,7 +41,7 @@ def upgrade() -> None:
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('summary', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('published_by', sa.Integer(), nullable=True),
-    sa.Column('published_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_flow_revisions_organisation_id_organisations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['published_by'], ['workers.id'], name=op.f('fk_flow_revisions_published_by_workers'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_flow_revisions')),

@@ -7,7 +7,7 @@ Create Date: 2026-12-01 20:00:00
 import sqlalchemy as sa
 from alembic import op
 
-import allervers.database
+import kernel.database
 
 revision = '0008_directory_overrides'
 down_revision = '0007_flow_revisions'
@@ -22,7 +22,7 @@ def upgrade() -> None:
     sa.Column('place_id', sa.Text(), nullable=False),
     sa.Column('hidden', sa.Boolean(), nullable=False),
     sa.Column('replacement_id', sa.Text(), nullable=True),
-    sa.Column('updated_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_directory_overrides_organisation_id_organisations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['place_id'], ['directory_structures.id'], name=op.f('fk_directory_overrides_place_id_directory_structures'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['replacement_id'], ['directory_structures.id'], name=op.f('fk_directory_overrides_replacement_id_directory_structures'), ondelete='CASCADE'),

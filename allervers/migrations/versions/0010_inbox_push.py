@@ -7,7 +7,7 @@ Create Date: 2026-12-01 23:45:00
 import sqlalchemy as sa
 from alembic import op
 
-import allervers.database
+import kernel.database
 
 revision = '0010_inbox_push'
 down_revision = '0013_outreach'
@@ -23,7 +23,7 @@ def upgrade() -> None:
     sa.Column('p256dh', sa.String(length=200), nullable=False),
     sa.Column('auth', sa.String(length=100), nullable=False),
     sa.Column('failures', sa.Integer(), nullable=False),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['worker_id'], ['workers.id'], name=op.f('fk_push_subscriptions_worker_id_workers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_push_subscriptions')),
     sa.UniqueConstraint('endpoint', name='uq_push_subscriptions_endpoint')

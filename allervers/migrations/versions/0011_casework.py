@@ -6,7 +6,7 @@ Create Date: 2026-12-01 23:24:30.596856
 """
 from alembic import op
 import sqlalchemy as sa
-import allervers.database
+import kernel.database
 
 
 revision = '0011_casework'
@@ -26,8 +26,8 @@ def upgrade() -> None:
     sa.Column('checked_on', sa.Date(), nullable=True),
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('proposed_by_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_canned_answers_organisation_id_organisations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['proposed_by_id'], ['workers.id'], name=op.f('fk_canned_answers_proposed_by_id_workers'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_canned_answers'))
@@ -47,8 +47,8 @@ def upgrade() -> None:
     sa.Column('partner_name', sa.String(length=300), nullable=False),
     sa.Column('method', sa.String(length=12), nullable=False),
     sa.Column('worker_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('answered_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('answered_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_referrals_conversation_id_conversations'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_referrals_organisation_id_organisations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['to_organisation_id'], ['organisations.id'], name=op.f('fk_referrals_to_organisation_id_organisations'), ondelete='SET NULL'),

@@ -6,7 +6,7 @@ Create Date: 2026-12-01 23:25:05.176473
 """
 from alembic import op
 import sqlalchemy as sa
-import allervers.database
+import kernel.database
 from sqlalchemy.dialects import postgresql
 
 revision = '0013_outreach'
@@ -21,10 +21,10 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('contact_id', sa.Integer(), nullable=False),
     sa.Column('purpose', sa.String(length=20), nullable=False),
-    sa.Column('asked_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('granted_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('asked_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('granted_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('text_version', sa.String(length=20), nullable=False),
-    sa.Column('withdrawn_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('withdrawn_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_consents_contact_id_contacts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consents')),
     sa.UniqueConstraint('contact_id', 'purpose', name='uq_consents_contact_purpose')
@@ -44,7 +44,7 @@ def upgrade() -> None:
     sa.Column('start_flow', sa.String(length=60), nullable=True),
     sa.Column('start_need', sa.String(length=60), nullable=True),
     sa.Column('flyer_lines', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_outreach_sources_organisation_id_organisations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['team_id'], ['teams.id'], name=op.f('fk_outreach_sources_team_id_teams'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outreach_sources')),
@@ -62,12 +62,12 @@ def upgrade() -> None:
     sa.Column('messages', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('reminder_text', sa.Text(), nullable=False),
     sa.Column('reminder_after_hours', sa.Integer(), nullable=False),
-    sa.Column('reminder_started_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('scheduled_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('started_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('finished_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reminder_started_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('scheduled_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by_id'], ['workers.id'], name=op.f('fk_campaigns_created_by_id_workers'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_campaigns_organisation_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_campaigns'))
@@ -83,7 +83,7 @@ def upgrade() -> None:
     sa.Column('conversation_id', sa.Integer(), nullable=False),
     sa.Column('channel', sa.String(length=20), nullable=False),
     sa.Column('first', sa.Boolean(), nullable=False),
-    sa.Column('at', allervers.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', kernel.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_contact_sources_contact_id_contacts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_contact_sources_conversation_id_conversations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['source_id'], ['outreach_sources.id'], name=op.f('fk_contact_sources_source_id_outreach_sources'), ondelete='CASCADE'),
@@ -102,7 +102,7 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=20), nullable=False),
     sa.Column('state', sa.String(length=10), nullable=False),
     sa.Column('message_id', sa.Integer(), nullable=True),
-    sa.Column('queued_at', allervers.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('queued_at', kernel.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('reason', sa.String(length=40), nullable=False),
     sa.Column('reminder_message_id', sa.Integer(), nullable=True),
     sa.Column('reminder_state', sa.String(length=10), nullable=False),

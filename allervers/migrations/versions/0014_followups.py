@@ -7,7 +7,7 @@ Create Date: 2026-12-01 23:45:00
 import sqlalchemy as sa
 from alembic import op
 
-import allervers.database
+import kernel.database
 
 revision = '0014_followups'
 down_revision = '0009_routing'
@@ -35,7 +35,7 @@ def _common(table: str) -> list:
 
 
 def upgrade() -> None:
-    when = allervers.database.UTCDateTime(timezone=True)
+    when = kernel.database.UTCDateTime(timezone=True)
     op.create_table('appointments', *_common('appointments'),
                     sa.Column('starts_at', when, nullable=False),
                     sa.Column('place_name', sa.String(length=200), nullable=False),

@@ -6,7 +6,7 @@ database opens no session. A session ends:
 - when its dict is emptied (`request.session.clear()`: logout) — the row is deleted at once, so a
   cookie saved before logout opens nothing afterwards;
 - after `session_idle_minutes` without a request, or `session_max_hours` after it started;
-- when `end_worker_sessions` (allervers.auth) deletes every row of a worker (password change,
+- when `end_worker_sessions` (handoff.auth) deletes every row of a worker (password change,
   deactivation by an admin).
 The id changes whenever the session's worker changes (login) or `rotate(request)` is called: no
 fixation. `last_seen_at` is written at most once a minute (no write per request); expired rows are
@@ -33,7 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 
-from allervers.database import Base, JSONType, UTCDateTime, utcnow
+from kernel.database import Base, JSONType, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 

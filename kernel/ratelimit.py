@@ -18,7 +18,7 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from allervers.settings import RATE_LIMITS
+from kernel.settings import RATE_LIMITS
 
 
 class RateLimited(Exception):

@@ -27,7 +27,7 @@ import re
 import secrets
 import traceback
 
-APP_LOGGERS = ("allervers", "bots", "conversations", "handoff", "flows", "rights", "directory", "admin")
+APP_LOGGERS = ("allervers", "kernel", "bots", "conversations", "handoff", "flows", "rights", "directory", "admin")
 DB_MODULES = ("sqlalchemy", "asyncpg", "sqlite3", "aiosqlite", "_sqlite3", "psycopg", "alembic")
 _DB_PATHS = tuple(f"/{name}/" for name in ("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3", "psycopg"))
 WITHHELD = "message withheld"

@@ -1,5 +1,5 @@
 """Worker authentication: argon2 password hashes (computed off the event loop), server-side
-sessions (allervers.sessions), CSRF tokens."""
+sessions (kernel.sessions), CSRF tokens."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request
 from sqlalchemy import delete, select
 
-from allervers.sessions import WorkerSession
+from kernel.sessions import WorkerSession
 from handoff.models import Worker
 
 hasher = PasswordHasher()
@@ -90,7 +90,7 @@ async def end_worker_sessions(session, worker_id: int) -> int:
     """Delete every server-side session of this worker (inside the caller's transaction): each of
     their cookies opens nothing any more. Call it on a password change or reset and on
     deactivation. Returns how many sessions ended. The current request keeps working if it then
-    calls `allervers.sessions.rotate(request)` (a fresh session is written when it answers)."""
+    calls `kernel.sessions.rotate(request)` (a fresh session is written when it answers)."""
     result = await session.execute(delete(WorkerSession).where(WorkerSession.worker_id == worker_id))
     return result.rowcount or 0
 

@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     max_media_bytes: int = 16 * 1024 * 1024
     max_media_seconds: int = 300
 
-    # Request bodies, capped while they stream in (allervers/bodycap.py): 413 past the cap. Voice
+    # Request bodies, capped while they stream in (kernel/bodycap.py): 413 past the cap. Voice
     # uploads get max_media_bytes + 64 KiB; other paths may be given their own cap (prefix -> bytes).
     body_max_bytes: int = Field(default=256 * 1024, ge=0)
     telegram_body_max_bytes: int = Field(default=256 * 1024, ge=0)
@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     audio_workers: int = Field(default=1, ge=1)
     audio_max_blocks_per_second: int = Field(default=100, ge=1)
 
-    # Rate limits (allervers/ratelimit.py, the `limits` library's notation: "5/minute;20/hour").
+    # Rate limits (kernel/ratelimit.py, the `limits` library's notation: "5/minute;20/hour").
     # Keyed per account / client address / web chat identity; Redis when configured, memory
     # otherwise. Authenticated platform webhooks are never limited.
     # ALLERVERS_RATE_LIMITS='{"login_address": "20/minute"}' changes the rules it names, keeps the others
