@@ -89,6 +89,7 @@ def _int(value) -> int:
         return 0
 
 
+WINDOW_MARGIN = timedelta(minutes=5)  # a reply claimed this long before the 24-hour window closes needs no template
 OUTBOX_BUSY_RETRY = 0.5  # seconds before a runner looks again at a person another runner is sending to
 
 
@@ -319,13 +320,18 @@ class Outbox:
                     return 0.2  # another process is sending it; keep the order
                 if first.next_attempt_at and first.next_attempt_at > now:
                     return (first.next_attempt_at - now).total_seconds()
-                batch = []
+                batch, windowed = [], False
                 for message, address, contact in rows:
                     if message.status != QUEUED or (message.next_attempt_at and message.next_attempt_at > now):
                         break
+                    if address.channel == "whatsapp" and not self._surely_open(address.channel, contact, message, now):
+                        # The 24-hour window logic looks at one message at a time (an invitation,
+                        # then the rest held behind it): this one alone, after those before it.
+                        if not batch:
+                            batch.append((message, address, contact))
+                            windowed = True
+                        break
                     batch.append((message, address, contact))
-                    if address.channel == "whatsapp":
-                        break  # the 24-hour window logic looks at one message at a time
                 claimed = await session.execute(
                     update(Message).where(Message.id.in_([m.id for m, _, _ in batch]), Message.status == QUEUED)
                     .values(status=SENDING, attempts=Message.attempts + 1)
@@ -336,8 +342,10 @@ class Outbox:
                 for message, address, contact in batch:
                     context = {"last_inbound_at": contact.last_inbound_at,
                                "organisation_id": contact.organisation_id, "worker_id": message.author_worker_id}
-                    if address.channel == "whatsapp":
+                    if windowed:
                         context.update(await window_context(rt, session, message, contact))
+                    elif address.channel == "whatsapp":
+                        context["window_unchecked"] = True  # open for long enough: sent as it is (_deliver)
                     jobs.append(_Job(message, address, contact.organisation_id, message.attempts + 1,
                                      outbound_of(message), context))
         except _Contended:
@@ -346,6 +354,14 @@ class Outbox:
         if delay is None and len(batch) == len(rows) < BURST:
             return None  # that was every row of theirs: no last look (a row written since kicked us: Outbox._again)
         return 0.0 if delay is None else delay
+
+    def _surely_open(self, channel_name: str, contact: Contact, message: Message, now) -> bool:
+        """The person's window stays open WINDOW_MARGIN past now: the message goes out as it is,
+        without its window context (3-4 queries), and with the rows after it in one burst. If the
+        window closed anyway before the send (a long wait), the row is queued again (_deliver)."""
+        window_open = getattr(self.rt.channels.get(channel_name), "window_open", None)
+        return (window_open is not None and not (message.payload or {}).get("window_closed")
+                and window_open(contact.last_inbound_at, now + WINDOW_MARGIN))
 
     async def _send_jobs(self, jobs: list["_Job"]) -> float:
         """Send claimed jobs in order, record their outcomes (with other runners', see _Recorder), announce them."""
@@ -415,6 +431,8 @@ class Outbox:
         except PacerClosed:
             raise  # shutdown: not sent, handed back (_send_jobs)
         except OutsideWindow:
+            if context.get("window_unchecked"):  # it closed since the claim: again, with the window's context
+                return _Outcome(QUEUED, delay=0.0, free=True, payload_update={"window_closed": True})
             if context.get("template") and not context.get("window_closed"):
                 return _Outcome(QUEUED, delay=0.0, payload_update={"window_closed": True})
             return _Outcome(FAILED, error=WINDOW_CLOSED)

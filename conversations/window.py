@@ -65,16 +65,14 @@ def window_failure(message: Message, error: str | None) -> str | None:
 
 async def release_held(rt, channel: str, user_id: str) -> int:
     """The person wrote again: their held messages go out now (in order). Returns how many."""
-    async with rt.sessionmaker() as session, session.begin():
-        found = (await session.execute(select(Contact.id, Contact.stopped_at).join(
-            Address, Address.contact_id == Contact.id).where(
-            Address.channel == channel, Address.external_id == user_id))).first()
-        if found is None:
+    async with rt.sessionmaker() as session, session.begin():  # (one query: after every inbound)
+        found = (await session.execute(select(Message, Contact.stopped_at).join(
+            Contact, Contact.id == Message.contact_id).join(Address, Address.contact_id == Contact.id).where(
+            Address.channel == channel, Address.external_id == user_id,
+            Message.direction == OUTBOUND, Message.status == HELD))).all()
+        if not found:
             return 0
-        contact_id, stopped_at = found
-        rows = (await session.execute(select(Message).where(
-            Message.contact_id == contact_id, Message.direction == OUTBOUND, Message.status == HELD)
-        )).scalars().all()
+        rows, stopped_at, contact_id = [row for row, _ in found], found[0][1], found[0][0].contact_id
         for row in rows:
             if stopped_at is not None:  # the person wrote "stop": nothing more is sent
                 row.status, row.error = FAILED, "stopped by the person"

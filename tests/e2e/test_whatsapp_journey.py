@@ -241,3 +241,50 @@ def _wamid_of(settings, fragment: str) -> str | None:
                                      .where(Message.direction == "out", Message.platform_message_id.is_not(None)))
         return next((wamid for wamid, t in rows.all() if fragment in (t or "")), None)
     return in_db(settings, work)
+
+
+def test_whatsapp_replies_in_the_window_go_in_one_burst_and_a_refusal_still_holds(settings_for, graph):
+    """Inside the 24-hour window the outbox claims a person's replies together, without the
+    window's context; a window that closes anyway (the platform says 131047 at once) sends the
+    invitation and holds the message, as before; one that closes within WINDOW_MARGIN takes the
+    window's path (still sent as written: the window is open)."""
+    settings = whatsapp_settings(settings_for, graph)
+    with LiveServer(settings) as live, httpx.Client(base_url=live.url, timeout=30) as client:
+        assert post(client, text("1", "Bonjour, j'ai besoin d'aide")).status_code == 200
+        wait_sent(graph, "Êtes-vous d'accord")
+        assert post(client, button("2", "oui", "✅ D'accord")).status_code == 200
+        wait_sent(graph, "Que voulez-vous faire")
+        assert post(client, button("3", "parler")).status_code == 200
+        wait_sent(graph, "C'est à quel sujet")
+        assert post(client, text("4", "2")).status_code == 200
+        wait_sent(graph, "Camille")
+        login(client, settings)
+        conversation_id = first_conversation(client)
+
+        # Several replies at once: all sent, in the order written.
+        for n in range(1, 5):
+            reply(client, conversation_id, f"Message numéro {n}.")
+        wait_sent(graph, "Message numéro 4")
+        texts = [body_text(b) for b in graph.requests_for(PERSON) if b["type"] == "text"]
+        numbered = [t for t in texts if "Message numéro" in t]
+        assert [int(t.split("numéro ")[1][0]) for t in numbered] == [1, 2, 3, 4]
+        wait_until(lambda: sum(r[1] == "sent" and "Message numéro" in (r[2] or "") for r in outbound_rows(settings)) == 4)
+
+        # The platform finds the window closed though ours is open: invitation, message held.
+        set_templates(settings, {"reply": "allervers_reponse"})
+        graph.fail_next(131047)
+        reply(client, conversation_id, "Le rendez-vous est confirmé.")
+        template = wait_until(lambda: [b for b in graph.requests_for(PERSON) if b["type"] == "template"])
+        assert len(template) == 1 and template[0]["template"]["name"] == "allervers_reponse"
+        wait_until(lambda: any(r[1] == "held" and "rendez-vous est confirmé" in (r[2] or "")
+                               for r in outbound_rows(settings)))
+        assert not sent_to(graph, PERSON, "rendez-vous est confirmé")
+
+        # The person writes again: the held message goes out; then a window closing in a minute.
+        assert post(client, text("5", "Je suis là")).status_code == 200
+        wait_sent(graph, "rendez-vous est confirmé")
+        move_window_back(settings, hours=24 - 1 / 60)
+        reply(client, conversation_id, "À bientôt.")
+        sent = wait_sent(graph, "À bientôt")
+        assert sent["type"] == "text"
+        assert len([b for b in graph.requests_for(PERSON) if b["type"] == "template"]) == 1
