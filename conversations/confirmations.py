@@ -41,7 +41,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from kernel.database import utcnow
+from bots.phones import digits
+from kernel.database import slices, utcnow
 from conversations.models import (AWAITING, FAILED, OUTBOUND, QUEUED, SENDING, SENT, Address, Contact,
                                   Conversation, Message)
 from conversations.store import log_event
@@ -81,8 +82,12 @@ def parse_time(value) -> datetime | None:
 
 def awaiting_payload(payload: dict | None, now: datetime) -> dict:
     """A row the sweep holds awaiting confirmation (see the module)."""
-    clean = {k: v for k, v in (payload or {}).items() if k not in ("awaiting_since", "flowing_since")}
-    return {**clean, "awaiting_since": now.isoformat()}
+    return {**without_wait(payload), "awaiting_since": now.isoformat()}
+
+
+def without_wait(payload: dict | None) -> dict:
+    """A row's payload without the marks of its wait for a confirmation."""
+    return {k: v for k, v in (payload or {}).items() if k not in ("awaiting_since", "flowing_since")}
 
 
 async def record_statuses(rt, updates: list) -> None:
@@ -97,7 +102,7 @@ async def record_statuses(rt, updates: list) -> None:
         # the common case (a status of a recorded send) reads a few columns and writes one UPDATE;
         # (in slices: a 2 MB body holds tens of thousands of statuses, beyond a statement's parameters)
         known = {}
-        for part in _slices(wamids):
+        for part in slices(wamids, 500):
             known.update((r.platform_message_id, r) for r in (await session.execute(select(
                 Message.id, Message.platform_message_id, Message.status, Message.conversation_id, Message.contact_id,
                 Message.created_at).where(Message.platform_message_id.in_(part), Message.direction == OUTBOUND))).all())
@@ -106,7 +111,7 @@ async def record_statuses(rt, updates: list) -> None:
             if u.platform_message_id not in known and (ids := tracked(u.tracking)) is not None:
                 named[ids[1]] = ids[0]
         candidates = {}
-        for part in _slices(list(named)):
+        for part in slices(list(named), 500):
             candidates.update((m.id, (m, a, org)) for m, a, org in (await session.execute(
                 select(Message, Address, Contact.organisation_id)
                 .join(Conversation, Conversation.id == Message.conversation_id)
@@ -164,11 +169,6 @@ async def record_statuses(rt, updates: list) -> None:
                                         for c, s in dict.fromkeys(topics)])
 
 
-def _slices(items: list, size: int = 500):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 def _confirmable(rt, u, named: dict, candidates: dict) -> Message | None:
     """The row a status names by its tracking, if the status fits it: the organisation, the person
     (recipient_id) and the number are the row's; it is in doubt (awaiting, queued again after a
@@ -179,8 +179,8 @@ def _confirmable(rt, u, named: dict, candidates: dict) -> Message | None:
     message, address, organisation_id = candidates[ids[1]]
     from outreach.pacing import account_of
 
-    person = _digits(u.recipient)
-    if organisation_id != ids[0] or not person or person != _digits(address.external_id):
+    person = digits(u.recipient or "")  # "+33 6…" and "336…" are one person
+    if organisation_id != ids[0] or not person or person != digits(address.external_id):
         return None
     if u.account != account_of(rt.settings, "whatsapp", address.account):
         return None
@@ -190,16 +190,10 @@ def _confirmable(rt, u, named: dict, candidates: dict) -> Message | None:
     return message
 
 
-def _digits(number: str | None) -> str:
-    """A WhatsApp id as its digits ("+33 6…" and "336…" are one person)."""
-    return "".join(ch for ch in (number or "") if ch.isascii() and ch.isdigit())
-
-
 def _confirm(session, message: Message, u) -> None:
     """A status for a row in doubt: it reached Meta. Sent (or further) with its wamid, or failed."""
     was = message.status
-    payload = {k: v for k, v in (message.payload or {}).items() if k not in ("awaiting_since", "flowing_since")}
-    message.payload = {**payload, "confirmed_by_status": True}
+    message.payload = {**without_wait(message.payload), "confirmed_by_status": True}
     message.platform_message_id = u.platform_message_id
     message.sent_at, message.next_attempt_at = message.sent_at or utcnow(), None
     if u.status == FAILED:
@@ -248,7 +242,7 @@ async def resolve_awaiting(rt, now: datetime | None = None) -> dict[str, int]:
         for message, stopped_at, withdrawn_at in rows:
             payload = message.payload or {}
             flowing, since = parse_time(payload.get("flowing_since")), parse_time(payload.get("awaiting_since")) or now
-            clean = {k: v for k, v in payload.items() if k not in ("awaiting_since", "flowing_since")}
+            clean = without_wait(payload)
             if flowing is not None and now >= flowing + grace and (stopped_at or withdrawn_at):
                 # never reached them, and they said « stop » (or withdrew the news) meanwhile: not sent
                 values = dict(status=FAILED, error=NOT_RESENT, payload=clean)

@@ -101,3 +101,10 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value
+
+
+def slices(items: list, size: int):
+    """`items` in lists of at most `size`: an IN (...) list or a bulk write kept under PostgreSQL's
+    limit of bind parameters per statement."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -26,7 +26,7 @@ from datetime import datetime, time as dtime, timedelta
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kernel.database import utcnow
+from kernel.database import slices, utcnow
 from bots.base import Choice, OutboundMessage
 from conversations.models import Address, Contact, Conversation
 from conversations.store import Pending, Thread, queue_message
@@ -117,7 +117,7 @@ async def audience(session: AsyncSession, organisation_id: int, filters: dict, c
     channel_of: dict[int, str] = {}
     needs: dict[int, list[Conversation]] = {}
     territory, topic = filters.get("territory"), filters.get("topic")
-    for chunk in _chunks(contacts, 2000):
+    for chunk in slices(contacts, 2000):
         rows = (await session.execute(
             select(Conversation, Address.channel).join(Address, Address.id == Conversation.address_id)
             .where(Conversation.contact_id.in_(chunk)).order_by(Conversation.id))).all()
@@ -147,11 +147,6 @@ def _matches(conversations: list[Conversation], territory: str | None, topic: st
             continue
         return True
     return False
-
-
-def _chunks(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 def channels_of(campaign: Campaign) -> set[str]:
@@ -189,7 +184,7 @@ async def snapshot(session: AsyncSession, campaign: Campaign) -> int:
         CampaignRecipient.campaign_id == campaign.id))).scalars().all())
     rows = [{"campaign_id": campaign.id, "contact_id": contact_id, "channel": channel, "state": R_PENDING,
              "reason": "", "reminder_state": ""} for contact_id, channel in people if contact_id not in already]
-    for chunk in _chunks(rows, 1000):
+    for chunk in slices(rows, 1000):
         await session.execute(insert(CampaignRecipient.__table__), chunk)
     return len(rows)
 
@@ -319,7 +314,7 @@ class CampaignSender:
                                        (Contact.last_inbound_at.is_(None))
                                        | (Contact.last_inbound_at < CampaignRecipient.queued_at)))
                     ids = (await session.execute(eligible)).scalars().all()
-                    for chunk in _chunks(list(ids), 1000):
+                    for chunk in slices(list(ids), 1000):
                         await session.execute(update(CampaignRecipient).where(CampaignRecipient.id.in_(chunk))
                                               .values(reminder_state=R_PENDING))
                     fresh.reminder_started_at = now
