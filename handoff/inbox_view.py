@@ -88,6 +88,7 @@ def install_filters(env) -> None:
     env.filters["channel_label"] = lambda code: words()["channels"].get(code or "", code or "")
     env.filters["language_label"] = lambda code: words()["languages"].get((code or "fr").split("-")[0], code or "")
     env.filters["language_badge"] = language_badge
+    env.filters["reason_label"] = lambda code: words()["reasons"].get(code or "", code or "")
 
 
 def language_badge(code: str | None) -> Markup:

@@ -126,15 +126,21 @@ async def test_a_killed_holder_frees_its_people_within_3_seconds_and_a_live_one_
         token = await client.get(RedisLocks.PREFIX + "telegram:42")
         await asyncio.sleep(4.0)  # longer than a lock's lifetime: renewed by its live holder
         assert await client.get(RedisLocks.PREFIX + "telegram:42") == token
-        assert 0 < await client.pttl(RedisLocks.PREFIX + "telegram:42") <= 3000
+        loop = asyncio.get_running_loop()
+        left = await client.pttl(RedisLocks.PREFIX + "telegram:42")
+        assert 0 < left <= 3000
+        read = loop.time()
         holder.send_signal(signal.SIGKILL)
         await holder.wait()
-        loop = asyncio.get_running_loop()
         killed = loop.time()
         async with RedisLocks(client, poll=0.01).hold("telegram:42"):
-            freed_after = loop.time() - killed
-        print(f"lock of a killed holder free after {freed_after:.2f} s")
-        assert freed_after <= 3.1, freed_after
+            freed = loop.time()
+        print(f"lock of a killed holder free after {freed - killed:.2f} s ({left} ms left at the kill)")
+        # Free once the lifetime left at the kill has run out (it may have been renewed once more
+        # between the reading and the kill), never later than a lifetime after the kill. The slack
+        # is for a loaded machine's scheduling, not for the lock.
+        assert freed - read <= 3.0 + 0.5, (freed - read, left)
+        assert freed - killed <= 3.0 + 0.5, freed - killed
     finally:
         if holder.returncode is None:
             holder.kill()

@@ -6,7 +6,7 @@ from sqlalchemy import func, select, text
 
 from allervers.models import metadata
 from conversations.models import Contact, Conversation, Message
-from tests.conftest import app_client
+from tests.conftest import app_client, login
 from tests.webchat import Person
 
 async def consented(client) -> Person:
@@ -83,6 +83,14 @@ async def test_stop_works_while_a_worker_is_on(settings_for):
             status = (await session.execute(select(Conversation.status))).scalars().all()
         assert status == ["closed"]
         assert "vous ne recevrez plus" in (await person.last())["text"]
+        # The worker reads why, in their words (not the code the app stored)
+        settings = client.app.state.rt.settings
+        await login(client, settings.demo_admin_email, settings.demo_worker_password)
+        async with client.app.state.rt.sessionmaker() as session:
+            conversation_id = (await session.execute(select(Conversation.id))).scalar_one()
+        page = (await client.get(f"/inbox/conversations/{conversation_id}")).text
+        assert "Terminée : La personne a écrit « stop »" in page
+        assert "stopped by the person" not in page
 
 
 async def test_refusing_consent_still_allows_a_human_and_keeps_nothing_after(settings_for):
