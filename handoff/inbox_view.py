@@ -88,7 +88,12 @@ def install_filters(env) -> None:
     env.filters["channel_label"] = lambda code: words()["channels"].get(code or "", code or "")
     env.filters["language_label"] = lambda code: words()["languages"].get((code or "fr").split("-")[0], code or "")
     env.filters["language_badge"] = language_badge
-    env.filters["reason_label"] = lambda code: words()["reasons"].get(code or "", code or "")
+    env.filters["reason_label"] = reason_label
+
+
+def reason_label(code: str | None) -> str:
+    """A reason the app stored (a conversation's outcome, a message's error) in the inbox's words."""
+    return words()["reasons"].get(code or "", code or "")
 
 
 def language_badge(code: str | None) -> Markup:

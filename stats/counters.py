@@ -152,13 +152,14 @@ async def first_reply(q: Query) -> list[Row]:
 
 async def outcomes(q: Query) -> list[Row]:
     from handoff.inbox import OUTCOMES
+    from handoff.inbox_view import words
 
-    by_label = {label: label for label in OUTCOMES.values()}
+    by_label = {label: label for label in OUTCOMES.values()} | words()["reasons"]  # a worker's, or the app's
     rows = await q.session.execute(_events(q, "conversation_closed"))
     counted: Counter = Counter()
     for _, _, data, _ in rows.all():
         label = str((data or {}).get("outcome") or "").split(" — ", 1)[0]
-        counted[by_label.get(label, "La personne a écrit stop" if label == "stopped by the person" else "Autre")] += 1
+        counted[by_label.get(label, "Autre")] += 1
     return _counted(counted)
 
 

@@ -80,6 +80,8 @@ async def seed(rt) -> dict:
             elif i < 9:
                 event(c.id, "conversation_closed", at + timedelta(hours=5), outcome="Question répondue")
                 expected["answered"] += 1
+            elif i == 9:  # the person wrote « stop »: the app closed it, with its own code
+                event(c.id, "conversation_closed", at + timedelta(hours=5), outcome="stopped by the person")
             need = "se-nourrir" if i < 8 else "se-loger"
             event(c.id, "answer_saved", at, key="need", value=need)
             expected["need_" + need.replace("-", "_")] += 1
@@ -149,6 +151,7 @@ async def test_dashboard_figures_csv_and_refusals(settings_for):
         assert cell(html, "9 demandes sur 10 en moins de") == minutes_text(p90)
         assert cell(html, "Orientée vers une structure") == str(expected["oriented"])
         assert cell(html, "Question répondue") == "< 5"
+        assert cell(html, "La personne a écrit « stop »") == "< 5" and "stopped by the person" not in html
         assert "CAF de Paris" not in html and "Durand" not in html  # never the free-text detail
         assert cell(html, "Estimations faites") == str(expected["estimates"])
         total = f"{expected['monthly']:,.0f} €".replace(",", "\u202f")
