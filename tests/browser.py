@@ -101,6 +101,19 @@ def assert_accessible(page, *, impacts: tuple[str, ...] = ("serious", "critical"
     return violations
 
 
+def log_in(page, email: str, password: str) -> None:
+    """Sign in on the inbox's page and land on the inbox."""
+    import re
+
+    from playwright.sync_api import expect
+
+    page.goto("/inbox/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Mot de passe").fill(password)
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page).to_have_url(re.compile(r"/inbox$"))
+
+
 def open_inbox_actions(page) -> None:
     """The inbox conversation's actions sheet (« ⋯ Actions »): take, note, transfer, close, and the
     rooms' panels (casework, follow-ups). Opened once; left open when it already is."""

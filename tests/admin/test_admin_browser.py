@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.browser import TIMEOUT_MS, assert_accessible, chromium, phone_page  # noqa: F401
+from tests.browser import log_in, TIMEOUT_MS, assert_accessible, chromium, phone_page  # noqa: F401
 from tests.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # ~45 s per size on 2 shared cores (axe on 11 pages)
@@ -51,11 +51,7 @@ def test_admin_invites_a_worker_and_sets_a_territory_and_hours(settings_for, chr
         pages.append((page.url, [f"{v['id']} ({v['impact']})" for v in others]))
     with LiveServer(settings) as live:
         admin = new_page(chromium, size, live.url)
-        admin.goto("/inbox/login")
-        admin.get_by_label("E-mail").fill(settings.demo_admin_email)
-        admin.get_by_label("Mot de passe").fill(settings.demo_worker_password)
-        admin.get_by_role("button", name="Se connecter").click()
-        expect(admin).to_have_url(re.compile(r"/inbox$"))
+        log_in(admin, settings.demo_admin_email, settings.demo_worker_password)
         admin.goto("/admin")
         expect(admin.get_by_role("heading", name="France services Démo")).to_be_visible()
         audit(admin)

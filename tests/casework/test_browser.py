@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.admin.test_admin_browser import SIZES, assert_in_view, new_page
-from tests.browser import open_inbox_actions, assert_accessible, chromium, csp_violations  # noqa: F401
+from tests.browser import log_in, open_inbox_actions, assert_accessible, chromium, csp_violations  # noqa: F401
 from tests.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -23,16 +23,6 @@ def person_asks_for_a_human(url: str) -> None:
         cookie = {"Cookie": f"allervers_chat={identity.cookies.get('allervers_chat')}"}
         assert person.post("/chat/api/messages", json={"client_id": "browser-casework-1", "text": "humain"},
                            headers=cookie).status_code == 200
-
-
-def log_in(page, email: str, password: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto("/inbox/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Mot de passe").fill(password)
-    page.get_by_role("button", name="Se connecter").click()
-    expect(page).to_have_url(re.compile(r"/inbox$"))
 
 
 @pytest.mark.parametrize("size", list(SIZES))

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from handoff.hours import PARIS
-from tests.browser import open_inbox_actions, TIMEOUT_MS, assert_accessible, chromium, csp_violations, phone_page  # noqa: F401
+from tests.browser import log_in, open_inbox_actions, TIMEOUT_MS, assert_accessible, chromium, csp_violations, phone_page  # noqa: F401
 from tests.conftest import LiveServer, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -30,16 +30,6 @@ def new_page(browser, size: str, base_url: str):
     page.on("pageerror", lambda error: page.js_errors.append(str(error)))
     page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
     return page
-
-
-def log_in(page, email: str, password: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto("/inbox/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Mot de passe").fill(password)
-    page.get_by_role("button", name="Se connecter").click()
-    expect(page).to_have_url(re.compile(r"/inbox$"))
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # the pages, not the database: both backends run the HTTP tests

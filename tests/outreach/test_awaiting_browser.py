@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -24,7 +23,7 @@ from conversations.models import Conversation, Message
 from kernel.database import make_engine, make_sessionmaker, utcnow
 from outreach.models import Campaign, CampaignRecipient
 from tests.admin.test_admin_browser import SIZES, assert_in_view, new_page
-from tests.browser import assert_accessible, chromium  # noqa: F401
+from tests.browser import log_in, assert_accessible, chromium  # noqa: F401
 from tests.conftest import LiveServer
 from tests.fakes.graph_api import FakeGraphApi
 from tests.outreach.helpers import seed_audience
@@ -83,11 +82,7 @@ def test_staff_see_sends_awaiting_their_status(settings_for, chromium, size):  #
                 campaign_id, conversation_id = thread.submit(
                     asyncio.run, held_after_a_crash(settings.database_url, 2, 3)).result()
             admin = new_page(chromium, size, live.url)
-            admin.goto("/inbox/login")
-            admin.get_by_label("E-mail").fill(settings.demo_admin_email)
-            admin.get_by_label("Mot de passe").fill(settings.demo_worker_password)
-            admin.get_by_role("button", name="Se connecter").click()
-            expect(admin).to_have_url(re.compile(r"/inbox$"))
+            log_in(admin, settings.demo_admin_email, settings.demo_worker_password)
 
             admin.goto(f"/admin/campaigns/{campaign_id}")
             progress = admin.locator("#campaign-progress")

@@ -11,7 +11,7 @@ import pytest
 
 from outreach.sources import qr_png
 from tests.admin.test_admin_browser import SIZES, assert_in_view, new_page
-from tests.browser import assert_accessible, chromium  # noqa: F401
+from tests.browser import log_in, assert_accessible, chromium  # noqa: F401
 from tests.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -25,11 +25,7 @@ def test_admin_source_qr_flyer_webchat_arrival_and_campaign(settings_for, chromi
     settings = settings_for(campaign_quiet_enabled=False, campaign_tick_seconds=0.2)
     with LiveServer(settings) as live:
         admin = new_page(chromium, size, live.url)
-        admin.goto("/inbox/login")
-        admin.get_by_label("E-mail").fill(settings.demo_admin_email)
-        admin.get_by_label("Mot de passe").fill(settings.demo_worker_password)
-        admin.get_by_role("button", name="Se connecter").click()
-        expect(admin).to_have_url(re.compile(r"/inbox$"))
+        log_in(admin, settings.demo_admin_email, settings.demo_worker_password)
         admin.goto("/admin")
         admin.get_by_role("navigation", name="Administration").get_by_role("link", name="🔗 Sources").click()
         create = admin.get_by_role("button", name="➕ Créer")
@@ -97,11 +93,7 @@ def test_admin_sends_a_campaign_test_to_their_own_telegram(settings_for, chromiu
         settings = telegram_settings(settings_for, fake)
         with LiveServer(settings) as live:
             admin = new_page(chromium, "phone", live.url)
-            admin.goto("/inbox/login")
-            admin.get_by_label("E-mail").fill(settings.demo_admin_email)
-            admin.get_by_label("Mot de passe").fill(settings.demo_worker_password)
-            admin.get_by_role("button", name="Se connecter").click()
-            expect(admin).to_have_url(re.compile(r"/inbox$"))
+            log_in(admin, settings.demo_admin_email, settings.demo_worker_password)
             admin.goto("/admin/campaigns")
             admin.get_by_label("Nouvelle campagne").fill("Permanence CAF")
             admin.get_by_role("button", name="➕ Créer").click()
