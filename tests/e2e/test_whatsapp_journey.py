@@ -243,6 +243,21 @@ def _wamid_of(settings, fragment: str) -> str | None:
     return in_db(settings, work)
 
 
+def handed_to_camille(client: httpx.Client, graph: FakeGraphApi, settings) -> int:
+    """The person agrees, asks for someone about housing and is introduced to Camille; the worker
+    logs in. Returns the conversation's id."""
+    assert post(client, text("1", "Bonjour, j'ai besoin d'aide")).status_code == 200
+    wait_sent(graph, "Êtes-vous d'accord")
+    assert post(client, button("2", "oui", "✅ D'accord")).status_code == 200
+    wait_sent(graph, "Que voulez-vous faire")
+    assert post(client, button("3", "parler")).status_code == 200
+    wait_sent(graph, "C'est à quel sujet")
+    assert post(client, text("4", "2")).status_code == 200
+    wait_sent(graph, "Camille")
+    login(client, settings)
+    return first_conversation(client)
+
+
 def test_whatsapp_replies_in_the_window_go_in_one_burst_and_a_refusal_still_holds(settings_for, graph):
     """Inside the 24-hour window the outbox claims a person's replies together, without the
     window's context; a window that closes anyway (the platform says 131047 at once) sends the
@@ -250,16 +265,7 @@ def test_whatsapp_replies_in_the_window_go_in_one_burst_and_a_refusal_still_hold
     window's path (still sent as written: the window is open)."""
     settings = whatsapp_settings(settings_for, graph)
     with LiveServer(settings) as live, httpx.Client(base_url=live.url, timeout=30) as client:
-        assert post(client, text("1", "Bonjour, j'ai besoin d'aide")).status_code == 200
-        wait_sent(graph, "Êtes-vous d'accord")
-        assert post(client, button("2", "oui", "✅ D'accord")).status_code == 200
-        wait_sent(graph, "Que voulez-vous faire")
-        assert post(client, button("3", "parler")).status_code == 200
-        wait_sent(graph, "C'est à quel sujet")
-        assert post(client, text("4", "2")).status_code == 200
-        wait_sent(graph, "Camille")
-        login(client, settings)
-        conversation_id = first_conversation(client)
+        conversation_id = handed_to_camille(client, graph, settings)
 
         # Several replies at once: all sent, in the order written.
         for n in range(1, 5):
@@ -296,16 +302,7 @@ def test_held_messages_go_before_the_bots_reply_and_never_after_a_stop(settings_
     a person who writes « stop » gets none of them."""
     settings = whatsapp_settings(settings_for, graph)
     with LiveServer(settings) as live, httpx.Client(base_url=live.url, timeout=30) as client:
-        assert post(client, text("1", "Bonjour")).status_code == 200
-        wait_sent(graph, "Êtes-vous d'accord")
-        assert post(client, button("2", "oui", "✅ D'accord")).status_code == 200
-        wait_sent(graph, "Que voulez-vous faire")
-        assert post(client, button("3", "parler")).status_code == 200
-        wait_sent(graph, "C'est à quel sujet")
-        assert post(client, text("4", "2")).status_code == 200
-        wait_sent(graph, "Camille")
-        login(client, settings)
-        conversation_id = first_conversation(client)
+        conversation_id = handed_to_camille(client, graph, settings)
 
         # Outside the window: the invitation, the worker's message held; given back to the bot,
         # whose menu is held behind the same invitation.
