@@ -137,7 +137,7 @@ async def _store_and_handle_together(rt, inbound: list[InboundMessage]) -> list[
     async with rt.sessionmaker() as session, session.begin():
         stored = await _store(session, rt, inbound, handled=True)
         written = [thread for received, thread in stored if not received.duplicate]
-        held = await window.held_messages(session, written)  # WhatsApp: the 24-hour window is open again
+        held, behind = await window.held_messages(session, written)  # WhatsApp: the window is open again
         for message, (received, thread) in zip(inbound, stored):
             pending = Pending.empty()
             done.append((received, pending))
@@ -150,7 +150,7 @@ async def _store_and_handle_together(rt, inbound: list[InboundMessage]) -> list[
                 if message.callback_id is None:  # no toast on this channel (WhatsApp): said in the chat
                     await say_old_question(rt, session, thread, pending)
                 continue
-            if thread.contact.id not in held and rt.outbox.can_claim_at_once(
+            if thread.contact.id not in behind and rt.outbox.can_claim_at_once(
                     thread.contact.id, thread.address.channel, window_free=True):  # the person has just written
                 pending.direct[thread.contact.id] = []
                 pending.direct_to[thread.contact.id] = (thread.address, thread.contact)

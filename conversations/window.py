@@ -16,7 +16,7 @@ import logging
 
 from sqlalchemy import exists, select, update
 
-from conversations.models import FAILED, OUTBOUND, QUEUED, Conversation, Message
+from conversations.models import FAILED, OUTBOUND, QUEUED, SENDING, Conversation, Message
 from handoff.models import Organisation, Worker
 
 log = logging.getLogger(__name__)
@@ -63,19 +63,25 @@ def window_failure(message: Message, error: str | None) -> str | None:
     return "requeue"
 
 
-async def held_messages(session, threads) -> dict[int, list]:
-    """The held rows (id, payload) of the WhatsApp people of `threads` (who have just written), by
-    contact id: one query for a batch of the intake. Those people's replies queue behind them (no
-    claim at once: the outbox sends a person's rows in order), and release_held queues them."""
-    people = sorted({thread.contact.id for thread in threads if thread.address.channel == "whatsapp"})
+async def held_messages(session, threads) -> tuple[dict[int, list], set[int]]:
+    """For the WhatsApp people of `threads` (who have just written), one query for a batch of the
+    intake: their held rows (id, payload) by contact id, which release_held queues, and the people
+    with rows still to send (held, queued or being sent, by this process or another), whose new
+    replies must queue behind those (no claim at once: the outbox sends a person's rows in order)."""
+    people = sorted({thread.contact.id for thread in threads
+                     if thread.address.channel == "whatsapp" and not thread.new_contact})
     if not people:
-        return {}
+        return {}, set()
     held: dict[int, list] = {}
-    for id_, contact_id, payload in (await session.execute(select(Message.id, Message.contact_id, Message.payload).where(
-            Message.contact_id.in_(people), Message.direction == OUTBOUND, Message.status == HELD)
-            .order_by(Message.id))).all():
-        held.setdefault(contact_id, []).append((id_, payload))
-    return held
+    behind: set[int] = set()
+    for id_, contact_id, status, payload in (await session.execute(
+            select(Message.id, Message.contact_id, Message.status, Message.payload).where(
+                Message.contact_id.in_(people), Message.direction == OUTBOUND,
+                Message.status.in_((HELD, QUEUED, SENDING))).order_by(Message.id))).all():
+        behind.add(contact_id)
+        if status == HELD:
+            held.setdefault(contact_id, []).append((id_, payload))
+    return held, behind
 
 
 async def release_held(session, held: dict[int, list], contacts: dict) -> None:

@@ -331,3 +331,31 @@ def test_held_messages_go_before_the_bots_reply_and_never_after_a_stop(settings_
         wait_until(lambda: any(r[1] == "failed" and "dernier mot" in (r[2] or "") for r in outbound_rows(settings)))
         wait_until(lambda: not any(r[1] in ("queued", "sending") for r in outbound_rows(settings)))
         assert not sent_to(graph, PERSON, "dernier mot")
+
+
+def test_an_answer_is_not_claimed_ahead_of_a_row_another_process_has_still_to_send(settings_for, graph):
+    """The bot's answer to a person who has just written is claimed in the inbound's transaction
+    only when nothing of theirs waits: a row queued for a retry (as another process leaves it, with
+    no runner here) goes first, then the answer."""
+    settings = whatsapp_settings(settings_for, graph)
+    with LiveServer(settings) as live, httpx.Client(base_url=live.url, timeout=30) as client:
+        assert post(client, text("1", "Bonjour")).status_code == 200
+        wait_sent(graph, "Êtes-vous d'accord")
+        assert post(client, button("2", "oui", "✅ D'accord")).status_code == 200
+        wait_sent(graph, "Que voulez-vous faire")
+        wait_until(lambda: not any(r[1] in ("queued", "sending") for r in outbound_rows(settings)))
+
+        async def queue_a_retry(session):
+            last = (await session.execute(select(Message).where(Message.direction == "out")
+                                          .order_by(Message.id.desc()).limit(1))).scalar_one()
+            session.add(Message(conversation_id=last.conversation_id, contact_id=last.contact_id,
+                                channel="whatsapp", direction="out", text="Un message plus ancien.",
+                                payload={"locale": "fr"}, status="queued", attempts=1, error="HTTP 503",
+                                next_attempt_at=utcnow() + timedelta(seconds=1.5), created_at=utcnow()))
+        in_db(settings, queue_a_retry)
+        menus_before = len(sent_to(graph, PERSON, "Que voulez-vous faire"))
+
+        assert post(client, text("3", "menu")).status_code == 200
+        wait_until(lambda: len(sent_to(graph, PERSON, "Que voulez-vous faire")) == menus_before + 1)
+        texts = [body_text(b) for b in graph.requests_for(PERSON)]
+        assert "plus ancien" in texts[-2] and "Que voulez-vous faire" in texts[-1]
