@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import json
 import math
 import re
@@ -224,14 +226,21 @@ class OutboundMessage:
     tracking: str | None = None
 
 
+@functools.cache
+def _words():
+    """bots/words/ (read here on first use: words imports bots.base)."""
+    from words.catalogue import room
+
+    return room(__file__)  # (a path resolved: not at every send)
+
+
 def link_lines(message: "OutboundMessage", links: tuple[Link, ...] | None = None) -> str:
     """Links a channel cannot show as buttons, as words in the text: a phone number as its digits
     (which Telegram and WhatsApp make tappable), not repeated when the text already shows it; a web
     link as "title : url" on its own line. Returns the text to send."""
     from bots.phones import digits, display
-    from words.catalogue import room
 
-    words = room(__file__)
+    words = _words()
     text = message.text or ""
     lines = []
     for link in message.links if links is None else links:

@@ -127,18 +127,24 @@ class Outbox:
             return
         self._runners[contact_id] = asyncio.create_task(self._run(contact_id), name=f"outbox-{contact_id}")
 
-    def can_claim_at_once(self, contact_id: int, channel: str) -> bool:
+    def can_claim_at_once(self, contact_id: int, channel: str, *, window_free: bool = False) -> bool:
         """New rows of this person may be claimed in their own transaction when nothing older can be
-        waiting: no runner for them here (a runner exists while rows wait for a retry). WhatsApp keeps
-        the queued path (its 24-hour window logic looks at one message at a time)."""
+        waiting: no runner for them here (a runner exists while rows wait for a retry). On WhatsApp
+        only when they need no 24-hour window context (`window_free`): replies to a person who has
+        just written (the window is open for a day) and has nothing held, or approved templates;
+        otherwise its window logic looks at one message at a time (the queued path)."""
         runner = self._runners.get(contact_id)
-        return channel != "whatsapp" and (runner is None or runner.done())
+        return (channel != "whatsapp" or window_free) and (runner is None or runner.done())
 
     def send_claimed(self, contact_id: int, rows: list, address: Address, contact: Contact) -> None:
         """Send rows claimed (status sending) by a committed transaction, then whatever else is queued."""
         context = {"last_inbound_at": contact.last_inbound_at, "organisation_id": contact.organisation_id}
         jobs = [_Job(message, address, contact.organisation_id, 1, outbound_of(message),
                      {**context, "worker_id": message.author_worker_id}) for message in rows]
+        if address.channel == "whatsapp":  # (can_claim_at_once: the window is open, no context read)
+            for job in jobs:
+                if not job.outbound.template:
+                    job.context["window_unchecked"] = True  # a refusal puts it back for the template path
         self._runners[contact_id] = asyncio.create_task(self._run(contact_id, jobs), name=f"outbox-{contact_id}")
 
     async def sweep(self) -> None:

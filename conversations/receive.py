@@ -19,7 +19,7 @@ from kernel.database import checkpoint, utcnow
 from kernel.logscrub import opaque
 from bots.base import Attachment, Choice, InboundMessage, Location, OutboundMessage
 from casework import transfers as casework_transfers
-from conversations import language, tombstones
+from conversations import language, tombstones, window
 from ops.metrics import handling
 from conversations.models import ASSIGNED, FAILED, OUTBOUND, QUEUED, WAITING, Contact, Media, Message
 from conversations.webchat_identity import forget_identities
@@ -136,20 +136,26 @@ async def _store_and_handle_together(rt, inbound: list[InboundMessage]) -> list[
     done: list[tuple[Received, Pending]] = []
     async with rt.sessionmaker() as session, session.begin():
         stored = await _store(session, rt, inbound, handled=True)
+        written = [thread for received, thread in stored if not received.duplicate]
+        held, behind = await window.held_messages(session, written)  # WhatsApp: the window is open again
         for message, (received, thread) in zip(inbound, stored):
             pending = Pending.empty()
             done.append((received, pending))
             if received.duplicate:
                 continue
+            if thread.contact.id in held:  # released below: sent before this message's replies
+                pending.outbound.append(thread.contact.id)
             if await old_question_pressed(session, thread, message):
                 received.stale = True
                 if message.callback_id is None:  # no toast on this channel (WhatsApp): said in the chat
                     await say_old_question(rt, session, thread, pending)
                 continue
-            if rt.outbox.can_claim_at_once(thread.contact.id, thread.address.channel):
+            if thread.contact.id not in behind and rt.outbox.can_claim_at_once(
+                    thread.contact.id, thread.address.channel, window_free=True):  # the person has just written
                 pending.direct[thread.contact.id] = []
                 pending.direct_to[thread.contact.id] = (thread.address, thread.contact)
             await handle(rt, session, thread, message, pending)
+        await window.release_held(session, held, {thread.contact.id: thread.contact for thread in written})
     return done
 
 

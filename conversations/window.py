@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 
-from conversations.models import FAILED, OUTBOUND, QUEUED, Address, Contact, Conversation, Message
+from conversations.models import FAILED, OUTBOUND, QUEUED, SENDING, Conversation, Message
 from handoff.models import Organisation, Worker
 
 log = logging.getLogger(__name__)
@@ -63,24 +63,37 @@ def window_failure(message: Message, error: str | None) -> str | None:
     return "requeue"
 
 
-async def release_held(rt, channel: str, user_id: str) -> int:
-    """The person wrote again: their held messages go out now (in order). Returns how many."""
-    async with rt.sessionmaker() as session, session.begin():  # (one query: after every inbound)
-        found = (await session.execute(select(Message, Contact.stopped_at).join(
-            Contact, Contact.id == Message.contact_id).join(Address, Address.contact_id == Contact.id).where(
-            Address.channel == channel, Address.external_id == user_id,
-            Message.direction == OUTBOUND, Message.status == HELD))).all()
-        if not found:
-            return 0
-        rows, stopped_at, contact_id = [row for row, _ in found], found[0][1], found[0][0].contact_id
-        for row in rows:
-            if stopped_at is not None:  # the person wrote "stop": nothing more is sent
-                row.status, row.error = FAILED, "stopped by the person"
-                continue
-            row.status, row.next_attempt_at, row.error = QUEUED, None, None
-            row.payload = {k: v for k, v in (row.payload or {}).items() if k != "window_closed"}
-        released = 0 if stopped_at is not None else len(rows)
-    if released:
-        log.info("%s held message(s) released after the person wrote", released)
-        rt.outbox.kick(contact_id)
-    return released
+async def held_messages(session, threads) -> tuple[dict[int, list], set[int]]:
+    """For the WhatsApp people of `threads` (who have just written), one query for a batch of the
+    intake: their held rows (id, payload) by contact id, which release_held queues, and the people
+    with rows still to send (held, queued or being sent, by this process or another), whose new
+    replies must queue behind those (no claim at once: the outbox sends a person's rows in order)."""
+    people = sorted({thread.contact.id for thread in threads
+                     if thread.address.channel == "whatsapp" and not thread.new_contact})
+    if not people:
+        return {}, set()
+    held: dict[int, list] = {}
+    behind: set[int] = set()
+    for id_, contact_id, status, payload in (await session.execute(
+            select(Message.id, Message.contact_id, Message.status, Message.payload).where(
+                Message.contact_id.in_(people), Message.direction == OUTBOUND,
+                Message.status.in_((HELD, QUEUED, SENDING))).order_by(Message.id))).all():
+        behind.add(contact_id)
+        if status == HELD:
+            held.setdefault(contact_id, []).append((id_, payload))
+    return held, behind
+
+
+async def release_held(session, held: dict[int, list], contacts: dict) -> None:
+    """The person wrote again: their held messages (`held_messages`) go out now, in order — in the
+    inbound's own transaction, once it has been handled: failed instead if the person has stopped
+    (« stop » now or before, unless they restarted just now). `contacts`: contact id -> Contact."""
+    if not held:
+        return
+    await session.execute(update(Message), [
+        {"id": id_, "status": FAILED, "error": "stopped by the person"}
+        if contacts[contact_id].stopped_at is not None else
+        {"id": id_, "status": QUEUED, "next_attempt_at": None, "error": None,
+         "payload": {k: v for k, v in (payload or {}).items() if k != "window_closed"}}
+        for contact_id, rows in held.items() for id_, payload in rows])
+    log.info("%d held message(s) released after the person wrote", sum(len(rows) for rows in held.values()))

@@ -408,8 +408,7 @@ class CampaignSender:
                     thread = Thread(contact, address, conversation)
                     # A WhatsApp campaign row is an approved template: no 24-hour window to look at,
                     # so it may be claimed at once like the other channels' rows.
-                    claim_as = "telegram" if channel == "whatsapp" and extra.get("campaign_template") else channel
-                    if rt.outbox.can_claim_at_once(contact.id, claim_as):
+                    if rt.outbox.can_claim_at_once(contact.id, channel, window_free=bool(extra.get("campaign_template"))):
                         pending.direct.setdefault(contact.id, [])
                         pending.direct_to[contact.id] = (address, contact)
                     row = await queue_message(session, thread, outbound, pending)

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from kernel.database import utcnow
 from conversations.models import Contact, Message
 from handoff.models import Organisation
-from tests.conftest import LiveServer, wait_until
+from tests.conftest import LiveServer, csrf_of, wait_until
 from tests.e2e.whatsapp_helpers import (
     NUMBER,
     OTHER_NUMBER,
@@ -243,6 +243,21 @@ def _wamid_of(settings, fragment: str) -> str | None:
     return in_db(settings, work)
 
 
+def handed_to_camille(client: httpx.Client, graph: FakeGraphApi, settings) -> int:
+    """The person agrees, asks for someone about housing and is introduced to Camille; the worker
+    logs in. Returns the conversation's id."""
+    assert post(client, text("1", "Bonjour, j'ai besoin d'aide")).status_code == 200
+    wait_sent(graph, "Êtes-vous d'accord")
+    assert post(client, button("2", "oui", "✅ D'accord")).status_code == 200
+    wait_sent(graph, "Que voulez-vous faire")
+    assert post(client, button("3", "parler")).status_code == 200
+    wait_sent(graph, "C'est à quel sujet")
+    assert post(client, text("4", "2")).status_code == 200
+    wait_sent(graph, "Camille")
+    login(client, settings)
+    return first_conversation(client)
+
+
 def test_whatsapp_replies_in_the_window_go_in_one_burst_and_a_refusal_still_holds(settings_for, graph):
     """Inside the 24-hour window the outbox claims a person's replies together, without the
     window's context; a window that closes anyway (the platform says 131047 at once) sends the
@@ -250,16 +265,7 @@ def test_whatsapp_replies_in_the_window_go_in_one_burst_and_a_refusal_still_hold
     window's path (still sent as written: the window is open)."""
     settings = whatsapp_settings(settings_for, graph)
     with LiveServer(settings) as live, httpx.Client(base_url=live.url, timeout=30) as client:
-        assert post(client, text("1", "Bonjour, j'ai besoin d'aide")).status_code == 200
-        wait_sent(graph, "Êtes-vous d'accord")
-        assert post(client, button("2", "oui", "✅ D'accord")).status_code == 200
-        wait_sent(graph, "Que voulez-vous faire")
-        assert post(client, button("3", "parler")).status_code == 200
-        wait_sent(graph, "C'est à quel sujet")
-        assert post(client, text("4", "2")).status_code == 200
-        wait_sent(graph, "Camille")
-        login(client, settings)
-        conversation_id = first_conversation(client)
+        conversation_id = handed_to_camille(client, graph, settings)
 
         # Several replies at once: all sent, in the order written.
         for n in range(1, 5):
@@ -288,3 +294,68 @@ def test_whatsapp_replies_in_the_window_go_in_one_burst_and_a_refusal_still_hold
         sent = wait_sent(graph, "À bientôt")
         assert sent["type"] == "text"
         assert len([b for b in graph.requests_for(PERSON) if b["type"] == "template"]) == 1
+
+
+def test_held_messages_go_before_the_bots_reply_and_never_after_a_stop(settings_for, graph):
+    """Held messages are released in the transaction of the person's next message: they go out
+    before the bot's answer to it (that answer is not claimed at once while something is held), and
+    a person who writes « stop » gets none of them."""
+    settings = whatsapp_settings(settings_for, graph)
+    with LiveServer(settings) as live, httpx.Client(base_url=live.url, timeout=30) as client:
+        conversation_id = handed_to_camille(client, graph, settings)
+
+        # Outside the window: the invitation, the worker's message held; given back to the bot,
+        # whose menu is held behind the same invitation.
+        move_window_back(settings)
+        set_templates(settings, {"reply": "allervers_reponse"})
+        reply(client, conversation_id, "Votre dossier est complet.")
+        wait_until(lambda: any(r[1] == "held" and "dossier est complet" in (r[2] or "") for r in outbound_rows(settings)))
+        page = page_of(client, conversation_id)
+        client.post(f"/inbox/conversations/{conversation_id}/return-to-bot", data={"csrf_token": csrf_of(page)})
+        wait_until(lambda: sum(r[1] == "held" for r in outbound_rows(settings)) == 2)
+        menus_before = len(sent_to(graph, PERSON, "Que voulez-vous faire"))
+
+        # The person writes « menu »: the held ones first, in order, then the bot's new menu.
+        assert post(client, text("5", "menu")).status_code == 200
+        wait_until(lambda: len(sent_to(graph, PERSON, "Que voulez-vous faire")) == menus_before + 2)
+        texts = [body_text(b) for b in graph.requests_for(PERSON)]
+        assert "dossier est complet" in texts[-3] and "Que voulez-vous faire" in texts[-2] \
+            and "Que voulez-vous faire" in texts[-1]
+        wait_until(lambda: not any(r[1] in ("held", "queued", "sending") for r in outbound_rows(settings)))
+
+        # Held again, then « stop »: those are failed, never sent.
+        move_window_back(settings)
+        reply(client, conversation_id, "Un dernier mot.")
+        wait_until(lambda: any(r[1] == "held" and "dernier mot" in (r[2] or "") for r in outbound_rows(settings)))
+        assert post(client, text("6", "stop")).status_code == 200
+        wait_until(lambda: any(r[1] == "failed" and "dernier mot" in (r[2] or "") for r in outbound_rows(settings)))
+        wait_until(lambda: not any(r[1] in ("queued", "sending") for r in outbound_rows(settings)))
+        assert not sent_to(graph, PERSON, "dernier mot")
+
+
+def test_an_answer_is_not_claimed_ahead_of_a_row_another_process_has_still_to_send(settings_for, graph):
+    """The bot's answer to a person who has just written is claimed in the inbound's transaction
+    only when nothing of theirs waits: a row queued for a retry (as another process leaves it, with
+    no runner here) goes first, then the answer."""
+    settings = whatsapp_settings(settings_for, graph)
+    with LiveServer(settings) as live, httpx.Client(base_url=live.url, timeout=30) as client:
+        assert post(client, text("1", "Bonjour")).status_code == 200
+        wait_sent(graph, "Êtes-vous d'accord")
+        assert post(client, button("2", "oui", "✅ D'accord")).status_code == 200
+        wait_sent(graph, "Que voulez-vous faire")
+        wait_until(lambda: not any(r[1] in ("queued", "sending") for r in outbound_rows(settings)))
+
+        async def queue_a_retry(session):
+            last = (await session.execute(select(Message).where(Message.direction == "out")
+                                          .order_by(Message.id.desc()).limit(1))).scalar_one()
+            session.add(Message(conversation_id=last.conversation_id, contact_id=last.contact_id,
+                                channel="whatsapp", direction="out", text="Un message plus ancien.",
+                                payload={"locale": "fr"}, status="queued", attempts=1, error="HTTP 503",
+                                next_attempt_at=utcnow() + timedelta(seconds=1.5), created_at=utcnow()))
+        in_db(settings, queue_a_retry)
+        menus_before = len(sent_to(graph, PERSON, "Que voulez-vous faire"))
+
+        assert post(client, text("3", "menu")).status_code == 200
+        wait_until(lambda: len(sent_to(graph, PERSON, "Que voulez-vous faire")) == menus_before + 1)
+        texts = [body_text(b) for b in graph.requests_for(PERSON)]
+        assert "plus ancien" in texts[-2] and "Que voulez-vous faire" in texts[-1]
