@@ -46,7 +46,6 @@ from bots.base import (
     on_the_wire,
 )
 from words.catalogue import room
-from bots.wire import one_write_client
 
 WORDS = room(__file__)
 
@@ -197,7 +196,7 @@ class WhatsAppChannel:
         # the tier from the settings); a second limit here (it was 20/s) would cap a campaign below
         # the number's tier. Given, it limits this adapter's own sends (a direct use, the tests).
         self.limiter = RateLimiter(messages_per_second) if messages_per_second else None
-        self._client = client or one_write_client(httpx.Timeout(timeout, connect=5.0))  # bots/wire.py
+        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0))
         self._headers = {"Authorization": f"Bearer {self.access_token}"}
 
     @classmethod
