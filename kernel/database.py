@@ -67,17 +67,19 @@ def make_engine(url: str, pool_size: int = 20, max_overflow: int = 5) -> AsyncEn
 
 def _ping_in_one_round_trip(dbapi_connection) -> bool:
     """The pre-ping of every checkout (a connection closed by a database restart is replaced
-    unseen) as one round trip: `SELECT 1` in the simple protocol. SQLAlchemy's asyncpg ping
-    takes three (BEGIN, a prepared `;`, ROLLBACK: for pgbouncer's transaction mode, where a
-    prepared statement must stay on one server connection; the simple protocol needs none) — on
-    every transaction, a quarter of a single message's round trips."""
+    unseen) as one round trip: `BEGIN; SELECT 1; ROLLBACK` in one message of the simple protocol.
+    SQLAlchemy's asyncpg ping sends the same three apart (BEGIN, a prepared `;`, ROLLBACK: the
+    transaction for pgbouncer's transaction mode) — three round trips on every transaction, a
+    quarter of a single message's."""
     from sqlalchemy.util.concurrency import await_
 
     connection = dbapi_connection.driver_connection
     if connection.is_closed():
         return False  # disconnected: the pool replaces it (and the connections older than it)
     try:
-        await_(connection.execute("SELECT 1"))
+        # One simple-protocol message; inside a transaction rolled back, as SQLAlchemy's own ping:
+        # PostgreSQL's count of commits stays the count of real transactions (bench_processes).
+        await_(connection.execute("BEGIN; SELECT 1; ROLLBACK"))
     except Exception as error:
         if connection.is_closed():
             return False
