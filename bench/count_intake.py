@@ -1,16 +1,22 @@
-"""What one intake transaction costs: statements and app CPU per batch, in-process.
+"""What one intake transaction costs: its statements and round trips to PostgreSQL, in-process.
 
-    python bench/count_intake.py                         # PostgreSQL + Redis (wiped), batches of 16
-    python bench/count_intake.py --batch 1 --rounds 200  # the unbatched price
-    python bench/count_intake.py --profile /tmp/intake.prof
+    python bench/count_intake.py --no-delivery                         # PostgreSQL + Redis (wiped), batches of 16
+    python bench/count_intake.py --no-delivery --batch 16 --vary       # batches of varying sizes (~10)
+    python bench/count_intake.py --no-delivery --batch 1 --rounds 300  # the unbatched price
+    python bench/count_intake.py --statements 200                      # each statement's text, counted
+    python bench/count_intake.py --sqlite
 
-The bench's load (bench_processes.py's wrk script) without HTTP: people on Telegram, each sends the
-five updates of bench_crash.SCRIPT then five free texts, and a new person follows; `--batch`
-people at a time go through the intake as one batch (Intake._write: locks, store_and_handle, the
-after-commit work), the replies go to the fake Bot API. Prints the statements per batch by kind
-(SQLAlchemy's cursor events) and the CPU per batch and per update (process time, the fake Bot API
-excluded: it runs in this process, so its threads' time is subtracted... not: process_time counts
-every thread; the figure is for comparing two versions of the code, not an absolute).
+The closed loop's load (bench_processes.py's wrk script) without HTTP: people on Telegram, each
+sends the five updates of bench_crash.SCRIPT then five free texts, and a new person follows;
+`--batch` people at a time go through the intake as one batch (`Intake._write`: the people's
+locks, store_and_handle, the after-commit work). Prints per batch the SQL statements by kind
+(SQLAlchemy's cursor events) and the round trips to PostgreSQL (asyncpg's calls: statements,
+BEGIN/COMMIT, the pool's ping, a statement prepared anew), and the process's CPU per batch — that
+figure moves with whatever else the machine runs: compare counts, and CPU only within one session.
+`--no-delivery` leaves the replies queued (the closed loop's pacer holds most of them anyway),
+so that the CPU is the intake's. PostgreSQL: `--postgres-url` (default
+`…/allervers_count_intake`, **wiped**); Redis `--redis-url` (default db 7,
+**flushed**): run it under `flock /work/bench.lock`, as the other benchmarks.
 """
 
 from __future__ import annotations
@@ -174,7 +180,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres-url", default=os.environ.get(
         "ALLERVERS_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/allervers_count_intake"))
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/2")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/7")  # the benchmarks' db
     parser.add_argument("--sqlite", action="store_true")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=100)
