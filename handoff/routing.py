@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, inspect, select
+from sqlalchemy import and_, func, inspect, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kernel.database import utcnow
@@ -16,22 +16,38 @@ from conversations.models import ASSIGNED, Contact, Conversation
 from conversations.store import transaction_memo
 from directory.communes import city_of_arrondissement
 from handoff.hours import is_open
-from handoff.models import Team, Territory, Worker
+from handoff.models import Organisation, Team, Territory, Worker
 
 
 async def open_load(session: AsyncSession, worker_ids: list[int]) -> dict[int, int]:
     """Open conversations per worker: what the database holds, plus what this transaction changed
     and has not written yet (a batch of the intake hands several people over in one transaction)."""
+    return (await _load_and_previous(session, worker_ids, None))[0]
+
+
+async def _load_and_previous(session: AsyncSession, worker_ids: list[int],
+                             conversation: Conversation | None) -> tuple[dict[int, int], int | None]:
+    """open_load, and (for `conversation`) who answered this person last time (their latest earlier
+    conversation with a worker): one round trip for both, a handoff's two questions."""
     if not worker_ids:
-        return {}
-    rows = await session.execute(
-        select(Conversation.assignee_id, func.count())
-        .where(Conversation.assignee_id.in_(worker_ids), Conversation.status == ASSIGNED)
-        .group_by(Conversation.assignee_id)
-    )
-    load = Counter(dict(rows.all()))
+        return {}, (await previous_worker_id(session, conversation) if conversation is not None else None)
+    counts = (select(Conversation.assignee_id.label("worker_id"), func.count().label("open"))
+              .where(Conversation.assignee_id.in_(worker_ids), Conversation.status == ASSIGNED)
+              .group_by(Conversation.assignee_id))
+    if conversation is None:
+        rows = (await session.execute(counts)).all()
+        previous = None
+    else:
+        asked = select(_previous_of(conversation).scalar_subquery().label("previous")).subquery()
+        loads = counts.subquery()
+        rows = [(worker_id, n, previous) for previous, worker_id, n in (await session.execute(
+            select(asked.c.previous, loads.c.worker_id, loads.c.open)
+            .select_from(asked.outerjoin(loads, true())))).all()]
+        previous = rows[0][2] if rows else None
+        rows = [(worker_id, n) for worker_id, n, _ in rows if worker_id is not None]
+    load = Counter(dict(rows))
     load.update(_unwritten_load(session))
-    return {worker_id: load[worker_id] for worker_id in worker_ids}
+    return {worker_id: load[worker_id] for worker_id in worker_ids}, previous
 
 
 def _unwritten_load(session: AsyncSession) -> Counter:
@@ -171,6 +187,7 @@ class TeamMap:
     teams: dict[int, Team]
     communes: dict[str, list[int]]  # INSEE code -> team ids (by id)
     departements: dict[str, list[int]]
+    organisation: Organisation | None = None  # its row (a queued person is told its name and hours)
 
     def covering(self, need: Need) -> Team | None:
         city = city_of_arrondissement(need.commune) if need.commune else None
@@ -188,17 +205,21 @@ async def organisation_map(session: AsyncSession, organisation_id: int) -> TeamM
     memo = transaction_memo(session)
     key = ("routing_teams", organisation_id)
     if key not in memo:
-        rows = (await session.execute(
-            select(Team, Territory).outerjoin(Territory, Territory.team_id == Team.id)
-            .where(Team.organisation_id == organisation_id).order_by(Team.id))).all()
+        rows = (await session.execute(  # the organisation's row in the same round trip
+            select(Organisation, Team, Territory)
+            .outerjoin(Team, Team.organisation_id == Organisation.id)
+            .outerjoin(Territory, Territory.team_id == Team.id)
+            .where(Organisation.id == organisation_id).order_by(Team.id))).all()
         teams, communes, departements = {}, {}, {}
-        for team, territory in rows:
+        for _, team, territory in rows:
+            if team is None:
+                continue
             teams[team.id] = team
             if territory is not None:
                 target = departements if territory.kind == "departement" else communes
                 target.setdefault(territory.code.strip().upper() if territory.kind == "departement"
                                   else territory.code.strip(), []).append(team.id)
-        memo[key] = TeamMap(teams, communes, departements)
+        memo[key] = TeamMap(teams, communes, departements, rows[0][0] if rows else None)
     return memo[key]
 
 
@@ -242,13 +263,16 @@ class Rules:
         return not topics or not need.topics or bool(topics & need.topics)
 
 
+def _previous_of(conversation: Conversation):
+    return (select(Conversation.assignee_id)
+            .where(Conversation.contact_id == conversation.contact_id, Conversation.id != conversation.id,
+                   Conversation.assignee_id.is_not(None))
+            .order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(1))
+
+
 async def previous_worker_id(session: AsyncSession, conversation: Conversation) -> int | None:
     """Who answered this person last time (their latest earlier conversation with a worker)."""
-    return await session.scalar(
-        select(Conversation.assignee_id)
-        .where(Conversation.contact_id == conversation.contact_id, Conversation.id != conversation.id,
-               Conversation.assignee_id.is_not(None))
-        .order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(1))
+    return await session.scalar(_previous_of(conversation))
 
 
 async def route(session: AsyncSession, conversation: Conversation, contact: Contact | None, *,
@@ -262,9 +286,10 @@ async def route(session: AsyncSession, conversation: Conversation, contact: Cont
     need = need_of(conversation, contact)
     available = [w for w in await available_workers(session, conversation.organisation_id)
                  if rules.present(w) and rules.within_hours(w)]
-    load = await open_load(session, [w.id for w in available])
+    # Who answered last time matters only if someone is available: asked with the load, not apart.
+    load, previous = await _load_and_previous(session, [w.id for w in available],
+                                              conversation if available and not new_contact else None)
     free = [w for w in available if load.get(w.id, 0) < w.capacity]
-    previous = None if new_contact else await previous_worker_id(session, conversation)
     if previous is not None:
         for worker in free:
             if worker.id == previous:

@@ -18,7 +18,7 @@ from conversations.models import ASSIGNED, BOT, CLOSED, WAITING, Event, Message
 from conversations.store import Pending, Thread, add_event, queue_message
 from handoff.hours import is_open, next_opening, spoken_time
 from handoff.models import Organisation, Team, Worker
-from handoff.routing import Route, need_of, queue_team, route
+from handoff.routing import Route, need_of, organisation_map, queue_team, route
 from words.catalogue import language_of, room
 
 WORDS = room(__file__)  # handoff/words/<language>.yaml
@@ -100,7 +100,7 @@ async def request_handoff(session: AsyncSession, thread: Thread, reason: str, pe
                                                       "conversation": conversation.id}))
         return worker
     team = found.team
-    organisation = await session.get(Organisation, conversation.organisation_id)
+    organisation = await queued_organisation(session, conversation.organisation_id)
     _set_status(thread, WAITING, None)
     conversation.team_id = team.id if team else None
     add_event(session, conversation, "conversation_queued",
@@ -110,6 +110,13 @@ async def request_handoff(session: AsyncSession, thread: Thread, reason: str, pe
     text = queued_text(organisation, team, found.hours_team, need_of(conversation, thread.contact), now, locale)
     await queue_message(session, thread, OutboundMessage(text, locale=locale), pending)
     return None
+
+
+async def queued_organisation(session: AsyncSession, organisation_id: int) -> Organisation:
+    """The organisation's row as routing read it in this transaction (with its teams: no query
+    of its own per handoff), else read now."""
+    organisation = (await organisation_map(session, organisation_id)).organisation
+    return organisation if organisation is not None else await session.get(Organisation, organisation_id)
 
 
 async def assign(session: AsyncSession, thread: Thread, worker: Worker, by: Worker | None, pending: Pending) -> None:
