@@ -101,6 +101,7 @@ LONG_FILES_FIRST = (
     "tests/rights/test_engine.py", "tests/handoff/test_routing_rules.py", "tests/admin/test_directory.py",
     "tests/hardening/test_sessions.py", "tests/hardening/test_voice_fuzz.py",
     "tests/outreach/test_outreach_browser.py", "tests/outreach/test_campaigns.py", "tests/e2e/test_rights_flow.py",
+    "tests/outreach/test_awaiting_browser.py",
     "tests/scaleout/test_processes.py", "tests/scaleout/test_shutdown_backlog.py", "tests/directory/test_cli.py",
     "tests/hardening/test_fuzz_console.py",
     "tests/e2e/test_places_flow.py", "tests/admin/test_cli.py", "tests/admin/test_admin_browser.py",
