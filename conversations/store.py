@@ -209,9 +209,13 @@ async def find_threads(session: AsyncSession, keys: list[tuple[str, str]]) -> di
 
 
 def _new_conversation(contact: Contact, address: Address) -> Conversation:
-    now = utcnow()
-    return Conversation(organisation_id=contact.organisation_id, contact_id=contact.id, address_id=address.id,
-                        status=BOT, flow_state={}, summary={}, created_at=now, updated_at=now)
+    return Conversation(**_conversation_values(contact, address, utcnow()))
+
+
+def _conversation_values(contact: Contact, address: Address, now: datetime) -> dict:
+    """A person's new conversation, with the bot."""
+    return dict(organisation_id=contact.organisation_id, contact_id=contact.id, address_id=address.id,
+                status=BOT, flow_state={}, summary={}, created_at=now, updated_at=now)
 
 
 @dataclass
@@ -234,9 +238,7 @@ async def create_threads(session: AsyncSession, people: list[NewPerson]) -> dict
         dict(contact_id=contact.id, channel=p.channel, external_id=p.user_id, account=p.account)
         for p, contact in zip(people, contacts)])
     conversations = await _insert_returning(session, Conversation, [
-        dict(organisation_id=contact.organisation_id, contact_id=contact.id, address_id=address.id, status=BOT,
-             flow_state={}, summary={}, created_at=now, updated_at=now)
-        for contact, address in zip(contacts, addresses)])
+        _conversation_values(contact, address, now) for contact, address in zip(contacts, addresses)])
     return {(p.channel, p.user_id): Thread(contact, address, conversation, created=True, new_contact=True)
             for p, contact, address, conversation in zip(people, contacts, addresses, conversations)}
 
