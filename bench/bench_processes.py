@@ -1078,17 +1078,73 @@ async def screen(database_url: str, redis_url: str, probes: int) -> dict:
             await cluster.stop()
 
 
+def print_throughput(n: int, result: dict) -> None:
+    spent = result["cpu_spent"]
+    print(f"{n} process{'es' if n > 1 else ''}: {result['per_second']:.0f} updates/s ({result['updates']} in "
+          f"{result['seconds']:.1f} s, p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms, "
+          f"errors {result['errors']}); app CPU {1000 * spent['app processes'] / result['updates']:.2f} ms/update, "
+          f"machine busy {spent['machine (all jobs)'] / spent['wall']:.2f} of {os.cpu_count()} cores", flush=True)
+    print(cpu_table(spent, result["updates"]), flush=True)
+    print(f"    PostgreSQL commits: {result['commits']} ({result['commits'] / result['updates']:.3f} per update: "
+          f"the intake's batches and the outbox's recorded outcomes)", flush=True)
+    seen = result["connections"]
+    print(f"    PostgreSQL connections opened: {result['sessions_opened']} "
+          f"({result['sessions_opened'] / result['seconds']:.1f}/s); connected max {seen.get('connected_max')}, "
+          f"mean {seen.get('connected_mean', 0):.1f}; busy at once max {seen.get('busy_max')}, "
+          f"p90 {seen.get('busy_p90')}", flush=True)
+    if result["throttled"]:
+        stat = result["throttled"]
+        print(f"    cgroups: {stat.get('nr_throttled', 0)} of {stat.get('nr_periods', 0)} periods throttled, "
+              f"{stat.get('throttled_time', 0) / 1e9:.1f} s throttled in all", flush=True)
+    ours = spent["machine (all jobs)"] - CpuMeter.others(spent)
+    print(f"    this benchmark's components: {1000 * ours / result['updates']:.2f} ms of CPU per update -> "
+          f"{os.cpu_count() * result['updates'] / ours:.0f} updates/s if they had the {os.cpu_count()} cores "
+          f"to themselves", flush=True)
+
+
+def capacity_summary(rounds: list[dict], loads: list[int]) -> str:
+    """Each round's runs side by side; a process count's capacity is its best updates/s over the connection
+    counts (a closed loop measures a configuration's capacity only once it has enough load to saturate it),
+    and the ratio is of the two capacities within the round (their runs alternated, so both saw the machine)."""
+    def others(result: dict) -> float:
+        return CpuMeter.others(result["cpu_spent"]) / result["cpu_spent"]["wall"]
+
+    def app_ms(result: dict) -> float:
+        return 1000 * result["cpu_spent"]["app processes"] / result["updates"]
+
+    lines = ["round  processes  " + "  ".join(f"{c:>4} conn: upd/s (app ms, p99, other jobs)" for c in loads)
+             + "  capacity"]
+    ratios = []
+    for index, runs in enumerate(rounds, 1):
+        best = {}
+        for n in (1, 2):
+            cells = []
+            for c in loads:
+                r = runs[n, c]
+                cells.append(f"{r['per_second']:>14.0f} ({app_ms(r):.2f}, {r['p99'] * 1000:.0f} ms, {others(r):.2f})")
+            best[n] = max((runs[n, c] for c in loads), key=lambda r: r["per_second"])
+            lines.append(f"{index:>5}  {n:>9}  " + "  ".join(cells) + f"  {best[n]['per_second']:.0f}/s")
+        ratios.append(best[2]["per_second"] / best[1]["per_second"])
+        same = ", ".join(f"{runs[2, c]['per_second'] / runs[1, c]['per_second']:.2f}x at {c}" for c in loads)
+        lines.append(f"       capacity 2 processes / 1: {ratios[-1]:.2f}x (same connections: {same})")
+    if len(ratios) > 1:
+        lines.append(f"capacity ratio over {len(ratios)} rounds: min {min(ratios):.2f}x, median "
+                     f"{statistics.median(ratios):.2f}x, max {max(ratios):.2f}x")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--postgres-url", default=os.environ.get("ALLERVERS_BENCH_POSTGRES_URL", DEFAULT_POSTGRES))
     parser.add_argument("--redis-url", default=os.environ.get("ALLERVERS_BENCH_REDIS_URL", DEFAULT_REDIS))
     parser.add_argument("--only", choices=["throughput", "latency", "screen", "rss"], action="append")
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--connections", type=int, default=48, help="wrk's connections (people posting at once)")
-    parser.add_argument("--people", type=int, default=480, help="people taking turns in the closed loop")
-    parser.add_argument("--repeat", type=int, default=1, help="pairs of runs (1 process, 2 processes), alternated")
-    parser.add_argument("--scale-connections", action="store_true",
-                        help="2 processes get twice the connections (and people): the same load per process")
+    parser.add_argument("--connections", default="48,96",
+                        help="wrk's connections (people posting at once), a comma-separated list: each process count "
+                             "runs at each, and its capacity is its best (one process is saturated by 48; two are not)")
+    parser.add_argument("--people-per-connection", type=int, default=10, help="people taking turns in the closed loop")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds (1 process, then 2, at each connection count), alternated")
     parser.add_argument("--per-person", type=int, default=10,
                         help="updates per person (the 5 of the script, then free texts), then a new person")
     parser.add_argument("--rates", default="200,100,50", help="open-loop rates across 3 processes")
@@ -1120,51 +1176,26 @@ def main() -> None:
         if missing:
             sys.exit(f"needs Debian's {' and '.join(missing)}: apt-get install {' '.join(missing)}")
     if "throughput" in only:
-        print(f"closed loop: wrk, {args.connections} connections, {args.seconds:.0f} s; {args.people} people take "
-              f"turns, {args.per_person} updates each (the script's 5, then texts to the worker), then new people; "
-              f"haproxy round robin in front, haproxy as the Bot API"
+        loads = [int(c) for c in args.connections.split(",")]
+        print(f"closed loop: wrk, {' and '.join(map(str, loads))} connections, {args.seconds:.0f} s; "
+              f"{args.people_per_connection} people per connection take turns, {args.per_person} updates each (the "
+              f"script's 5, then texts to the worker), then new people; haproxy round robin in front, haproxy as the "
+              f"Bot API"
               + (f"; each app process limited to {args.cpu_limit} core (cgroup CFS quota)" if args.cpu_limit else "")
               + (f"; pool {args.pool}" if args.pool else ""), flush=True)
-        runs, pairs = {}, []
-        for n in (1, 2) * args.repeat:  # alternated: both see the machine's other jobs alike
-            connections = args.connections * (n if args.scale_connections else 1)
-            print(f"-- {n} process{'es' if n > 1 else ''}, {connections} connections", flush=True)
-            result = asyncio.run(throughput(n, db, redis, connections, args.seconds, args.people * connections // args.connections,
-                                            args.per_person, args.profile if n == 1 else None, args.cpu_limit,
-                                            extra_env))
-            runs[n] = result
-            spent = result["cpu_spent"]
-            print(f"{n} process{'es' if n > 1 else ''}: {result['per_second']:.0f} updates/s ({result['updates']} in "
-                  f"{result['seconds']:.1f} s, p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms, "
-                  f"errors {result['errors']}); app CPU {1000 * spent['app processes'] / result['updates']:.2f} ms/update, "
-                  f"machine busy {spent['machine (all jobs)'] / spent['wall']:.2f} of {os.cpu_count()} cores", flush=True)
-            print(cpu_table(spent, result["updates"]), flush=True)
-            print(f"    PostgreSQL commits: {result['commits']} ({result['commits'] / result['updates']:.3f} per update: "
-                  f"the intake's batches and the outbox's recorded outcomes)", flush=True)
-            seen = result["connections"]
-            print(f"    PostgreSQL connections opened: {result['sessions_opened']} "
-                  f"({result['sessions_opened'] / result['seconds']:.1f}/s); connected max {seen.get('connected_max')}, "
-                  f"mean {seen.get('connected_mean', 0):.1f}; busy at once max {seen.get('busy_max')}, "
-                  f"p90 {seen.get('busy_p90')}", flush=True)
-            if result["throttled"]:
-                stat = result["throttled"]
-                print(f"    cgroups: {stat.get('nr_throttled', 0)} of {stat.get('nr_periods', 0)} periods throttled, "
-                      f"{stat.get('throttled_time', 0) / 1e9:.1f} s throttled in all", flush=True)
-            ours = spent["machine (all jobs)"] - CpuMeter.others(spent)
-            print(f"    this benchmark's components: {1000 * ours / result['updates']:.2f} ms of CPU per update -> "
-                  f"{os.cpu_count() * result['updates'] / ours:.0f} updates/s if they had the {os.cpu_count()} cores "
-                  f"to themselves", flush=True)
-            if n == 2:
-                pairs.append((runs[1], runs[2]))
-        for one, two in pairs:
-            print(f"pair: {one['per_second']:.0f} -> {two['per_second']:.0f} updates/s = "
-                  f"{two['per_second'] / one['per_second']:.2f}x (other jobs {CpuMeter.others(one['cpu_spent']) / one['cpu_spent']['wall']:.2f}"
-                  f" / {CpuMeter.others(two['cpu_spent']) / two['cpu_spent']['wall']:.2f} cores); app CPU per update "
-                  f"{1000 * one['cpu_spent']['app processes'] / one['updates']:.2f} / "
-                  f"{1000 * two['cpu_spent']['app processes'] / two['updates']:.2f} ms", flush=True)
-        print(f"2 processes / 1 (last pair): {runs[2]['per_second'] / runs[1]['per_second']:.2f}x updates/s; app CPU per update "
-              f"{runs[2]['cpu_spent']['app processes'] / runs[2]['updates'] * 1000:.2f} vs "
-              f"{runs[1]['cpu_spent']['app processes'] / runs[1]['updates'] * 1000:.2f} ms", flush=True)
+        rounds = []  # one per --repeat: {(processes, connections): result}
+        for _ in range(args.repeat):
+            runs = {}
+            for connections in loads:
+                for n in (1, 2):  # alternated: both see the machine's other jobs alike
+                    print(f"-- {n} process{'es' if n > 1 else ''}, {connections} connections", flush=True)
+                    result = asyncio.run(throughput(n, db, redis, connections, args.seconds,
+                                                    args.people_per_connection * connections, args.per_person,
+                                                    args.profile if n == 1 else None, args.cpu_limit, extra_env))
+                    runs[n, connections] = result
+                    print_throughput(n, result)
+            rounds.append(runs)
+        print(capacity_summary(rounds, loads), flush=True)
         if args.profile is not None and args.profile.exists():
             print(profile_summary(args.profile), flush=True)
     if "latency" in only:
