@@ -424,8 +424,10 @@ class LiveServer:
         self.app = create_app(settings)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # As `allervers serve` (allervers/serve.py): responses in progress get the grace period.
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
-                                                   log_level="warning", lifespan="on"))
+                                                   log_level="warning", lifespan="on",
+                                                   timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds))))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> "LiveServer":
@@ -438,6 +440,13 @@ class LiveServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        # What SIGTERM does to `allervers serve` (ops/shutdown.install_signal_hook, not installed in a
+        # thread): draining first, so the open live streams (a browser's EventSource) end by
+        # themselves within a second, then uvicorn's stop. Without the draining, uvicorn waited for
+        # those streams: the join timed out after 15 s and the app was never shut down.
+        from ops.shutdown import begin_draining
+
+        begin_draining(self.app)
         self.server.should_exit = True
         self.thread.join(timeout=15)
 
