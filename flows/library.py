@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flows.definition import Flow, FlowError, check_flow, load_flow_file, parse_flow
+from flows.definition import Flow, FlowError, check_flow, parse_flow
 
 DEFINITIONS = Path(__file__).parent / "definitions"
 REQUIRED = ("welcome", "menu", "talk")
@@ -40,28 +40,36 @@ class FlowLibrary:
 
 
 def load_set(paths: list[Path], actions: set[str] | None = None) -> tuple[dict[str, Flow], list[str]]:
+    """Every file of `paths` parsed and validated, then the set checked as a whole; errors name the
+    file. The parse and the check are load_sources' remembered ones (_parsed, _checked), keyed by
+    the file's name and text: every app start loads the same shipped files."""
     flows: dict[str, Flow] = {}
-    files: dict[str, str] = {}
+    files: dict[str, tuple[str, str]] = {}
     errors: list[str] = []
     for path in paths:
         try:
-            flow = load_flow_file(path)
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            errors.append(f"{path.name}: cannot be read: {error}")
+            continue
+        try:
+            flow = _parsed(source, path.name)
         except FlowError as error:
             errors.append(str(error))
             continue
         if flow.flow in flows:
-            errors.append(f"{path.name}: flow id {flow.flow!r} is already used by {files[flow.flow]}")
+            errors.append(f"{path.name}: flow id {flow.flow!r} is already used by {files[flow.flow][0]}")
             continue
         flows[flow.flow] = flow
-        files[flow.flow] = path.name
+        files[flow.flow] = (path.name, source)
     if errors:
         return flows, errors
     errors = [f"the flow {name!r} is required but missing" for name in REQUIRED if name not in flows]
-    for flow_id, flow in flows.items():
-        try:
-            check_flow(flow, set(flows), actions)
-        except FlowError as error:
-            errors.append(f"{files[flow_id]}: {error}")
+    known, allowed = frozenset(flows), frozenset(actions) if actions is not None else None
+    for flow_id, (name, source) in files.items():
+        problem = _checked(source, name, known, allowed)
+        if problem:
+            errors.append(f"{name}: {problem}")
     return flows, errors
 
 
