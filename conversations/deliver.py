@@ -608,8 +608,8 @@ class _Recorder:
     GATHERED runners wait, it lets RECORD_GATHER s pass first, so that replies sent apart (people
     writing one at a time) share a transaction instead of one each: the sends themselves are not
     delayed, every sent one is already noted in the sent journal (a crash meanwhile loses nothing),
-    only the row's "sent" and the runner's next burst wait that long. A runner goes on only once its outcomes are committed,
-    so its order and retries are kept. If the shared transaction fails (say, a person erased
+    only the row's "sent" and the runner's next burst wait that long. A runner goes on only once
+    its outcomes are committed, so its order and retries are kept. If the shared transaction fails (say, a person erased
     meanwhile), each runner's outcomes are written alone, so one cannot fail the others."""
 
     def __init__(self, rt, record_all, announce, journal) -> None:
