@@ -40,6 +40,9 @@ class Thread:
     # For a button press: the conversation's newest outbound rows (platform id, payload), newest
     # first, read once (recent_outbound) for its label and for the old-question check.
     recent: list[tuple[str | None, dict]] | None = None
+    # WhatsApp: whether the person had outbound rows still to send when found (find_threads; None:
+    # not looked at), which window.held_messages then reads.
+    unsent: bool | None = None
 
 
 @dataclass
@@ -185,9 +188,11 @@ async def find_threads(session: AsyncSession, keys: list[tuple[str, str]]) -> di
     by_channel: dict[str, list[str]] = {}
     for channel, user_id in keys:
         by_channel.setdefault(channel, []).append(user_id)
+    from conversations.window import unsent_column
+
     rows = (
         await session.execute(
-            select(Address, Contact, Conversation)
+            select(Address, Contact, Conversation, unsent_column(Contact.id, Address.channel))
             .join(Contact, Contact.id == Address.contact_id)
             .outerjoin(Conversation, and_(Conversation.contact_id == Contact.id, Conversation.status != CLOSED))
             .where(or_(*(and_(Address.channel == channel, Address.external_id.in_(user_ids))
@@ -196,8 +201,8 @@ async def find_threads(session: AsyncSession, keys: list[tuple[str, str]]) -> di
         )
     ).all()
     threads: dict[tuple[str, str], Thread] = {}
-    for address, contact, conversation in rows:  # the newest open conversation wins
-        threads[(address.channel, address.external_id)] = Thread(contact, address, conversation)
+    for address, contact, conversation, unsent in rows:  # the newest open conversation wins
+        threads[(address.channel, address.external_id)] = Thread(contact, address, conversation, unsent=bool(unsent))
     unopened = [thread for thread in threads.values() if thread.conversation is None]
     for thread in unopened:
         thread.conversation = _new_conversation(thread.contact, thread.address)

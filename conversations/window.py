@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import case, exists, false, select, update
 
 from conversations.models import FAILED, OUTBOUND, QUEUED, SENDING, Conversation, Message
 from handoff.models import Organisation, Worker
@@ -63,13 +63,26 @@ def window_failure(message: Message, error: str | None) -> str | None:
     return "requeue"
 
 
+UNSENT = (HELD, QUEUED, SENDING)  # a person's outbound rows still to send, in order
+
+
+def unsent_column(contact_id, channel):
+    """For find_threads' query (conversations/store.py): whether a WhatsApp person has rows still
+    to send (False for the other channels, without looking), so that held_messages reads those
+    rows only for the people who have some — most people who write have none."""
+    return case((channel == "whatsapp", exists().where(
+        Message.contact_id == contact_id, Message.direction == OUTBOUND, Message.status.in_(UNSENT))),
+        else_=false())
+
+
 async def held_messages(session, threads) -> tuple[dict[int, list], set[int]]:
     """For the WhatsApp people of `threads` (who have just written), one query for a batch of the
     intake: their held rows (id, payload) by contact id, which release_held queues, and the people
     with rows still to send (held, queued or being sent, by this process or another), whose new
     replies must queue behind those (no claim at once: the outbox sends a person's rows in order)."""
     people = sorted({thread.contact.id for thread in threads
-                     if thread.address.channel == "whatsapp" and not thread.new_contact})
+                     if thread.address.channel == "whatsapp" and not thread.new_contact
+                     and thread.unsent is not False})  # (False: find_threads saw none)
     if not people:
         return {}, set()
     held: dict[int, list] = {}
@@ -77,7 +90,7 @@ async def held_messages(session, threads) -> tuple[dict[int, list], set[int]]:
     for id_, contact_id, status, payload in (await session.execute(
             select(Message.id, Message.contact_id, Message.status, Message.payload).where(
                 Message.contact_id.in_(people), Message.direction == OUTBOUND,
-                Message.status.in_((HELD, QUEUED, SENDING))).order_by(Message.id))).all():
+                Message.status.in_(UNSENT)).order_by(Message.id))).all():
         behind.add(contact_id)
         if status == HELD:
             held.setdefault(contact_id, []).append((id_, payload))

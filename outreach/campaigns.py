@@ -261,17 +261,26 @@ class CampaignSender:
             await asyncio.sleep(self.rt.settings.campaign_tick_seconds)
 
     async def tick(self) -> None:
+        """One read-only transaction when nothing is due (every process runs this every
+        `campaign_tick_seconds`, idle or not): the campaigns due, ended with a reminder to start,
+        and sending are read together; read again only after one of them changed status."""
         rt, now = self.rt, utcnow()
         async with rt.sessionmaker() as session:
-            due = (await session.execute(select(Campaign.id).where(
-                Campaign.status == SCHEDULED, Campaign.scheduled_at <= now))).scalars().all()
+            statuses = (await session.execute(select(Campaign.id, Campaign.status).where(
+                ((Campaign.status == SCHEDULED) & (Campaign.scheduled_at <= now)) | (Campaign.status == SENDING)
+                | ((Campaign.status == DONE) & (Campaign.reminder_after_hours > 0)
+                   & Campaign.reminder_started_at.is_(None) & Campaign.finished_at.is_not(None))))).all()
+        due = [campaign_id for campaign_id, status in statuses if status == SCHEDULED]
         for campaign_id in due:
             await self.begin(campaign_id)
-        await self._start_reminders(now)
+        reminded = any(status == DONE for _, status in statuses) and await self._start_reminders(now)
         if quiet(rt.settings, now):
             return
-        async with rt.sessionmaker() as session:
-            sending = (await session.execute(select(Campaign.id).where(Campaign.status == SENDING))).scalars().all()
+        sending = [campaign_id for campaign_id, status in statuses if status == SENDING]
+        if due or reminded:  # some may be sending now
+            async with rt.sessionmaker() as session:
+                sending = (await session.execute(select(Campaign.id).where(
+                    Campaign.status == SENDING))).scalars().all()
         for campaign_id in sending:
             task = self.tasks.get(campaign_id)
             if task is None or task.done():
@@ -287,18 +296,20 @@ class CampaignSender:
                 await snapshot(session, campaign)
                 campaign.status, campaign.started_at = SENDING, utcnow()
 
-    async def _start_reminders(self, now: datetime) -> None:
+    async def _start_reminders(self, now: datetime) -> bool:
         """Once, `reminder_after_hours` after a campaign ended: the people who were sent it, did not
-        answer, did not stop and were reachable get the reminder."""
+        answer, did not stop and were reachable get the reminder. True if one was started."""
         from conversations.models import DELIVERED, READ, SENT, Message
 
         async with self.rt.sessionmaker() as session:
             done = (await session.execute(select(Campaign).where(
                 Campaign.status == DONE, Campaign.reminder_after_hours > 0, Campaign.reminder_started_at.is_(None),
                 Campaign.finished_at.is_not(None)))).scalars().all()
+        started = False
         for campaign in done:
             if campaign.finished_at + timedelta(hours=campaign.reminder_after_hours) > now:
                 continue
+            started = True
             async with self.rt.locks.hold(f"campaign:{campaign.id}"):
                 async with self.rt.sessionmaker() as session, session.begin():
                     fresh = await session.get(Campaign, campaign.id)
@@ -319,6 +330,7 @@ class CampaignSender:
                                               .values(reminder_state=R_PENDING))
                     fresh.reminder_started_at = now
                     fresh.status = SENDING if ids else DONE
+        return started
 
     async def send(self, campaign_id: int) -> None:
         """Send the campaign's pending recipients (then its pending reminders) until none is left,
