@@ -18,7 +18,6 @@ from kernel.sessions import WorkerSession
 from handoff.models import Worker
 
 hasher = PasswordHasher()
-# Verifying against this keeps the timing of unknown e-mails close to wrong passwords.
 # What an unknown e-mail's password is checked against (the time of a real check). A hash made with
 # the hasher's parameters, written here rather than computed at every import (0.2 s of CPU at each
 # start of the app, the CLI and every test process); computed if the parameters ever differ.
