@@ -85,7 +85,7 @@ async def main(args) -> None:
         async with app.router.lifespan_context(app):
             rt = app.state.rt
             if args.no_delivery:  # the intake alone: queued rows stay queued (the closed loop's pacer holds most)
-                rt.outbox.can_claim_at_once = lambda *a: False
+                rt.outbox.can_claim_at_once = lambda *a, **k: False
                 rt.outbox.kick = lambda *a: None
             counts: Counter = Counter()
             texts: Counter = Counter()

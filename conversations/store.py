@@ -92,7 +92,9 @@ def _write_pending_events(session: Session) -> None:
     rows = session.info.pop(PENDING_EVENTS, None)
     if rows:
         session.flush()
-        session.execute(insert(Event.__table__), rows)  # Core executemany: no ORM bookkeeping, no RETURNING
+        # RETURNING makes SQLAlchemy write them as one multi-row INSERT ("insertmanyvalues", as
+        # insert_inbound_many): without it asyncpg's executemany runs the statement once per row
+        session.execute(insert(Event.__table__).returning(Event.__table__.c.id), rows).all()
 
 
 @sa_event.listens_for(Session, "after_rollback")
