@@ -72,6 +72,9 @@ def create_app(settings: Settings | None = None, *, channels: dict | None = None
         finally:
             hand_backs.cancel()
             awaiting.cancel()
+            # Awaited, not only cancelled: a task unwinding after the engine is disposed kept its
+            # connection (and a transaction's locks) open past the process's own end.
+            await asyncio.gather(hand_backs, awaiting, return_exceptions=True)
             await stop_followups(followups)  # nothing more queued while the outbox drains
             await stop_campaigns(campaigns)
             await graceful_stop(app, rt)  # finish the batch, hand back the outbox, release locks

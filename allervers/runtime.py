@@ -237,8 +237,11 @@ class Runtime:
                 await self.flow_sync
             except (asyncio.CancelledError, Exception):
                 pass
-        for task in list(self.tasks):
+        pending = list(self.tasks)
+        for task in pending:
             task.cancel()
+        if pending:  # unwound before the engine closes: none keeps a connection checked out
+            await asyncio.wait(pending, timeout=5.0)
         if self.outbox:
             await self.outbox.close()
         for channel in self.channels.values():

@@ -11,6 +11,7 @@ import asyncio
 import os
 import re
 import socket
+import sys
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -282,7 +283,8 @@ def reset_postgres_to_head(url: str) -> None:
         from allervers.migrate import upgrade
 
         connection = await asyncpg.connect(dsn)
-        try:
+        try:  # a clear error, not a hang, if a connection left open holds a lock
+            await connection.execute("SET lock_timeout = '30s'")
             await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
         finally:
             await connection.close()
@@ -298,8 +300,30 @@ def reset_postgres_to_head(url: str) -> None:
             await connection.close()
 
     async def restore(template: dict) -> bool:
+        try:
+            return await restore_once(template)
+        except asyncpg.LockNotAvailableError:
+            # A connection an earlier app left open holds a lock (each test process has a database
+            # of its own: nobody else is here). Said, ended, and the reset tried again: a hang of
+            # the whole worker until pytest-timeout was what this cost before.
+            connection = await asyncpg.connect(dsn)
+            try:
+                left = await connection.fetch(
+                    "SELECT pid, state, application_name, now() - xact_start AS age, left(query, 120) AS query"
+                    " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                sys.stderr.write(f"reset_postgres_to_head: {len(left)} connection(s) left open by an "
+                                 f"earlier app, ended: {[dict(row) for row in left]}\n")
+                await connection.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            finally:
+                await connection.close()
+            return await restore_once(template)
+
+    async def restore_once(template: dict) -> bool:
         connection = await asyncpg.connect(dsn)
         try:
+            await connection.execute("SET lock_timeout = '15s'")
             async with connection.transaction():
                 try:
                     async with connection.transaction():  # a savepoint: a missing table is no error here
