@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import logging
 import multiprocessing
+import time
 from dataclasses import dataclass, field
 
 from rights.answers import Answers
@@ -173,5 +174,10 @@ class RightsEstimator:
         for child in children:
             if child.is_alive():
                 child.terminate()
+        deadline = time.monotonic() + 2
         for child in children:
-            child.join(timeout=2)
+            child.join(timeout=max(0.0, deadline - time.monotonic()))
+        for child in children:  # SIGTERM not taken in time (seen once, a machine under load): SIGKILL
+            if child.is_alive():
+                child.kill()
+                child.join(timeout=2)
