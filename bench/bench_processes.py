@@ -1102,6 +1102,45 @@ def print_throughput(n: int, result: dict) -> None:
           f"to themselves", flush=True)
 
 
+def _python_work(seconds: float, results) -> None:
+    """Interpreter work of the kind a request does (JSON, dicts, hashing, sorting), counted."""
+    import hashlib
+    import json
+
+    document = {"update_id": 1, "message": {"chat": {"id": 42}, "text": "x" * 60, "entities": [1, 2, 3]}}
+    end, done = time.perf_counter() + seconds, 0
+    while time.perf_counter() < end:
+        for _ in range(100):
+            json.loads(json.dumps(document))
+            hashlib.sha256(b"x" * 256).digest()
+            sorted(range(40), key=lambda value: -value)
+        done += 100
+    results.put(done)
+
+
+def machine_scaling(seconds: float = 3.0) -> dict:
+    """The machine's own 2-process ceiling, measured next to the app's runs: the same Python work in one
+    process, then in two at once. On these shared 2-core VMs it moves from minute to minute
+    (1.59x-2.20x seen within one minute on 12-04): a capacity ratio means something only beside it."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+
+    def run(processes: int) -> float:
+        results = context.Queue()
+        workers = [context.Process(target=_python_work, args=(seconds, results)) for _ in range(processes)]
+        for worker in workers:
+            worker.start()
+        done = sum(results.get() for _ in workers)
+        for worker in workers:
+            worker.join()
+        return done / seconds
+
+    one = run(1)
+    two = run(2)
+    return {"one": one, "two": two, "ratio": two / one}
+
+
 def capacity_summary(rounds: list[dict], loads: list[int]) -> str:
     """Each round's runs side by side; a process count's capacity is its best updates/s over the connection
     counts (a closed loop measures a configuration's capacity only once it has enough load to saturate it),
@@ -1114,7 +1153,7 @@ def capacity_summary(rounds: list[dict], loads: list[int]) -> str:
 
     lines = ["round  processes  " + "  ".join(f"{c:>4} conn: upd/s (app ms, p99, other jobs)" for c in loads)
              + "  capacity"]
-    ratios = []
+    ratios, ceilings = [], []
     for index, runs in enumerate(rounds, 1):
         best = {}
         for n in (1, 2):
@@ -1127,9 +1166,18 @@ def capacity_summary(rounds: list[dict], loads: list[int]) -> str:
         ratios.append(best[2]["per_second"] / best[1]["per_second"])
         same = ", ".join(f"{runs[2, c]['per_second'] / runs[1, c]['per_second']:.2f}x at {c}" for c in loads)
         lines.append(f"       capacity 2 processes / 1: {ratios[-1]:.2f}x (same connections: {same})")
+        machine = runs.get("machine")
+        if machine:
+            ceilings.append(statistics.mean(m["ratio"] for m in machine))
+            lines.append(f"       the machine's own 2 / 1 (pure Python work, before and after the round): "
+                         + " and ".join(f"{m['ratio']:.2f}x" for m in machine)
+                         + f" -> the app's ratio is {ratios[-1] / ceilings[-1]:.0%} of it")
     if len(ratios) > 1:
         lines.append(f"capacity ratio over {len(ratios)} rounds: min {min(ratios):.2f}x, median "
                      f"{statistics.median(ratios):.2f}x, max {max(ratios):.2f}x")
+        if ceilings:
+            lines.append(f"the machine's own ratio over those rounds: min {min(ceilings):.2f}x, median "
+                         f"{statistics.median(ceilings):.2f}x, max {max(ceilings):.2f}x")
     return "\n".join(lines)
 
 
@@ -1185,7 +1233,7 @@ def main() -> None:
               + (f"; pool {args.pool}" if args.pool else ""), flush=True)
         rounds = []  # one per --repeat: {(processes, connections): result}
         for _ in range(args.repeat):
-            runs = {}
+            runs = {"machine": [machine_scaling()]}
             for connections in loads:
                 for n in (1, 2):  # alternated: both see the machine's other jobs alike
                     print(f"-- {n} process{'es' if n > 1 else ''}, {connections} connections", flush=True)
@@ -1194,6 +1242,10 @@ def main() -> None:
                                                     args.profile if n == 1 else None, args.cpu_limit, extra_env))
                     runs[n, connections] = result
                     print_throughput(n, result)
+            runs["machine"].append(machine_scaling())
+            print("    the machine's own 2 / 1 (pure Python work): "
+                  + " and ".join(f"{m['ratio']:.2f}x ({m['one']:.0f} and {m['two']:.0f} units/s)" for m in runs["machine"]),
+                  flush=True)
             rounds.append(runs)
         print(capacity_summary(rounds, loads), flush=True)
         if args.profile is not None and args.profile.exists():
