@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from kernel.database import utcnow
+from kernel.database import one_of, utcnow
 from bots.base import Attachment, Choice, DeliveryError, Link, OutboundMessage, OutsideWindow, Venue, on_the_wire
 from conversations.models import (
     AWAITING,
@@ -201,7 +201,7 @@ class Outbox:
         async with self.rt.sessionmaker() as session, session.begin():
             query = select(Message).where(Message.direction == OUTBOUND, Message.status == SENDING)
             if ids is not None:
-                query = query.where(Message.id.in_(ids))
+                query = query.where(one_of(session, Message.id, ids))
             stuck = (await session.execute(query)).scalars().all()
             notes: dict[int, dict] = {}
             try:  # (also finds the files of dead processes, dropped by the caller)
@@ -339,7 +339,7 @@ class Outbox:
                         break
                     batch.append((message, address, contact))
                 claimed = await session.execute(
-                    update(Message).where(Message.id.in_([m.id for m, _, _ in batch]), Message.status == QUEUED)
+                    update(Message).where(one_of(session, Message.id, [m.id for m, _, _ in batch]), Message.status == QUEUED)
                     .values(status=SENDING, attempts=Message.attempts + 1)
                     .execution_options(synchronize_session=False))
                 if claimed.rowcount != len(batch):
@@ -659,7 +659,7 @@ class _Recorder:
                 await self.record_all(session, [pair for outcomes, _, _ in batch for pair in outcomes])
                 unsent = [message_id for _, ids, _ in batch for message_id in ids]
                 if unsent:
-                    await session.execute(update(Message).where(Message.id.in_(unsent))
+                    await session.execute(update(Message).where(one_of(session, Message.id, unsent))
                                           .values(status=QUEUED, attempts=Message.attempts - 1)
                                           .execution_options(synchronize_session=False))
             return batch

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from kernel.database import utcnow
+from kernel.database import one_of, utcnow
 from bots.base import OutboundMessage
 from conversations.models import (
     BOT,
@@ -197,7 +197,7 @@ async def find_threads(session: AsyncSession, keys: list[tuple[str, str]]) -> di
             select(Address, Contact, Conversation, unsent_column(Contact.id, Address.channel))
             .join(Contact, Contact.id == Address.contact_id)
             .outerjoin(Conversation, and_(Conversation.contact_id == Contact.id, Conversation.status != CLOSED))
-            .where(or_(*(and_(Address.channel == channel, Address.external_id.in_(user_ids))
+            .where(or_(*(and_(Address.channel == channel, one_of(session, Address.external_id, user_ids))
                          for channel, user_ids in by_channel.items())))
             .order_by(Conversation.id)
         )
@@ -269,7 +269,7 @@ async def recent_outbound(session: AsyncSession, conversation_ids) -> dict[int, 
     ranked = (select(Message.conversation_id, Message.platform_message_id, Message.payload,
                      func.row_number().over(partition_by=Message.conversation_id,
                                             order_by=Message.id.desc()).label("rank"))
-              .where(Message.conversation_id.in_(ids), Message.direction == OUTBOUND).subquery())
+              .where(one_of(session, Message.conversation_id, ids), Message.direction == OUTBOUND).subquery())
     rows = await session.execute(select(ranked.c.conversation_id, ranked.c.platform_message_id, ranked.c.payload)
                                  .where(ranked.c.rank <= RECENT_OUTBOUND)
                                  .order_by(ranked.c.conversation_id, ranked.c.rank))

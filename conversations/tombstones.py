@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kernel.database import utcnow
+from kernel.database import one_of, utcnow
 from conversations.models import INBOUND, ErasureTombstone, Message
 
 RETRY_WINDOW = timedelta(days=7)
@@ -38,7 +38,7 @@ async def bury(session: AsyncSession, secret: str, contact_ids: list[int], now: 
     these contacts. Returns how many."""
     now = now or utcnow()
     rows = (await session.execute(select(Message.channel, Message.external_id).where(
-        Message.contact_id.in_(contact_ids), Message.direction == INBOUND, Message.external_id.is_not(None),
+        one_of(session, Message.contact_id, contact_ids), Message.direction == INBOUND, Message.external_id.is_not(None),
         Message.created_at >= now - RETRY_WINDOW))).all()
     digests = sorted({digest(secret, channel, external_id) for channel, external_id in rows})
     if not digests:
@@ -55,7 +55,7 @@ async def buried(session: AsyncSession, secret: str, keys: list[tuple[str, str]]
     if not by_digest:
         return set()
     found = (await session.execute(select(ErasureTombstone.digest).where(
-        ErasureTombstone.digest.in_(list(by_digest))))).scalars().all()
+        one_of(session, ErasureTombstone.digest, by_digest)))).scalars().all()
     return {by_digest[d] for d in found}
 
 

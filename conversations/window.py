@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import case, exists, false, select, update
+from kernel.database import one_of
 
 from conversations.models import FAILED, OUTBOUND, QUEUED, SENDING, Conversation, Message
 from handoff.models import Organisation, Worker
@@ -89,7 +90,7 @@ async def held_messages(session, threads) -> tuple[dict[int, list], set[int]]:
     behind: set[int] = set()
     for id_, contact_id, status, payload in (await session.execute(
             select(Message.id, Message.contact_id, Message.status, Message.payload).where(
-                Message.contact_id.in_(people), Message.direction == OUTBOUND,
+                one_of(session, Message.contact_id, people), Message.direction == OUTBOUND,
                 Message.status.in_(UNSENT)).order_by(Message.id))).all():
         behind.add(contact_id)
         if status == HELD:

@@ -34,6 +34,22 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def one_of(session, column, values):
+    """`column IN values` whose SQL text does not depend on how many values there are, on
+    PostgreSQL: `column = ANY($1::type[])`, one array parameter. An IN list renders one placeholder
+    per value, so a batch of 7 and one of 8 were two statements, each prepared anew on every
+    connection (asyncpg prepares each text once per connection, and SQLAlchemy's cache keeps 100):
+    with the intake's batch sizes, 350 texts over 300 batches and a prepare in every batch. SQLite
+    keeps the IN list (no arrays; nothing is prepared there)."""
+    values = list(values)
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy import any_, bindparam
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
 def make_engine(url: str, pool_size: int = 20, max_overflow: int = 5) -> AsyncEngine:
     """hide_parameters: a database error's message (logged with its traceback) never carries the
     values of the statement — message bodies and personal data stay out of the logs. `pool_size` /

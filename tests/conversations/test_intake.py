@@ -175,3 +175,44 @@ async def test_a_lock_held_for_long_holds_up_only_that_person(settings_for):
             texts = (await session.execute(select(Message.text).where(Message.direction == "in")
                                            .order_by(Message.id))).scalars().all()
         assert texts.count("bonjour") == 4 and texts[-1] == "menu"  # in order, nothing lost
+
+
+class StatementTexts:
+    """The SQL texts of the statements that start with one of `prefixes`, as sent to the driver."""
+
+    def __init__(self, engine, *prefixes: str) -> None:
+        self.texts: set[str] = set()
+        self.engine, self.prefixes = engine.sync_engine, prefixes
+
+    def __enter__(self) -> "StatementTexts":
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.startswith(self.prefixes):
+            self.texts.add(statement)
+
+
+async def test_batches_of_any_size_look_people_up_with_one_statement_text(settings_for, backend):
+    """On PostgreSQL each SQL text is prepared once per connection: an IN list of one placeholder a
+    value made a batch of 3 and one of 6 two statements (350 texts over 300 batches, a prepare in
+    every batch). `= ANY($1)` (kernel.database.one_of) keeps one text whatever the batch."""
+    async with app_client(settings_for()) as client:
+        rt = client.app.state.rt
+        groups = [[await Person.joined(client) for _ in range(size)] for size in (3, 6)]
+        with StatementTexts(rt.engine, "SELECT addresses.id", "SELECT erasure_tombstones") as lookups:
+            for people in groups:
+                held, answers = await post_while_held(client, people, "bonjour")
+                assert [a["duplicate"] for a in answers] == [False] * len(people)
+            await rt.drain(timeout=15)
+        for person in [p for people in groups for p in people]:  # each found and answered as before
+            assert "Bonjour" in (await person.bot_lines())[0]["text"]
+        people_lookups = {t for t in lookups.texts if t.startswith("SELECT addresses.id")}
+        if backend == "postgres":
+            assert len(people_lookups) == 1 and "= ANY (" in people_lookups.pop()
+            assert len({t for t in lookups.texts if t.startswith("SELECT erasure_tombstones")}) == 1
+        else:  # SQLite keeps its IN lists (nothing is prepared there): one text per size
+            assert len(people_lookups) >= 2
