@@ -758,9 +758,9 @@ def pg_counters(database_url: str) -> dict:
         connection = await asyncpg.connect(url)
         try:
             await connection.execute("SELECT pg_stat_clear_snapshot()")
-            row = await connection.fetchrow("SELECT xact_commit, sessions FROM pg_stat_database WHERE datname = $1",
-                                            database_name(database_url))
-            return {"commits": row["xact_commit"], "sessions": row["sessions"]}
+            row = await connection.fetchrow("SELECT xact_commit, xact_rollback, sessions FROM pg_stat_database"
+                                            " WHERE datname = $1", database_name(database_url))
+            return {"commits": row["xact_commit"], "rollbacks": row["xact_rollback"], "sessions": row["sessions"]}
         finally:
             await connection.close()
 
@@ -854,6 +854,7 @@ async def throughput(n: int, database_url: str, redis_url: str, connections: int
             await asyncio.sleep(1.2)
             counters = await asyncio.to_thread(pg_counters, database_url)
             result["commits"] = counters["commits"] - counters_before["commits"]
+            result["rollbacks"] = counters["rollbacks"] - counters_before["rollbacks"]  # (each checkout's ping is one)
             # less the sampler's connection and the two reads' own
             result["sessions_opened"] = counters["sessions"] - counters_before["sessions"] - 2
             spent = CpuMeter.delta(before, after)
@@ -1086,7 +1087,9 @@ def print_throughput(n: int, result: dict) -> None:
           f"machine busy {spent['machine (all jobs)'] / spent['wall']:.2f} of {os.cpu_count()} cores", flush=True)
     print(cpu_table(spent, result["updates"]), flush=True)
     print(f"    PostgreSQL commits: {result['commits']} ({result['commits'] / result['updates']:.3f} per update: "
-          f"the intake's batches and the outbox's recorded outcomes)", flush=True)
+          f"the intake's batches and the outbox's recorded outcomes); rollbacks {result.get('rollbacks', 0)} "
+          f"({result.get('rollbacks', 0) / result['updates']:.3f} per update: a checkout's ping is one, a batch "
+          f"that failed another)", flush=True)
     seen = result["connections"]
     print(f"    PostgreSQL connections opened: {result['sessions_opened']} "
           f"({result['sessions_opened'] / result['seconds']:.1f}/s); connected max {seen.get('connected_max')}, "
