@@ -14,14 +14,23 @@ from tests.conftest import app_client
 from tests.webchat import Person
 
 
-class InboundInserts:
-    """Counts the statements that insert inbound messages (one per transaction of the intake)."""
+class Statements:
+    """The SQL statements sent to the driver that start with one of `prefixes` (and contain
+    `containing`), in order."""
 
-    def __init__(self, engine) -> None:
-        self.count = 0
-        self.engine = engine.sync_engine
+    def __init__(self, engine, *prefixes: str, containing: str = "") -> None:
+        self.seen: list[str] = []
+        self.engine, self.prefixes, self.containing = engine.sync_engine, prefixes, containing
 
-    def __enter__(self) -> "InboundInserts":
+    @property
+    def count(self) -> int:
+        return len(self.seen)
+
+    @property
+    def texts(self) -> set[str]:
+        return set(self.seen)
+
+    def __enter__(self) -> "Statements":
         event.listen(self.engine, "before_cursor_execute", self._seen)
         return self
 
@@ -29,8 +38,13 @@ class InboundInserts:
         event.remove(self.engine, "before_cursor_execute", self._seen)
 
     def _seen(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        if statement.startswith("INSERT INTO messages") and "ON CONFLICT" in statement:
-            self.count += 1
+        if statement.startswith(self.prefixes) and self.containing in statement:
+            self.seen.append(statement)
+
+
+def InboundInserts(engine) -> Statements:  # noqa: N802 - reads as the class it was
+    """Counts the statements that insert inbound messages (one per transaction of the intake)."""
+    return Statements(engine, "INSERT INTO messages", containing="ON CONFLICT")
 
 
 async def post_while_held(client, people: list[Person], text: str) -> tuple[int, list[dict]]:
@@ -177,25 +191,6 @@ async def test_a_lock_held_for_long_holds_up_only_that_person(settings_for):
         assert texts.count("bonjour") == 4 and texts[-1] == "menu"  # in order, nothing lost
 
 
-class StatementTexts:
-    """The SQL texts of the statements that start with one of `prefixes`, as sent to the driver."""
-
-    def __init__(self, engine, *prefixes: str) -> None:
-        self.texts: set[str] = set()
-        self.engine, self.prefixes = engine.sync_engine, prefixes
-
-    def __enter__(self) -> "StatementTexts":
-        event.listen(self.engine, "before_cursor_execute", self._seen)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        if statement.startswith(self.prefixes):
-            self.texts.add(statement)
-
-
 async def test_batches_of_any_size_look_people_up_with_one_statement_text(settings_for, backend):
     """On PostgreSQL each SQL text is prepared once per connection: an IN list of one placeholder a
     value made a batch of 3 and one of 6 two statements (350 texts over 300 batches, a prepare in
@@ -203,7 +198,7 @@ async def test_batches_of_any_size_look_people_up_with_one_statement_text(settin
     async with app_client(settings_for()) as client:
         rt = client.app.state.rt
         groups = [[await Person.joined(client) for _ in range(size)] for size in (3, 6)]
-        with StatementTexts(rt.engine, "SELECT addresses.id", "SELECT erasure_tombstones") as lookups:
+        with Statements(rt.engine, "SELECT addresses.id", "SELECT erasure_tombstones") as lookups:
             for people in groups:
                 held, answers = await post_while_held(client, people, "bonjour")
                 assert [a["duplicate"] for a in answers] == [False] * len(people)
