@@ -6,11 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import and_, event as sa_event, func, insert, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from kernel.database import one_of, utcnow
+from kernel.database import insert_for, one_of, utcnow
 from bots.base import OutboundMessage
 from conversations.models import (
     BOT,
@@ -163,15 +162,11 @@ async def queue_message(session: AsyncSession, thread: Thread, message: Outbound
     return row
 
 
-def _insert(session: AsyncSession):
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-
-
 async def insert_inbound_many(session: AsyncSession, rows: list[tuple[Thread, dict]]) -> dict[tuple[str, str], int]:
     """Insert inbound messages in one statement (SQLAlchemy's "insertmanyvalues": one cached
     statement whatever the number of rows); returns {(channel, external id): new id}. A message
     whose (channel, external_id) is already stored (a platform retry) is skipped, so absent here."""
-    insert = _insert(session)
+    insert = insert_for(session)
     now = utcnow()
     statement = (
         insert(Message.__table__)

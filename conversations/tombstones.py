@@ -19,10 +19,9 @@ import hmac
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kernel.database import one_of, utcnow
+from kernel.database import insert_for, one_of, utcnow
 from conversations.models import INBOUND, ErasureTombstone, Message
 
 RETRY_WINDOW = timedelta(days=7)
@@ -43,7 +42,7 @@ async def bury(session: AsyncSession, secret: str, contact_ids: list[int], now: 
     digests = sorted({digest(secret, channel, external_id) for channel, external_id in rows})
     if not digests:
         return 0
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     await session.execute(insert(ErasureTombstone.__table__).on_conflict_do_nothing(index_elements=["digest"]),
                           [{"digest": d, "created_at": now} for d in digests])
     return len(digests)

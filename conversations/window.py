@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import case, exists, false, select, update
-from kernel.database import one_of
 
+from kernel.database import one_of
 from conversations.models import FAILED, OUTBOUND, QUEUED, SENDING, Conversation, Message
 from handoff.models import Organisation, Worker
 

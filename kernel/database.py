@@ -7,8 +7,9 @@ import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import JSON, MetaData, event
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import JSON, MetaData, any_, bindparam, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -43,11 +44,13 @@ def one_of(session, column, values):
     keeps the IN list (no arrays; nothing is prepared there)."""
     values = list(values)
     if session.bind.dialect.name == "postgresql":
-        from sqlalchemy import any_, bindparam
-        from sqlalchemy.dialects.postgresql import ARRAY
-
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
+
+
+def insert_for(session):
+    """The session's dialect's INSERT construct (the one with `on_conflict_do_nothing`)."""
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
 
 
 def make_engine(url: str, pool_size: int = 20, max_overflow: int = 5) -> AsyncEngine:

@@ -268,6 +268,14 @@ async def _pg_snapshot(connection) -> dict:
             "sequences": [tuple(row) for row in sequences]}
 
 
+async def connections_left(connection) -> list[dict]:
+    """The other connections to this connection's database (a test process has its own): pid,
+    state, transaction age, the query's first 120 characters (SQL only, never its values)."""
+    return [dict(row) for row in await connection.fetch(
+        "SELECT pid, state, application_name, now() - xact_start AS age, left(query, 120) AS query"
+        " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+
+
 def reset_postgres_to_head(url: str) -> None:
     """The database at `url` as the migrations leave it (every table empty but for the rows they
     insert, every sequence back at its start), by TRUNCATE when the schema is still the head's
@@ -308,14 +316,11 @@ def reset_postgres_to_head(url: str) -> None:
             # the whole worker until pytest-timeout was what this cost before.
             connection = await asyncpg.connect(dsn)
             try:
-                left = await connection.fetch(
-                    "SELECT pid, state, application_name, now() - xact_start AS age, left(query, 120) AS query"
-                    " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                left = await connections_left(connection)
                 sys.stderr.write(f"reset_postgres_to_head: {len(left)} connection(s) left open by an "
-                                 f"earlier app, ended: {[dict(row) for row in left]}\n")
-                await connection.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                                 f"earlier app, ended: {left}\n")
+                await connection.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid",
+                                         [row["pid"] for row in left])
             finally:
                 await connection.close()
             return await restore_once(template)

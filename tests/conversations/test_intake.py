@@ -42,7 +42,7 @@ class Statements:
             self.seen.append(statement)
 
 
-def InboundInserts(engine) -> Statements:  # noqa: N802 - reads as the class it was
+def inbound_inserts(engine) -> Statements:
     """Counts the statements that insert inbound messages (one per transaction of the intake)."""
     return Statements(engine, "INSERT INTO messages", containing="ON CONFLICT")
 
@@ -70,7 +70,7 @@ async def test_messages_arriving_together_share_one_transaction(settings_for):
     async with app_client(settings_for()) as client:
         rt = client.app.state.rt
         people = [await Person.joined(client) for _ in range(6)]
-        with InboundInserts(rt.engine) as inserts:
+        with inbound_inserts(rt.engine) as inserts:
             held, answers = await post_while_held(client, people, "bonjour")
         await rt.drain(timeout=15)
         assert [a["duplicate"] for a in answers] == [False] * 6
@@ -98,7 +98,7 @@ async def test_a_failing_message_is_kept_unhandled_and_the_others_are_answered(s
                 Address.external_id == broken.uid))).scalar_one()
             await session.execute(update(Conversation).where(Conversation.contact_id == contact_id)
                                   .values(flow_state={"answers": ["not", "a", "mapping"]}))
-        with InboundInserts(rt.engine) as inserts:
+        with inbound_inserts(rt.engine) as inserts:
             held, _ = await post_while_held(client, people, "menu")
         await rt.drain(timeout=15)
         # each held one; the batch of the others (rolled back); each of them alone; the failing one
@@ -153,7 +153,7 @@ async def test_handoffs_in_one_batch_are_spread_over_the_workers(settings_for):
             await person.send("/start")
             await person.send(choice="oui")
             await person.send(choice="parler")  # "C'est à quel sujet ?"
-        with InboundInserts(rt.engine) as inserts:
+        with inbound_inserts(rt.engine) as inserts:
             held, _ = await post_while_held(client, people, "logement")
         assert inserts.count == held + 1  # the others were handed over in one transaction
         await rt.drain(timeout=15)

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import POSTGRES_URL, app_client
+from tests.conftest import POSTGRES_URL, app_client, connections_left
 
 
 async def open_connections() -> list:
@@ -16,9 +16,7 @@ async def open_connections() -> list:
 
     connection = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://"))
     try:
-        return [dict(row) for row in await connection.fetch(
-            "SELECT pid, state, left(query, 80) AS query FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        return await connections_left(connection)
     finally:
         await connection.close()
 
